@@ -1,0 +1,195 @@
+// Every user-visible string of the kham web client, in Vietnamese (default) and English.
+// Elements carrying data-i18n="key" get their text set by applyI18n(); data-i18n-attr="attr:key"
+// sets attributes (e.g. aria-label).
+
+const STORAGE_KEY = 'kham.lang';
+
+/** @typedef {'vi'|'en'} Lang */
+
+/** @type {Record<Lang, Record<string, string>>} */
+const STRINGS = {
+  vi: {
+    'app.title': 'Khám trực tuyến',
+    'lang.switch': 'English',
+    'lang.switch.label': 'Switch to English',
+    'preview.title': 'Kiểm tra camera và micrô',
+    'preview.joining_as': 'Bạn tham gia với tên {name} ({role})',
+    'preview.hint': 'Hãy kiểm tra hình ảnh và âm thanh trước khi vào phòng khám.',
+    'preview.no_camera': 'Không mở được camera hoặc micrô. Bạn vẫn có thể vào phòng, nhưng người khác sẽ không thấy hoặc nghe bạn.',
+    'preview.starting': 'Đang mở camera…',
+    'join': 'Vào phòng khám',
+    'joining': 'Đang kết nối…',
+    'lobby.waiting.title': 'Vui lòng chờ bác sĩ cho vào',
+    'lobby.waiting.text': 'Bác sĩ đã được báo bạn đang chờ. Xin giữ trang này mở.',
+    'lobby.title': 'Đang chờ vào phòng',
+    'lobby.empty': 'Không có ai đang chờ.',
+    'lobby.waited': 'chờ {minutes} phút',
+    'lobby.waited_now': 'vừa đến',
+    'admit': 'Cho vào',
+    'deny': 'Từ chối',
+    'admit.label': 'Cho {name} vào phòng',
+    'deny.label': 'Từ chối {name}',
+    'call.alone': 'Chưa có ai khác trong phòng.',
+    'you': 'Bạn',
+    'mute': 'Tắt micrô',
+    'unmute': 'Bật micrô',
+    'camera.off': 'Tắt camera',
+    'camera.on': 'Bật camera',
+    'leave': 'Rời phòng',
+    'end_consult': 'Kết thúc buổi khám',
+    'end_consult.confirm': 'Kết thúc buổi khám cho tất cả mọi người?',
+    'remove': 'Mời ra',
+    'remove.label': 'Mời {name} ra khỏi phòng',
+    'remove.confirm': 'Mời {name} ra khỏi phòng? Đường dẫn của người này sẽ không dùng được nữa.',
+    'confirm.yes': 'Đồng ý',
+    'confirm.no': 'Hủy',
+    'muted.audio': 'Đã tắt micrô',
+    'muted.video': 'Đã tắt camera',
+    'conn.connecting': 'Đang kết nối âm thanh và hình ảnh…',
+    'conn.disconnected': 'Mạng chập chờn, đang thử kết nối lại…',
+    'conn.failed': 'Mất kết nối âm thanh và hình ảnh.',
+    'role.doctor': 'Bác sĩ',
+    'role.station': 'Trạm y tế',
+    'role.patient': 'Bệnh nhân',
+    'role.observer': 'Người quan sát',
+    'ended.left.title': 'Bạn đã rời phòng',
+    'ended.denied.title': 'Bác sĩ chưa thể tiếp bạn lúc này',
+    'ended.removed.title': 'Bạn đã được mời ra khỏi phòng',
+    'ended.ended.title': 'Buổi khám đã kết thúc',
+    'ended.replaced.title': 'Bạn đã vào phòng từ một thiết bị khác',
+    'ended.connect_failed.title': 'Không kết nối được',
+    'ended.connect_failed.text': 'Đường dẫn không hợp lệ hoặc đã hết hạn, hoặc phòng đã đóng. Xin liên hệ cơ sở y tế để nhận đường dẫn mới.',
+    'ended.connection_lost.title': 'Mất kết nối',
+    'ended.connection_lost.text': 'Kết nối với máy chủ bị ngắt. Hãy kiểm tra mạng rồi thử vào lại.',
+    'ended.bad_link.title': 'Đường dẫn không đầy đủ',
+    'ended.bad_link.text': 'Đường dẫn thiếu mã phòng hoặc mã truy cập. Xin mở lại đúng đường dẫn đã nhận.',
+    'ended.reason': 'Lý do: {reason}',
+    'rejoin': 'Thử vào lại',
+    'error.forbidden': 'Bạn không có quyền làm việc này.',
+    'error.generic': 'Có lỗi xảy ra: {message}',
+  },
+  en: {
+    'app.title': 'Online consultation',
+    'lang.switch': 'Tiếng Việt',
+    'lang.switch.label': 'Chuyển sang tiếng Việt',
+    'preview.title': 'Check your camera and microphone',
+    'preview.joining_as': 'You are joining as {name} ({role})',
+    'preview.hint': 'Check your picture and sound before entering the consultation.',
+    'preview.no_camera': 'Could not open the camera or microphone. You can still join, but others will not see or hear you.',
+    'preview.starting': 'Starting camera…',
+    'join': 'Join consultation',
+    'joining': 'Connecting…',
+    'lobby.waiting.title': 'Please wait, the doctor will let you in',
+    'lobby.waiting.text': 'The doctor knows you are waiting. Please keep this page open.',
+    'lobby.title': 'Waiting to join',
+    'lobby.empty': 'Nobody is waiting.',
+    'lobby.waited': 'waiting {minutes} min',
+    'lobby.waited_now': 'just arrived',
+    'admit': 'Admit',
+    'deny': 'Deny',
+    'admit.label': 'Admit {name}',
+    'deny.label': 'Deny {name}',
+    'call.alone': 'Nobody else is here yet.',
+    'you': 'You',
+    'mute': 'Mute',
+    'unmute': 'Unmute',
+    'camera.off': 'Camera off',
+    'camera.on': 'Camera on',
+    'leave': 'Leave',
+    'end_consult': 'End consultation',
+    'end_consult.confirm': 'End the consultation for everyone?',
+    'remove': 'Remove',
+    'remove.label': 'Remove {name} from the call',
+    'remove.confirm': 'Remove {name} from the call? Their link will stop working.',
+    'confirm.yes': 'Yes',
+    'confirm.no': 'Cancel',
+    'muted.audio': 'Microphone off',
+    'muted.video': 'Camera off',
+    'conn.connecting': 'Connecting audio and video…',
+    'conn.disconnected': 'Network unstable, reconnecting…',
+    'conn.failed': 'Audio and video connection lost.',
+    'role.doctor': 'Doctor',
+    'role.station': 'Health station',
+    'role.patient': 'Patient',
+    'role.observer': 'Observer',
+    'ended.left.title': 'You left the call',
+    'ended.denied.title': 'The doctor cannot see you right now',
+    'ended.removed.title': 'You were removed from the call',
+    'ended.ended.title': 'The consultation has ended',
+    'ended.replaced.title': 'You joined from another device',
+    'ended.connect_failed.title': 'Could not connect',
+    'ended.connect_failed.text': 'The link is invalid or expired, or the room is closed. Please ask the clinic for a new link.',
+    'ended.connection_lost.title': 'Connection lost',
+    'ended.connection_lost.text': 'The connection to the server was interrupted. Check your network and try again.',
+    'ended.bad_link.title': 'Incomplete link',
+    'ended.bad_link.text': 'The link is missing the room or access code. Please open the link you received again.',
+    'ended.reason': 'Reason: {reason}',
+    'rejoin': 'Try again',
+    'error.forbidden': 'You are not allowed to do that.',
+    'error.generic': 'Something went wrong: {message}',
+  },
+};
+
+/** @returns {Lang} */
+function initialLang() {
+  try {
+    const saved = localStorage.getItem(STORAGE_KEY);
+    if (saved === 'vi' || saved === 'en') return saved;
+  } catch {
+    // storage unavailable (private mode): fall through to the default
+  }
+  return 'vi';
+}
+
+/** @type {Lang} */
+let current = initialLang();
+
+/** @returns {Lang} */
+export function getLang() {
+  return current;
+}
+
+/** @param {Lang} lang */
+export function setLang(lang) {
+  current = lang;
+  try {
+    localStorage.setItem(STORAGE_KEY, lang);
+  } catch {
+    // not remembered; the switch still applies to this page
+  }
+}
+
+/**
+ * The string for `key` in the current language, with {name} placeholders filled in.
+ * @param {string} key
+ * @param {Record<string, string|number>} [params]
+ */
+export function t(key, params) {
+  const s = STRINGS[current][key] ?? STRINGS.vi[key] ?? key;
+  if (!params) return s;
+  return s.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+}
+
+/** Label of a role in the current language. @param {string} role */
+export function roleLabel(role) {
+  return t(`role.${role}`);
+}
+
+/**
+ * Sets the text of every [data-i18n] element and the attributes named by [data-i18n-attr]
+ * ("aria-label:key;title:key") under `root`.
+ * @param {ParentNode} root
+ */
+export function applyI18n(root) {
+  for (const el of root.querySelectorAll('[data-i18n]')) {
+    const key = el.getAttribute('data-i18n');
+    if (key) el.textContent = t(key);
+  }
+  for (const el of root.querySelectorAll('[data-i18n-attr]')) {
+    const spec = el.getAttribute('data-i18n-attr') || '';
+    for (const pair of spec.split(';')) {
+      const [attr, key] = pair.split(':');
+      if (attr && key) el.setAttribute(attr.trim(), t(key.trim()));
+    }
+  }
+}

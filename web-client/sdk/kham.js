@@ -1,0 +1,596 @@
+// kham browser SDK: signaling (WebSocket JSON, crates/proto/PROTOCOL.md) and media (one
+// RTCPeerConnection) for one participant. Independent of the kham UI, so another web app (a
+// booking site) can embed a call:
+//
+//   import { KhamClient } from '/sdk/kham.js';
+//   const client = new KhamClient();
+//   client.addEventListener('track', (e) => attach(e.detail.participantId, e.detail.stream));
+//   await client.connect({ room, token });
+//   await client.publish(await navigator.mediaDevices.getUserMedia({ audio: true, video: true }));
+
+/** Signaling protocol version this SDK speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** WebSocket close codes used by the server. */
+export const CLOSE_CODES = Object.freeze({
+  NORMAL: 1000,
+  TOO_BIG: 1009,
+  DENIED: 4001,
+  REMOVED: 4002,
+  ENDED: 4003,
+  REPLACED: 4004,
+});
+
+/** The three simulcast layers of the camera track: quarter, half and full resolution. */
+export const SIMULCAST_ENCODINGS = Object.freeze([
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', maxBitrate: 1_500_000 },
+]);
+
+const PING_INTERVAL_MS = 20_000;
+const LEAVE_CLOSE_TIMEOUT_MS = 1_500;
+
+/**
+ * @typedef {'doctor'|'station'|'patient'|'observer'} Role
+ * @typedef {'audio'|'video'} MediaKind
+ * @typedef {'waiting'|'admitted'} Status
+ *
+ * @typedef {object} Participant
+ * @property {string} id            server-assigned session id, e.g. "p-3f2a…"
+ * @property {string} name
+ * @property {Role} role
+ * @property {boolean} audio_muted
+ * @property {boolean} video_muted
+ *
+ * @typedef {object} LobbyEntry
+ * @property {string} id
+ * @property {string} name
+ * @property {Role} role
+ * @property {number} waiting_since_ms  unix time in milliseconds
+ *
+ * @typedef {object} TrackInfo
+ * @property {string} mid
+ * @property {string} participant
+ * @property {MediaKind} kind
+ * @property {boolean} active
+ *
+ * @typedef {object} Welcome
+ * @property {number} protocol
+ * @property {string} room
+ * @property {Participant} me
+ * @property {Participant[]} participants
+ * @property {Status} status
+ *
+ * @typedef {'left'|'denied'|'removed'|'ended'|'replaced'|'connect_failed'|'connection_lost'} CloseReason
+ *
+ * @typedef {object} ClosedDetail
+ * @property {CloseReason} reason  why this client's session is over
+ * @property {string} message      the server's reason text, or a description
+ * @property {number} code         the WebSocket close code (1006 when the socket never opened)
+ *
+ * @typedef {object} TrackDetail
+ * @property {string} participantId
+ * @property {MediaKind} kind
+ * @property {string} mid
+ * @property {MediaStreamTrack} track
+ * @property {MediaStream} stream  all live tracks of that participant (a new object on every change)
+ *
+ * @typedef {object} ConnectOptions
+ * @property {string} room
+ * @property {string} token
+ * @property {string} [url]  server base: http(s)://host, ws(s)://host or a full .../ws URL;
+ *                           default: the page's own host
+ */
+
+/**
+ * Events (all CustomEvent, data in `detail`):
+ * - `welcome` {Welcome}; `status` {status}; `admitted` {participants}
+ * - `lobby` {entries: LobbyEntry[]} (only for participants holding the admit grant)
+ * - `participantjoined` / `participantupdated` {participant}; `participantleft` {id, reason}
+ * - `track` / `trackremoved` {TrackDetail}
+ * - `connectionstate` {state} (the RTCPeerConnection's connectionState)
+ * - `error` {code, message} (a server `error` reply; the session goes on)
+ * - `closed` {ClosedDetail} (the session is over; emitted once)
+ */
+export class KhamClient extends EventTarget {
+  constructor() {
+    super();
+    /** @type {WebSocket|null} */
+    this.ws = null;
+    /** The media connection, once publishing started (exposed for stats and tests). @type {RTCPeerConnection|null} */
+    this.pc = null;
+    /** @type {Participant|null} */
+    this.me = null;
+    /** @type {string|null} */
+    this.room = null;
+    /** @type {Status|null} */
+    this.status = null;
+    /** Others in the call, by id. @type {Map<string, Participant>} */
+    this.participants = new Map();
+    /** The last lobby list received (admit grant only). @type {LobbyEntry[]} */
+    this.lobby = [];
+    /** Whether this session received `lobby` messages, i.e. holds the admit grant. */
+    this.canAdmit = false;
+    /** Whether the session is over. */
+    this.closed = false;
+
+    /** @type {MediaStream|null} */
+    this._localStream = null;
+    /** publish() was called; media starts once admitted. */
+    this._publishRequested = false;
+    this._offerSent = false;
+    /** Current mid -> track mapping from the server. @type {Map<string, TrackInfo>} */
+    this._trackInfo = new Map();
+    /** Receive transceivers surfaced to the app, by mid. @type {Map<string, {participantId: string, kind: MediaKind, track: MediaStreamTrack}>} */
+    this._surfaced = new Map();
+    /** Own mute state, sent again after admission. */
+    this._muted = { audio: false, video: false };
+    /** Serializes SDP work so server messages are applied in order. @type {Promise<void>} */
+    this._queue = Promise.resolve();
+    /** @type {ReturnType<typeof setInterval>|null} */
+    this._pingTimer = null;
+    this._pingId = 0;
+    this._leaving = false;
+    /** Set by `denied`/`removed`/`ended`, read when the server then closes. @type {{reason: string, message: string}|null} */
+    this._pendingClose = null;
+  }
+
+  /**
+   * Opens the signaling WebSocket and resolves with the `welcome` message. Rejects (and emits
+   * `closed` with reason `connect_failed`) when the socket closes before `welcome`: the server
+   * refuses the upgrade with HTTP 401/403 for a bad, expired or wrong-room token or a full or
+   * ended room, which browsers do not expose beyond the failed connection.
+   * @param {ConnectOptions} options
+   * @returns {Promise<Welcome>}
+   */
+  connect({ url, room, token }) {
+    if (this.ws) return Promise.reject(new Error('already connected'));
+    this.room = room;
+    const ws = new WebSocket(wsUrl(url, room, token));
+    this.ws = ws;
+    return new Promise((resolve, reject) => {
+      let welcomed = false;
+      ws.addEventListener('message', (ev) => {
+        /** @type {any} */
+        let msg;
+        try {
+          msg = JSON.parse(typeof ev.data === 'string' ? ev.data : '');
+        } catch {
+          console.warn('kham: ignoring a non-JSON frame');
+          return;
+        }
+        if (!msg || typeof msg.type !== 'string') return;
+        if (msg.type === 'welcome' && !welcomed) {
+          welcomed = true;
+          this._onWelcome(msg);
+          resolve(msg);
+          return;
+        }
+        this._onMessage(msg);
+      });
+      ws.addEventListener('close', (ev) => {
+        this._stopPing();
+        if (!welcomed) {
+          const message = 'could not connect (invalid or expired link)';
+          this._finish({ reason: 'connect_failed', message, code: ev.code });
+          reject(new Error(message));
+        } else {
+          this._onSocketClose(ev);
+        }
+      });
+    });
+  }
+
+  /**
+   * Starts sending `localStream` (its first audio and first video track). May be called before
+   * admission: media starts when the server admits this participant. Without a stream, or for
+   * an observer, the connection only receives.
+   * @param {MediaStream|null} [localStream]
+   * @returns {Promise<void>}
+   */
+  publish(localStream = null) {
+    this._localStream = localStream;
+    this._publishRequested = true;
+    if (localStream) this._applyMuteToTracks();
+    if (this.status === 'admitted') return this._enqueue(() => this._startMedia());
+    return Promise.resolve();
+  }
+
+  /** Admits a lobby entry (admit grant). @param {string} id */
+  admit(id) {
+    this._send({ type: 'admit', id });
+  }
+
+  /** Denies a lobby entry; its link stops working for this room. @param {string} id @param {string} [reason] */
+  deny(id, reason) {
+    this._send(reason ? { type: 'deny', id, reason } : { type: 'deny', id });
+  }
+
+  /** Removes a participant from the call; its link stops working. @param {string} id @param {string} [reason] */
+  remove(id, reason) {
+    this._send(reason ? { type: 'remove', id, reason } : { type: 'remove', id });
+  }
+
+  /** Ends the consult for everyone (admit grant). */
+  endConsult() {
+    this._send({ type: 'end_consult' });
+  }
+
+  /**
+   * Mutes or unmutes the own microphone (`audio`) or camera (`video`): the track is disabled
+   * (silence / black frames at minimal bitrate) and the others are told.
+   * @param {MediaKind} kind
+   * @param {boolean} muted
+   */
+  setMuted(kind, muted) {
+    this._muted[kind] = muted;
+    this._applyMuteToTracks();
+    if (this.status === 'admitted') this._send({ type: 'mute', kind, muted });
+  }
+
+  /** @param {MediaKind} kind */
+  isMuted(kind) {
+    return this._muted[kind];
+  }
+
+  /**
+   * Leaves the call. Resolves once the server closed the socket (or after a short timeout).
+   * Local tracks are not stopped: the stream belongs to the caller.
+   * @returns {Promise<void>}
+   */
+  leave() {
+    if (this.closed) return Promise.resolve();
+    this._leaving = true;
+    const ws = this.ws;
+    this._send({ type: 'leave' });
+    this._closePc();
+    return new Promise((resolve) => {
+      const done = () => {
+        this._finish({ reason: 'left', message: '', code: CLOSE_CODES.NORMAL });
+        resolve();
+      };
+      if (!ws || ws.readyState === WebSocket.CLOSED) return done();
+      const timer = setTimeout(() => {
+        ws.close(CLOSE_CODES.NORMAL);
+        done();
+      }, LEAVE_CLOSE_TIMEOUT_MS);
+      ws.addEventListener('close', () => {
+        clearTimeout(timer);
+        done();
+      });
+    });
+  }
+
+  /** The remote participant a receive transceiver's mid belongs to. @param {string} mid */
+  participantForMid(mid) {
+    const info = this._trackInfo.get(mid);
+    return info ? info.participant : null;
+  }
+
+  // ---- incoming messages ----
+
+  /** @param {Welcome} msg */
+  _onWelcome(msg) {
+    if (msg.protocol !== PROTOCOL_VERSION) {
+      console.warn(`kham: server speaks protocol ${msg.protocol}, this SDK ${PROTOCOL_VERSION}`);
+    }
+    this.me = msg.me;
+    this.room = msg.room;
+    this.participants = new Map((msg.participants || []).map((p) => [p.id, p]));
+    this.status = msg.status;
+    this._startPing();
+    this._emit('welcome', msg);
+    this._emit('status', { status: msg.status });
+    if (msg.status === 'admitted') this._onAdmitted();
+  }
+
+  _onAdmitted() {
+    // Mute state chosen in the preview or the lobby is announced once it is allowed.
+    for (const kind of /** @type {MediaKind[]} */ (['audio', 'video'])) {
+      if (this._muted[kind]) this._send({ type: 'mute', kind, muted: true });
+    }
+    if (this._publishRequested) this._enqueue(() => this._startMedia());
+  }
+
+  /** @param {any} msg */
+  _onMessage(msg) {
+    switch (msg.type) {
+      case 'admitted':
+        this.status = 'admitted';
+        for (const p of msg.participants || []) this.participants.set(p.id, p);
+        this._emit('status', { status: 'admitted' });
+        this._emit('admitted', { participants: msg.participants || [] });
+        this._onAdmitted();
+        break;
+      case 'lobby':
+        this.canAdmit = true;
+        this.lobby = msg.entries || [];
+        this._emit('lobby', { entries: this.lobby });
+        break;
+      case 'participant_joined':
+        this.participants.set(msg.participant.id, msg.participant);
+        this._emit('participantjoined', { participant: msg.participant });
+        break;
+      case 'participant_updated':
+        if (this.me && msg.participant.id === this.me.id) {
+          this.me = msg.participant;
+        } else {
+          this.participants.set(msg.participant.id, msg.participant);
+        }
+        this._emit('participantupdated', { participant: msg.participant });
+        break;
+      case 'participant_left':
+        this.participants.delete(msg.id);
+        this._dropParticipantTracks(msg.id);
+        this._emit('participantleft', { id: msg.id, reason: msg.reason });
+        break;
+      case 'answer':
+        this._enqueue(() => this._onAnswer(msg.sdp));
+        break;
+      case 'offer':
+        this._enqueue(() => this._onServerOffer(msg.sdp, msg.tracks));
+        break;
+      case 'tracks':
+        this._enqueue(async () => {
+          this._setTrackInfo(msg.tracks);
+          this._reconcileTracks();
+        });
+        break;
+      case 'denied':
+      case 'removed':
+      case 'ended':
+        // The server closes right after; remember why.
+        this._pendingClose = { reason: msg.type, message: msg.reason || '' };
+        break;
+      case 'error':
+        console.warn(`kham: server error ${msg.code}: ${msg.message}`);
+        this._emit('error', { code: msg.code, message: msg.message });
+        break;
+      case 'pong':
+        break;
+      default:
+        console.warn(`kham: ignoring unknown message type ${msg.type}`);
+    }
+  }
+
+  /** @param {CloseEvent} ev */
+  _onSocketClose(ev) {
+    /** @type {Record<number, CloseReason>} */
+    const byCode = {
+      [CLOSE_CODES.DENIED]: 'denied',
+      [CLOSE_CODES.REMOVED]: 'removed',
+      [CLOSE_CODES.ENDED]: 'ended',
+      [CLOSE_CODES.REPLACED]: 'replaced',
+    };
+    const pending = this._pendingClose;
+    /** @type {CloseReason} */
+    let reason;
+    if (pending) reason = /** @type {CloseReason} */ (pending.reason);
+    else if (byCode[ev.code]) reason = byCode[ev.code];
+    else if (this._leaving) reason = 'left';
+    else reason = 'connection_lost';
+    const message = (pending && pending.message) || ev.reason || '';
+    this._finish({ reason, message, code: ev.code });
+  }
+
+  // ---- media ----
+
+  async _startMedia() {
+    if (this.pc || this.closed) return;
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    this.pc = pc;
+    pc.addEventListener('connectionstatechange', () => {
+      this._emit('connectionstate', { state: pc.connectionState });
+    });
+    // Server offers bring receive transceivers; surface their tracks once the mapping is known.
+    pc.addEventListener('track', () => this._reconcileTracks());
+
+    const stream = this._localStream;
+    const receiveOnly = !stream || (this.me && this.me.role === 'observer');
+    if (receiveOnly) {
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+    } else {
+      const audio = stream.getAudioTracks()[0] || null;
+      const video = stream.getVideoTracks()[0] || null;
+      pc.addTransceiver(audio || 'audio', { direction: 'sendonly', streams: [stream] });
+      pc.addTransceiver(video || 'video', {
+        direction: 'sendonly',
+        streams: [stream],
+        sendEncodings: SIMULCAST_ENCODINGS.map((e) => ({ ...e })),
+      });
+      if (video && 'contentHint' in video) video.contentHint = 'motion';
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    // ICE-lite server and host candidates: no need to wait for gathering; the server learns
+    // the browser's address from its connectivity checks (peer-reflexive).
+    this._send({ type: 'offer', sdp: pc.localDescription ? pc.localDescription.sdp : offer.sdp });
+    this._offerSent = true;
+  }
+
+  /** @param {string} sdp */
+  async _onAnswer(sdp) {
+    const pc = this.pc;
+    if (!pc || pc.signalingState !== 'have-local-offer') {
+      console.warn('kham: unexpected answer');
+      return;
+    }
+    await pc.setRemoteDescription({ type: 'answer', sdp });
+    this._reconcileTracks();
+  }
+
+  /** @param {string} sdp @param {TrackInfo[]} tracks */
+  async _onServerOffer(sdp, tracks) {
+    const pc = this.pc;
+    if (!pc) {
+      console.warn('kham: server offer before the own offer; ignored');
+      return;
+    }
+    this._setTrackInfo(tracks);
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    this._send({ type: 'answer', sdp: pc.localDescription ? pc.localDescription.sdp : answer.sdp });
+    this._reconcileTracks();
+  }
+
+  /** @param {TrackInfo[]|undefined} tracks */
+  _setTrackInfo(tracks) {
+    if (!Array.isArray(tracks)) return;
+    this._trackInfo = new Map(tracks.map((t) => [String(t.mid), t]));
+  }
+
+  /**
+   * Brings the surfaced tracks in line with the transceivers and the server's mid mapping:
+   * emits `trackremoved` for a mid that went away, was stopped, turned inactive or changed hands,
+   * and `track` for a receiving mid that is newly mapped to a participant.
+   */
+  _reconcileTracks() {
+    const pc = this.pc;
+    if (!pc) return;
+    /** @type {Map<string, {participantId: string, kind: MediaKind, track: MediaStreamTrack}>} */
+    const wanted = new Map();
+    for (const tr of pc.getTransceivers()) {
+      const mid = tr.mid;
+      if (mid === null || tr.stopped || tr.currentDirection === 'stopped') continue;
+      const info = this._trackInfo.get(mid);
+      if (!info || info.active === false) continue;
+      if (tr.currentDirection !== 'recvonly' && tr.currentDirection !== 'sendrecv') continue;
+      const track = tr.receiver.track;
+      if (!track || track.readyState === 'ended') continue;
+      wanted.set(mid, { participantId: info.participant, kind: info.kind, track });
+    }
+    for (const [mid, cur] of this._surfaced) {
+      const next = wanted.get(mid);
+      if (!next || next.participantId !== cur.participantId || next.track !== cur.track) {
+        this._surfaced.delete(mid);
+        this._emit('trackremoved', this._trackDetail(mid, cur));
+      }
+    }
+    for (const [mid, next] of wanted) {
+      if (this._surfaced.has(mid)) continue;
+      this._surfaced.set(mid, next);
+      this._emit('track', this._trackDetail(mid, next));
+    }
+  }
+
+  /** @param {string} participantId */
+  _dropParticipantTracks(participantId) {
+    for (const [mid, cur] of this._surfaced) {
+      if (cur.participantId !== participantId) continue;
+      this._surfaced.delete(mid);
+      this._emit('trackremoved', this._trackDetail(mid, cur));
+    }
+  }
+
+  /**
+   * @param {string} mid
+   * @param {{participantId: string, kind: MediaKind, track: MediaStreamTrack}} entry
+   * @returns {TrackDetail}
+   */
+  _trackDetail(mid, entry) {
+    return { ...entry, mid, stream: this.streamOf(entry.participantId) };
+  }
+
+  /**
+   * A fresh MediaStream with the live remote tracks of a participant (audio and video together,
+   * so one <video> element plays both).
+   * @param {string} participantId
+   */
+  streamOf(participantId) {
+    const tracks = [];
+    for (const s of this._surfaced.values()) {
+      if (s.participantId === participantId) tracks.push(s.track);
+    }
+    return new MediaStream(tracks);
+  }
+
+  _applyMuteToTracks() {
+    const s = this._localStream;
+    if (!s) return;
+    for (const t of s.getAudioTracks()) t.enabled = !this._muted.audio;
+    for (const t of s.getVideoTracks()) t.enabled = !this._muted.video;
+  }
+
+  _closePc() {
+    if (this.pc) {
+      this.pc.close();
+      this.pc = null;
+    }
+    for (const [mid, cur] of this._surfaced) {
+      this._surfaced.delete(mid);
+      this._emit('trackremoved', this._trackDetail(mid, cur));
+    }
+  }
+
+  // ---- plumbing ----
+
+  /** @param {() => Promise<void>} job */
+  _enqueue(job) {
+    const run = this._queue.then(job);
+    this._queue = run.catch((err) => {
+      console.error('kham: media negotiation failed', err);
+      this._emit('error', { code: 'client_media', message: String(err && err.message ? err.message : err) });
+    });
+    return run;
+  }
+
+  /** @param {object} msg */
+  _send(msg) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  _startPing() {
+    this._stopPing();
+    this._pingTimer = setInterval(() => {
+      this._pingId += 1;
+      this._send({ type: 'ping', id: this._pingId });
+    }, PING_INTERVAL_MS);
+  }
+
+  _stopPing() {
+    if (this._pingTimer !== null) clearInterval(this._pingTimer);
+    this._pingTimer = null;
+  }
+
+  /** @param {ClosedDetail} detail */
+  _finish(detail) {
+    if (this.closed) return;
+    this.closed = true;
+    this._stopPing();
+    this._closePc();
+    this.status = null;
+    this._emit('closed', detail);
+  }
+
+  /** @param {string} type @param {any} detail */
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+/**
+ * The signaling URL for a room and token.
+ * @param {string|undefined} base  http(s)://host, ws(s)://host or .../ws; default: this page's host
+ * @param {string} room
+ * @param {string} token
+ */
+export function wsUrl(base, room, token) {
+  let u;
+  if (base) {
+    u = new URL(base, typeof location !== 'undefined' ? location.href : undefined);
+    if (u.protocol === 'http:') u.protocol = 'ws:';
+    else if (u.protocol === 'https:') u.protocol = 'wss:';
+    if (!u.pathname.endsWith('/ws')) u.pathname = u.pathname.replace(/\/?$/, '/ws');
+  } else {
+    u = new URL('/ws', location.href);
+    u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  }
+  u.search = new URLSearchParams({ room, token }).toString();
+  u.hash = '';
+  return u.toString();
+}
