@@ -47,7 +47,8 @@ const LEAVE_CLOSE_TIMEOUT_MS = 1_500;
  * @property {string} id
  * @property {string} name
  * @property {Role} role
- * @property {number} waiting_since_ms  unix time in milliseconds
+ * @property {number} waiting_since_ms  as sent: how long the entry has been waiting, in ms
+ * @property {number} waitingSince      added by the SDK: when the wait started, local Date.now() ms
  *
  * @typedef {object} TrackInfo
  * @property {string} mid
@@ -305,7 +306,7 @@ export class KhamClient extends EventTarget {
         break;
       case 'lobby':
         this.canAdmit = true;
-        this.lobby = msg.entries || [];
+        this.lobby = (msg.entries || []).map(withWaitingSince);
         this._emit('lobby', { entries: this.lobby });
         break;
       case 'participant_joined':
@@ -453,7 +454,7 @@ export class KhamClient extends EventTarget {
     const wanted = new Map();
     for (const tr of pc.getTransceivers()) {
       const mid = tr.mid;
-      if (mid === null || tr.stopped || tr.currentDirection === 'stopped') continue;
+      if (mid === null || tr.currentDirection === 'stopped' || tr.direction === 'stopped') continue;
       const info = this._trackInfo.get(mid);
       if (!info || info.active === false) continue;
       if (tr.currentDirection !== 'recvonly' && tr.currentDirection !== 'sendrecv') continue;
@@ -571,6 +572,17 @@ export class KhamClient extends EventTarget {
   _emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/**
+ * Adds the local start time of a lobby wait. `waiting_since_ms` is the time waited so far
+ * (crates/proto); a value that looks like a unix timestamp (after 2001) is taken as one.
+ * @param {LobbyEntry} e
+ * @returns {LobbyEntry}
+ */
+function withWaitingSince(e) {
+  const v = Number(e.waiting_since_ms) || 0;
+  return { ...e, waitingSince: v > 1e12 ? v : Date.now() - v };
 }
 
 /**

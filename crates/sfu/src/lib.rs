@@ -1,1 +1,41 @@
+//! # kham-sfu: the room engine
+//!
+//! One [`Room`] per consultation owns every participant's str0m `Rtc` (ICE-lite, RTP mode) and
+//! forwards each publisher's RTP to every subscriber, rewriting SSRC, sequence numbers,
+//! timestamps and VP8 picture ids per subscriber so each sees one continuous stream per track.
+//!
+//! Sans-IO: no sockets, no threads, no clock. The shell (the `kham` server, or the simulator)
+//! owns the UDP socket and the time and drives the room:
+//!
+//! ```text
+//! room.add_peer(now, id, perms, offer_sdp) -> answer_sdp     (signaling)
+//! room.handle_receive(now, datagram)                          (a UDP datagram arrived)
+//! room.handle_timeout(now)                                    (the last Timeout was reached)
+//! loop { match room.poll_output() {                           (after every input)
+//!     Transmit(t) => send t.contents to t.destination,
+//!     Event(e)    => tell signaling (server offer, connected, lost),
+//!     Timeout(t)  => wait until t or the next input; break } }
+//! ```
+//!
+//! Invariants: a subscriber's forwarded stream never goes backwards or skips sequence numbers
+//! because of a layer switch; spatial switches happen only at a keyframe of the new layer; a
+//! keyframe request reaches a publisher layer at most once per `keyframe_request_interval`
+//! whatever the number of subscribers waiting. Malformed input is an `Err`, never a panic.
+//!
+//! Where to look: `room.rs` (poll loop, `forward`), `forward.rs` (per-subscriber rewriting and
+//! layer switching), `track.rs` (published and received tracks, layer choice), `peer.rs`
+//! (renegotiation), `codec.rs` (keyframe detection).
 
+mod codec;
+mod error;
+mod forward;
+mod peer;
+mod room;
+mod track;
+
+pub use codec::{Codec, Vp8Info, h264_is_keyframe, is_keyframe_start, parse_vp8};
+pub use error::SfuError;
+pub use forward::{Forwarder, InPacket, OutPacket, Want};
+pub use peer::Permissions;
+pub use room::{Room, RoomConfig, RoomEvent, RoomOutput, RoomStats};
+pub use str0m;

@@ -1,0 +1,277 @@
+//! Per-subscriber rewriting of one forwarded track: one continuous RTP stream out of whichever
+//! simulcast layer is selected.
+//!
+//! A subscriber must see a single SSRC with gap-free sequence numbers, timestamps that keep
+//! advancing with wall time and (for VP8) picture ids and TL0PICIDX that continue across layer
+//! switches; otherwise its jitter buffer sees loss or a time jump and freezes. The forwarder keeps
+//! per-layer offsets and switches spatial layer only at a keyframe of the target layer, so the
+//! decoder can start from it. Pure logic: time comes in with the packet, nothing allocates.
+
+use std::time::{Duration, Instant};
+
+use crate::codec::Vp8Info;
+
+/// The parts of an incoming packet the forwarder decides on.
+#[derive(Debug, Clone, Copy)]
+pub struct InPacket {
+    /// Simulcast layer index (0 = lowest).
+    pub layer: u8,
+    /// Extended sequence number on the publisher's stream of this layer.
+    pub seq: u64,
+    /// RTP timestamp as sent by the publisher.
+    pub ts: u32,
+    /// Arrival time.
+    pub at: Instant,
+    /// Whether a decoder can start at this packet (always true for audio).
+    pub keyframe: bool,
+    /// VP8 descriptor fields, when the codec is VP8.
+    pub vp8: Option<Vp8Info>,
+}
+
+/// Rewritten header fields for the subscriber's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutPacket {
+    pub seq: u64,
+    pub ts: u32,
+    pub picture_id: Option<u16>,
+    pub tl0_pic_idx: Option<u8>,
+}
+
+/// What the forwarder wants from the publisher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Nothing: forwarding (or deliberately paused).
+    Nothing,
+    /// A keyframe on this layer, to start or switch.
+    Keyframe(u8),
+}
+
+/// Rewrites one track for one subscriber.
+#[derive(Debug)]
+pub struct Forwarder {
+    clock_rate: u32,
+    /// Layer currently forwarded.
+    current: Option<u8>,
+    /// Layer asked for; differs from `current` while waiting for its keyframe.
+    target: Option<u8>,
+    /// Packets of `current` older than this belong to before the switch and are dropped.
+    switch_seq: u64,
+    started: bool,
+    seq_offset: u64,
+    ts_offset: u32,
+    pid_offset: u16,
+    tl0_offset: u8,
+    last: Option<Last>,
+    switches: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    seq: u64,
+    ts: u32,
+    at: Instant,
+    picture_id: Option<u16>,
+    pid_15bit: bool,
+    tl0: Option<u8>,
+}
+
+impl Forwarder {
+    /// A forwarder for a stream whose RTP clock runs at `clock_rate` Hz, whose output sequence
+    /// numbers start at `first_seq` (keep it below 65536: SRTP rollover counters start at 0).
+    pub fn new(clock_rate: u32, first_seq: u16) -> Self {
+        Forwarder {
+            clock_rate: clock_rate.max(1),
+            current: None,
+            target: None,
+            switch_seq: 0,
+            started: false,
+            seq_offset: u64::from(first_seq),
+            ts_offset: 0,
+            pid_offset: 0,
+            tl0_offset: 0,
+            last: None,
+            switches: 0,
+        }
+    }
+
+    /// Selects the layer to forward; `None` pauses. The switch happens at the next keyframe of
+    /// that layer, until then the current layer keeps flowing.
+    pub fn set_target(&mut self, layer: Option<u8>) {
+        self.target = layer;
+        if layer.is_none() {
+            self.current = None;
+        }
+    }
+
+    /// The layer asked for.
+    pub fn target(&self) -> Option<u8> {
+        self.target
+    }
+
+    /// The layer being forwarded now.
+    pub fn current(&self) -> Option<u8> {
+        self.current
+    }
+
+    /// How many times the forwarded layer changed.
+    pub fn switches(&self) -> u64 {
+        self.switches
+    }
+
+    /// Whether a keyframe is needed on some layer.
+    pub fn want(&self) -> Want {
+        match self.target {
+            Some(t) if self.current != Some(t) => Want::Keyframe(t),
+            _ => Want::Nothing,
+        }
+    }
+
+    /// Decides on one packet: `Some` with the rewritten fields to forward it, `None` to drop it.
+    pub fn process(&mut self, p: &InPacket) -> Option<OutPacket> {
+        if self.target == Some(p.layer) && self.current != Some(p.layer) && p.keyframe {
+            self.switch_to(p);
+        }
+        if self.current != Some(p.layer) || p.seq < self.switch_seq {
+            return None;
+        }
+        let out = OutPacket {
+            seq: p.seq.wrapping_add(self.seq_offset),
+            ts: p.ts.wrapping_add(self.ts_offset),
+            picture_id: p.vp8.and_then(|v| {
+                let mask = if v.picture_id_15bit { 0x7fff } else { 0x7f };
+                v.picture_id.map(|id| id.wrapping_add(self.pid_offset) & mask)
+            }),
+            tl0_pic_idx: p.vp8.and_then(|v| v.tl0_pic_idx).map(|t| t.wrapping_add(self.tl0_offset)),
+        };
+        let newer = self.last.is_none_or(|l| out.seq > l.seq);
+        if newer {
+            self.last = Some(Last {
+                seq: out.seq,
+                ts: out.ts,
+                at: p.at,
+                picture_id: out.picture_id.or(self.last.and_then(|l| l.picture_id)),
+                pid_15bit: p.vp8.is_some_and(|v| v.picture_id_15bit),
+                tl0: out.tl0_pic_idx.or(self.last.and_then(|l| l.tl0)),
+            });
+        }
+        Some(out)
+    }
+
+    fn switch_to(&mut self, p: &InPacket) {
+        if let Some(last) = self.last {
+            // Continue right after the last packet sent, whatever the new layer's numbering.
+            self.seq_offset = last.seq.wrapping_add(1).wrapping_sub(p.seq);
+            let elapsed = p.at.saturating_duration_since(last.at).max(Duration::from_millis(1));
+            let gap = (elapsed.as_micros() as u64 * u64::from(self.clock_rate) / 1_000_000).max(1);
+            self.ts_offset = last.ts.wrapping_add(gap as u32).wrapping_sub(p.ts);
+            if let (Some(in_pid), Some(last_pid)) = (p.vp8.and_then(|v| v.picture_id), last.picture_id) {
+                let mask = if last.pid_15bit { 0x7fff } else { 0x7f };
+                self.pid_offset = last_pid.wrapping_add(1).wrapping_sub(in_pid) & mask;
+            }
+            if let (Some(in_tl0), Some(last_tl0)) = (p.vp8.and_then(|v| v.tl0_pic_idx), last.tl0) {
+                self.tl0_offset = last_tl0.wrapping_add(1).wrapping_sub(in_tl0);
+            }
+        } else {
+            self.seq_offset = self.seq_offset.wrapping_sub(p.seq);
+        }
+        if self.started {
+            self.switches += 1;
+        }
+        self.started = true;
+        self.current = Some(p.layer);
+        self.switch_seq = p.seq;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(layer: u8, seq: u64, ts: u32, ms: u64, key: bool, t0: Instant) -> InPacket {
+        InPacket { layer, seq, ts, at: t0 + Duration::from_millis(ms), keyframe: key, vp8: None }
+    }
+
+    #[test]
+    fn waits_for_keyframe_then_forwards_contiguously() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(90_000, 100);
+        f.set_target(Some(1));
+        assert_eq!(f.want(), Want::Keyframe(1));
+        assert!(f.process(&pkt(1, 5000, 1000, 0, false, t0)).is_none());
+        assert!(f.process(&pkt(0, 7000, 1000, 0, true, t0)).is_none(), "other layer");
+        let a = f.process(&pkt(1, 5001, 4000, 33, true, t0)).unwrap();
+        let b = f.process(&pkt(1, 5002, 4000, 33, false, t0)).unwrap();
+        assert_eq!((a.seq, b.seq), (100, 101));
+        assert_eq!(a.ts, 4000);
+        assert_eq!(f.want(), Want::Nothing);
+    }
+
+    #[test]
+    fn layer_switch_is_seamless() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(90_000, 10);
+        f.set_target(Some(1));
+        let mut last = None;
+        for i in 0..10u64 {
+            last = f.process(&pkt(1, 300 + i, 90_000 + 3000 * i as u32, 33 * i, i == 0, t0));
+        }
+        let last = last.unwrap();
+        f.set_target(Some(2));
+        // Layer 1 keeps flowing until layer 2's keyframe.
+        assert!(f.process(&pkt(1, 310, 120_000, 330, false, t0)).is_some());
+        assert!(f.process(&pkt(2, 9000, 5_000_000, 330, false, t0)).is_none());
+        let s = f.process(&pkt(2, 9001, 5_003_000, 363, true, t0)).unwrap();
+        assert_eq!(s.seq, last.seq + 2, "one packet of layer 1 went out in between");
+        // 33 ms after the last layer-1 packet: about 2970 ticks at 90 kHz.
+        let dt = s.ts.wrapping_sub(120_000);
+        assert!((2900..3100).contains(&dt), "ts jump {dt}");
+        // Late packets of the old layer are dropped now.
+        assert!(f.process(&pkt(1, 311, 123_000, 364, false, t0)).is_none());
+        assert_eq!(f.switches(), 1);
+        assert_eq!(f.current(), Some(2));
+    }
+
+    #[test]
+    fn vp8_picture_id_continues_across_switch() {
+        let t0 = Instant::now();
+        let vp8 = |pid: u16, tl0: u8| Some(Vp8Info { picture_id: Some(pid), picture_id_15bit: true, tl0_pic_idx: Some(tl0), tid: Some(0), keyframe: false });
+        let mut f = Forwarder::new(90_000, 1);
+        f.set_target(Some(0));
+        let mut p = pkt(0, 1, 0, 0, true, t0);
+        p.vp8 = vp8(0x7ffe, 250);
+        f.process(&p).unwrap();
+        f.set_target(Some(1));
+        let mut q = pkt(1, 50, 0, 33, true, t0);
+        q.vp8 = vp8(17, 3);
+        let o = f.process(&q).unwrap();
+        assert_eq!(o.picture_id, Some(0x7fff));
+        assert_eq!(o.tl0_pic_idx, Some(251));
+        let mut r = pkt(1, 51, 3000, 66, false, t0);
+        r.vp8 = vp8(18, 4);
+        let o = f.process(&r).unwrap();
+        assert_eq!(o.picture_id, Some(0), "wraps at 15 bits");
+        assert_eq!(o.tl0_pic_idx, Some(252));
+    }
+
+    #[test]
+    fn reordered_packets_keep_their_place() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(48_000, 0);
+        f.set_target(Some(0));
+        let a = f.process(&pkt(0, 1000, 0, 0, true, t0)).unwrap();
+        let c = f.process(&pkt(0, 1002, 1920, 40, true, t0)).unwrap();
+        let b = f.process(&pkt(0, 1001, 960, 41, true, t0)).unwrap();
+        assert_eq!((a.seq, b.seq, c.seq), (0, 1, 2));
+    }
+
+    #[test]
+    fn pause_drops_everything() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(90_000, 0);
+        f.set_target(Some(0));
+        assert!(f.process(&pkt(0, 1, 0, 0, true, t0)).is_some());
+        f.set_target(None);
+        assert!(f.process(&pkt(0, 2, 0, 0, true, t0)).is_none());
+        assert_eq!(f.want(), Want::Nothing);
+    }
+}

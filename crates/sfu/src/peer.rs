@@ -1,0 +1,145 @@
+//! One participant's media session: its `Rtc`, the tracks it publishes and receives, and the
+//! server-initiated renegotiation that adds and stops receive m-lines.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use kham_proto::{MediaKind as WireKind, ParticipantId, TrackInfo};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, MediaKind};
+use str0m::rtp::Ssrc;
+use str0m::{Candidate, Rtc};
+
+use crate::error::SfuError;
+use crate::track::{OutState, TrackIn, TrackOut};
+
+/// What a participant may do with media (from its token's grants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permissions {
+    pub publish: bool,
+    pub subscribe: bool,
+}
+
+pub(crate) struct Peer {
+    pub id: ParticipantId,
+    pub rtc: Rtc,
+    pub perms: Permissions,
+    pub tracks_in: Vec<TrackIn>,
+    pub tracks_out: Vec<TrackOut>,
+    /// SSRC -> (index in tracks_in, layer), filled on first packet of each SSRC.
+    pub ssrc_map: Vec<(Ssrc, u8, u8)>,
+    pub pending: Option<SdpPendingOffer>,
+    /// Needs polling: input, a write or a timeout reached it since it last returned Timeout.
+    pub dirty: bool,
+    pub next_timeout: Option<Instant>,
+    pub connected: bool,
+    /// Dead: ICE consent lost or str0m failed. Removed by the room after it reports the loss.
+    pub lost: bool,
+}
+
+impl Peer {
+    pub fn new(now: Instant, id: ParticipantId, perms: Permissions, candidates: &[SocketAddr]) -> Result<Self, SfuError> {
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .build(now);
+        for addr in candidates {
+            let c = Candidate::host(*addr, "udp").map_err(|e| SfuError::Input(e.to_string()))?;
+            rtc.add_local_candidate(c);
+        }
+        Ok(Peer {
+            id,
+            rtc,
+            perms,
+            tracks_in: Vec::new(),
+            tracks_out: Vec::new(),
+            ssrc_map: Vec::new(),
+            pending: None,
+            dirty: true,
+            next_timeout: None,
+            connected: false,
+            lost: false,
+        })
+    }
+
+    /// Accepts the client's offer and returns the answer SDP.
+    pub fn accept_offer(&mut self, sdp: &str) -> Result<String, SfuError> {
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::SdpParse(e.to_string()))?;
+        let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| SfuError::SdpRejected(e.to_string()))?;
+        self.dirty = true;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Applies the client's answer to our last offer.
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<(), SfuError> {
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::SdpParse(e.to_string()))?;
+        let pending = self.pending.take().ok_or(SfuError::NoPendingOffer)?;
+        self.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| SfuError::SdpRejected(e.to_string()))?;
+        for t in &mut self.tracks_out {
+            if let OutState::Negotiating(m) = t.state {
+                t.state = OutState::Open(m);
+            }
+        }
+        self.tracks_out.retain(|t| !matches!(t.state, OutState::NegotiatingStop(_)));
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// If receive m-lines must be added or stopped and no offer is outstanding, builds the next
+    /// server offer. Returns the SDP and the track mapping to send with it.
+    pub fn negotiate_if_needed(&mut self) -> Option<(String, Vec<TrackInfo>)> {
+        if self.pending.is_some() || self.lost {
+            return None;
+        }
+        self.tracks_out.retain(|t| !(t.gone && t.state == OutState::ToOpen));
+        for t in &mut self.tracks_out {
+            if let OutState::Open(m) = t.state {
+                if t.gone {
+                    t.state = OutState::ToStop(m);
+                }
+            }
+        }
+        if !self.tracks_out.iter().any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_))) {
+            return None;
+        }
+        let mut change = self.rtc.sdp_api();
+        for t in &mut self.tracks_out {
+            match t.state {
+                OutState::ToOpen => {
+                    // msid stream id = publisher id, so the browser groups a participant's tracks.
+                    let mid = change.add_media(t.kind, Direction::SendOnly, Some(t.publisher.to_string()), None, None);
+                    t.state = OutState::Negotiating(mid);
+                }
+                OutState::ToStop(m) => {
+                    change.stop_media(m);
+                    t.state = OutState::NegotiatingStop(m);
+                }
+                _ => {}
+            }
+        }
+        let (offer, pending) = change.apply()?;
+        self.pending = Some(pending);
+        self.dirty = true;
+        Some((offer.to_sdp_string(), self.track_infos()))
+    }
+
+    /// The mid -> participant mapping of every receive m-line.
+    pub fn track_infos(&self) -> Vec<TrackInfo> {
+        self.tracks_out
+            .iter()
+            .filter_map(|t| {
+                let mid = t.mid()?;
+                Some(TrackInfo {
+                    mid: mid.to_string(),
+                    participant: t.publisher.clone(),
+                    kind: if t.kind == MediaKind::Audio { WireKind::Audio } else { WireKind::Video },
+                    active: matches!(t.state, OutState::Negotiating(_) | OutState::Open(_)),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,481 @@
+//! The room engine: every participant's `Rtc`, and the forwarding between them.
+//!
+//! Where a packet goes: `poll_output` drains each peer's `Rtc`; an `Event::RtpPacket` from a
+//! publisher lands in [`Room::forward`], which asks each subscriber's [`Forwarder`] whether and how
+//! to send it and writes it to that subscriber's `StreamTx`. Which layer a subscriber gets is
+//! `TrackOut::desired_layer` (fixed at the middle layer until the allocator sets it), resolved
+//! against the layers actually flowing by [`TrackIn::effective_layer`].
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use kham_proto::{ParticipantId, TrackInfo};
+use str0m::format::Codec as StrCodec;
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Receive, Transmit};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::{Event, IceConnectionState, Input, Output};
+
+use crate::codec::{Codec, is_keyframe_start, parse_vp8};
+use crate::error::SfuError;
+use crate::forward::{Forwarder, InPacket, Want};
+use crate::peer::{Peer, Permissions};
+use crate::track::{MAX_LAYERS, OutState, TrackIn, TrackOut};
+
+/// Room settings.
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    /// Addresses announced as ICE host candidates (the media socket, or the public address).
+    pub candidates: Vec<SocketAddr>,
+    /// Media sessions allowed at once.
+    pub max_peers: usize,
+    /// Simulcast layer each subscriber receives until the allocator decides (1 = middle).
+    pub default_layer: u8,
+    /// Keyframe requests to a publisher layer are at most this frequent.
+    pub keyframe_request_interval: Duration,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        RoomConfig {
+            candidates: Vec::new(),
+            max_peers: 8,
+            default_layer: 1,
+            keyframe_request_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Something the signaling layer must act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomEvent {
+    /// Send this offer to the participant; its answer goes to [`Room::accept_answer`].
+    Offer { peer: ParticipantId, sdp: String, tracks: Vec<TrackInfo> },
+    /// ICE and DTLS completed for this participant.
+    Connected { peer: ParticipantId },
+    /// The participant's media connection is gone (ICE consent lost or a fatal error); it has
+    /// been removed from the room.
+    Lost { peer: ParticipantId },
+}
+
+/// What [`Room::poll_output`] yields.
+#[derive(Debug)]
+pub enum RoomOutput {
+    /// Send this datagram.
+    Transmit(Transmit),
+    /// Tell the signaling layer.
+    Event(RoomEvent),
+    /// Nothing more until this time (or new input).
+    Timeout(Instant),
+}
+
+/// Counters since the room was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomStats {
+    pub rtp_in: u64,
+    pub rtp_out: u64,
+    pub keyframe_requests: u64,
+    pub layer_switches: u64,
+}
+
+/// One consultation's media: the participants' `Rtc`s and the forwarding between them.
+pub struct Room {
+    config: RoomConfig,
+    peers: Vec<Peer>,
+    events: VecDeque<RoomEvent>,
+    stats: RoomStats,
+    /// xorshift state for the first sequence number of each outgoing stream.
+    rng: u64,
+    last_now: Option<Instant>,
+}
+
+impl Room {
+    /// A new empty room. `seed` drives the only randomness (initial sequence numbers).
+    pub fn new(config: RoomConfig, seed: u64) -> Self {
+        Room { config, peers: Vec::new(), events: VecDeque::new(), stats: RoomStats::default(), rng: seed | 1, last_now: None }
+    }
+
+    /// Number of media sessions.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether the room has no media session.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RoomStats {
+        self.stats
+    }
+
+    /// Starts a participant's media session from its offer; returns the answer SDP.
+    pub fn add_peer(&mut self, now: Instant, id: ParticipantId, perms: Permissions, offer: &str) -> Result<String, SfuError> {
+        if self.peers.iter().any(|p| p.id == id) {
+            return Err(SfuError::AlreadyPublishing(id));
+        }
+        if self.peers.len() >= self.config.max_peers {
+            return Err(SfuError::RoomFull);
+        }
+        let mut peer = Peer::new(now, id, perms, &self.config.candidates)?;
+        let answer = peer.accept_offer(offer)?;
+        if perms.subscribe {
+            // Everything already published in the room.
+            for other in &self.peers {
+                for t in &other.tracks_in {
+                    let seq = next_seq(&mut self.rng);
+                    peer.tracks_out.push(new_track_out(&self.config, seq, other.id.clone(), t));
+                }
+            }
+        }
+        self.peers.push(peer);
+        Ok(answer)
+    }
+
+    /// Applies a participant's answer to the last server offer.
+    pub fn accept_answer(&mut self, id: &ParticipantId, answer: &str) -> Result<(), SfuError> {
+        self.peer_mut(id)?.accept_answer(answer)
+    }
+
+    /// Removes a participant's media session; others' m-lines carrying it are stopped.
+    pub fn remove_peer(&mut self, id: &ParticipantId) -> bool {
+        let Some(i) = self.peers.iter().position(|p| p.id == *id) else { return false };
+        let mut peer = self.peers.swap_remove(i);
+        peer.rtc.disconnect();
+        for p in &mut self.peers {
+            for t in p.tracks_out.iter_mut().filter(|t| t.publisher == *id) {
+                t.gone = true;
+                p.dirty = true;
+            }
+        }
+        true
+    }
+
+    /// Asks for a given simulcast layer of `publisher`'s video for `subscriber` (`None` pauses).
+    /// The switch happens at the next keyframe of that layer.
+    pub fn set_layer(&mut self, subscriber: &ParticipantId, publisher: &ParticipantId, layer: Option<u8>) -> Result<(), SfuError> {
+        let peer = self.peer_mut(subscriber)?;
+        for t in peer.tracks_out.iter_mut().filter(|t| t.publisher == *publisher && t.kind == MediaKind::Video) {
+            match layer {
+                Some(l) => {
+                    t.desired_layer = l.min(MAX_LAYERS as u8 - 1);
+                    if t.forwarder.target().is_none() {
+                        t.forwarder.set_target(Some(t.desired_layer));
+                    }
+                }
+                None => t.forwarder.set_target(None),
+            }
+        }
+        Ok(())
+    }
+
+    /// The layer currently forwarded of `publisher`'s video to `subscriber`.
+    pub fn current_layer(&self, subscriber: &ParticipantId, publisher: &ParticipantId) -> Option<u8> {
+        let peer = self.peers.iter().find(|p| p.id == *subscriber)?;
+        peer.tracks_out.iter().find(|t| t.publisher == *publisher && t.kind == MediaKind::Video)?.forwarder.current()
+    }
+
+    /// Whether a datagram belongs to one of this room's peers (ICE username or known address).
+    pub fn accepts(&self, input: &Input) -> bool {
+        self.peers.iter().any(|p| p.rtc.accepts(input))
+    }
+
+    /// Feeds a datagram received on the media socket.
+    pub fn handle_receive(&mut self, now: Instant, r: Receive) -> Result<(), SfuError> {
+        self.advance(now);
+        let input = Input::Receive(now, r);
+        let peer = self.peers.iter_mut().find(|p| p.rtc.accepts(&input)).ok_or(SfuError::NotOurs)?;
+        peer.dirty = true;
+        peer.rtc.handle_input(input).map_err(|e| SfuError::Input(e.to_string()))
+    }
+
+    /// Drives time: call at (or after) the instant of the last `Timeout` output.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        for p in &mut self.peers {
+            if p.next_timeout.is_none_or(|t| t <= now) {
+                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(peer = %p.id, error = %e, "timeout handling failed");
+                    p.lost = true;
+                }
+                p.dirty = true;
+            }
+        }
+    }
+
+    fn advance(&mut self, now: Instant) {
+        self.last_now = Some(self.last_now.map_or(now, |l| l.max(now)));
+    }
+
+    /// Next output. Call until it returns `Timeout`, after every input.
+    pub fn poll_output(&mut self) -> RoomOutput {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return RoomOutput::Event(e);
+            }
+            if let Some(i) = self.peers.iter().position(|p| p.lost) {
+                let id = self.peers[i].id.clone();
+                self.remove_peer(&id);
+                return RoomOutput::Event(RoomEvent::Lost { peer: id });
+            }
+            let Some(i) = self.peers.iter().position(|p| p.dirty) else {
+                let next = self.peers.iter().filter_map(|p| p.next_timeout).min();
+                let fallback = self.last_now.map(|n| n + Duration::from_secs(1));
+                // With no peers nothing is due; a far timeout keeps the shell simple.
+                return RoomOutput::Timeout(next.or(fallback).unwrap_or_else(far_future));
+            };
+            if let Some((sdp, tracks)) = self.peers[i].negotiate_if_needed() {
+                let peer = self.peers[i].id.clone();
+                return RoomOutput::Event(RoomEvent::Offer { peer, sdp, tracks });
+            }
+            match self.peers[i].rtc.poll_output() {
+                Ok(Output::Transmit(t)) => return RoomOutput::Transmit(t),
+                Ok(Output::Timeout(t)) => {
+                    let p = &mut self.peers[i];
+                    p.next_timeout = Some(t);
+                    p.dirty = false;
+                }
+                Ok(Output::Event(e)) => self.handle_event(i, e),
+                Err(e) => {
+                    tracing::debug!(peer = %self.peers[i].id, error = %e, "poll_output failed");
+                    self.peers[i].lost = true;
+                }
+            }
+        }
+    }
+
+    fn handle_event(&mut self, i: usize, e: Event) {
+        match e {
+            Event::RtpPacket(pkt) => self.forward(i, pkt),
+            Event::Connected => {
+                self.peers[i].connected = true;
+                self.events.push_back(RoomEvent::Connected { peer: self.peers[i].id.clone() });
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                // ICE-lite: the browser stopped its consent checks. The session is over.
+                self.peers[i].lost = true;
+            }
+            Event::MediaAdded(m) if m.direction.is_receiving() => self.media_added(i, m.mid, m.kind, m.simulcast),
+            Event::KeyframeRequest(req) => self.keyframe_requested_by_subscriber(i, req.mid),
+            Event::Closed => self.peers[i].lost = true,
+            _ => {}
+        }
+    }
+
+    fn media_added(&mut self, i: usize, mid: Mid, kind: MediaKind, simulcast: Option<str0m::media::Simulcast>) {
+        if !self.peers[i].perms.publish || self.peers[i].tracks_in.iter().any(|t| t.mid == mid) {
+            return;
+        }
+        // Our answer carries `a=simulcast:recv` with the offered rids, so the browser sends all.
+        let rids = simulcast
+            .map(|s| if s.recv.is_empty() { s.send } else { s.recv })
+            .map(|layers| layers.iter().map(|l| l.rid).collect())
+            .unwrap_or_default();
+        let track = TrackIn::new(mid, kind, rids);
+        let publisher = self.peers[i].id.clone();
+        for j in 0..self.peers.len() {
+            if j != i && self.peers[j].perms.subscribe {
+                let out = new_track_out(&self.config, next_seq(&mut self.rng), publisher.clone(), &track);
+                self.peers[j].tracks_out.push(out);
+                self.peers[j].dirty = true;
+            }
+        }
+        self.peers[i].tracks_in.push(track);
+    }
+
+    /// Forwards one publisher packet to every subscriber of its track.
+    fn forward(&mut self, i: usize, pkt: RtpPacket) {
+        self.stats.rtp_in += 1;
+        let now = pkt.timestamp;
+        let ssrc = pkt.header.ssrc;
+        let pt = *pkt.header.payload_type;
+        let Some((ti, layer)) = self.locate(i, ssrc) else { return };
+        let publisher = &mut self.peers[i];
+        let params = publisher.rtc.codec_config().find(|p| *p.pt() == pt).copied();
+        let track = &mut publisher.tracks_in[usize::from(ti)];
+        if let Some(params) = params {
+            track.clock_rate = params.spec().clock_rate.get();
+            track.codec = match params.spec().codec {
+                StrCodec::Opus => Codec::Opus,
+                StrCodec::Vp8 => Codec::Vp8,
+                StrCodec::H264 => Codec::H264,
+                _ => Codec::Other,
+            };
+        }
+        track.seen[usize::from(layer)] = Some(now);
+        let vp8 = if track.codec == Codec::Vp8 { parse_vp8(&pkt.payload) } else { None };
+        let input = InPacket {
+            layer,
+            seq: *pkt.seq_no,
+            ts: pkt.header.timestamp,
+            at: now,
+            keyframe: is_keyframe_start(track.codec, &pkt.payload),
+            vp8,
+        };
+        let (source_mid, is_video) = (track.mid, track.kind == MediaKind::Video);
+        let publisher_id = publisher.id.clone();
+        let ext = ExtensionValues {
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            video_orientation: pkt.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
+        let mut want_keyframe = [false; MAX_LAYERS];
+        let mut switches = 0;
+        let mut sent = 0;
+        let (pubs, rest) = split_one(&mut self.peers, i);
+        let track = &pubs.tracks_in[usize::from(ti)];
+        for sub in rest {
+            for out in sub.tracks_out.iter_mut() {
+                if out.publisher != publisher_id || out.source_mid != source_mid {
+                    continue;
+                }
+                let OutState::Open(mid) = out.state else { continue };
+                if is_video && out.forwarder.target().is_some() {
+                    let eff = track.effective_layer(out.desired_layer, now);
+                    if out.forwarder.target() != Some(eff) {
+                        out.forwarder.set_target(Some(eff));
+                    }
+                }
+                let before = out.forwarder.switches();
+                let decided = out.forwarder.process(&input);
+                switches += out.forwarder.switches() - before;
+                if let Want::Keyframe(l) = out.forwarder.want() {
+                    if let Some(w) = want_keyframe.get_mut(usize::from(l)) {
+                        *w = true;
+                    }
+                }
+                let Some(o) = decided else { continue };
+                let pt_out = match out.pt_map {
+                    Some((a, b)) if a == pt => b,
+                    _ => {
+                        let Some(p) = params.and_then(|p| sub.rtc.codec_config().match_params(p).map(|m| *m.pt())) else { continue };
+                        out.pt_map = Some((pt, p));
+                        p
+                    }
+                };
+                let mut write = RtpWrite::new(pt_out.into(), o.seq.into(), o.ts, now, pkt.payload.clone())
+                    .marker(pkt.header.marker)
+                    .ext_vals(ext.clone())
+                    .nackable(is_video);
+                if let (Some(pid), Some(v)) = (o.picture_id, vp8) {
+                    if v.picture_id.is_some() {
+                        if let Ok(d) = str0m::rtp::Vp8Descriptor::parse(&pkt.payload) {
+                            let mut b = d.patch().picture_id(pid);
+                            if let Some(t) = o.tl0_pic_idx {
+                                b = b.tl0_pic_idx(t);
+                            }
+                            if let Ok(patch) = b.build() {
+                                write = write.vp8_patch(patch);
+                            }
+                        }
+                    }
+                }
+                if let Some(tx) = sub.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                    tx.write_rtp(write);
+                    sub.dirty = true;
+                    sent += 1;
+                }
+            }
+        }
+        self.stats.rtp_out += sent;
+        self.stats.layer_switches += switches;
+        for (l, want) in want_keyframe.iter().enumerate() {
+            if *want {
+                self.request_keyframe(i, ti, l as u8, now);
+            }
+        }
+    }
+
+    /// Which track and layer an SSRC of publisher `i` carries (cached after the first packet).
+    fn locate(&mut self, i: usize, ssrc: str0m::rtp::Ssrc) -> Option<(u8, u8)> {
+        let p = &mut self.peers[i];
+        if let Some(&(_, t, l)) = p.ssrc_map.iter().find(|(s, _, _)| *s == ssrc) {
+            return Some((t, l));
+        }
+        let (mid, rid) = {
+            let mut api = p.rtc.direct_api();
+            let rx = api.stream_rx(&ssrc)?;
+            (rx.mid(), rx.rid())
+        };
+        let ti = p.tracks_in.iter().position(|t| t.mid == mid)?;
+        let layer = p.tracks_in[ti].layer_of(rid)?;
+        if p.ssrc_map.len() < 16 {
+            p.ssrc_map.push((ssrc, ti as u8, layer));
+        }
+        Some((ti as u8, layer))
+    }
+
+    /// Sends a PLI for one layer of a publisher's track, at most once per interval for all
+    /// subscribers together.
+    fn request_keyframe(&mut self, i: usize, ti: u8, layer: u8, now: Instant) {
+        let interval = self.config.keyframe_request_interval;
+        let p = &mut self.peers[i];
+        let t = &mut p.tracks_in[usize::from(ti)];
+        let last = &mut t.last_keyframe_request[usize::from(layer)];
+        if last.is_some_and(|l| now.saturating_duration_since(l) < interval) {
+            return;
+        }
+        *last = Some(now);
+        let (mid, rid) = (t.mid, t.rid_of(layer));
+        if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+            p.dirty = true;
+            self.stats.keyframe_requests += 1;
+        }
+    }
+
+    /// A subscriber lost its decoder state: ask the publisher for a keyframe of the layer it gets.
+    fn keyframe_requested_by_subscriber(&mut self, i: usize, mid: Mid) {
+        let Some(out) = self.peers[i].tracks_out.iter().find(|t| t.mid() == Some(mid)) else { return };
+        let (publisher, source_mid) = (out.publisher.clone(), out.source_mid);
+        let layer = out.forwarder.current().or(out.forwarder.target()).unwrap_or(0);
+        let Some(pi) = self.peers.iter().position(|p| p.id == publisher) else { return };
+        let Some(ti) = self.peers[pi].tracks_in.iter().position(|t| t.mid == source_mid) else { return };
+        let now = self.last_now.unwrap_or_else(far_future);
+        self.request_keyframe(pi, ti as u8, layer, now);
+    }
+
+    fn peer_mut(&mut self, id: &ParticipantId) -> Result<&mut Peer, SfuError> {
+        self.peers.iter_mut().find(|p| p.id == *id).ok_or_else(|| SfuError::UnknownPeer(id.clone()))
+    }
+}
+
+/// xorshift64 step: only to spread initial sequence numbers, not for security. Kept below
+/// 30000 so no stream starts near the 16-bit rollover.
+fn next_seq(rng: &mut u64) -> u16 {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    (*rng % 30_000) as u16
+}
+
+fn new_track_out(config: &RoomConfig, first_seq: u16, publisher: ParticipantId, t: &TrackIn) -> TrackOut {
+    let mut forwarder = Forwarder::new(t.clock_rate, first_seq);
+    let desired = if t.kind == MediaKind::Audio { 0 } else { config.default_layer };
+    forwarder.set_target(Some(desired));
+    TrackOut {
+        publisher,
+        source_mid: t.mid,
+        kind: t.kind,
+        state: OutState::ToOpen,
+        gone: false,
+        desired_layer: desired,
+        forwarder,
+        pt_map: None,
+    }
+}
+
+/// Splits a slice into the element at `i` and the others, both mutable.
+fn split_one<T>(v: &mut [T], i: usize) -> (&mut T, impl Iterator<Item = &mut T>) {
+    let (left, right) = v.split_at_mut(i);
+    let (me, right) = right.split_first_mut().expect("index in bounds");
+    (me, left.iter_mut().chain(right.iter_mut()))
+}
+
+fn far_future() -> Instant {
+    // Only reached before any input: the shell treats it as "nothing scheduled".
+    Instant::now() + Duration::from_secs(3600)
+}

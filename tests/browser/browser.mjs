@@ -1,0 +1,61 @@
+// Launching Debian's Chromium for the browser tests, with a fake camera and microphone.
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs';
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM = process.env.KHAM_CHROMIUM || '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+/** Starts Chromium with a fresh temporary profile (playwright makes and removes it). */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: false, // --headless=new is passed explicitly above
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/**
+ * A page in its own browser context (own storage, like a separate device).
+ * @param {import('playwright-core').Browser} browser
+ * @param {{width?: number, height?: number, name?: string}} [opts]
+ */
+export async function newPage(browser, { width = 1024, height = 700, name = 'page' } = {}) {
+  const context = await browser.newContext({ viewport: { width, height } });
+  const page = await context.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning' || process.env.KHAM_TEST_VERBOSE) {
+      console.log(`[${name} ${m.type()}] ${m.text()}`);
+    }
+  });
+  page.on('pageerror', (e) => console.log(`[${name} pageerror] ${e.message}`));
+  return page;
+}
+
+/** Where screenshots go: $KHAM_SCREENSHOTS or a temp dir. */
+export function screenshotDir() {
+  const dir = process.env.KHAM_SCREENSHOTS || path.join(os.tmpdir(), 'kham-screenshots');
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** @param {import('playwright-core').Page} page @param {string} name */
+export async function screenshot(page, name) {
+  const file = path.join(screenshotDir(), `${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}

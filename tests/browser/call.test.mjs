@@ -1,0 +1,312 @@
+// End-to-end call test: real Chromium (fake camera and microphone) against a real kham server.
+//
+// Env:
+//   KHAM_BIN  path to the built `kham` binary (default: target/release/kham, then target/debug/kham)
+//   KHAM_URL  base URL of an already running `kham serve --dev`; when unset the test starts one
+//             itself on free loopback ports and stops it at the end
+//   KHAM_CHROMIUM  browser binary (default /usr/bin/chromium); KHAM_TEST_VERBOSE=1 echoes page logs
+//
+//   node --test call.test.mjs
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import fs from 'node:fs';
+import net from 'node:net';
+import dgram from 'node:dgram';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launchChromium, newPage, screenshot } from './browser.mjs';
+
+// ---- how the server is configured (environment variable names of `kham serve`) ----
+const ENV_HTTP_LISTEN = 'KHAM_HTTP__LISTEN'; // "127.0.0.1:PORT"
+const ENV_UDP_PORT = 'KHAM_MEDIA__UDP_PORT'; // "PORT"
+const SERVE_ARGS = ['serve', '--dev'];
+const tokenArgs = ({ room, identity, name, role }) =>
+  ['token', 'create', '--dev', '--room', room, '--identity', identity, '--name', name, '--role', role, '--url'];
+const HEALTH_PATH = '/healthz';
+const STARTUP_TIMEOUT_MS = 30_000;
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const run = promisify(execFile);
+
+function findBinary() {
+  if (process.env.KHAM_BIN) return path.resolve(process.env.KHAM_BIN);
+  for (const p of ['target/release/kham', 'target/debug/kham']) {
+    const full = path.join(REPO, p);
+    if (fs.existsSync(full)) return full;
+  }
+  return null;
+}
+
+const BIN = findBinary();
+const skip = BIN ? false : 'no kham binary: build it (cargo build -p kham-server) or set KHAM_BIN';
+
+/** @type {string} */
+let baseUrl;
+/** @type {import('node:child_process').ChildProcess|null} */
+let server = null;
+let serverLog = '';
+/** Environment for the binary (server and token minting share it). */
+let binEnv = { ...process.env };
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+/** A TCP port free on 127.0.0.1 right now. */
+function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {net.AddressInfo} */ (s.address());
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A UDP port free on 127.0.0.1 right now. */
+function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitHealthy(url, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < end) {
+    if (server && server.exitCode !== null) throw new Error(`kham exited with ${server.exitCode}\n${serverLog}`);
+    try {
+      const res = await fetch(url + HEALTH_PATH);
+      if (res.status === 200) return;
+      last = `HTTP ${res.status}`;
+    } catch (err) {
+      last = String(err.cause?.code || err.message);
+    }
+    await sleep(200);
+  }
+  throw new Error(`${url}${HEALTH_PATH} not healthy after ${timeoutMs} ms (${last})\n${serverLog}`);
+}
+
+/**
+ * Mints a join link with the kham CLI and points it at the server under test.
+ * @param {{room: string, identity: string, name: string, role: string}} who
+ */
+async function joinLink(who) {
+  const { stdout } = await run(BIN, tokenArgs(who), { env: binEnv, cwd: REPO });
+  const line = stdout.trim().split('\n').filter(Boolean).pop() || '';
+  const printed = new URL(line);
+  // The CLI may print its configured public URL; the path and query are what matter.
+  return new URL(printed.pathname + printed.search, baseUrl).toString();
+}
+
+before(async () => {
+  if (skip) return;
+  if (process.env.KHAM_URL) {
+    baseUrl = process.env.KHAM_URL.replace(/\/$/, '');
+  } else {
+    const httpPort = await freeTcpPort();
+    const udpPort = await freeUdpPort();
+    baseUrl = `http://127.0.0.1:${httpPort}`;
+    binEnv = { ...process.env, [ENV_HTTP_LISTEN]: `127.0.0.1:${httpPort}`, [ENV_UDP_PORT]: String(udpPort) };
+    server = spawn(BIN, SERVE_ARGS, { env: binEnv, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const collect = (d) => {
+      serverLog += d.toString();
+      if (serverLog.length > 200_000) serverLog = serverLog.slice(-100_000);
+      if (process.env.KHAM_TEST_VERBOSE) process.stderr.write(`[kham] ${d}`);
+    };
+    server.stdout.on('data', collect);
+    server.stderr.on('data', collect);
+  }
+  await waitHealthy(baseUrl, STARTUP_TIMEOUT_MS);
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    await Promise.race([exited, sleep(5000)]);
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
+});
+
+const visible = (testid) => `[data-testid="${testid}"]:not([hidden])`;
+const ROOM = `e2e-${process.pid}-${Date.now().toString(36)}`;
+/** @type {Record<string, import('playwright-core').Page>} */
+const pages = {};
+
+async function open(name, who, opts = {}) {
+  const page = await newPage(browser, { name, ...opts });
+  await page.goto(await joinLink(who));
+  await page.waitForSelector('[data-testid="join"]:not([disabled])');
+  pages[name] = page;
+  return page;
+}
+
+/**
+ * Frame counters of every remote <video> now and 2 s later, with the size being shown.
+ * @param {import('playwright-core').Page} page
+ */
+function remoteVideoProgress(page, ms = 2000) {
+  return page.evaluate(async (ms) => {
+    const vids = /** @type {HTMLVideoElement[]} */ ([...document.querySelectorAll('[data-testid="remote-video"]')]);
+    const frames = () => vids.map((v) => v.getVideoPlaybackQuality().totalVideoFrames);
+    const before = frames();
+    await new Promise((r) => setTimeout(r, ms));
+    const after = frames();
+    return vids.map((v, i) => ({
+      participant: v.closest('[data-participant-id]')?.getAttribute('data-participant-id'),
+      before: before[i], after: after[i], width: v.videoWidth, height: v.videoHeight,
+      paused: v.paused, muted: v.muted,
+    }));
+  }, ms);
+}
+
+/**
+ * Received audio per remote participant (inbound-rtp audio packets and samples), now and
+ * 2 s later, from the SDK's RTCPeerConnection.
+ * @param {import('playwright-core').Page} page
+ */
+function remoteAudioProgress(page, ms = 2000) {
+  return page.evaluate(async (ms) => {
+    const client = /** @type {any} */ (window).__kham;
+    const sample = async () => {
+      /** @type {Record<string, {packets: number, samples: number}>} */
+      const out = {};
+      const stats = await client.pc.getStats();
+      stats.forEach((s) => {
+        if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
+        const who = client.participantForMid(s.mid) || `mid-${s.mid}`;
+        out[who] = { packets: s.packetsReceived || 0, samples: s.totalSamplesReceived || 0 };
+      });
+      return out;
+    };
+    const before = await sample();
+    await new Promise((r) => setTimeout(r, ms));
+    const after = await sample();
+    return { before, after };
+  }, ms);
+}
+
+/** Asserts every remote video of `page` advances and `expected` participants send audio. */
+async function assertMediaFlows(name, expected) {
+  const page = pages[name];
+  await page.waitForFunction(
+    (n) => {
+      const vids = /** @type {HTMLVideoElement[]} */ ([...document.querySelectorAll('[data-testid="remote-video"]')]);
+      return vids.length === n && vids.every((v) => v.getVideoPlaybackQuality().totalVideoFrames > 0);
+    },
+    expected,
+    { timeout: 20_000, polling: 100 },
+  );
+  const video = await remoteVideoProgress(page);
+  console.log(`# ${name} video: ${video.map((v) => `${v.participant} ${v.before}->${v.after} frames ${v.width}x${v.height}`).join('; ')}`);
+  assert.equal(video.length, expected, `${name}: ${expected} remote videos`);
+  for (const v of video) {
+    assert.ok(v.after - v.before >= 10, `${name}: video of ${v.participant} advances (${v.before} -> ${v.after})`);
+    assert.ok(v.width > 0 && v.height > 0, `${name}: video of ${v.participant} has a size`);
+    assert.equal(v.muted, false, `${name}: remote media element not muted`);
+    assert.equal(v.paused, false, `${name}: remote media element playing`);
+  }
+  const ids = await page.$$eval('[data-testid="remote-video"]', (els) =>
+    els.map((e) => e.closest('[data-participant-id]')?.getAttribute('data-participant-id')));
+  const audio = await remoteAudioProgress(page);
+  console.log(`# ${name} audio: ${JSON.stringify(audio.after)}`);
+  for (const id of ids) {
+    const a = audio.before[id];
+    const b = audio.after[id];
+    assert.ok(a && b, `${name}: audio stats for ${id}`);
+    assert.ok(b.packets - a.packets >= 25, `${name}: audio packets from ${id} increase (${a.packets} -> ${b.packets})`);
+    assert.ok(b.samples > a.samples, `${name}: audio samples from ${id} increase`);
+  }
+}
+
+/** Milliseconds until the first frame of a remote video is decoded on `page`, from `t0`. */
+async function firstFrameAfter(page, t0, count = 1) {
+  await page.waitForFunction(
+    (n) => [...document.querySelectorAll('[data-testid="remote-video"]')]
+      .filter((v) => /** @type {HTMLVideoElement} */ (v).getVideoPlaybackQuality().totalVideoFrames > 0).length >= n,
+    count,
+    { timeout: 20_000, polling: 20 },
+  );
+  return Date.now() - t0;
+}
+
+test('doctor admits patient from the lobby; audio and video flow both ways', { skip }, async () => {
+  const doctor = await open('doctor', { room: ROOM, identity: 'dr-an', name: 'BS. Nguyễn Văn An', role: 'doctor' });
+  const patient = await open('patient', { room: ROOM, identity: 'bn-binh', name: 'Trần Thị Bình', role: 'patient' });
+
+  await doctor.click('[data-testid="join"]');
+  await doctor.waitForSelector(visible('call'));
+  await patient.click('[data-testid="join"]');
+  await patient.waitForSelector(visible('lobby-waiting'));
+
+  await doctor.waitForSelector('[data-testid="admit"]', { timeout: 10_000 });
+  const tAdmit = Date.now();
+  await doctor.click('[data-testid="admit"]');
+  await patient.waitForSelector(visible('call'));
+  const [patientFirst, doctorFirst] = await Promise.all([firstFrameAfter(patient, tAdmit), firstFrameAfter(doctor, tAdmit)]);
+  console.log(`# time to first remote frame after admit: patient ${patientFirst} ms, doctor ${doctorFirst} ms`);
+
+  await assertMediaFlows('doctor', 1);
+  await assertMediaFlows('patient', 1);
+  await screenshot(doctor, 'e2e-doctor-1to1');
+});
+
+test('a station joins directly; all three see and hear each other', { skip }, async () => {
+  const station = await open('station', { room: ROOM, identity: 'tyt-tanphu', name: 'Trạm y tế xã Tân Phú', role: 'station' });
+  const t0 = Date.now();
+  await station.click('[data-testid="join"]');
+  await station.waitForSelector(visible('call')); // no lobby for a station
+  const first = await firstFrameAfter(station, t0);
+  const all = await firstFrameAfter(station, t0, 2);
+  console.log(`# time to first remote frame from clicking join (station): ${first} ms, both remotes: ${all} ms`);
+
+  for (const name of ['doctor', 'patient', 'station']) await assertMediaFlows(name, 2);
+  await screenshot(pages.doctor, 'e2e-doctor-3way');
+  await screenshot(station, 'e2e-station-3way');
+});
+
+test('mute shows on the other side', { skip }, async () => {
+  await pages.patient.click('[data-testid="mute"]');
+  const patientId = await pages.patient.evaluate(() => /** @type {any} */ (window).__kham.me.id);
+  await pages.doctor.waitForSelector(`[data-participant-id="${patientId}"] [data-testid="audio-muted"]`, { timeout: 5000 });
+  await pages.patient.click('[data-testid="mute"]');
+  await pages.doctor.waitForSelector(`[data-participant-id="${patientId}"] [data-testid="audio-muted"]`, { state: 'detached', timeout: 5000 });
+});
+
+test('leaving removes the participant from the others', { skip }, async () => {
+  const stationId = await pages.station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
+  await pages.station.click('[data-testid="leave"]');
+  await pages.station.waitForSelector(visible('call-ended'));
+  assert.equal(await pages.station.getAttribute('[data-testid="call-ended"]', 'data-reason'), 'left');
+  for (const name of ['doctor', 'patient']) {
+    await pages[name].waitForSelector(`[data-participant-id="${stationId}"]`, { state: 'detached', timeout: 10_000 });
+  }
+  // The remaining two still have media.
+  await assertMediaFlows('doctor', 1);
+  await assertMediaFlows('patient', 1);
+});
+
+test('a token for room A does not open room B', { skip }, async () => {
+  const link = new URL(await joinLink({ room: `${ROOM}-a`, identity: 'bn-x', name: 'Người lạ', role: 'patient' }));
+  link.searchParams.set('room', `${ROOM}-b`);
+  const page = await newPage(browser, { name: 'wrong-room' });
+  await page.goto(link.toString());
+  await page.click('[data-testid="join"]:not([disabled])');
+  await page.waitForSelector(visible('call-ended'));
+  assert.equal(await page.getAttribute('[data-testid="call-ended"]', 'data-reason'), 'connect_failed');
+  await page.context().close();
+});
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,750 @@
+//! A WebRTC endpoint built on `webrtc` 0.21 (the async layer over the sans-IO `rtc` crate).
+//!
+//! A [`Peer`] can publish one Opus audio track and one VP8 video track (synthetic RTP, see
+//! [`crate::media`]) and records every RTP packet it receives, per remote track. Signaling is not
+//! done here: [`crate::client::Participant`] feeds it offers/answers from the kham WebSocket.
+//!
+//! Notes on the 0.21 API that matter here:
+//! * Sockets must be bound to a concrete `127.0.0.1:0`: a wildcard address is expanded to all
+//!   interfaces *except* loopback, and the server only announces 127.0.0.1.
+//! * `TrackLocalStaticRTP::write_rtp` only queues the packet to the driver; the core then drops
+//!   it (logging via `log`, which nobody sees) if the SSRC is not one of the track's encodings or
+//!   the payload type is not negotiated. So the SSRCs are fixed here and the payload type is read
+//!   back from the sender's negotiated parameters.
+//! * Remote tracks appear through `on_track` on their first RTP packet; packets must be drained
+//!   with `TrackRemote::poll` promptly (the queue holds 256 events, overflow is dropped).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceConnectionState, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    register_default_interceptors,
+};
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+use crate::media;
+
+/// Opus payload type we offer.
+pub const OPUS_PT: u8 = 111;
+/// VP8 payload type we offer.
+pub const VP8_PT: u8 = 96;
+const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// Opus
+    Audio,
+    /// VP8
+    Video,
+}
+
+impl MediaKind {
+    /// `"audio"` / `"video"` as used by the signaling protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+
+    fn from_rtc(k: RtpCodecKind) -> Option<Self> {
+        match k {
+            RtpCodecKind::Audio => Some(MediaKind::Audio),
+            RtpCodecKind::Video => Some(MediaKind::Video),
+            _ => None,
+        }
+    }
+}
+
+/// How the peer takes part in media.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerOptions {
+    /// Publish an Opus track (sendonly m-line). If false, a recvonly audio m-line is offered.
+    pub audio: bool,
+    /// Publish a VP8 track (sendonly m-line). If false, a recvonly video m-line is offered.
+    pub video: bool,
+}
+
+impl PeerOptions {
+    /// Publish audio and video (doctor, station, patient).
+    pub fn publish() -> Self {
+        PeerOptions { audio: true, video: true }
+    }
+    /// Publish nothing; offer recvonly audio + video (observer).
+    pub fn receive_only() -> Self {
+        PeerOptions { audio: false, video: false }
+    }
+}
+
+/// One RTP packet we sent.
+#[derive(Debug, Clone)]
+pub struct SentPacket {
+    /// RTP sequence number
+    pub seq: u16,
+    /// RTP timestamp
+    pub ts: u32,
+    /// Marker bit
+    pub marker: bool,
+    /// Full RTP payload
+    pub payload: Bytes,
+    /// When it was handed to the stack
+    pub at: Instant,
+}
+
+/// One RTP packet we received (after SRTP decryption).
+#[derive(Debug, Clone)]
+pub struct RecvPacket {
+    /// RTP SSRC
+    pub ssrc: u32,
+    /// RTP sequence number
+    pub seq: u16,
+    /// RTP timestamp
+    pub ts: u32,
+    /// Marker bit
+    pub marker: bool,
+    /// Payload type
+    pub pt: u8,
+    /// RTP payload
+    pub payload: Bytes,
+    /// Arrival time
+    pub at: Instant,
+}
+
+/// Everything received on one remote track (one `on_track`).
+#[derive(Debug, Clone)]
+pub struct RecvTrack {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The remote track id (from the remote SDP msid).
+    pub track_id: String,
+    /// The remote stream id (from the remote SDP msid).
+    pub stream_id: String,
+    /// mid of the transceiver it arrived on, once resolved.
+    pub mid: Option<String>,
+    /// RID if simulcast.
+    pub rid: Option<String>,
+    /// SSRCs in order of first appearance.
+    pub ssrcs: Vec<u32>,
+    /// Received packets in arrival order.
+    pub packets: Vec<RecvPacket>,
+    /// `OnEnded` was seen.
+    pub ended: bool,
+}
+
+/// A published local track.
+pub struct LocalTrack {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Our SSRC for it.
+    pub ssrc: u32,
+    track: Arc<TrackLocalStaticRTP>,
+    sent: Arc<Mutex<Vec<SentPacket>>>,
+    write_errors: Arc<AtomicU64>,
+    last_write_error: Arc<Mutex<Option<String>>>,
+}
+
+impl LocalTrack {
+    /// Packets sent so far.
+    pub fn sent(&self) -> Vec<SentPacket> {
+        lock(&self.sent).clone()
+    }
+    /// Number of packets sent so far.
+    pub fn sent_count(&self) -> usize {
+        lock(&self.sent).len()
+    }
+    /// `write_rtp` failures so far, with the last error message.
+    pub fn write_errors(&self) -> (u64, Option<String>) {
+        (self.write_errors.load(Ordering::Relaxed), lock(&self.last_write_error).clone())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Handler {
+    state: watch::Sender<RTCPeerConnectionState>,
+    ice: watch::Sender<RTCIceConnectionState>,
+    gathering: watch::Sender<RTCIceGatheringState>,
+    received: Arc<Mutex<Vec<RecvTrack>>>,
+    recv_notify: Arc<tokio::sync::Notify>,
+    pc: OnceLock<Weak<dyn PeerConnection>>,
+    label: String,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        self.gathering.send_replace(state);
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        self.ice.send_replace(state);
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if verbose() {
+            eprintln!("[peer {}] connection state {state}", self.label);
+        }
+        self.state.send_replace(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        // Called inline by the driver: do no work here, hand the track to a task.
+        let received = Arc::clone(&self.received);
+        let notify = Arc::clone(&self.recv_notify);
+        let pc = self.pc.get().cloned();
+        let label = self.label.clone();
+        tokio::spawn(async move {
+            let Some(kind) = MediaKind::from_rtc(track.kind().await) else {
+                return;
+            };
+            let track_id = track.track_id().await.to_string();
+            let stream_id = track.stream_id().await.to_string();
+            let idx = {
+                let mut r = lock(&received);
+                r.push(RecvTrack {
+                    kind,
+                    track_id: track_id.clone(),
+                    stream_id,
+                    mid: None,
+                    rid: None,
+                    ssrcs: Vec::new(),
+                    packets: Vec::new(),
+                    ended: false,
+                });
+                r.len() - 1
+            };
+            if verbose() {
+                eprintln!("[peer {label}] on_track {kind:?} track_id={track_id}");
+            }
+            notify.notify_waiters();
+            while let Some(ev) = track.poll().await {
+                match ev {
+                    TrackRemoteEvent::OnOpen(init) => {
+                        let mid = match pc.as_ref().and_then(Weak::upgrade) {
+                            Some(pc) => mid_of_receiver(&*pc, init.receiver_id.into()).await,
+                            None => None,
+                        };
+                        let mut r = lock(&received);
+                        let t = &mut r[idx];
+                        if t.mid.is_none() {
+                            t.mid = mid;
+                        }
+                        if t.rid.is_none() {
+                            t.rid = init.rid.clone().filter(|r| !r.is_empty());
+                        }
+                        if !t.ssrcs.contains(&init.ssrc) {
+                            t.ssrcs.push(init.ssrc);
+                        }
+                    }
+                    TrackRemoteEvent::OnRtpPacket(p) => {
+                        let mut r = lock(&received);
+                        let t = &mut r[idx];
+                        if !t.ssrcs.contains(&p.header.ssrc) {
+                            t.ssrcs.push(p.header.ssrc);
+                        }
+                        t.packets.push(RecvPacket {
+                            ssrc: p.header.ssrc,
+                            seq: p.header.sequence_number,
+                            ts: p.header.timestamp,
+                            marker: p.header.marker,
+                            pt: p.header.payload_type,
+                            payload: p.payload,
+                            at: Instant::now(),
+                        });
+                    }
+                    TrackRemoteEvent::OnEnded => {
+                        lock(&received)[idx].ended = true;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            lock(&received)[idx].ended = true;
+        });
+    }
+}
+
+async fn mid_of_receiver(pc: &dyn PeerConnection, transceiver_id: usize) -> Option<String> {
+    for t in pc.get_transceivers().await {
+        if t.id() == transceiver_id {
+            return t.mid().await.ok().flatten();
+        }
+    }
+    None
+}
+
+fn verbose() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| std::env::var("KHAM_TEST_LOG").is_ok_and(|v| v != "0" && !v.is_empty()))
+}
+
+/// A WebRTC peer connection with synthetic publishers and a receive recorder.
+pub struct Peer {
+    pc: Arc<dyn PeerConnection>,
+    handler: Arc<Handler>,
+    state_rx: watch::Receiver<RTCPeerConnectionState>,
+    gathering_rx: watch::Receiver<RTCIceGatheringState>,
+    /// Published audio track, if any.
+    pub audio: Option<LocalTrack>,
+    /// Published video track, if any.
+    pub video: Option<LocalTrack>,
+    senders: Mutex<Vec<JoinHandle<()>>>,
+    sending: Arc<AtomicBool>,
+    label: String,
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "audio/opus".to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn vp8_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "video/VP8".to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![
+            RTCPFeedback { typ: "nack".to_owned(), parameter: String::new() },
+            RTCPFeedback { typ: "nack".to_owned(), parameter: "pli".to_owned() },
+            RTCPFeedback { typ: "ccm".to_owned(), parameter: "fir".to_owned() },
+        ],
+    }
+}
+
+fn random_ssrc() -> u32 {
+    loop {
+        let s: u32 = rand::random();
+        if s != 0 {
+            return s;
+        }
+    }
+}
+
+impl Peer {
+    /// Creates the peer connection and adds its transceivers (nothing is negotiated yet).
+    /// `label` only names the peer in diagnostics.
+    pub async fn new(label: &str, opts: PeerOptions) -> Result<Arc<Self>> {
+        let mut me = MediaEngine::default();
+        me.register_codec(
+            RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT },
+            RtpCodecKind::Audio,
+        )?;
+        me.register_codec(
+            RTCRtpCodecParameters { rtp_codec: vp8_codec(), payload_type: VP8_PT },
+            RtpCodecKind::Video,
+        )?;
+        // mid for audio too (the default interceptors register it for video only), so a server
+        // that routes by the mid extension works for both kinds.
+        me.register_header_extension(
+            RTCRtpHeaderExtensionCapability { uri: MID_URI.to_owned() },
+            RtpCodecKind::Audio,
+            None,
+        )?;
+        let registry = register_default_interceptors(Registry::new(), &mut me)?;
+
+        let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
+        let (ice_tx, _ice_rx) = watch::channel(RTCIceConnectionState::New);
+        let (gathering_tx, gathering_rx) = watch::channel(RTCIceGatheringState::New);
+        let handler = Arc::new(Handler {
+            state: state_tx,
+            ice: ice_tx,
+            gathering: gathering_tx,
+            received: Arc::new(Mutex::new(Vec::new())),
+            recv_notify: Arc::new(tokio::sync::Notify::new()),
+            pc: OnceLock::new(),
+            label: label.to_owned(),
+        });
+
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(me)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::clone(&handler) as Arc<dyn PeerConnectionEventHandler>)
+            // Loopback on purpose: a wildcard would skip it (see the module docs).
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await
+            .context("building the webrtc PeerConnection")?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let _ = handler.pc.set(Arc::downgrade(&pc));
+
+        let stream_id = format!("kham-test-{label}");
+        let mut audio = None;
+        let mut video = None;
+        for (kind, publish) in [(MediaKind::Audio, opts.audio), (MediaKind::Video, opts.video)] {
+            let rtc_kind = match kind {
+                MediaKind::Audio => RtpCodecKind::Audio,
+                MediaKind::Video => RtpCodecKind::Video,
+            };
+            if publish {
+                let ssrc = random_ssrc();
+                let codec = match kind {
+                    MediaKind::Audio => opus_codec(),
+                    MediaKind::Video => vp8_codec(),
+                };
+                let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                    stream_id.clone(),
+                    format!("{label}-{}", kind.as_str()),
+                    format!("{label}-{}", kind.as_str()),
+                    rtc_kind,
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                        codec,
+                        ..Default::default()
+                    }],
+                )));
+                pc.add_transceiver_from_track(
+                    Arc::clone(&track) as Arc<dyn TrackLocal>,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    }),
+                )
+                .await
+                .with_context(|| format!("adding the {} track", kind.as_str()))?;
+                let lt = LocalTrack {
+                    kind,
+                    ssrc,
+                    track,
+                    sent: Arc::new(Mutex::new(Vec::new())),
+                    write_errors: Arc::new(AtomicU64::new(0)),
+                    last_write_error: Arc::new(Mutex::new(None)),
+                };
+                match kind {
+                    MediaKind::Audio => audio = Some(lt),
+                    MediaKind::Video => video = Some(lt),
+                }
+            } else {
+                pc.add_transceiver_from_kind(
+                    rtc_kind,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    }),
+                )
+                .await?;
+            }
+        }
+
+        Ok(Arc::new(Peer {
+            pc,
+            handler,
+            state_rx,
+            gathering_rx,
+            audio,
+            video,
+            senders: Mutex::new(Vec::new()),
+            sending: Arc::new(AtomicBool::new(false)),
+            label: label.to_owned(),
+        }))
+    }
+
+    /// The underlying connection.
+    pub fn pc(&self) -> &Arc<dyn PeerConnection> {
+        &self.pc
+    }
+
+    /// Current connection state.
+    pub fn state(&self) -> RTCPeerConnectionState {
+        *self.state_rx.borrow()
+    }
+
+    async fn wait_gathered(&self, timeout: Duration) -> Result<()> {
+        let mut rx = self.gathering_rx.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|s| *s == RTCIceGatheringState::Complete))
+            .await
+            .map_err(|_| anyhow!("ICE gathering did not complete within {timeout:?}"))?
+            .map_err(|_| anyhow!("peer dropped"))?;
+        Ok(())
+    }
+
+    /// Creates the (one) publish offer, applies it locally and waits for host candidates.
+    pub async fn create_offer(&self) -> Result<String> {
+        let offer = self.pc.create_offer(None).await.context("create_offer")?;
+        self.pc.set_local_description(offer).await.context("set_local_description(offer)")?;
+        self.wait_gathered(Duration::from_secs(5)).await?;
+        let desc = self
+            .pc
+            .local_description()
+            .await
+            .ok_or_else(|| anyhow!("no local description after set_local_description"))?;
+        Ok(desc.sdp)
+    }
+
+    /// Applies the server's answer to our offer.
+    pub async fn apply_answer(&self, sdp: &str) -> Result<()> {
+        let desc = RTCSessionDescription::answer(sdp.to_owned()).context("parsing answer SDP")?;
+        self.pc.set_remote_description(desc).await.context("set_remote_description(answer)")?;
+        Ok(())
+    }
+
+    /// Applies a server offer and returns our answer SDP.
+    pub async fn answer_offer(&self, sdp: &str) -> Result<String> {
+        let desc = RTCSessionDescription::offer(sdp.to_owned()).context("parsing offer SDP")?;
+        self.pc.set_remote_description(desc).await.context("set_remote_description(offer)")?;
+        let answer = self.pc.create_answer(None).await.context("create_answer")?;
+        self.pc.set_local_description(answer).await.context("set_local_description(answer)")?;
+        if *self.gathering_rx.borrow() != RTCIceGatheringState::Complete {
+            self.wait_gathered(Duration::from_secs(5)).await?;
+        }
+        let desc = self
+            .pc
+            .local_description()
+            .await
+            .ok_or_else(|| anyhow!("no local description after set_local_description"))?;
+        Ok(desc.sdp)
+    }
+
+    /// Waits for `RTCPeerConnectionState::Connected` (ICE + DTLS done).
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<()> {
+        let mut rx = self.state_rx.clone();
+        let res = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| {
+                matches!(
+                    s,
+                    RTCPeerConnectionState::Connected | RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+                )
+            }),
+        )
+        .await;
+        match res {
+            Err(_) => bail!(
+                "peer {} not connected within {timeout:?} (state {})",
+                self.label,
+                self.state()
+            ),
+            Ok(Err(_)) => bail!("peer {} dropped", self.label),
+            Ok(Ok(s)) if *s == RTCPeerConnectionState::Connected => Ok(()),
+            Ok(Ok(s)) => bail!("peer {} connection {}", self.label, *s),
+        }
+    }
+
+    /// The payload type negotiated for a published track.
+    async fn negotiated_pt(&self, kind: MediaKind) -> Result<u8> {
+        let want = match kind {
+            MediaKind::Audio => "audio/opus",
+            MediaKind::Video => "video/vp8",
+        };
+        for sender in self.pc.get_senders().await {
+            if MediaKind::from_rtc(sender.track().kind().await) != Some(kind) {
+                continue;
+            }
+            let params = sender.get_parameters().await?;
+            if let Some(c) = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(want))
+            {
+                return Ok(c.payload_type);
+            }
+            bail!(
+                "no {want} among negotiated codecs {:?}",
+                params.rtp_parameters.codecs.iter().map(|c| (&c.rtp_codec.mime_type, c.payload_type)).collect::<Vec<_>>()
+            );
+        }
+        bail!("no sender for {}", kind.as_str())
+    }
+
+    /// Starts the synthetic publishers (audio every 20 ms, video at 30 fps with a keyframe
+    /// every second). Call after [`Self::wait_connected`].
+    pub async fn start_sending(self: &Arc<Self>) -> Result<()> {
+        if self.sending.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut handles = Vec::new();
+        if let Some(a) = &self.audio {
+            let pt = self.negotiated_pt(MediaKind::Audio).await?;
+            handles.push(spawn_audio(a, pt, Arc::clone(&self.sending)));
+        }
+        if let Some(v) = &self.video {
+            let pt = self.negotiated_pt(MediaKind::Video).await?;
+            handles.push(spawn_video(v, pt, Arc::clone(&self.sending)));
+        }
+        lock(&self.senders).extend(handles);
+        Ok(())
+    }
+
+    /// Stops the synthetic publishers (already queued packets still go out).
+    pub fn stop_sending(&self) {
+        self.sending.store(false, Ordering::SeqCst);
+        for h in lock(&self.senders).drain(..) {
+            h.abort();
+        }
+    }
+
+    /// Snapshot of everything received so far, one entry per remote track.
+    pub fn received(&self) -> Vec<RecvTrack> {
+        lock(&self.handler.received).clone()
+    }
+
+    /// Total RTP packets received over all tracks.
+    pub fn received_packet_count(&self) -> usize {
+        lock(&self.handler.received).iter().map(|t| t.packets.len()).sum()
+    }
+
+    /// Snapshot of the remote track received on `mid` (the latest one if the mid was reused).
+    pub fn received_on_mid(&self, mid: &str) -> Option<RecvTrack> {
+        lock(&self.handler.received)
+            .iter()
+            .rev()
+            .find(|t| t.mid.as_deref() == Some(mid))
+            .cloned()
+    }
+
+    /// The mids of the current transceivers with their negotiated direction, for diagnostics.
+    pub async fn transceiver_summary(&self) -> Vec<(Option<String>, String)> {
+        let mut out = Vec::new();
+        for t in self.pc.get_transceivers().await {
+            let mid = t.mid().await.ok().flatten();
+            let dir = t.current_direction().await.map(|d| d.to_string()).unwrap_or_default();
+            out.push((mid, dir));
+        }
+        out
+    }
+
+    /// Closes the connection.
+    pub async fn close(&self) {
+        self.stop_sending();
+        let _ = self.pc.close().await;
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.sending.store(false, Ordering::SeqCst);
+        for h in lock(&self.senders).drain(..) {
+            h.abort();
+        }
+    }
+}
+
+async fn write(track: &LocalTrack, pkt: rtp::Packet) {
+    let rec = SentPacket {
+        seq: pkt.header.sequence_number,
+        ts: pkt.header.timestamp,
+        marker: pkt.header.marker,
+        payload: pkt.payload.clone(),
+        at: Instant::now(),
+    };
+    match track.track.write_rtp(pkt).await {
+        Ok(()) => lock(&track.sent).push(rec),
+        Err(e) => {
+            track.write_errors.fetch_add(1, Ordering::Relaxed);
+            *lock(&track.last_write_error) = Some(e.to_string());
+        }
+    }
+}
+
+fn header(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool) -> rtp::Header {
+    rtp::Header {
+        version: 2,
+        payload_type: pt,
+        sequence_number: seq,
+        timestamp: ts,
+        ssrc,
+        marker,
+        ..Default::default()
+    }
+}
+
+fn spawn_audio(t: &LocalTrack, pt: u8, running: Arc<AtomicBool>) -> JoinHandle<()> {
+    let lt = LocalTrack {
+        kind: t.kind,
+        ssrc: t.ssrc,
+        track: Arc::clone(&t.track),
+        sent: Arc::clone(&t.sent),
+        write_errors: Arc::clone(&t.write_errors),
+        last_write_error: Arc::clone(&t.last_write_error),
+    };
+    tokio::spawn(async move {
+        let mut seq: u16 = rand::random();
+        let mut ts: u32 = rand::random();
+        let mut n: u64 = 0;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while running.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let pkt = rtp::Packet {
+                header: header(pt, seq, ts, lt.ssrc, n == 0),
+                payload: media::opus_payload(lt.ssrc, n),
+            };
+            write(&lt, pkt).await;
+            seq = seq.wrapping_add(1);
+            ts = ts.wrapping_add(media::AUDIO_TS_STEP);
+            n += 1;
+        }
+    })
+}
+
+fn spawn_video(t: &LocalTrack, pt: u8, running: Arc<AtomicBool>) -> JoinHandle<()> {
+    let lt = LocalTrack {
+        kind: t.kind,
+        ssrc: t.ssrc,
+        track: Arc::clone(&t.track),
+        sent: Arc::clone(&t.sent),
+        write_errors: Arc::clone(&t.write_errors),
+        last_write_error: Arc::clone(&t.last_write_error),
+    };
+    tokio::spawn(async move {
+        let mut seq: u16 = rand::random();
+        let mut ts: u32 = rand::random();
+        let mut picture_id: u16 = rand::random::<u16>() & 0x7FFF;
+        let mut frame_no: u64 = 0;
+        let mut tick = tokio::time::interval(Duration::from_micros(33_333));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while running.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let key = frame_no % media::KEYFRAME_INTERVAL == 0;
+            let frame = media::vp8_frame(lt.ssrc, frame_no, key);
+            let payloads = media::vp8_packetize(&frame, picture_id);
+            let last = payloads.len() - 1;
+            for (i, payload) in payloads.into_iter().enumerate() {
+                let pkt = rtp::Packet { header: header(pt, seq, ts, lt.ssrc, i == last), payload };
+                write(&lt, pkt).await;
+                seq = seq.wrapping_add(1);
+            }
+            ts = ts.wrapping_add(media::VIDEO_TS_STEP);
+            picture_id = (picture_id + 1) & 0x7FFF;
+            frame_no += 1;
+        }
+    })
+}
+
+/// Groups packets by SSRC, keeping arrival order.
+pub fn by_ssrc(packets: &[RecvPacket]) -> HashMap<u32, Vec<&RecvPacket>> {
+    let mut m: HashMap<u32, Vec<&RecvPacket>> = HashMap::new();
+    for p in packets {
+        m.entry(p.ssrc).or_default().push(p);
+    }
+    m
+}

@@ -1,0 +1,266 @@
+// The kham web client page (/join?room=R&token=T): device check, lobby, call, end screens.
+// All signaling and media logic is in the SDK (/sdk/kham.js); this file wires it to the DOM.
+import { KhamClient } from '/sdk/kham.js';
+import { byId } from './dom.js';
+import { applyI18n, getLang, setLang, t } from './i18n.js';
+import { readJoinLink } from './link.js';
+import { openLocalMedia, stopStream, attachStream } from './media.js';
+import { showScreen, showEnded, renderEnded } from './screens.js';
+import { renderLobby, relabelLobby } from './lobby.js';
+import {
+  setSelf, addParticipant, updateParticipant, removeParticipant, setRemoteStream,
+  relabelTiles, clearTiles, setRemoveHandler,
+} from './tiles.js';
+import { makeToggle, makeAction, ICONS } from './controls.js';
+import { confirmAction } from './confirm.js';
+import { showToast } from './toast.js';
+
+/** @typedef {import('/sdk/kham.js').Participant} Participant */
+
+const client = new KhamClient();
+// For tests and debugging: the client and through it the RTCPeerConnection (`__kham.pc`).
+/** @type {any} */ (window).__kham = client;
+
+/** @type {MediaStream|null} */
+let localStream = null;
+/** @type {(() => void)[]} */
+const relabelers = [];
+let inCall = false;
+/** @type {WakeLockSentinel|null} */
+let wakeLock = null;
+
+// ---- language ----
+
+function relabelAll() {
+  document.documentElement.lang = getLang();
+  document.title = t('app.title');
+  applyI18n(document);
+  relabelTiles();
+  relabelLobby();
+  renderEnded();
+  for (const fn of relabelers) fn();
+}
+
+byId('lang-toggle').addEventListener('click', () => {
+  setLang(getLang() === 'vi' ? 'en' : 'vi');
+  relabelAll();
+});
+byId('lang-toggle').setAttribute('lang', getLang() === 'vi' ? 'en' : 'vi');
+relabelers.push(() => byId('lang-toggle').setAttribute('lang', getLang() === 'vi' ? 'en' : 'vi'));
+
+// ---- mic / camera toggles, shared by the preview and the call ----
+
+const micToggle = makeToggle({
+  testid: 'mute', iconOn: ICONS.mic, iconOff: ICONS.micOff, labelOn: 'mute', labelOff: 'unmute',
+  onChange: (off) => setMuted('audio', off),
+});
+const camToggle = makeToggle({
+  testid: 'camera', iconOn: ICONS.cam, iconOff: ICONS.camOff, labelOn: 'camera.off', labelOff: 'camera.on',
+  onChange: (off) => setMuted('video', off),
+});
+relabelers.push(micToggle.relabel, camToggle.relabel);
+
+/** @param {'audio'|'video'} kind @param {boolean} muted */
+function setMuted(kind, muted) {
+  client.setMuted(kind, muted);
+  micToggle.set(client.isMuted('audio'));
+  camToggle.set(client.isMuted('video'));
+  byId('local-video').classList.toggle('off', client.isMuted('video'));
+  if (inCall && client.me) drawSelf(client.me);
+}
+
+/** @param {Participant} me */
+function drawSelf(me) {
+  setSelf({ ...me, audio_muted: client.isMuted('audio'), video_muted: client.isMuted('video') }, localStream);
+}
+
+// ---- preview ----
+
+async function startPreview() {
+  showScreen('preview');
+  const link = readJoinLink();
+  if (!link) {
+    showEnded('bad_link');
+    return;
+  }
+  const status = byId('preview-status');
+  const identity = byId('preview-identity');
+  const drawIdentity = () => {
+    const c = link.claims;
+    identity.textContent = c && c.name ? t('preview.joining_as', { name: c.name, role: t(`role.${c.role}`) }) : '';
+  };
+  drawIdentity();
+  relabelers.push(drawIdentity);
+  byId('preview-toggles').append(micToggle.el, camToggle.el);
+
+  status.textContent = t('preview.starting');
+  const { stream } = await openLocalMedia();
+  localStream = stream;
+  const drawStatus = () => {
+    status.textContent = stream ? '' : t('preview.no_camera');
+  };
+  drawStatus();
+  relabelers.push(drawStatus);
+  attachStream(/** @type {HTMLVideoElement} */ (byId('local-video')), stream);
+  if (!stream || stream.getAudioTracks().length === 0) micToggle.el.disabled = true;
+  if (!stream || stream.getVideoTracks().length === 0) camToggle.el.disabled = true;
+
+  const join = /** @type {HTMLButtonElement} */ (byId('join'));
+  join.disabled = false;
+  join.addEventListener('click', () => joinCall(link.room, link.token), { once: true });
+}
+
+/** @param {string} room @param {string} token */
+async function joinCall(room, token) {
+  const join = byId('join');
+  join.setAttribute('disabled', '');
+  join.removeAttribute('data-i18n');
+  join.textContent = t('joining');
+  client.publish(localStream); // media starts once admitted
+  try {
+    await client.connect({ room, token });
+  } catch {
+    // the `closed` listener shows the failure screen
+  }
+}
+
+// ---- client events ----
+
+client.addEventListener('welcome', (ev) => {
+  const { status } = /** @type {CustomEvent<import('/sdk/kham.js').Welcome>} */ (ev).detail;
+  if (status === 'waiting') {
+    attachStream(/** @type {HTMLVideoElement} */ (byId('waiting-video')), localStream);
+    showScreen('waiting');
+  } else {
+    enterCall();
+  }
+});
+
+client.addEventListener('admitted', () => enterCall());
+
+client.addEventListener('lobby', (ev) => {
+  const { entries } = /** @type {CustomEvent<{entries: import('/sdk/kham.js').LobbyEntry[]}>} */ (ev).detail;
+  renderLobby(entries, {
+    onAdmit: (id) => client.admit(id),
+    onDeny: (id) => client.deny(id),
+  });
+  if (inCall) enableDoctorControls();
+});
+
+client.addEventListener('participantjoined', (ev) => {
+  const { participant } = /** @type {CustomEvent<{participant: Participant}>} */ (ev).detail;
+  if (inCall) addParticipant(participant);
+});
+
+client.addEventListener('participantupdated', (ev) => {
+  const { participant } = /** @type {CustomEvent<{participant: Participant}>} */ (ev).detail;
+  if (!inCall) return;
+  if (client.me && participant.id === client.me.id) drawSelf(participant);
+  else updateParticipant(participant);
+});
+
+client.addEventListener('participantleft', (ev) => {
+  const { id } = /** @type {CustomEvent<{id: string}>} */ (ev).detail;
+  removeParticipant(id);
+});
+
+/** @param {Event} ev */
+function onTrackChange(ev) {
+  const { participantId } = /** @type {CustomEvent<import('/sdk/kham.js').TrackDetail>} */ (ev).detail;
+  if (!inCall) return;
+  const p = client.participants.get(participantId);
+  if (p) addParticipant(p);
+  setRemoteStream(participantId, client.streamOf(participantId));
+}
+client.addEventListener('track', onTrackChange);
+client.addEventListener('trackremoved', onTrackChange);
+
+client.addEventListener('connectionstate', (ev) => {
+  const { state } = /** @type {CustomEvent<{state: RTCPeerConnectionState}>} */ (ev).detail;
+  const banner = byId('conn-banner');
+  /** @type {Record<string, string>} */
+  const keys = { new: 'conn.connecting', connecting: 'conn.connecting', disconnected: 'conn.disconnected', failed: 'conn.failed' };
+  const key = keys[state];
+  banner.hidden = !key;
+  banner.dataset.state = state;
+  banner.textContent = key ? t(key) : '';
+});
+
+client.addEventListener('error', (ev) => {
+  const { code, message } = /** @type {CustomEvent<{code: string, message: string}>} */ (ev).detail;
+  showToast(code === 'forbidden' ? t('error.forbidden') : t('error.generic', { message: message || code }));
+});
+
+client.addEventListener('closed', (ev) => {
+  const { reason, message } = /** @type {CustomEvent<import('/sdk/kham.js').ClosedDetail>} */ (ev).detail;
+  inCall = false;
+  clearTiles();
+  stopStream(localStream);
+  localStream = null;
+  releaseWakeLock();
+  showEnded(reason, message);
+});
+
+// ---- the call ----
+
+function enterCall() {
+  if (inCall || !client.me) return;
+  inCall = true;
+  showScreen('call');
+  drawSelf(client.me);
+  for (const p of client.participants.values()) addParticipant(p);
+  buildControls();
+  if (client.canAdmit || client.me.role === 'doctor') enableDoctorControls();
+  requestWakeLock();
+}
+
+function buildControls() {
+  const bar = byId('controls');
+  const leave = makeAction({
+    testid: 'leave', icon: ICONS.leave, label: 'leave', variant: 'ctl-leave',
+    onClick: () => client.leave(),
+  });
+  relabelers.push(leave.relabel);
+  bar.replaceChildren(micToggle.el, camToggle.el, leave.el);
+}
+
+let doctorControls = false;
+function enableDoctorControls() {
+  if (doctorControls) return;
+  doctorControls = true;
+  const end = makeAction({
+    testid: 'end-consult', icon: ICONS.end, label: 'end_consult', variant: 'ctl-danger',
+    onClick: async () => {
+      if (await confirmAction(t('end_consult.confirm'))) client.endConsult();
+    },
+  });
+  relabelers.push(end.relabel);
+  byId('controls').append(end.el);
+  setRemoveHandler(async (p) => {
+    if (await confirmAction(t('remove.confirm', { name: p.name }))) client.remove(p.id);
+  });
+}
+
+async function requestWakeLock() {
+  try {
+    if ('wakeLock' in navigator) wakeLock = await navigator.wakeLock.request('screen');
+  } catch {
+    // not granted (battery saver, unsupported): the call works anyway
+  }
+}
+
+function releaseWakeLock() {
+  if (wakeLock) wakeLock.release().catch(() => {});
+  wakeLock = null;
+}
+
+// ---- the rest of the page ----
+
+byId('waiting-leave').addEventListener('click', () => client.leave());
+byId('rejoin').addEventListener('click', () => location.reload());
+window.addEventListener('pagehide', () => {
+  if (!client.closed && client.ws) client.leave();
+});
+
+relabelAll();
+startPreview();
