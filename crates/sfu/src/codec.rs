@@ -109,6 +109,7 @@ mod tests {
     fn vp8_descriptor_and_keyframe() {
         // X=1 S=1 PID=0 | I=1 L=1 T=1 | M=1 pid 0x1234 | tl0 9 | tid 1 | payload P=0 (key)
         let p = [0x90, 0xe0, 0x80 | 0x12, 0x34, 9, 0x40, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+        // The VP8 payload starts at index 6 (0x10: P bit clear, a keyframe).
         let i = parse_vp8(&p).unwrap();
         assert_eq!(i.picture_id, Some(0x1234));
         assert!(i.picture_id_15bit);
@@ -117,7 +118,7 @@ mod tests {
         assert!(i.keyframe);
         // Same with P=1: a delta frame.
         let mut d = p;
-        d[7] = 0x01;
+        d[6] = 0x11;
         assert!(!parse_vp8(&d).unwrap().keyframe);
         // A continuation packet (S=0) is never a keyframe start.
         let mut c = p;
