@@ -208,7 +208,7 @@ async function assertMediaFlows(name, expected) {
     { timeout: 20_000, polling: 100 },
   );
   const video = await remoteVideoProgress(page);
-  console.log(`# ${name} video: ${video.map((v) => `${v.participant} ${v.before}->${v.after} frames ${v.width}x${v.height}`).join('; ')}`);
+  console.log(`${name} video: ${video.map((v) => `${v.participant} ${v.before}->${v.after} frames ${v.width}x${v.height}`).join('; ')}`);
   assert.equal(video.length, expected, `${name}: ${expected} remote videos`);
   for (const v of video) {
     assert.ok(v.after - v.before >= 10, `${name}: video of ${v.participant} advances (${v.before} -> ${v.after})`);
@@ -219,7 +219,7 @@ async function assertMediaFlows(name, expected) {
   const ids = await page.$$eval('[data-testid="remote-video"]', (els) =>
     els.map((e) => e.closest('[data-participant-id]')?.getAttribute('data-participant-id')));
   const audio = await remoteAudioProgress(page);
-  console.log(`# ${name} audio: ${JSON.stringify(audio.after)}`);
+  console.log(`${name} audio: ${JSON.stringify(audio.after)}`);
   for (const id of ids) {
     const a = audio.before[id];
     const b = audio.after[id];
@@ -254,7 +254,7 @@ test('doctor admits patient from the lobby; audio and video flow both ways', { s
   await doctor.click('[data-testid="admit"]');
   await patient.waitForSelector(visible('call'));
   const [patientFirst, doctorFirst] = await Promise.all([firstFrameAfter(patient, tAdmit), firstFrameAfter(doctor, tAdmit)]);
-  console.log(`# time to first remote frame after admit: patient ${patientFirst} ms, doctor ${doctorFirst} ms`);
+  console.log(`time to first remote frame after admit: patient ${patientFirst} ms, doctor ${doctorFirst} ms`);
 
   await assertMediaFlows('doctor', 1);
   await assertMediaFlows('patient', 1);
@@ -268,7 +268,7 @@ test('a station joins directly; all three see and hear each other', { skip }, as
   await station.waitForSelector(visible('call')); // no lobby for a station
   const first = await firstFrameAfter(station, t0);
   const all = await firstFrameAfter(station, t0, 2);
-  console.log(`# time to first remote frame from clicking join (station): ${first} ms, both remotes: ${all} ms`);
+  console.log(`time to first remote frame from clicking join (station): ${first} ms, both remotes: ${all} ms`);
 
   for (const name of ['doctor', 'patient', 'station']) await assertMediaFlows(name, 2);
   await screenshot(pages.doctor, 'e2e-doctor-3way');

@@ -178,8 +178,8 @@ test('SDK publishes simulcast, maps server-offered tracks to participants, drops
       encodings: window.__encodingsAtOffer, log, state, clientTypes: clientMsgs.map((m) => m.type) };
   });
 
-  console.log(`# sdk events: ${result.log.join(' ')}`);
-  console.log(`# transceivers: ${result.state.transceivers.join(' ')}`);
+  console.log(`sdk events: ${result.log.join(' ')}`);
+  console.log(`transceivers: ${result.state.transceivers.join(' ')}`);
   assert.deepEqual(result.encodings, ['q', 'h', 'f']);
   assert.match(result.offer, /a=simulcast:send q;h;f/);
   assert.equal(result.clientTypes.filter((t) => t === 'offer').length, 1, 'the client offers once');

@@ -117,6 +117,22 @@ test('a station joins directly without the lobby', async () => {
   await station.context().close();
 });
 
+test('an observer joins without camera or microphone and only receives', async () => {
+  const room = nextRoom();
+  const doctor = await join(mock.joinLink(room, 'BS. Lê Minh', 'doctor'), { name: 'doctor' });
+  await doctor.waitForSelector(visible('call'));
+  const observer = await join(mock.joinLink(room, 'Sinh viên Y', 'observer'), { name: 'observer' });
+  await observer.waitForSelector(visible('call'));
+  const id = await observer.evaluate(() => /** @type {any} */ (window).__kham.me.id);
+  await waitFor(() => mock.received.some((r) => r.from === id && r.msg.type === 'offer'));
+  const { sdp } = mock.received.find((r) => r.from === id && r.msg.type === 'offer').msg;
+  assert.match(sdp, /m=audio[\s\S]*a=recvonly/);
+  assert.doesNotMatch(sdp, /a=sendonly|a=sendrecv|m=video/);
+  assert.equal(await observer.locator('[data-testid="mute"]').count(), 0, 'no mic toggle for an observer');
+  assert.equal(await observer.evaluate(() => /** @type {any} */ (window).__kham._localStream), null);
+  for (const p of [doctor, observer]) await p.context().close();
+});
+
 test('denied patient sees the end screen and the link stops working', async () => {
   const room = nextRoom();
   const doctor = await join(mock.joinLink(room, 'BS. Phạm Hà', 'doctor'), { name: 'doctor' });

@@ -16,6 +16,7 @@
 //! (do not run `cargo build -p kham-server` first), `KHAM_TEST_LOG=1` (echo server output and
 //! peer state changes live).
 
+pub mod check;
 pub mod client;
 pub mod http;
 pub mod media;

@@ -179,6 +179,7 @@ pub fn is_vp8_keyframe_start(payload: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

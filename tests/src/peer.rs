@@ -724,7 +724,7 @@ fn spawn_video(t: &LocalTrack, pt: u8, running: Arc<AtomicBool>) -> JoinHandle<(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while running.load(Ordering::Relaxed) {
             tick.tick().await;
-            let key = frame_no % media::KEYFRAME_INTERVAL == 0;
+            let key = frame_no.is_multiple_of(media::KEYFRAME_INTERVAL);
             let frame = media::vp8_frame(lt.ssrc, frame_no, key);
             let payloads = media::vp8_packetize(&frame, picture_id);
             let last = payloads.len() - 1;

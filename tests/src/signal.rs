@@ -185,17 +185,16 @@ impl SignalClient {
         self.tx.send_text(text).await
     }
 
-    /// Sends `{"type":"ping","id":id}`.
-    pub async fn ping(&self, id: &str) -> Result<()> {
+    /// Sends `{"type":"ping","id":id}` (the id is an integer, as in `kham-proto`).
+    pub async fn ping(&self, id: u64) -> Result<()> {
         self.send(json!({"type": "ping", "id": id})).await
     }
 
     /// Sends a ping and waits for the matching pong (proves the connection is usable).
-    pub async fn ping_pong(&mut self, id: &str) -> Result<()> {
+    pub async fn ping_pong(&mut self, id: u64) -> Result<()> {
         self.ping(id).await?;
-        let want = id.to_owned();
-        self.expect_where(&format!("pong with id {id:?}"), DEFAULT_TIMEOUT, move |v| {
-            msg_type(v) == "pong" && v.get("id").and_then(Value::as_str) == Some(want.as_str())
+        self.expect_where(&format!("pong with id {id}"), DEFAULT_TIMEOUT, move |v| {
+            msg_type(v) == "pong" && v.get("id").and_then(Value::as_u64) == Some(id)
         })
         .await?;
         Ok(())

@@ -91,13 +91,16 @@ async function startPreview() {
   };
   drawIdentity();
   relabelers.push(drawIdentity);
-  byId('preview-toggles').append(micToggle.el, camToggle.el);
 
-  status.textContent = t('preview.starting');
-  const { stream } = await openLocalMedia();
+  // An observer only watches: no camera or microphone is opened.
+  const observer = !!link.claims && link.claims.role === 'observer';
+  status.textContent = observer ? '' : t('preview.starting');
+  const { stream } = observer ? { stream: null } : await openLocalMedia();
   localStream = stream;
+  if (observer) byId('screen-preview').classList.add('observer');
+  else byId('preview-toggles').append(micToggle.el, camToggle.el);
   const drawStatus = () => {
-    status.textContent = stream ? '' : t('preview.no_camera');
+    status.textContent = stream || observer ? '' : t('preview.no_camera');
   };
   drawStatus();
   relabelers.push(drawStatus);
@@ -221,7 +224,8 @@ function buildControls() {
     onClick: () => client.leave(),
   });
   relabelers.push(leave.relabel);
-  bar.replaceChildren(micToggle.el, camToggle.el, leave.el);
+  const sends = client.me && client.me.role !== 'observer';
+  bar.replaceChildren(...(sends ? [micToggle.el, camToggle.el] : []), leave.el);
 }
 
 let doctorControls = false;

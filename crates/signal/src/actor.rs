@@ -1,0 +1,235 @@
+//! One task per room owns its [`RoomState`] and the senders of its participants' sockets.
+//! Sessions and the media engine talk to it through bounded channels; nothing is shared.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kham_proto::{ClientMsg, ErrorCode, LeaveReason, ParticipantId, ServerMsg, close_code};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::media::{Media, MediaError, MediaEvent, MediaPerms};
+use crate::room_state::{Effect, JoinRefusal, RoomState};
+use crate::token::Claims;
+
+/// What a session's writer task receives.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Msg(ServerMsg),
+    Close(u16, &'static str),
+}
+
+/// Commands to a room's task.
+pub(crate) enum RoomCmd {
+    CheckJoin { claims: Claims, reply: oneshot::Sender<Result<(), JoinRefusal>> },
+    Join { id: ParticipantId, claims: Claims, tx: mpsc::Sender<Outbound>, reply: oneshot::Sender<Result<(), JoinRefusal>> },
+    Client { id: ParticipantId, msg: ClientMsg },
+    Disconnected { id: ParticipantId, lost: bool },
+    Summary { reply: oneshot::Sender<RoomSummary> },
+    End { reason: String },
+}
+
+/// A room as listed by the API (no names: those are for the room's members and admins).
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomSummary {
+    pub room: String,
+    pub age_s: u64,
+    pub participants: usize,
+    pub lobby: usize,
+}
+
+/// Timing of a room's life.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomTimeouts {
+    /// Close a room nobody ever joined after this long.
+    pub empty_timeout: Duration,
+    /// Close a room this long after the last participant left.
+    pub departure_timeout: Duration,
+}
+
+pub(crate) struct RoomActor {
+    pub id: String,
+    pub state: RoomState,
+    pub sessions: HashMap<ParticipantId, mpsc::Sender<Outbound>>,
+    pub media: Arc<dyn Media>,
+    pub created: Instant,
+    pub timeouts: RoomTimeouts,
+    pub ever_joined: bool,
+}
+
+impl RoomActor {
+    /// Runs until the room closes (ended, or empty past its timeout).
+    pub async fn run(mut self, mut cmds: mpsc::Receiver<RoomCmd>, on_exit: impl FnOnce(&str, bool)) {
+        let (ev_tx, mut events) = mpsc::channel(256);
+        self.media.open_room(&self.id, ev_tx);
+        let mut empty_since = Some(Instant::now());
+        loop {
+            let deadline = empty_since.map(|t| {
+                t + if self.ever_joined { self.timeouts.departure_timeout } else { self.timeouts.empty_timeout }
+            });
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(cmd) => self.command(cmd).await,
+                    None => break,
+                },
+                Some(ev) = events.recv() => self.media_event(ev),
+                _ = sleep => {
+                    tracing::info!(room = %self.id, "room closed: empty");
+                    break;
+                }
+            }
+            if self.state.is_ended() {
+                tracing::info!(room = %self.id, "room closed: consult ended");
+                break;
+            }
+            empty_since = match (self.state.is_empty(), empty_since) {
+                (true, None) => Some(Instant::now()),
+                (true, s) => s,
+                (false, _) => None,
+            };
+        }
+        self.media.close_room(&self.id);
+        on_exit(&self.id, self.state.is_ended());
+    }
+
+    async fn command(&mut self, cmd: RoomCmd) {
+        match cmd {
+            RoomCmd::CheckJoin { claims, reply } => {
+                let _ = reply.send(self.state.check_join(&claims));
+            }
+            RoomCmd::Join { id, claims, tx, reply } => {
+                let now_ms = self.created.elapsed().as_millis() as u64;
+                match self.state.join(id.clone(), &claims, now_ms) {
+                    Ok(fx) => {
+                        self.ever_joined = true;
+                        self.sessions.insert(id, tx);
+                        let _ = reply.send(Ok(()));
+                        self.apply(fx);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            RoomCmd::Client { id, msg } => self.client(id, msg).await,
+            RoomCmd::Disconnected { id, lost } => {
+                if self.sessions.remove(&id).is_some() {
+                    let fx = self.state.leave(&id, if lost { LeaveReason::ConnectionLost } else { LeaveReason::Left });
+                    self.apply(fx);
+                }
+            }
+            RoomCmd::Summary { reply } => {
+                let _ = reply.send(RoomSummary {
+                    room: self.id.clone(),
+                    age_s: self.created.elapsed().as_secs(),
+                    participants: self.state.admitted_count(),
+                    lobby: self.state.lobby_count(),
+                });
+            }
+            RoomCmd::End { reason } => {
+                let fx = self.state.end(&reason);
+                self.apply(fx);
+            }
+        }
+    }
+
+    async fn client(&mut self, id: ParticipantId, msg: ClientMsg) {
+        if !self.sessions.contains_key(&id) {
+            return;
+        }
+        let now_ms = self.created.elapsed().as_millis() as u64;
+        let result = match msg {
+            ClientMsg::Offer { sdp } => self.offer(&id, sdp).await,
+            ClientMsg::Answer { sdp } => self.answer(&id, sdp).await,
+            other => self.state.handle(&id, other, now_ms),
+        };
+        match result {
+            Ok(fx) => self.apply(fx),
+            Err((code, message)) => self.send(&id, ServerMsg::error(code, message)),
+        }
+    }
+
+    async fn offer(&mut self, id: &ParticipantId, sdp: String) -> Result<Vec<Effect>, (ErrorCode, String)> {
+        let grants = self.state.check_media(id)?;
+        let perms = MediaPerms { publish: grants.publish, subscribe: grants.subscribe };
+        let answer = self.media.offer(&self.id, id.clone(), perms, sdp).await.unwrap_or(Err(MediaError::Unavailable));
+        match answer {
+            Ok(sdp) => Ok(vec![Effect::Send(crate::room_state::Target::One(id.clone()), ServerMsg::Answer { sdp })]),
+            Err(e) => Err(media_error(e)),
+        }
+    }
+
+    async fn answer(&mut self, id: &ParticipantId, sdp: String) -> Result<Vec<Effect>, (ErrorCode, String)> {
+        self.state.check_media(id)?;
+        let r = self.media.answer(&self.id, id.clone(), sdp).await.unwrap_or(Err(MediaError::Unavailable));
+        r.map(|()| Vec::new()).map_err(media_error)
+    }
+
+    fn media_event(&mut self, ev: MediaEvent) {
+        match ev {
+            MediaEvent::Offer { peer, sdp, tracks } => self.send(&peer, ServerMsg::Offer { sdp, tracks }),
+            MediaEvent::Connected { peer } => tracing::debug!(room = %self.id, %peer, "media connected"),
+            MediaEvent::Lost { peer } => {
+                tracing::info!(room = %self.id, %peer, "media connection lost");
+                let mut fx = self.state.leave(&peer, LeaveReason::ConnectionLost);
+                fx.push(Effect::Close(peer, close_code::NORMAL));
+                self.apply(fx);
+            }
+        }
+    }
+
+    fn apply(&mut self, fx: Vec<Effect>) {
+        for e in fx {
+            match e {
+                Effect::Send(target, msg) => {
+                    for id in self.state.resolve(&target) {
+                        self.send(&id, msg.clone());
+                    }
+                }
+                Effect::Close(id, code) => {
+                    if let Some(tx) = self.sessions.remove(&id) {
+                        let _ = tx.try_send(Outbound::Close(code, close_reason(code)));
+                    }
+                }
+                Effect::MediaRemove(id) => self.media.remove(&self.id, id),
+                Effect::RoomEnded => {}
+            }
+        }
+    }
+
+    fn send(&mut self, id: &ParticipantId, msg: ServerMsg) {
+        let Some(tx) = self.sessions.get(id) else { return };
+        if tx.try_send(Outbound::Msg(msg)).is_err() {
+            // The socket does not drain: drop the session rather than stall the room.
+            tracing::warn!(room = %self.id, peer = %id, "signaling queue full, dropping session");
+            self.sessions.remove(id);
+            let fx = self.state.leave(id, LeaveReason::ConnectionLost);
+            self.apply(fx);
+        }
+    }
+}
+
+fn media_error(e: MediaError) -> (ErrorCode, String) {
+    match e {
+        MediaError::BadSdp(m) => (ErrorCode::BadSdp, m),
+        MediaError::BadState(m) => (ErrorCode::BadState, m),
+        MediaError::Unavailable => (ErrorCode::Internal, "media engine unavailable".into()),
+    }
+}
+
+fn close_reason(code: u16) -> &'static str {
+    match code {
+        close_code::DENIED => "denied",
+        close_code::REMOVED => "removed",
+        close_code::ENDED => "ended",
+        close_code::REPLACED => "replaced",
+        _ => "bye",
+    }
+}

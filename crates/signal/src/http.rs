@@ -1,0 +1,152 @@
+//! HTTP routes of the signaling service: the WebSocket, the room API, health.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::registry::Rooms;
+use crate::room_state::JoinRefusal;
+use crate::token::{Claims, TokenError, TokenKeys};
+
+/// Extra fields for `/healthz`, supplied by the server (media counters).
+pub type HealthFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub keys: TokenKeys,
+    pub rooms: Rooms,
+    pub counters: Arc<Counters>,
+    pub health: HealthFn,
+    pub draining: Arc<AtomicBool>,
+}
+
+/// Signaling error counts by type (bounded label set).
+#[derive(Default)]
+pub struct Counters {
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Counters {
+    pub fn signal_error(&self, kind: &'static str) {
+        *self.errors.lock().unwrap_or_else(|p| p.into_inner()).entry(kind).or_default() += 1;
+    }
+
+    pub fn errors(&self) -> BTreeMap<&'static str, u64> {
+        self.errors.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The signaling routes; the server adds static files and TLS.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/ws", get(crate::ws::ws_handler))
+        .route("/api/rooms", post(create_room).get(list_rooms))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// An error reply: JSON `{"error": code, "message": text}`; internals are logged, not sent.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn unauthorized(e: TokenError) -> Self {
+        ApiError { status: StatusCode::UNAUTHORIZED, code: e.code(), message: e.to_string() }
+    }
+    pub fn refused(r: JoinRefusal) -> Self {
+        let status = if r == JoinRefusal::Revoked { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
+        ApiError { status, code: r.code(), message: r.to_string() }
+    }
+    pub fn unavailable() -> Self {
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message: "try again".into() }
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into() }
+    }
+    fn forbidden(message: &str) -> Self {
+        ApiError { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.code, "message": self.message}))).into_response()
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Room ids are what booking systems use as appointment ids: short, URL-safe.
+pub fn valid_room_id(room: &str) -> bool {
+    !room.is_empty() && room.len() <= 64 && room.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn bearer(app: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let claims = app.keys.verify(token, unix_now()).map_err(ApiError::unauthorized)?;
+    if !claims.grants.room_create {
+        return Err(ApiError::forbidden("the token lacks the room_create grant"));
+    }
+    Ok(claims)
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateRoom {
+    room: String,
+}
+
+/// `POST /api/rooms {"room": "..."}`: the booking system creates a room per appointment.
+async fn create_room(State(app): State<AppState>, headers: HeaderMap, body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>) -> Result<Response, ApiError> {
+    bearer(&app, &headers)?;
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if !valid_room_id(&body.room) {
+        return Err(ApiError::bad_request("room ids are 1-64 characters of A-Z a-z 0-9 - _"));
+    }
+    let (_, created) = app.rooms.create(&body.room).map_err(ApiError::refused)?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({"room": body.room, "created": created}))).into_response())
+}
+
+/// `GET /api/rooms`: open rooms with counts (no names).
+async fn list_rooms(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    bearer(&app, &headers)?;
+    Ok(Json(json!({"rooms": app.rooms.list().await})).into_response())
+}
+
+async fn healthz(State(app): State<AppState>) -> Response {
+    let mut body = (app.health)();
+    if let Some(o) = body.as_object_mut() {
+        o.insert("status".into(), json!("ok"));
+        o.insert("rooms".into(), json!(app.rooms.len()));
+        o.insert("signal_errors".into(), json!(app.counters.errors()));
+    }
+    Json(body).into_response()
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    if app.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false}))).into_response()
+    } else {
+        Json(json!({"ready": true})).into_response()
+    }
+}

@@ -1,0 +1,49 @@
+//! The media side as signaling sees it. The server implements [`Media`] on its shard threads;
+//! tests implement it with a fake, so signaling is tested without str0m or sockets.
+
+use kham_proto::{ParticipantId, TrackInfo};
+use tokio::sync::{mpsc, oneshot};
+
+/// What a participant may send and receive (from its token's grants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaPerms {
+    pub publish: bool,
+    pub subscribe: bool,
+}
+
+/// Events from a room's media engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// Server renegotiation for this participant.
+    Offer { peer: ParticipantId, sdp: String, tracks: Vec<TrackInfo> },
+    /// ICE and DTLS are up.
+    Connected { peer: ParticipantId },
+    /// The participant's media connection died (ICE consent lost).
+    Lost { peer: ParticipantId },
+}
+
+/// Why a media request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    #[error("SDP could not be parsed or accepted: {0}")]
+    BadSdp(String),
+    #[error("not allowed now: {0}")]
+    BadState(String),
+    #[error("media engine unavailable")]
+    Unavailable,
+}
+
+/// Handle to the media engine. Calls never block: requests are queued to the room's owner and
+/// answered through the returned receiver.
+pub trait Media: Send + Sync + 'static {
+    /// Prepares media for a room; its events go to `events`.
+    fn open_room(&self, room: &str, events: mpsc::Sender<MediaEvent>);
+    /// Starts a participant's media session from its offer; resolves to the answer SDP.
+    fn offer(&self, room: &str, peer: ParticipantId, perms: MediaPerms, sdp: String) -> oneshot::Receiver<Result<String, MediaError>>;
+    /// Applies the participant's answer to the last server offer.
+    fn answer(&self, room: &str, peer: ParticipantId, sdp: String) -> oneshot::Receiver<Result<(), MediaError>>;
+    /// Ends a participant's media session.
+    fn remove(&self, room: &str, peer: ParticipantId);
+    /// Drops the room's media.
+    fn close_room(&self, room: &str);
+}

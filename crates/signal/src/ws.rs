@@ -1,0 +1,164 @@
+//! The signaling WebSocket: token check before the upgrade, then one task per participant that
+//! relays between the socket and its room's task.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use kham_proto::{MAX_MESSAGE_BYTES, ParticipantId, ServerMsg, close_code, parse_client_msg};
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::actor::{Outbound, RoomCmd};
+use crate::http::{ApiError, AppState, unix_now};
+use crate::registry::RoomHandle;
+use crate::token::{Claims, TokenError};
+
+/// How often the server pings an idle socket, and how long silence is tolerated.
+const PING_EVERY: Duration = Duration::from_secs(10);
+const SILENCE_LIMIT: Duration = Duration::from_secs(35);
+
+#[derive(Debug, Deserialize)]
+pub struct JoinQuery {
+    #[serde(default)]
+    room: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// `GET /ws?room=R&token=T`.
+pub async fn ws_handler(State(app): State<AppState>, Query(q): Query<JoinQuery>, upgrade: WebSocketUpgrade) -> Response {
+    let claims = match app.keys.verify_for_room(&q.token, &q.room, unix_now()) {
+        Ok(c) => c,
+        Err(e) => {
+            app.counters.signal_error(e.code());
+            return ApiError::unauthorized(e).into_response();
+        }
+    };
+    let room = match app.rooms.get_or_create(&q.room) {
+        Ok(r) => r,
+        Err(refusal) => return ApiError::refused(refusal).into_response(),
+    };
+    let (reply, rx) = oneshot::channel();
+    if room.tx.send(RoomCmd::CheckJoin { claims: claims.clone(), reply }).await.is_err() {
+        return ApiError::unavailable().into_response();
+    }
+    match rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(refusal)) if refusal.code() == TokenError::Revoked.code() => {
+            return ApiError::unauthorized(TokenError::Revoked).into_response();
+        }
+        Ok(Err(refusal)) => return ApiError::refused(refusal).into_response(),
+        Err(_) => return ApiError::unavailable().into_response(),
+    }
+    // Frames past our limit are read up to a hard cap so we can answer with close code 1009.
+    upgrade
+        .max_message_size(MAX_MESSAGE_BYTES * 16)
+        .max_frame_size(MAX_MESSAGE_BYTES * 16)
+        .on_upgrade(move |socket| session(socket, room, claims, app))
+}
+
+async fn session(socket: WebSocket, room: RoomHandle, claims: Claims, app: AppState) {
+    let id = ParticipantId::from_random(rand::random());
+    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(256);
+    let (reply, joined) = oneshot::channel();
+    let (mut sink, mut stream) = socket.split();
+    let cmd = RoomCmd::Join { id: id.clone(), claims, tx: out_tx.clone(), reply };
+    let refused = match room.tx.send(cmd).await {
+        Ok(()) => joined.await.ok().and_then(|r| r.err()),
+        Err(_) => None,
+    };
+    if let Some(r) = refused {
+        let msg = ServerMsg::error(kham_proto::ErrorCode::BadState, r.to_string());
+        let _ = sink.send(text(&msg)).await;
+        let _ = sink.send(close(4000, r.code())).await;
+        return;
+    }
+    let mut lost = true;
+    let mut last_rx = tokio::time::Instant::now();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    loop {
+        tokio::select! {
+            out = out_rx.recv() => match out {
+                Some(Outbound::Msg(m)) => {
+                    if sink.send(text(&m)).await.is_err() { break; }
+                }
+                Some(Outbound::Close(code, reason)) => {
+                    let _ = sink.send(close(code, reason)).await;
+                    lost = false;
+                    break;
+                }
+                None => break,
+            },
+            frame = stream.next() => {
+                last_rx = tokio::time::Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(t))) => {
+                        if t.len() > MAX_MESSAGE_BYTES {
+                            app.counters.signal_error("too_big");
+                            let _ = sink.send(close(close_code::TOO_BIG, "message too big")).await;
+                            break;
+                        }
+                        match parse_client_msg(t.as_str()) {
+                            Ok(msg) => {
+                                if room.tx.send(RoomCmd::Client { id: id.clone(), msg }).await.is_err() { break; }
+                            }
+                            Err(e) => {
+                                app.counters.signal_error(error_label(e.code()));
+                                if sink.send(text(&ServerMsg::error(e.code(), e.to_string()))).await.is_err() { break; }
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Binary(b))) => {
+                        let code = if b.len() > MAX_MESSAGE_BYTES { close_code::TOO_BIG } else { 1003 };
+                        app.counters.signal_error("binary");
+                        let _ = sink.send(close(code, "text JSON frames only")).await;
+                        break;
+                    }
+                    Some(Ok(Message::Close(_))) => { lost = false; break; }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        // tungstenite refuses frames over the hard cap: still say why.
+                        let msg = e.to_string();
+                        if msg.contains("too long") || msg.contains("too big") || msg.contains("Space limit") {
+                            app.counters.signal_error("too_big");
+                            let _ = sink.send(close(close_code::TOO_BIG, "message too big")).await;
+                        }
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            _ = ping.tick() => {
+                if last_rx.elapsed() > SILENCE_LIMIT { break; }
+                if sink.send(Message::Ping(Default::default())).await.is_err() { break; }
+            }
+        }
+    }
+    let _ = room.tx.send(RoomCmd::Disconnected { id, lost }).await;
+}
+
+fn text(m: &ServerMsg) -> Message {
+    // Serializing our own enum cannot fail; an empty object is sent if it ever did.
+    Message::Text(Utf8Bytes::from(serde_json::to_string(m).unwrap_or_else(|_| "{}".into())))
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+}
+
+fn error_label(code: kham_proto::ErrorCode) -> &'static str {
+    use kham_proto::ErrorCode::*;
+    match code {
+        BadJson => "bad_json",
+        UnknownType => "unknown_type",
+        BadMessage => "bad_message",
+        Forbidden => "forbidden",
+        BadState => "bad_state",
+        BadSdp => "bad_sdp",
+        NotFound => "not_found",
+        Internal => "internal",
+    }
+}

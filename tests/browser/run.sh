@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the browser tests: installs Chromium (Debian package) and the npm dev dependencies when
+# missing, then node's test runner.
+#   tests/browser/run.sh              all tests (call.test.mjs needs KHAM_BIN or a built target/*/kham)
+#   tests/browser/run.sh ui.test.mjs  only the given files
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ ! -x "${KHAM_CHROMIUM:-/usr/bin/chromium}" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+fi
+
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/ws ]; then
+  npm ci --no-audit --no-fund
+fi
+
+# The web client's JSDoc types (web-client/tsconfig.json: checkJs).
+npx --no-install tsc -p ../../web-client
+
+if [ "$#" -eq 0 ]; then
+  set -- sdk.test.mjs ui.test.mjs call.test.mjs
+fi
+# One file at a time: Chromium with fake media plus a kham server is plenty for 2 cores.
+exec node --test --test-concurrency=1 "$@"

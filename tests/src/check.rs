@@ -1,0 +1,188 @@
+//! Comparing what a publisher sent with what a subscriber received through the SFU.
+//!
+//! The SFU may rewrite SSRC, sequence-number and timestamp *offsets* and the VP8 PictureID, but
+//! on a loss-free loopback it must forward one continuous stream: every received packet is one
+//! sent packet, in order, none skipped after the first, with relative sequence numbers and
+//! timestamps preserved and the payload unchanged (VP8: everything after the payload descriptor).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use anyhow::{Result, bail};
+
+use crate::media;
+use crate::peer::{MediaKind, RecvTrack, SentPacket};
+
+/// Summary of a successful comparison.
+#[derive(Debug, Clone)]
+pub struct ForwardReport {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The single SSRC the subscriber saw.
+    pub ssrc: u32,
+    /// Packets received.
+    pub received: usize,
+    /// Packets sent in total.
+    pub sent: usize,
+    /// Index (in the sent sequence) of the first forwarded packet.
+    pub first_sent_index: usize,
+}
+
+fn key(kind: MediaKind, payload: &[u8]) -> Option<&[u8]> {
+    match kind {
+        MediaKind::Audio => Some(payload),
+        MediaKind::Video => media::vp8_data(payload),
+    }
+}
+
+/// Checks `recv` against `sent` (see the module docs). The error lists every violation found
+/// (capped), so a failure report says *how* the stream was damaged.
+pub fn check_forwarded(kind: MediaKind, sent: &[SentPacket], recv: &RecvTrack) -> Result<ForwardReport> {
+    let pk = &recv.packets;
+    if pk.is_empty() {
+        bail!("{}: nothing received", kind.as_str());
+    }
+    let mut problems: Vec<String> = Vec::new();
+    let mut note = |s: String| {
+        if problems.len() < 25 {
+            problems.push(s);
+        }
+    };
+
+    // One SSRC.
+    let ssrc = pk[0].ssrc;
+    let ssrcs: Vec<u32> = {
+        let mut v: Vec<u32> = pk.iter().map(|p| p.ssrc).collect();
+        v.dedup();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    if ssrcs.len() != 1 {
+        note(format!("{} SSRCs on one track: {ssrcs:?}", ssrcs.len()));
+    }
+
+    // Every received packet is one sent packet.
+    let mut index: HashMap<&[u8], usize> = HashMap::new();
+    for (i, s) in sent.iter().enumerate() {
+        if let Some(k) = key(kind, &s.payload) {
+            index.insert(k, i);
+        }
+    }
+    let mut mapped: Vec<Option<usize>> = Vec::with_capacity(pk.len());
+    let mut unmatched = 0usize;
+    for (j, p) in pk.iter().enumerate() {
+        let m = key(kind, &p.payload).and_then(|k| index.get(k).copied());
+        if m.is_none() {
+            unmatched += 1;
+            if unmatched <= 3 {
+                let head: String = p.payload.iter().take(16).map(|b| format!("{b:02x}")).collect();
+                note(format!("received #{j} (seq {}) matches no sent payload (len {}, starts {head})", p.seq, p.payload.len()));
+            }
+        }
+        mapped.push(m);
+    }
+    if unmatched > 3 {
+        note(format!("{unmatched} received packets in total match no sent payload"));
+    }
+
+    // Sequence numbers: +1 each, and relative to sent.
+    for w in pk.windows(2) {
+        let d = w[1].seq.wrapping_sub(w[0].seq);
+        if d != 1 {
+            note(format!("sequence number jump {} -> {} (delta {})", w[0].seq, w[1].seq, d as i16));
+        }
+    }
+
+    let first_sent_index = mapped.iter().flatten().next().copied().unwrap_or(0);
+    let base = mapped.iter().enumerate().find_map(|(j, m)| m.map(|i| (j, i)));
+    if let Some((j0, i0)) = base {
+        let (r0, s0) = (&pk[j0], &sent[i0]);
+        let mut prev: Option<(usize, usize)> = None;
+        for (j, m) in mapped.iter().enumerate() {
+            let Some(i) = *m else { continue };
+            if let Some((pj, pi)) = prev
+                && i != pi + (j - pj)
+            {
+                note(format!(
+                    "received #{pj}->#{j} are sent #{pi}->#{i}: {}",
+                    if i <= pi { "out of order / duplicated".to_owned() } else { format!("{} sent packets skipped", i - pi - (j - pj)) }
+                ));
+            }
+            prev = Some((j, i));
+            let (r, s) = (&pk[j], &sent[i]);
+            let rts = r.ts.wrapping_sub(r0.ts);
+            let sts = s.ts.wrapping_sub(s0.ts);
+            if rts != sts {
+                note(format!("timestamp of received #{j} is base+{rts}, sent had base+{sts}"));
+            }
+            let rseq = r.seq.wrapping_sub(r0.seq);
+            let sseq = s.seq.wrapping_sub(s0.seq);
+            if rseq != sseq {
+                note(format!("sequence number of received #{j} is base+{rseq}, sent had base+{sseq}"));
+            }
+            if kind == MediaKind::Video && r.marker != s.marker {
+                note(format!("marker bit of received #{j} (seq {}) is {}, sent {}", r.seq, r.marker, s.marker));
+            }
+        }
+    }
+
+    // Timestamps never go backwards.
+    for w in pk.windows(2) {
+        let d = w[1].ts.wrapping_sub(w[0].ts) as i32;
+        if d < 0 {
+            note(format!("timestamp went backwards {} -> {}", w[0].ts, w[1].ts));
+        }
+    }
+
+    if kind == MediaKind::Video {
+        if !media::is_vp8_keyframe_start(&pk[0].payload) {
+            note("the first forwarded video packet is not the start of a VP8 keyframe".to_owned());
+        }
+        check_picture_ids(recv, &mut note);
+    }
+
+    if problems.is_empty() {
+        Ok(ForwardReport { kind, ssrc, received: pk.len(), sent: sent.len(), first_sent_index })
+    } else {
+        let mut msg = format!(
+            "{} stream damaged in forwarding ({} received, {} sent, first forwarded = sent #{}):",
+            kind.as_str(),
+            pk.len(),
+            sent.len(),
+            first_sent_index
+        );
+        for p in problems {
+            let _ = write!(msg, "\n  - {p}");
+        }
+        bail!(msg)
+    }
+}
+
+/// PictureIDs may be rewritten, but must stay one per frame and advance by one per frame.
+fn check_picture_ids(recv: &RecvTrack, note: &mut impl FnMut(String)) {
+    let mut prev: Option<(u32, u16, bool)> = None; // (ts, pid, 15-bit)
+    for p in &recv.packets {
+        let Some(d) = media::parse_vp8_descriptor(&p.payload) else {
+            note(format!("seq {}: unparsable VP8 payload descriptor", p.seq));
+            continue;
+        };
+        let Some(pid) = d.picture_id else {
+            note(format!("seq {}: PictureID missing (it was sent)", p.seq));
+            continue;
+        };
+        let long = p.payload.get(2).is_some_and(|b| b & 0x80 != 0);
+        if let Some((pts, ppid, plong)) = prev {
+            let modulo: u32 = if plong && long { 0x8000 } else { 0x80 };
+            let delta = (u32::from(pid) % modulo + modulo - u32::from(ppid) % modulo) % modulo;
+            if p.ts == pts {
+                if pid != ppid {
+                    note(format!("seq {}: PictureID changed inside a frame ({ppid} -> {pid})", p.seq));
+                }
+            } else if delta != 1 {
+                note(format!("seq {}: PictureID jumped {ppid} -> {pid} between consecutive frames", p.seq));
+            }
+        }
+        prev = Some((p.ts, pid, long));
+    }
+}
