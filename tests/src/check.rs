@@ -26,6 +26,8 @@ pub struct ForwardReport {
     pub sent: usize,
     /// Index (in the sent sequence) of the first forwarded packet.
     pub first_sent_index: usize,
+    /// Runs of consecutive packets from one layer (1 = no layer switch).
+    pub layer_runs: usize,
 }
 
 fn key(kind: MediaKind, payload: &[u8]) -> Option<&[u8]> {
@@ -38,10 +40,21 @@ fn key(kind: MediaKind, payload: &[u8]) -> Option<&[u8]> {
 /// Checks `recv` against `sent` (see the module docs). The error lists every violation found
 /// (capped), so a failure report says *how* the stream was damaged.
 pub fn check_forwarded(kind: MediaKind, sent: &[SentPacket], recv: &RecvTrack) -> Result<ForwardReport> {
+    check_forwarded_layers(kind, &[sent], recv)
+}
+
+/// Like [`check_forwarded`], for a publisher that sent several simulcast layers of which the SFU
+/// forwards one at a time: the received stream must be one SSRC with +1 sequence numbers and
+/// never-decreasing timestamps; each run of packets from one layer must be a contiguous piece of
+/// that layer (relative sequence numbers, timestamps, markers and payloads preserved), and every
+/// run of video must start at a keyframe. `ForwardReport::first_sent_index` is the index in the
+/// layer of the first packet.
+pub fn check_forwarded_layers(kind: MediaKind, layers: &[&[SentPacket]], recv: &RecvTrack) -> Result<ForwardReport> {
     let pk = &recv.packets;
     if pk.is_empty() {
         bail!("{}: nothing received", kind.as_str());
     }
+    let sent_total: usize = layers.iter().map(|l| l.len()).sum();
     let mut problems: Vec<String> = Vec::new();
     let mut note = |s: String| {
         if problems.len() < 25 {
@@ -51,25 +64,23 @@ pub fn check_forwarded(kind: MediaKind, sent: &[SentPacket], recv: &RecvTrack) -
 
     // One SSRC.
     let ssrc = pk[0].ssrc;
-    let ssrcs: Vec<u32> = {
-        let mut v: Vec<u32> = pk.iter().map(|p| p.ssrc).collect();
-        v.dedup();
-        v.sort_unstable();
-        v.dedup();
-        v
-    };
+    let mut ssrcs: Vec<u32> = pk.iter().map(|p| p.ssrc).collect();
+    ssrcs.sort_unstable();
+    ssrcs.dedup();
     if ssrcs.len() != 1 {
         note(format!("{} SSRCs on one track: {ssrcs:?}", ssrcs.len()));
     }
 
-    // Every received packet is one sent packet.
-    let mut index: HashMap<&[u8], usize> = HashMap::new();
-    for (i, s) in sent.iter().enumerate() {
-        if let Some(k) = key(kind, &s.payload) {
-            index.insert(k, i);
+    // Every received packet is one sent packet: (layer, index).
+    let mut index: HashMap<&[u8], (usize, usize)> = HashMap::new();
+    for (l, sent) in layers.iter().enumerate() {
+        for (i, s) in sent.iter().enumerate() {
+            if let Some(k) = key(kind, &s.payload) {
+                index.insert(k, (l, i));
+            }
         }
     }
-    let mut mapped: Vec<Option<usize>> = Vec::with_capacity(pk.len());
+    let mut mapped: Vec<Option<(usize, usize)>> = Vec::with_capacity(pk.len());
     let mut unmatched = 0usize;
     for (j, p) in pk.iter().enumerate() {
         let m = key(kind, &p.payload).and_then(|k| index.get(k).copied());
@@ -86,70 +97,74 @@ pub fn check_forwarded(kind: MediaKind, sent: &[SentPacket], recv: &RecvTrack) -
         note(format!("{unmatched} received packets in total match no sent payload"));
     }
 
-    // Sequence numbers: +1 each, and relative to sent.
+    // Sequence numbers +1 each; timestamps never backwards.
     for w in pk.windows(2) {
         let d = w[1].seq.wrapping_sub(w[0].seq);
         if d != 1 {
             note(format!("sequence number jump {} -> {} (delta {})", w[0].seq, w[1].seq, d as i16));
         }
-    }
-
-    let first_sent_index = mapped.iter().flatten().next().copied().unwrap_or(0);
-    let base = mapped.iter().enumerate().find_map(|(j, m)| m.map(|i| (j, i)));
-    if let Some((j0, i0)) = base {
-        let (r0, s0) = (&pk[j0], &sent[i0]);
-        let mut prev: Option<(usize, usize)> = None;
-        for (j, m) in mapped.iter().enumerate() {
-            let Some(i) = *m else { continue };
-            if let Some((pj, pi)) = prev
-                && i != pi + (j - pj)
-            {
-                note(format!(
-                    "received #{pj}->#{j} are sent #{pi}->#{i}: {}",
-                    if i <= pi { "out of order / duplicated".to_owned() } else { format!("{} sent packets skipped", i - pi - (j - pj)) }
-                ));
-            }
-            prev = Some((j, i));
-            let (r, s) = (&pk[j], &sent[i]);
-            let rts = r.ts.wrapping_sub(r0.ts);
-            let sts = s.ts.wrapping_sub(s0.ts);
-            if rts != sts {
-                note(format!("timestamp of received #{j} is base+{rts}, sent had base+{sts}"));
-            }
-            let rseq = r.seq.wrapping_sub(r0.seq);
-            let sseq = s.seq.wrapping_sub(s0.seq);
-            if rseq != sseq {
-                note(format!("sequence number of received #{j} is base+{rseq}, sent had base+{sseq}"));
-            }
-            if kind == MediaKind::Video && r.marker != s.marker {
-                note(format!("marker bit of received #{j} (seq {}) is {}, sent {}", r.seq, r.marker, s.marker));
-            }
-        }
-    }
-
-    // Timestamps never go backwards.
-    for w in pk.windows(2) {
         let d = w[1].ts.wrapping_sub(w[0].ts) as i32;
         if d < 0 {
             note(format!("timestamp went backwards {} -> {}", w[0].ts, w[1].ts));
         }
     }
 
-    if kind == MediaKind::Video {
-        if !media::is_vp8_keyframe_start(&pk[0].payload) {
-            note("the first forwarded video packet is not the start of a VP8 keyframe".to_owned());
+    // Runs of one layer.
+    let first_sent_index = mapped.iter().flatten().next().map(|m| m.1).unwrap_or(0);
+    let mut run_base: Option<(usize, usize, usize)> = None; // (received j, layer, sent i) of the run start
+    let mut prev: Option<(usize, usize, usize)> = None; // previous matched (j, layer, i)
+    let mut runs = 0usize;
+    for (j, m) in mapped.iter().enumerate() {
+        let Some((l, i)) = *m else { continue };
+        let new_run = prev.is_none_or(|(_, pl, _)| pl != l);
+        if new_run {
+            runs += 1;
+            run_base = Some((j, l, i));
+            if kind == MediaKind::Video && !media::is_vp8_keyframe_start(&pk[j].payload) {
+                note(format!(
+                    "received #{j} (seq {}) starts forwarding layer {l} but is not the start of a VP8 keyframe",
+                    pk[j].seq
+                ));
+            }
+        } else if let Some((pj, _, pi)) = prev
+            && i != pi + (j - pj)
+        {
+            note(format!(
+                "received #{pj}->#{j} are layer {l} sent #{pi}->#{i}: {}",
+                if i <= pi { "out of order / duplicated".to_owned() } else { format!("{} sent packets skipped", i - pi - (j - pj)) }
+            ));
         }
+        prev = Some((j, l, i));
+        let Some((j0, _, i0)) = run_base else { continue };
+        let (r0, s0) = (&pk[j0], &layers[l][i0]);
+        let (r, s) = (&pk[j], &layers[l][i]);
+        let rts = r.ts.wrapping_sub(r0.ts);
+        let sts = s.ts.wrapping_sub(s0.ts);
+        if rts != sts {
+            note(format!("timestamp of received #{j} is run base+{rts}, sent had base+{sts}"));
+        }
+        let rseq = r.seq.wrapping_sub(r0.seq);
+        let sseq = s.seq.wrapping_sub(s0.seq);
+        if rseq != sseq {
+            note(format!("sequence number of received #{j} is run base+{rseq}, sent had base+{sseq}"));
+        }
+        if kind == MediaKind::Video && r.marker != s.marker {
+            note(format!("marker bit of received #{j} (seq {}) is {}, sent {}", r.seq, r.marker, s.marker));
+        }
+    }
+
+    if kind == MediaKind::Video {
         check_picture_ids(recv, &mut note);
     }
 
     if problems.is_empty() {
-        Ok(ForwardReport { kind, ssrc, received: pk.len(), sent: sent.len(), first_sent_index })
+        Ok(ForwardReport { kind, ssrc, received: pk.len(), sent: sent_total, first_sent_index, layer_runs: runs })
     } else {
         let mut msg = format!(
             "{} stream damaged in forwarding ({} received, {} sent, first forwarded = sent #{}):",
             kind.as_str(),
             pk.len(),
-            sent.len(),
+            sent_total,
             first_sent_index
         );
         for p in problems {

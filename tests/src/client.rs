@@ -285,7 +285,9 @@ impl Drop for Participant {
         if let Some(p) = lock(&self.shared.peer).take() {
             p.stop_sending();
             // Close in the background; dropping the last Arc also tears the driver down.
-            tokio::spawn(async move { p.close().await });
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { p.close().await });
+            }
         }
     }
 }

@@ -64,7 +64,16 @@ pub fn opus_payload(ssrc: u32, counter: u64) -> Bytes {
 
 /// A whole synthetic VP8 frame (frame tag, keyframe start code + size, unique body).
 pub fn vp8_frame(ssrc: u32, frame_no: u64, keyframe: bool) -> Bytes {
-    let total = if keyframe { KEYFRAME_BYTES } else { DELTA_FRAME_BYTES } + (frame_no % 17) as usize;
+    vp8_frame_layer(ssrc, frame_no, keyframe, 0, 1)
+}
+
+/// A frame of simulcast layer `layer` of `layers` (0 = lowest): each lower layer halves the
+/// picture size and roughly halves the frame size.
+pub fn vp8_frame_layer(ssrc: u32, frame_no: u64, keyframe: bool, layer: usize, layers: usize) -> Bytes {
+    let down = 1usize << layers.saturating_sub(1 + layer).min(4);
+    let base = if keyframe { KEYFRAME_BYTES } else { DELTA_FRAME_BYTES };
+    let total = (base / down).max(200) + (frame_no % 17) as usize;
+    let (width, height) = (WIDTH / down as u16, HEIGHT / down as u16);
     let header_len = if keyframe { 10 } else { 3 };
     // first_part_size: pretend the first partition is everything after the header.
     let first_part_size = ((total - header_len) as u32).min(0x7FFFF);
@@ -78,8 +87,8 @@ pub fn vp8_frame(ssrc: u32, frame_no: u64, keyframe: bool) -> Bytes {
     b.put_u8(((tag >> 16) & 0xFF) as u8);
     if keyframe {
         b.put_slice(&[0x9d, 0x01, 0x2a]);
-        b.put_u16_le(WIDTH & 0x3FFF); // horizontal scale 0
-        b.put_u16_le(HEIGHT & 0x3FFF); // vertical scale 0
+        b.put_u16_le(width & 0x3FFF); // horizontal scale 0
+        b.put_u16_le(height & 0x3FFF); // vertical scale 0
     }
     b.put_u32(ssrc);
     b.put_u64(frame_no);

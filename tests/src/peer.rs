@@ -46,6 +46,9 @@ pub const OPUS_PT: u8 = 111;
 /// VP8 payload type we offer.
 pub const VP8_PT: u8 = 96;
 const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+/// RIDs of the simulcast layers, lowest first (as the browser SDK sends them).
+pub const SIMULCAST_RIDS: [&str; 3] = ["q", "h", "f"];
 
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,16 +84,23 @@ pub struct PeerOptions {
     pub audio: bool,
     /// Publish a VP8 track (sendonly m-line). If false, a recvonly video m-line is offered.
     pub video: bool,
+    /// Send video as three simulcast layers with RIDs `q`, `h`, `f` (as the browser SDK does);
+    /// packets then carry the mid and rid header extensions.
+    pub simulcast: bool,
 }
 
 impl PeerOptions {
     /// Publish audio and video (doctor, station, patient).
     pub fn publish() -> Self {
-        PeerOptions { audio: true, video: true }
+        PeerOptions { audio: true, video: true, simulcast: false }
+    }
+    /// Publish audio and video with three simulcast video layers (like the browser SDK).
+    pub fn publish_simulcast() -> Self {
+        PeerOptions { audio: true, video: true, simulcast: true }
     }
     /// Publish nothing; offer recvonly audio + video (observer).
     pub fn receive_only() -> Self {
-        PeerOptions { audio: false, video: false }
+        PeerOptions { audio: false, video: false, simulcast: false }
     }
 }
 
@@ -149,26 +159,50 @@ pub struct RecvTrack {
     pub ended: bool,
 }
 
+/// One RTP stream of a published track: a simulcast layer, or the only stream.
+pub struct LocalLayer {
+    /// RID when simulcast.
+    pub rid: Option<String>,
+    /// SSRC of this stream.
+    pub ssrc: u32,
+    sent: Mutex<Vec<SentPacket>>,
+}
+
+impl LocalLayer {
+    /// Packets sent so far on this stream.
+    pub fn sent(&self) -> Vec<SentPacket> {
+        lock(&self.sent).clone()
+    }
+}
+
 /// A published local track.
+#[derive(Clone)]
 pub struct LocalTrack {
     /// Audio or video.
     pub kind: MediaKind,
-    /// Our SSRC for it.
-    pub ssrc: u32,
+    /// Its RTP streams: one, or the simulcast layers lowest first.
+    pub layers: Vec<Arc<LocalLayer>>,
     track: Arc<TrackLocalStaticRTP>,
-    sent: Arc<Mutex<Vec<SentPacket>>>,
     write_errors: Arc<AtomicU64>,
     last_write_error: Arc<Mutex<Option<String>>>,
 }
 
 impl LocalTrack {
-    /// Packets sent so far.
-    pub fn sent(&self) -> Vec<SentPacket> {
-        lock(&self.sent).clone()
+    /// SSRC of the first (or only) stream.
+    pub fn ssrc(&self) -> u32 {
+        self.layers[0].ssrc
     }
-    /// Number of packets sent so far.
+    /// Packets sent so far on the first (or only) stream.
+    pub fn sent(&self) -> Vec<SentPacket> {
+        self.layers[0].sent()
+    }
+    /// Packets sent so far, per layer.
+    pub fn sent_layers(&self) -> Vec<Vec<SentPacket>> {
+        self.layers.iter().map(|l| l.sent()).collect()
+    }
+    /// Number of packets sent so far over all layers.
     pub fn sent_count(&self) -> usize {
-        lock(&self.sent).len()
+        self.layers.iter().map(|l| lock(&l.sent).len()).sum()
     }
     /// `write_rtp` failures so far, with the last error message.
     pub fn write_errors(&self) -> (u64, Option<String>) {
@@ -403,21 +437,37 @@ impl Peer {
                 MediaKind::Video => RtpCodecKind::Video,
             };
             if publish {
-                let ssrc = random_ssrc();
                 let codec = match kind {
                     MediaKind::Audio => opus_codec(),
                     MediaKind::Video => vp8_codec(),
                 };
+                let rids: Vec<Option<String>> = if kind == MediaKind::Video && opts.simulcast {
+                    SIMULCAST_RIDS.iter().map(|r| Some((*r).to_owned())).collect()
+                } else {
+                    vec![None]
+                };
+                let layers: Vec<Arc<LocalLayer>> = rids
+                    .into_iter()
+                    .map(|rid| Arc::new(LocalLayer { rid, ssrc: random_ssrc(), sent: Mutex::new(Vec::new()) }))
+                    .collect();
+                let codings = layers
+                    .iter()
+                    .map(|l| RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            rid: l.rid.clone().unwrap_or_default(),
+                            ssrc: Some(l.ssrc),
+                            ..Default::default()
+                        },
+                        codec: codec.clone(),
+                        ..Default::default()
+                    })
+                    .collect();
                 let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
                     stream_id.clone(),
                     format!("{label}-{}", kind.as_str()),
                     format!("{label}-{}", kind.as_str()),
                     rtc_kind,
-                    vec![RTCRtpEncodingParameters {
-                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                        codec,
-                        ..Default::default()
-                    }],
+                    codings,
                 )));
                 pc.add_transceiver_from_track(
                     Arc::clone(&track) as Arc<dyn TrackLocal>,
@@ -431,9 +481,8 @@ impl Peer {
                 .with_context(|| format!("adding the {} track", kind.as_str()))?;
                 let lt = LocalTrack {
                     kind,
-                    ssrc,
+                    layers,
                     track,
-                    sent: Arc::new(Mutex::new(Vec::new())),
                     write_errors: Arc::new(AtomicU64::new(0)),
                     last_write_error: Arc::new(Mutex::new(None)),
                 };
@@ -548,29 +597,44 @@ impl Peer {
         }
     }
 
-    /// The payload type negotiated for a published track.
-    async fn negotiated_pt(&self, kind: MediaKind) -> Result<u8> {
+    /// Payload type, mid and header-extension ids negotiated for a published track.
+    async fn negotiated(&self, kind: MediaKind) -> Result<Negotiated> {
         let want = match kind {
             MediaKind::Audio => "audio/opus",
             MediaKind::Video => "video/vp8",
         };
-        for sender in self.pc.get_senders().await {
+        for t in self.pc.get_transceivers().await {
+            let Ok(Some(sender)) = t.sender().await else { continue };
             if MediaKind::from_rtc(sender.track().kind().await) != Some(kind) {
                 continue;
             }
             let params = sender.get_parameters().await?;
-            if let Some(c) = params
+            let Some(pt) = params
                 .rtp_parameters
                 .codecs
                 .iter()
                 .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(want))
-            {
-                return Ok(c.payload_type);
-            }
-            bail!(
-                "no {want} among negotiated codecs {:?}",
-                params.rtp_parameters.codecs.iter().map(|c| (&c.rtp_codec.mime_type, c.payload_type)).collect::<Vec<_>>()
-            );
+                .map(|c| c.payload_type)
+            else {
+                bail!(
+                    "no {want} among negotiated codecs {:?}",
+                    params.rtp_parameters.codecs.iter().map(|c| (&c.rtp_codec.mime_type, c.payload_type)).collect::<Vec<_>>()
+                );
+            };
+            let ext = |uri: &str| {
+                params
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .find(|h| h.uri == uri)
+                    .and_then(|h| u8::try_from(h.id).ok())
+            };
+            return Ok(Negotiated {
+                pt,
+                mid: t.mid().await.ok().flatten(),
+                mid_ext: ext(MID_URI),
+                rid_ext: ext(RID_URI),
+            });
         }
         bail!("no sender for {}", kind.as_str())
     }
@@ -583,12 +647,23 @@ impl Peer {
         }
         let mut handles = Vec::new();
         if let Some(a) = &self.audio {
-            let pt = self.negotiated_pt(MediaKind::Audio).await?;
-            handles.push(spawn_audio(a, pt, Arc::clone(&self.sending)));
+            let n = self.negotiated(MediaKind::Audio).await?;
+            handles.push(spawn_audio(a.clone(), n.pt, Arc::clone(&self.sending)));
         }
         if let Some(v) = &self.video {
-            let pt = self.negotiated_pt(MediaKind::Video).await?;
-            handles.push(spawn_video(v, pt, Arc::clone(&self.sending)));
+            let n = self.negotiated(MediaKind::Video).await?;
+            let simulcast = v.layers.len() > 1;
+            // Simulcast layers are told apart by the rid extension (and bundled by mid), as a
+            // browser does; a single stream is identified by its SSRC from the SDP.
+            let ext = if simulcast {
+                let (Some(mid), Some(mid_ext), Some(rid_ext)) = (n.mid.clone(), n.mid_ext, n.rid_ext) else {
+                    bail!("simulcast needs the mid and rid header extensions negotiated, got {n:?}");
+                };
+                Some((mid, mid_ext, rid_ext))
+            } else {
+                None
+            };
+            handles.push(spawn_video(v.clone(), n.pt, ext, Arc::clone(&self.sending)));
         }
         lock(&self.senders).extend(handles);
         Ok(())
@@ -648,7 +723,15 @@ impl Drop for Peer {
     }
 }
 
-async fn write(track: &LocalTrack, pkt: rtp::Packet) {
+#[derive(Debug, Clone)]
+struct Negotiated {
+    pt: u8,
+    mid: Option<String>,
+    mid_ext: Option<u8>,
+    rid_ext: Option<u8>,
+}
+
+async fn write(track: &LocalTrack, layer: &LocalLayer, pkt: rtp::Packet) {
     let rec = SentPacket {
         seq: pkt.header.sequence_number,
         ts: pkt.header.timestamp,
@@ -657,7 +740,7 @@ async fn write(track: &LocalTrack, pkt: rtp::Packet) {
         at: Instant::now(),
     };
     match track.track.write_rtp(pkt).await {
-        Ok(()) => lock(&track.sent).push(rec),
+        Ok(()) => lock(&layer.sent).push(rec),
         Err(e) => {
             track.write_errors.fetch_add(1, Ordering::Relaxed);
             *lock(&track.last_write_error) = Some(e.to_string());
@@ -677,16 +760,9 @@ fn header(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool) -> rtp::Header {
     }
 }
 
-fn spawn_audio(t: &LocalTrack, pt: u8, running: Arc<AtomicBool>) -> JoinHandle<()> {
-    let lt = LocalTrack {
-        kind: t.kind,
-        ssrc: t.ssrc,
-        track: Arc::clone(&t.track),
-        sent: Arc::clone(&t.sent),
-        write_errors: Arc::clone(&t.write_errors),
-        last_write_error: Arc::clone(&t.last_write_error),
-    };
+fn spawn_audio(lt: LocalTrack, pt: u8, running: Arc<AtomicBool>) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let layer = Arc::clone(&lt.layers[0]);
         let mut seq: u16 = rand::random();
         let mut ts: u32 = rand::random();
         let mut n: u64 = 0;
@@ -695,10 +771,10 @@ fn spawn_audio(t: &LocalTrack, pt: u8, running: Arc<AtomicBool>) -> JoinHandle<(
         while running.load(Ordering::Relaxed) {
             tick.tick().await;
             let pkt = rtp::Packet {
-                header: header(pt, seq, ts, lt.ssrc, n == 0),
-                payload: media::opus_payload(lt.ssrc, n),
+                header: header(pt, seq, ts, layer.ssrc, n == 0),
+                payload: media::opus_payload(layer.ssrc, n),
             };
-            write(&lt, pkt).await;
+            write(&lt, &layer, pkt).await;
             seq = seq.wrapping_add(1);
             ts = ts.wrapping_add(media::AUDIO_TS_STEP);
             n += 1;
@@ -706,35 +782,44 @@ fn spawn_audio(t: &LocalTrack, pt: u8, running: Arc<AtomicBool>) -> JoinHandle<(
     })
 }
 
-fn spawn_video(t: &LocalTrack, pt: u8, running: Arc<AtomicBool>) -> JoinHandle<()> {
-    let lt = LocalTrack {
-        kind: t.kind,
-        ssrc: t.ssrc,
-        track: Arc::clone(&t.track),
-        sent: Arc::clone(&t.sent),
-        write_errors: Arc::clone(&t.write_errors),
-        last_write_error: Arc::clone(&t.last_write_error),
-    };
+/// `ext`: (mid, mid extension id, rid extension id) when simulcast.
+fn spawn_video(lt: LocalTrack, pt: u8, ext: Option<(String, u8, u8)>, running: Arc<AtomicBool>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut seq: u16 = rand::random();
+        struct State {
+            seq: u16,
+            picture_id: u16,
+        }
+        let mut st: Vec<State> = lt
+            .layers
+            .iter()
+            .map(|_| State { seq: rand::random(), picture_id: rand::random::<u16>() & 0x7FFF })
+            .collect();
+        let n_layers = lt.layers.len();
+        // One capture clock for all layers, as an encoder does.
         let mut ts: u32 = rand::random();
-        let mut picture_id: u16 = rand::random::<u16>() & 0x7FFF;
         let mut frame_no: u64 = 0;
         let mut tick = tokio::time::interval(Duration::from_micros(33_333));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while running.load(Ordering::Relaxed) {
             tick.tick().await;
             let key = frame_no.is_multiple_of(media::KEYFRAME_INTERVAL);
-            let frame = media::vp8_frame(lt.ssrc, frame_no, key);
-            let payloads = media::vp8_packetize(&frame, picture_id);
-            let last = payloads.len() - 1;
-            for (i, payload) in payloads.into_iter().enumerate() {
-                let pkt = rtp::Packet { header: header(pt, seq, ts, lt.ssrc, i == last), payload };
-                write(&lt, pkt).await;
-                seq = seq.wrapping_add(1);
+            for (li, layer) in lt.layers.iter().enumerate() {
+                let s = &mut st[li];
+                let frame = media::vp8_frame_layer(layer.ssrc, frame_no, key, li, n_layers);
+                let payloads = media::vp8_packetize(&frame, s.picture_id);
+                let last = payloads.len() - 1;
+                for (i, payload) in payloads.into_iter().enumerate() {
+                    let mut h = header(pt, s.seq, ts, layer.ssrc, i == last);
+                    if let (Some((mid, mid_ext, rid_ext)), Some(rid)) = (&ext, &layer.rid) {
+                        let _ = h.set_extension(*mid_ext, Bytes::from(mid.clone().into_bytes()));
+                        let _ = h.set_extension(*rid_ext, Bytes::from(rid.clone().into_bytes()));
+                    }
+                    write(&lt, layer, rtp::Packet { header: h, payload }).await;
+                    s.seq = s.seq.wrapping_add(1);
+                }
+                s.picture_id = (s.picture_id + 1) & 0x7FFF;
             }
             ts = ts.wrapping_add(media::VIDEO_TS_STEP);
-            picture_id = (picture_id + 1) & 0x7FFF;
             frame_no += 1;
         }
     })

@@ -87,13 +87,20 @@ pub struct Room {
     stats: RoomStats,
     /// xorshift state for the first sequence number of each outgoing stream.
     rng: u64,
-    last_now: Option<Instant>,
+    /// Latest time seen in any input (starts at creation).
+    last_now: Instant,
 }
 
 impl Room {
-    /// A new empty room. `seed` drives the only randomness (initial sequence numbers).
-    pub fn new(config: RoomConfig, seed: u64) -> Self {
-        Room { config, peers: Vec::new(), events: VecDeque::new(), stats: RoomStats::default(), rng: seed | 1, last_now: None }
+    /// A new empty room at time `now`. `seed` drives the only randomness (initial sequence
+    /// numbers).
+    pub fn new(config: RoomConfig, seed: u64, now: Instant) -> Self {
+        Room { config, peers: Vec::new(), events: VecDeque::new(), stats: RoomStats::default(), rng: seed | 1, last_now: now }
+    }
+
+    /// Participants with a media session.
+    pub fn peer_ids(&self) -> Vec<ParticipantId> {
+        self.peers.iter().map(|p| p.id.clone()).collect()
     }
 
     /// Number of media sessions.
@@ -206,7 +213,7 @@ impl Room {
     }
 
     fn advance(&mut self, now: Instant) {
-        self.last_now = Some(self.last_now.map_or(now, |l| l.max(now)));
+        self.last_now = self.last_now.max(now);
     }
 
     /// Next output. Call until it returns `Timeout`, after every input.
@@ -221,10 +228,9 @@ impl Room {
                 return RoomOutput::Event(RoomEvent::Lost { peer: id });
             }
             let Some(i) = self.peers.iter().position(|p| p.dirty) else {
+                // With no peers nothing is due: wake in a second anyway, it costs nothing.
                 let next = self.peers.iter().filter_map(|p| p.next_timeout).min();
-                let fallback = self.last_now.map(|n| n + Duration::from_secs(1));
-                // With no peers nothing is due; a far timeout keeps the shell simple.
-                return RoomOutput::Timeout(next.or(fallback).unwrap_or_else(far_future));
+                return RoomOutput::Timeout(next.unwrap_or(self.last_now + Duration::from_secs(1)));
             };
             if let Some((sdp, tracks)) = self.peers[i].negotiate_if_needed() {
                 let peer = self.peers[i].id.clone();
@@ -434,7 +440,7 @@ impl Room {
         let layer = out.forwarder.current().or(out.forwarder.target()).unwrap_or(0);
         let Some(pi) = self.peers.iter().position(|p| p.id == publisher) else { return };
         let Some(ti) = self.peers[pi].tracks_in.iter().position(|t| t.mid == source_mid) else { return };
-        let now = self.last_now.unwrap_or_else(far_future);
+        let now = self.last_now;
         self.request_keyframe(pi, ti as u8, layer, now);
     }
 
@@ -473,9 +479,4 @@ fn split_one<T>(v: &mut [T], i: usize) -> (&mut T, impl Iterator<Item = &mut T>)
     let (left, right) = v.split_at_mut(i);
     let (me, right) = right.split_first_mut().expect("index in bounds");
     (me, left.iter_mut().chain(right.iter_mut()))
-}
-
-fn far_future() -> Instant {
-    // Only reached before any input: the shell treats it as "nothing scheduled".
-    Instant::now() + Duration::from_secs(3600)
 }

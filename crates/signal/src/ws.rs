@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
@@ -29,7 +30,12 @@ pub struct JoinQuery {
 }
 
 /// `GET /ws?room=R&token=T`.
-pub async fn ws_handler(State(app): State<AppState>, Query(q): Query<JoinQuery>, upgrade: WebSocketUpgrade) -> Response {
+pub async fn ws_handler(
+    State(app): State<AppState>,
+    Query(q): Query<JoinQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    // The token is checked first, so a plain GET learns why it is refused too.
     let claims = match app.keys.verify_for_room(&q.token, &q.room, unix_now()) {
         Ok(c) => c,
         Err(e) => {
@@ -53,6 +59,10 @@ pub async fn ws_handler(State(app): State<AppState>, Query(q): Query<JoinQuery>,
         Ok(Err(refusal)) => return ApiError::refused(refusal).into_response(),
         Err(_) => return ApiError::unavailable().into_response(),
     }
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
+    };
     // Frames past our limit are read up to a hard cap so we can answer with close code 1009.
     upgrade
         .max_message_size(MAX_MESSAGE_BYTES * 16)

@@ -1,0 +1,158 @@
+//! Configuration: the embedded default (`config/kham.toml`), an optional file, then `KHAM_*`
+//! environment variables, merged by figment.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+/// The commented default configuration, embedded at build time.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/kham.toml");
+
+/// Development credentials used by `--dev`. Public by design: never use them in production.
+pub const DEV_API_KEY: &str = "kham-dev";
+pub const DEV_API_SECRET: &str = "kham-development-secret-not-for-production";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub media: MediaConfig,
+    pub auth: AuthConfig,
+    pub rooms: RoomsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MediaConfig {
+    pub bind: IpAddr,
+    pub udp_port: u16,
+    pub announce: Vec<IpAddr>,
+    pub shards: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthConfig {
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoomsConfig {
+    pub max_participants: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub empty_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub departure_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+impl Config {
+    /// Loads the layered configuration; `dev` substitutes the development credentials.
+    pub fn load(file: Option<&Path>, dev: bool) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(f) = file {
+            if !f.exists() {
+                bail!("configuration file {} does not exist", f.display());
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("KHAM_").split("__"));
+        let mut cfg: Config = fig.extract().context("invalid configuration")?;
+        if dev {
+            cfg.auth.api_key = DEV_API_KEY.into();
+            cfg.auth.api_secret = DEV_API_SECRET.into();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.auth.api_key.is_empty() || self.auth.api_secret.is_empty() {
+            bail!("auth.api_key and auth.api_secret must be set (or run with --dev for local testing)");
+        }
+        if self.auth.api_secret.len() < 32 {
+            bail!("auth.api_secret must be at least 32 characters");
+        }
+        if self.media.shards == 0 || self.media.shards > 64 {
+            bail!("media.shards must be between 1 and 64");
+        }
+        if !(1..=8).contains(&self.rooms.max_participants) {
+            bail!("rooms.max_participants must be between 1 and 8");
+        }
+        let (c, k) = (self.tls_enabled(), !self.http.tls_key.as_os_str().is_empty());
+        if c != k {
+            bail!("set both http.tls_cert and http.tls_key, or neither");
+        }
+        Ok(())
+    }
+
+    /// Whether HTTPS is configured.
+    pub fn tls_enabled(&self) -> bool {
+        !self.http.tls_cert.as_os_str().is_empty()
+    }
+
+    /// Base URL for links.
+    pub fn public_url(&self) -> String {
+        if !self.http.public_url.is_empty() {
+            return self.http.public_url.trim_end_matches('/').to_owned();
+        }
+        let scheme = if self.tls_enabled() { "https" } else { "http" };
+        format!("{scheme}://{}", self.http.listen)
+    }
+}
+
+/// Durations written as "20s", "5m", "1h 30m".
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_needs_credentials() {
+        let err = Config::load(None, false).unwrap_err();
+        assert!(format!("{err:#}").contains("api_secret"), "{err:#}");
+        let cfg = Config::load(None, true).unwrap();
+        assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:7880");
+        assert_eq!(cfg.rooms.max_participants, 8);
+        assert_eq!(cfg.rooms.departure_timeout, Duration::from_secs(20));
+        assert_eq!(cfg.public_url(), "http://127.0.0.1:7880");
+    }
+
+    #[test]
+    fn environment_overrides_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KHAM_HTTP__LISTEN", "127.0.0.1:9999");
+            jail.set_env("KHAM_MEDIA__UDP_PORT", "40000");
+            let cfg = Config::load(None, true).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.http.listen.port(), 9999);
+            assert_eq!(cfg.media.udp_port, 40000);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,332 @@
+//! Media shards: each is a thread that owns one UDP socket, the clock, and the rooms hashed to
+//! it. Everything of a room happens on its shard with `&mut Room`: no lock on the packet path.
+//! Signaling reaches a shard through a bounded command channel ([`MediaHandle`] implements the
+//! signaling crate's `Media` trait); room events go back through each room's event channel.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kham_proto::ParticipantId;
+use kham_sfu::str0m::net::{DatagramRecv, Protocol, Receive};
+use kham_sfu::{Permissions, Room, RoomConfig, RoomEvent, RoomOutput, SfuError};
+use kham_signal::{Media, MediaError, MediaEvent, MediaPerms};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+/// Counters of all shards (relaxed atomics: no lock, no allocation per packet).
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    pub udp_in: AtomicU64,
+    pub udp_out: AtomicU64,
+    /// Datagrams no room accepted or that could not be parsed.
+    pub udp_dropped: AtomicU64,
+    /// Datagrams the socket refused to send (buffer full).
+    pub send_dropped: AtomicU64,
+    pub rooms_panicked: AtomicU64,
+}
+
+enum ShardCmd {
+    OpenRoom { room: String, events: mpsc::Sender<MediaEvent> },
+    Offer { room: String, peer: ParticipantId, perms: MediaPerms, sdp: String, reply: oneshot::Sender<Result<String, MediaError>> },
+    Answer { room: String, peer: ParticipantId, sdp: String, reply: oneshot::Sender<Result<(), MediaError>> },
+    Remove { room: String, peer: ParticipantId },
+    CloseRoom { room: String },
+}
+
+/// Signaling's handle to the shards.
+pub struct MediaHandle {
+    shards: Vec<mpsc::Sender<ShardCmd>>,
+}
+
+impl MediaHandle {
+    fn shard(&self, room: &str) -> &mpsc::Sender<ShardCmd> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        room.hash(&mut h);
+        &self.shards[(h.finish() % self.shards.len() as u64) as usize]
+    }
+
+    fn send(&self, room: &str, cmd: ShardCmd) {
+        if self.shard(room).try_send(cmd).is_err() {
+            tracing::warn!("media shard queue full or stopped; command dropped");
+        }
+    }
+}
+
+impl Media for MediaHandle {
+    fn open_room(&self, room: &str, events: mpsc::Sender<MediaEvent>) {
+        self.send(room, ShardCmd::OpenRoom { room: room.into(), events });
+    }
+
+    fn offer(&self, room: &str, peer: ParticipantId, perms: MediaPerms, sdp: String) -> oneshot::Receiver<Result<String, MediaError>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(room, ShardCmd::Offer { room: room.into(), peer, perms, sdp, reply });
+        rx
+    }
+
+    fn answer(&self, room: &str, peer: ParticipantId, sdp: String) -> oneshot::Receiver<Result<(), MediaError>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(room, ShardCmd::Answer { room: room.into(), peer, sdp, reply });
+        rx
+    }
+
+    fn remove(&self, room: &str, peer: ParticipantId) {
+        self.send(room, ShardCmd::Remove { room: room.into(), peer });
+    }
+
+    fn close_room(&self, room: &str) {
+        self.send(room, ShardCmd::CloseRoom { room: room.into() });
+    }
+}
+
+/// Where shards bind and what they announce.
+pub struct ShardSetup {
+    pub sockets: Vec<std::net::UdpSocket>,
+    /// Per shard: the addresses announced as ICE candidates.
+    pub announce: Vec<Vec<SocketAddr>>,
+    pub max_participants: usize,
+}
+
+/// Starts the shard threads.
+pub fn start(setup: ShardSetup, counters: Arc<MediaCounters>) -> anyhow::Result<MediaHandle> {
+    let mut shards = Vec::new();
+    for (i, (socket, announce)) in setup.sockets.into_iter().zip(setup.announce).enumerate() {
+        let (tx, rx) = mpsc::channel(1024);
+        let counters = counters.clone();
+        let max = setup.max_participants;
+        socket.set_nonblocking(true)?;
+        std::thread::Builder::new().name(format!("kham-shard-{i}")).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "shard runtime failed to start");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match UdpSocket::from_std(socket) {
+                    Ok(s) => Shard::new(s, announce, max, counters).run(rx).await,
+                    Err(e) => tracing::error!(error = %e, "shard socket failed"),
+                }
+            });
+        })?;
+        shards.push(tx);
+    }
+    Ok(MediaHandle { shards })
+}
+
+struct RoomEntry {
+    room: Room,
+    events: mpsc::Sender<MediaEvent>,
+    next_timeout: Instant,
+}
+
+struct Shard {
+    socket: UdpSocket,
+    local: SocketAddr,
+    announce: Vec<SocketAddr>,
+    max_participants: usize,
+    rooms: HashMap<String, RoomEntry>,
+    /// Remote address -> room, learned on the first datagram a room accepted.
+    by_addr: HashMap<SocketAddr, String>,
+    counters: Arc<MediaCounters>,
+    seed: u64,
+}
+
+/// Bound on the address cache; cleared when exceeded (rebuilt from the slow path).
+const MAX_ADDR_CACHE: usize = 65_536;
+
+impl Shard {
+    fn new(socket: UdpSocket, announce: Vec<SocketAddr>, max_participants: usize, counters: Arc<MediaCounters>) -> Self {
+        let local = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        Shard {
+            socket,
+            local,
+            announce,
+            max_participants,
+            rooms: HashMap::new(),
+            by_addr: HashMap::new(),
+            counters,
+            seed: rand::random(),
+        }
+    }
+
+    async fn run(mut self, mut cmds: mpsc::Receiver<ShardCmd>) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let next = self.rooms.values().map(|r| r.next_timeout).min().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                biased;
+                cmd = cmds.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => break,
+                },
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok((n, source)) => self.datagram(&buf[..n], source),
+                    Err(e) => tracing::debug!(error = %e, "udp recv error"),
+                },
+                _ = tokio::time::sleep_until(next.into()) => self.timeouts(),
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: ShardCmd) {
+        let now = Instant::now();
+        match cmd {
+            ShardCmd::OpenRoom { room, events } => {
+                let config = RoomConfig { candidates: self.announce.clone(), max_peers: self.max_participants, ..RoomConfig::default() };
+                self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let entry = RoomEntry { room: Room::new(config, self.seed, now), events, next_timeout: now };
+                self.rooms.insert(room, entry);
+            }
+            ShardCmd::Offer { room, peer, perms, sdp, reply } => {
+                let perms = Permissions { publish: perms.publish, subscribe: perms.subscribe };
+                let r = self.with_room(&room, |r| r.add_peer(now, peer, perms, &sdp));
+                let _ = reply.send(r.map_err(to_media_error));
+                self.drain(&room);
+            }
+            ShardCmd::Answer { room, peer, sdp, reply } => {
+                let r = self.with_room(&room, |r| r.accept_answer(&peer, &sdp));
+                let _ = reply.send(r.map_err(to_media_error));
+                self.drain(&room);
+            }
+            ShardCmd::Remove { room, peer } => {
+                let _ = self.with_room(&room, |r| Ok(r.remove_peer(&peer)));
+                self.drain(&room);
+            }
+            ShardCmd::CloseRoom { room } => {
+                self.rooms.remove(&room);
+                self.by_addr.retain(|_, r| *r != room);
+            }
+        }
+    }
+
+    /// Runs `f` on a room, isolating a panic inside str0m or the engine to that room.
+    fn with_room<T>(&mut self, room: &str, f: impl FnOnce(&mut Room) -> Result<T, SfuError>) -> Result<T, SfuError> {
+        let Some(entry) = self.rooms.get_mut(room) else {
+            return Err(SfuError::Input("room is not open".into()));
+        };
+        match catch_unwind(AssertUnwindSafe(|| f(&mut entry.room))) {
+            Ok(r) => r,
+            Err(_) => {
+                self.room_panicked(room);
+                Err(SfuError::Input("internal error".into()))
+            }
+        }
+    }
+
+    fn room_panicked(&mut self, room: &str) {
+        tracing::error!(%room, "room engine panicked; its media sessions are dropped");
+        self.counters.rooms_panicked.fetch_add(1, Ordering::Relaxed);
+        if let Some(entry) = self.rooms.remove(room) {
+            for peer in entry.room.peer_ids() {
+                let _ = entry.events.try_send(MediaEvent::Lost { peer });
+            }
+            // Keep the room open (empty) so later offers work.
+            let config = RoomConfig { candidates: self.announce.clone(), max_peers: self.max_participants, ..RoomConfig::default() };
+            let fresh = RoomEntry { room: Room::new(config, self.seed, Instant::now()), events: entry.events, next_timeout: Instant::now() };
+            self.rooms.insert(room.to_owned(), fresh);
+        }
+        self.by_addr.retain(|_, r| r != room);
+    }
+
+    fn datagram(&mut self, data: &[u8], source: SocketAddr) {
+        self.counters.udp_in.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let receive = Receive { proto: Protocol::Udp, source, destination: self.local, contents };
+        // Fast path: the room this address belongs to.
+        let room_id = match self.by_addr.get(&source) {
+            Some(r) => Some(r.clone()),
+            None => {
+                let input = kham_sfu::str0m::Input::Receive(now, receive);
+                let found = self.rooms.iter().find(|(_, e)| e.room.accepts(&input)).map(|(id, _)| id.clone());
+                if let Some(id) = &found {
+                    if self.by_addr.len() >= MAX_ADDR_CACHE {
+                        self.by_addr.clear();
+                    }
+                    self.by_addr.insert(source, id.clone());
+                }
+                found
+            }
+        };
+        let Some(room_id) = room_id else {
+            self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Ok(contents) = DatagramRecv::try_from(data) else { return };
+        let receive = Receive { proto: Protocol::Udp, source, destination: self.local, contents };
+        match self.with_room(&room_id, |r| r.handle_receive(now, receive)) {
+            Ok(()) => {}
+            Err(SfuError::NotOurs) => {
+                self.by_addr.remove(&source);
+                self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "datagram rejected");
+            }
+        }
+        self.drain(&room_id);
+    }
+
+    fn timeouts(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self.rooms.iter().filter(|(_, e)| e.next_timeout <= now).map(|(id, _)| id.clone()).collect();
+        for id in due {
+            let _ = self.with_room(&id, |r| {
+                r.handle_timeout(now);
+                Ok(())
+            });
+            self.drain(&id);
+        }
+    }
+
+    /// Sends what the room has to send and forwards its events, until it reports a timeout.
+    fn drain(&mut self, room: &str) {
+        let Some(entry) = self.rooms.get_mut(room) else { return };
+        let out = catch_unwind(AssertUnwindSafe(|| {
+            loop {
+                match entry.room.poll_output() {
+                    RoomOutput::Transmit(t) => {
+                        match self.socket.try_send_to(&t.contents, t.destination) {
+                            Ok(_) => self.counters.udp_out.fetch_add(1, Ordering::Relaxed),
+                            Err(_) => self.counters.send_dropped.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                    RoomOutput::Event(e) => {
+                        let ev = match e {
+                            RoomEvent::Offer { peer, sdp, tracks } => MediaEvent::Offer { peer, sdp, tracks },
+                            RoomEvent::Connected { peer } => MediaEvent::Connected { peer },
+                            RoomEvent::Lost { peer } => MediaEvent::Lost { peer },
+                        };
+                        if entry.events.try_send(ev).is_err() {
+                            tracing::warn!("room event queue full; event dropped");
+                        }
+                    }
+                    RoomOutput::Timeout(t) => {
+                        entry.next_timeout = t;
+                        break;
+                    }
+                }
+            }
+        }));
+        if out.is_err() {
+            self.room_panicked(room);
+        }
+    }
+}
+
+fn to_media_error(e: SfuError) -> MediaError {
+    match e {
+        SfuError::SdpParse(m) | SfuError::SdpRejected(m) => MediaError::BadSdp(m),
+        other => MediaError::BadState(other.to_string()),
+    }
+}

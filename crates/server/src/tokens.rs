@@ -1,0 +1,80 @@
+//! `kham token create`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use kham_proto::Role;
+use kham_signal::{Claims, TokenKeys};
+
+use crate::config::Config;
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// Room the token opens.
+    #[arg(long)]
+    room: String,
+    /// Identity in the booking system (not shown to others).
+    #[arg(long)]
+    identity: String,
+    /// Display name shown in the call.
+    #[arg(long)]
+    name: String,
+    /// doctor, station, patient or observer.
+    #[arg(long)]
+    role: Role,
+    /// Lifetime, e.g. 30m, 2h.
+    #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    /// Also grant creating rooms through the HTTP API (for the booking system).
+    #[arg(long)]
+    room_create: bool,
+    /// Print the full join link instead of the bare token.
+    #[arg(long)]
+    url: bool,
+    /// Configuration file (same layering as `serve`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Use the development key, as `serve --dev` does.
+    #[arg(long)]
+    dev: bool,
+}
+
+/// Builds the claims of a fresh token.
+pub fn claims(keys: &TokenKeys, room: &str, identity: &str, name: &str, role: Role, ttl: Duration, room_create: bool) -> Claims {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut grants = role.default_grants();
+    grants.room_create = room_create;
+    Claims {
+        iss: keys.api_key().to_owned(),
+        sub: identity.to_owned(),
+        name: name.to_owned(),
+        room: room.to_owned(),
+        role,
+        exp: now + ttl.as_secs().max(1),
+        nbf: now.saturating_sub(5),
+        jti: format!("{:032x}", rand::random::<u128>()),
+        grants,
+    }
+}
+
+/// The link a participant opens.
+pub fn join_link(base: &str, room: &str, token: &str) -> String {
+    format!("{base}/join?room={room}&token={token}")
+}
+
+pub fn create(a: CreateArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(a.config.as_deref(), a.dev)?;
+    if !kham_signal::valid_room_id(&a.room) {
+        anyhow::bail!("room ids are 1-64 characters of A-Z a-z 0-9 - _");
+    }
+    let keys = TokenKeys::new(&cfg.auth.api_key, &cfg.auth.api_secret);
+    let c = claims(&keys, &a.room, &a.identity, &a.name, a.role, a.ttl, a.room_create);
+    let token = keys.sign(&c).ok().context("signing the token failed")?;
+    if a.url {
+        println!("{}", join_link(&cfg.public_url(), &a.room, &token));
+    } else {
+        println!("{token}");
+    }
+    Ok(())
+}
