@@ -23,11 +23,24 @@ impl Role {
     /// The grants a token for this role carries by default.
     pub fn default_grants(self) -> Grants {
         match self {
-            Role::Doctor => Grants { publish: true, subscribe: true, admit: true, room_create: false },
-            Role::Station | Role::Patient => {
-                Grants { publish: true, subscribe: true, admit: false, room_create: false }
-            }
-            Role::Observer => Grants { publish: false, subscribe: true, admit: false, room_create: false },
+            Role::Doctor => Grants {
+                publish: true,
+                subscribe: true,
+                admit: true,
+                room_create: false,
+            },
+            Role::Station | Role::Patient => Grants {
+                publish: true,
+                subscribe: true,
+                admit: false,
+                room_create: false,
+            },
+            Role::Observer => Grants {
+                publish: false,
+                subscribe: true,
+                admit: false,
+                room_create: false,
+            },
         }
     }
 
@@ -50,7 +63,9 @@ impl std::str::FromStr for Role {
             "station" => Ok(Role::Station),
             "patient" => Ok(Role::Patient),
             "observer" => Ok(Role::Observer),
-            other => Err(format!("unknown role {other:?} (doctor, station, patient, observer)")),
+            other => Err(format!(
+                "unknown role {other:?} (doctor, station, patient, observer)"
+            )),
         }
     }
 }

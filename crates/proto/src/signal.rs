@@ -145,7 +145,10 @@ pub enum ServerMsg {
 impl ServerMsg {
     /// Shorthand for an `error` reply.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        ServerMsg::Error { code, message: message.into() }
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -183,8 +186,17 @@ pub enum ClientMsg {
     },
 }
 
-const CLIENT_TYPES: &[&str] =
-    &["offer", "answer", "admit", "deny", "remove", "end_consult", "mute", "leave", "ping"];
+const CLIENT_TYPES: &[&str] = &[
+    "offer",
+    "answer",
+    "admit",
+    "deny",
+    "remove",
+    "end_consult",
+    "mute",
+    "leave",
+    "ping",
+];
 
 /// Why a client frame could not be understood.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -224,8 +236,10 @@ pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ParseError> {
         // Bound what is echoed back.
         return Err(ParseError::UnknownType(kind.chars().take(40).collect()));
     }
-    serde_json::from_value(value)
-        .map_err(|e| ParseError::BadMessage { kind, detail: e.to_string() })
+    serde_json::from_value(value).map_err(|e| ParseError::BadMessage {
+        kind,
+        detail: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -252,25 +266,48 @@ mod tests {
 
     #[test]
     fn tells_errors_apart() {
-        assert_eq!(parse_client_msg("{nope").unwrap_err().code(), ErrorCode::BadJson);
-        assert_eq!(parse_client_msg("[1,2]").unwrap_err().code(), ErrorCode::BadJson);
-        assert_eq!(parse_client_msg(r#"{"type":5}"#).unwrap_err().code(), ErrorCode::BadJson);
-        assert_eq!(parse_client_msg(r#"{"type":"dance"}"#).unwrap_err().code(), ErrorCode::UnknownType);
         assert_eq!(
-            parse_client_msg(r#"{"type":"mute","kind":"smell","muted":true}"#).unwrap_err().code(),
+            parse_client_msg("{nope").unwrap_err().code(),
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            parse_client_msg("[1,2]").unwrap_err().code(),
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            parse_client_msg(r#"{"type":5}"#).unwrap_err().code(),
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            parse_client_msg(r#"{"type":"dance"}"#).unwrap_err().code(),
+            ErrorCode::UnknownType
+        );
+        assert_eq!(
+            parse_client_msg(r#"{"type":"mute","kind":"smell","muted":true}"#)
+                .unwrap_err()
+                .code(),
             ErrorCode::BadMessage
         );
-        assert_eq!(parse_client_msg(r#"{"type":"admit"}"#).unwrap_err().code(), ErrorCode::BadMessage);
+        assert_eq!(
+            parse_client_msg(r#"{"type":"admit"}"#).unwrap_err().code(),
+            ErrorCode::BadMessage
+        );
     }
 
     #[test]
     fn server_json_shape_matches_protocol_md() {
-        let m = ServerMsg::ParticipantLeft { id: "p-1".into(), reason: LeaveReason::ConnectionLost };
+        let m = ServerMsg::ParticipantLeft {
+            id: "p-1".into(),
+            reason: LeaveReason::ConnectionLost,
+        };
         assert_eq!(
             serde_json::to_string(&m).unwrap(),
             r#"{"type":"participant_left","id":"p-1","reason":"connection_lost"}"#
         );
         let e = ServerMsg::error(ErrorCode::BadSdp, "x");
-        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"type":"error","code":"bad_sdp","message":"x"}"#);
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"type":"error","code":"bad_sdp","message":"x"}"#
+        );
     }
 }

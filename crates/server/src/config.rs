@@ -84,7 +84,9 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         if self.auth.api_key.is_empty() || self.auth.api_secret.is_empty() {
-            bail!("auth.api_key and auth.api_secret must be set (or run with --dev for local testing)");
+            bail!(
+                "auth.api_key and auth.api_secret must be set (or run with --dev for local testing)"
+            );
         }
         if self.auth.api_secret.len() < 32 {
             bail!("auth.api_secret must be at least 32 characters");
@@ -95,7 +97,10 @@ impl Config {
         if !(1..=8).contains(&self.rooms.max_participants) {
             bail!("rooms.max_participants must be between 1 and 8");
         }
-        let (c, k) = (self.tls_enabled(), !self.http.tls_key.as_os_str().is_empty());
+        let (c, k) = (
+            self.tls_enabled(),
+            !self.http.tls_key.as_os_str().is_empty(),
+        );
         if c != k {
             bail!("set both http.tls_cert and http.tls_key, or neither");
         }

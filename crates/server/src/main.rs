@@ -45,7 +45,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Serve { config, dev } => serve::run(config.as_deref(), dev),
-        Cmd::Token { cmd: TokenCmd::Create(args) } => tokens::create(args),
+        Cmd::Token {
+            cmd: TokenCmd::Create(args),
+        } => tokens::create(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

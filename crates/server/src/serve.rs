@@ -18,7 +18,9 @@ use crate::tokens;
 pub fn run(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     let cfg = Config::load(config, dev)?;
     init_logging(&cfg.log.level);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(serve(cfg, dev))
 }
 
@@ -26,7 +28,10 @@ fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
@@ -34,22 +39,45 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     let mut sockets = Vec::new();
     let mut announce = Vec::new();
     for i in 0..cfg.media.shards {
-        let port = if cfg.media.udp_port == 0 { 0 } else { cfg.media.udp_port + i as u16 };
+        let port = if cfg.media.udp_port == 0 {
+            0
+        } else {
+            cfg.media.udp_port + i as u16
+        };
         let addr = SocketAddr::new(cfg.media.bind, port);
-        let socket = std::net::UdpSocket::bind(addr).with_context(|| format!("binding media UDP {addr}"))?;
+        let socket =
+            std::net::UdpSocket::bind(addr).with_context(|| format!("binding media UDP {addr}"))?;
         let bound = socket.local_addr()?;
-        let ips = if cfg.media.announce.is_empty() { vec![cfg.media.bind] } else { cfg.media.announce.clone() };
-        announce.push(ips.into_iter().map(|ip| SocketAddr::new(ip, bound.port())).collect());
+        let ips = if cfg.media.announce.is_empty() {
+            vec![cfg.media.bind]
+        } else {
+            cfg.media.announce.clone()
+        };
+        announce.push(
+            ips.into_iter()
+                .map(|ip| SocketAddr::new(ip, bound.port()))
+                .collect(),
+        );
         tracing::info!(port = bound.port(), shard = i, "media UDP socket bound");
         sockets.push(socket);
     }
     let media_counters = Arc::new(MediaCounters::default());
-    let media = shard::start(ShardSetup { sockets, announce, max_participants: cfg.rooms.max_participants }, media_counters.clone())?;
+    let media = shard::start(
+        ShardSetup {
+            sockets,
+            announce,
+            max_participants: cfg.rooms.max_participants,
+        },
+        media_counters.clone(),
+    )?;
 
     let keys = TokenKeys::new(&cfg.auth.api_key, &cfg.auth.api_secret);
     let settings = RoomSettings {
         max_participants: cfg.rooms.max_participants,
-        timeouts: RoomTimeouts { empty_timeout: cfg.rooms.empty_timeout, departure_timeout: cfg.rooms.departure_timeout },
+        timeouts: RoomTimeouts {
+            empty_timeout: cfg.rooms.empty_timeout,
+            departure_timeout: cfg.rooms.departure_timeout,
+        },
     };
     let rooms = Rooms::new(Arc::new(media), settings);
     let draining = Arc::new(AtomicBool::new(false));
@@ -88,12 +116,21 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     if cfg.tls_enabled() {
         // rustls needs a process-wide crypto provider; aws-lc-rs is already linked for str0m.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cfg.http.tls_cert, &cfg.http.tls_key)
-            .await
-            .context("loading http.tls_cert / http.tls_key")?;
-        axum_server::bind_rustls(listen, tls).handle(handle).serve(app.into_make_service()).await?;
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(
+            &cfg.http.tls_cert,
+            &cfg.http.tls_key,
+        )
+        .await
+        .context("loading http.tls_cert / http.tls_key")?;
+        axum_server::bind_rustls(listen, tls)
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await?;
     } else {
-        axum_server::bind(listen).handle(handle).serve(app.into_make_service()).await?;
+        axum_server::bind(listen)
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await?;
     }
     Ok(())
 }
@@ -102,13 +139,24 @@ fn print_dev_links(keys: &TokenKeys, base: &str) {
     let ttl = Duration::from_secs(12 * 3600);
     let mk = |id: &str, name: &str, role: Role| {
         let c = tokens::claims(keys, "demo", id, name, role, ttl, false);
-        keys.sign(&c).map(|t| tokens::join_link(base, "demo", &t)).unwrap_or_default()
+        keys.sign(&c)
+            .map(|t| tokens::join_link(base, "demo", &t))
+            .unwrap_or_default()
     };
     // Printed on stdout (not the log) so scripts and people can pick them up.
     println!("kham development mode: demo room \"demo\" (links valid 12 h)");
-    println!("  doctor:  {}", mk("dev-doctor", "Bác sĩ Minh", Role::Doctor));
-    println!("  patient: {}", mk("dev-patient", "Bệnh nhân Lan", Role::Patient));
-    println!("  station: {}", mk("dev-station", "Trạm y tế xã", Role::Station));
+    println!(
+        "  doctor:  {}",
+        mk("dev-doctor", "Bác sĩ Minh", Role::Doctor)
+    );
+    println!(
+        "  patient: {}",
+        mk("dev-patient", "Bệnh nhân Lan", Role::Patient)
+    );
+    println!(
+        "  station: {}",
+        mk("dev-station", "Trạm y tế xã", Role::Station)
+    );
 }
 
 async fn shutdown_signal() {

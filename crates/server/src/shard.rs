@@ -31,11 +31,30 @@ pub struct MediaCounters {
 }
 
 enum ShardCmd {
-    OpenRoom { room: String, events: mpsc::Sender<MediaEvent> },
-    Offer { room: String, peer: ParticipantId, perms: MediaPerms, sdp: String, reply: oneshot::Sender<Result<String, MediaError>> },
-    Answer { room: String, peer: ParticipantId, sdp: String, reply: oneshot::Sender<Result<(), MediaError>> },
-    Remove { room: String, peer: ParticipantId },
-    CloseRoom { room: String },
+    OpenRoom {
+        room: String,
+        events: mpsc::Sender<MediaEvent>,
+    },
+    Offer {
+        room: String,
+        peer: ParticipantId,
+        perms: MediaPerms,
+        sdp: String,
+        reply: oneshot::Sender<Result<String, MediaError>>,
+    },
+    Answer {
+        room: String,
+        peer: ParticipantId,
+        sdp: String,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Remove {
+        room: String,
+        peer: ParticipantId,
+    },
+    CloseRoom {
+        room: String,
+    },
 }
 
 /// Signaling's handle to the shards.
@@ -59,23 +78,63 @@ impl MediaHandle {
 
 impl Media for MediaHandle {
     fn open_room(&self, room: &str, events: mpsc::Sender<MediaEvent>) {
-        self.send(room, ShardCmd::OpenRoom { room: room.into(), events });
+        self.send(
+            room,
+            ShardCmd::OpenRoom {
+                room: room.into(),
+                events,
+            },
+        );
     }
 
-    fn offer(&self, room: &str, peer: ParticipantId, perms: MediaPerms, sdp: String) -> oneshot::Receiver<Result<String, MediaError>> {
+    fn offer(
+        &self,
+        room: &str,
+        peer: ParticipantId,
+        perms: MediaPerms,
+        sdp: String,
+    ) -> oneshot::Receiver<Result<String, MediaError>> {
         let (reply, rx) = oneshot::channel();
-        self.send(room, ShardCmd::Offer { room: room.into(), peer, perms, sdp, reply });
+        self.send(
+            room,
+            ShardCmd::Offer {
+                room: room.into(),
+                peer,
+                perms,
+                sdp,
+                reply,
+            },
+        );
         rx
     }
 
-    fn answer(&self, room: &str, peer: ParticipantId, sdp: String) -> oneshot::Receiver<Result<(), MediaError>> {
+    fn answer(
+        &self,
+        room: &str,
+        peer: ParticipantId,
+        sdp: String,
+    ) -> oneshot::Receiver<Result<(), MediaError>> {
         let (reply, rx) = oneshot::channel();
-        self.send(room, ShardCmd::Answer { room: room.into(), peer, sdp, reply });
+        self.send(
+            room,
+            ShardCmd::Answer {
+                room: room.into(),
+                peer,
+                sdp,
+                reply,
+            },
+        );
         rx
     }
 
     fn remove(&self, room: &str, peer: ParticipantId) {
-        self.send(room, ShardCmd::Remove { room: room.into(), peer });
+        self.send(
+            room,
+            ShardCmd::Remove {
+                room: room.into(),
+                peer,
+            },
+        );
     }
 
     fn close_room(&self, room: &str) {
@@ -99,21 +158,26 @@ pub fn start(setup: ShardSetup, counters: Arc<MediaCounters>) -> anyhow::Result<
         let counters = counters.clone();
         let max = setup.max_participants;
         socket.set_nonblocking(true)?;
-        std::thread::Builder::new().name(format!("kham-shard-{i}")).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "shard runtime failed to start");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                match UdpSocket::from_std(socket) {
-                    Ok(s) => Shard::new(s, announce, max, counters).run(rx).await,
-                    Err(e) => tracing::error!(error = %e, "shard socket failed"),
-                }
-            });
-        })?;
+        std::thread::Builder::new()
+            .name(format!("kham-shard-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "shard runtime failed to start");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match UdpSocket::from_std(socket) {
+                        Ok(s) => Shard::new(s, announce, max, counters).run(rx).await,
+                        Err(e) => tracing::error!(error = %e, "shard socket failed"),
+                    }
+                });
+            })?;
         shards.push(tx);
     }
     Ok(MediaHandle { shards })
@@ -141,8 +205,15 @@ struct Shard {
 const MAX_ADDR_CACHE: usize = 65_536;
 
 impl Shard {
-    fn new(socket: UdpSocket, announce: Vec<SocketAddr>, max_participants: usize, counters: Arc<MediaCounters>) -> Self {
-        let local = socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    fn new(
+        socket: UdpSocket,
+        announce: Vec<SocketAddr>,
+        max_participants: usize,
+        counters: Arc<MediaCounters>,
+    ) -> Self {
+        let local = socket
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         Shard {
             socket,
             local,
@@ -158,7 +229,12 @@ impl Shard {
     async fn run(mut self, mut cmds: mpsc::Receiver<ShardCmd>) {
         let mut buf = vec![0u8; 2048];
         loop {
-            let next = self.rooms.values().map(|r| r.next_timeout).min().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            let next = self
+                .rooms
+                .values()
+                .map(|r| r.next_timeout)
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
                 biased;
                 cmd = cmds.recv() => match cmd {
@@ -178,18 +254,43 @@ impl Shard {
         let now = Instant::now();
         match cmd {
             ShardCmd::OpenRoom { room, events } => {
-                let config = RoomConfig { candidates: self.announce.clone(), max_peers: self.max_participants, ..RoomConfig::default() };
-                self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let entry = RoomEntry { room: Room::new(config, self.seed, now), events, next_timeout: now };
+                let config = RoomConfig {
+                    candidates: self.announce.clone(),
+                    max_peers: self.max_participants,
+                    ..RoomConfig::default()
+                };
+                self.seed = self
+                    .seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let entry = RoomEntry {
+                    room: Room::new(config, self.seed, now),
+                    events,
+                    next_timeout: now,
+                };
                 self.rooms.insert(room, entry);
             }
-            ShardCmd::Offer { room, peer, perms, sdp, reply } => {
-                let perms = Permissions { publish: perms.publish, subscribe: perms.subscribe };
+            ShardCmd::Offer {
+                room,
+                peer,
+                perms,
+                sdp,
+                reply,
+            } => {
+                let perms = Permissions {
+                    publish: perms.publish,
+                    subscribe: perms.subscribe,
+                };
                 let r = self.with_room(&room, |r| r.add_peer(now, peer, perms, &sdp));
                 let _ = reply.send(r.map_err(to_media_error));
                 self.drain(&room);
             }
-            ShardCmd::Answer { room, peer, sdp, reply } => {
+            ShardCmd::Answer {
+                room,
+                peer,
+                sdp,
+                reply,
+            } => {
                 let r = self.with_room(&room, |r| r.accept_answer(&peer, &sdp));
                 let _ = reply.send(r.map_err(to_media_error));
                 self.drain(&room);
@@ -206,7 +307,11 @@ impl Shard {
     }
 
     /// Runs `f` on a room, isolating a panic inside str0m or the engine to that room.
-    fn with_room<T>(&mut self, room: &str, f: impl FnOnce(&mut Room) -> Result<T, SfuError>) -> Result<T, SfuError> {
+    fn with_room<T>(
+        &mut self,
+        room: &str,
+        f: impl FnOnce(&mut Room) -> Result<T, SfuError>,
+    ) -> Result<T, SfuError> {
         let Some(entry) = self.rooms.get_mut(room) else {
             return Err(SfuError::Input("room is not open".into()));
         };
@@ -227,8 +332,16 @@ impl Shard {
                 let _ = entry.events.try_send(MediaEvent::Lost { peer });
             }
             // Keep the room open (empty) so later offers work.
-            let config = RoomConfig { candidates: self.announce.clone(), max_peers: self.max_participants, ..RoomConfig::default() };
-            let fresh = RoomEntry { room: Room::new(config, self.seed, Instant::now()), events: entry.events, next_timeout: Instant::now() };
+            let config = RoomConfig {
+                candidates: self.announce.clone(),
+                max_peers: self.max_participants,
+                ..RoomConfig::default()
+            };
+            let fresh = RoomEntry {
+                room: Room::new(config, self.seed, Instant::now()),
+                events: entry.events,
+                next_timeout: Instant::now(),
+            };
             self.rooms.insert(room.to_owned(), fresh);
         }
         self.by_addr.retain(|_, r| r != room);
@@ -241,13 +354,22 @@ impl Shard {
             self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let receive = Receive { proto: Protocol::Udp, source, destination: self.local, contents };
+        let receive = Receive {
+            proto: Protocol::Udp,
+            source,
+            destination: self.local,
+            contents,
+        };
         // Fast path: the room this address belongs to.
         let room_id = match self.by_addr.get(&source) {
             Some(r) => Some(r.clone()),
             None => {
                 let input = kham_sfu::str0m::Input::Receive(now, receive);
-                let found = self.rooms.iter().find(|(_, e)| e.room.accepts(&input)).map(|(id, _)| id.clone());
+                let found = self
+                    .rooms
+                    .iter()
+                    .find(|(_, e)| e.room.accepts(&input))
+                    .map(|(id, _)| id.clone());
                 if let Some(id) = &found {
                     if self.by_addr.len() >= MAX_ADDR_CACHE {
                         self.by_addr.clear();
@@ -261,8 +383,15 @@ impl Shard {
             self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let Ok(contents) = DatagramRecv::try_from(data) else { return };
-        let receive = Receive { proto: Protocol::Udp, source, destination: self.local, contents };
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            return;
+        };
+        let receive = Receive {
+            proto: Protocol::Udp,
+            source,
+            destination: self.local,
+            contents,
+        };
         match self.with_room(&room_id, |r| r.handle_receive(now, receive)) {
             Ok(()) => {}
             Err(SfuError::NotOurs) => {
@@ -279,7 +408,12 @@ impl Shard {
 
     fn timeouts(&mut self) {
         let now = Instant::now();
-        let due: Vec<String> = self.rooms.iter().filter(|(_, e)| e.next_timeout <= now).map(|(id, _)| id.clone()).collect();
+        let due: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|(_, e)| e.next_timeout <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in due {
             let _ = self.with_room(&id, |r| {
                 r.handle_timeout(now);
@@ -291,7 +425,9 @@ impl Shard {
 
     /// Sends what the room has to send and forwards its events, until it reports a timeout.
     fn drain(&mut self, room: &str) {
-        let Some(entry) = self.rooms.get_mut(room) else { return };
+        let Some(entry) = self.rooms.get_mut(room) else {
+            return;
+        };
         let out = catch_unwind(AssertUnwindSafe(|| {
             loop {
                 match entry.room.poll_output() {
@@ -303,7 +439,9 @@ impl Shard {
                     }
                     RoomOutput::Event(e) => {
                         let ev = match e {
-                            RoomEvent::Offer { peer, sdp, tracks } => MediaEvent::Offer { peer, sdp, tracks },
+                            RoomEvent::Offer { peer, sdp, tracks } => {
+                                MediaEvent::Offer { peer, sdp, tracks }
+                            }
                             RoomEvent::Connected { peer } => MediaEvent::Connected { peer },
                             RoomEvent::Lost { peer } => MediaEvent::Lost { peer },
                         };

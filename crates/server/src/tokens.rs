@@ -41,8 +41,19 @@ pub struct CreateArgs {
 }
 
 /// Builds the claims of a fresh token.
-pub fn claims(keys: &TokenKeys, room: &str, identity: &str, name: &str, role: Role, ttl: Duration, room_create: bool) -> Claims {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+pub fn claims(
+    keys: &TokenKeys,
+    room: &str,
+    identity: &str,
+    name: &str,
+    role: Role,
+    ttl: Duration,
+    room_create: bool,
+) -> Claims {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let mut grants = role.default_grants();
     grants.room_create = room_create;
     Claims {
@@ -69,7 +80,15 @@ pub fn create(a: CreateArgs) -> anyhow::Result<()> {
         anyhow::bail!("room ids are 1-64 characters of A-Z a-z 0-9 - _");
     }
     let keys = TokenKeys::new(&cfg.auth.api_key, &cfg.auth.api_secret);
-    let c = claims(&keys, &a.room, &a.identity, &a.name, a.role, a.ttl, a.room_create);
+    let c = claims(
+        &keys,
+        &a.room,
+        &a.identity,
+        &a.name,
+        a.role,
+        a.ttl,
+        a.room_create,
+    );
     let token = keys.sign(&c).ok().context("signing the token failed")?;
     if a.url {
         println!("{}", join_link(&cfg.public_url(), &a.room, &token));

@@ -36,7 +36,8 @@ pub fn parse_vp8(payload: &[u8]) -> Option<Vp8Info> {
     if extended {
         let x = *payload.get(i)?;
         i += 1;
-        let (has_pid, has_tl0, has_tid, has_key) = (x & 0x80 != 0, x & 0x40 != 0, x & 0x20 != 0, x & 0x10 != 0);
+        let (has_pid, has_tl0, has_tid, has_key) =
+            (x & 0x80 != 0, x & 0x40 != 0, x & 0x20 != 0, x & 0x10 != 0);
         if has_pid {
             let p = *payload.get(i)?;
             i += 1;
@@ -71,14 +72,18 @@ pub fn parse_vp8(payload: &[u8]) -> Option<Vp8Info> {
 pub fn h264_is_keyframe(payload: &[u8]) -> bool {
     const IDR: u8 = 5;
     const SPS: u8 = 7;
-    let Some(&b0) = payload.first() else { return false };
+    let Some(&b0) = payload.first() else {
+        return false;
+    };
     match b0 & 0x1f {
         // STAP-A: 2-byte sizes followed by NAL units.
         24 => {
             let mut i = 1;
             while i + 2 < payload.len() {
                 let size = usize::from(u16::from_be_bytes([payload[i], payload[i + 1]]));
-                let Some(&nal) = payload.get(i + 2) else { return false };
+                let Some(&nal) = payload.get(i + 2) else {
+                    return false;
+                };
                 if matches!(nal & 0x1f, IDR | SPS) {
                     return true;
                 }
@@ -87,7 +92,9 @@ pub fn h264_is_keyframe(payload: &[u8]) -> bool {
             false
         }
         // FU-A: only the start fragment names the type.
-        28 => payload.get(1).is_some_and(|fu| fu & 0x80 != 0 && fu & 0x1f == IDR),
+        28 => payload
+            .get(1)
+            .is_some_and(|fu| fu & 0x80 != 0 && fu & 0x1f == IDR),
         t => t == IDR || t == SPS,
     }
 }
@@ -108,7 +115,20 @@ mod tests {
     #[test]
     fn vp8_descriptor_and_keyframe() {
         // X=1 S=1 PID=0 | I=1 L=1 T=1 | M=1 pid 0x1234 | tl0 9 | tid 1 | payload P=0 (key)
-        let p = [0x90, 0xe0, 0x80 | 0x12, 0x34, 9, 0x40, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+        let p = [
+            0x90,
+            0xe0,
+            0x80 | 0x12,
+            0x34,
+            9,
+            0x40,
+            0x10,
+            0x02,
+            0x00,
+            0x9d,
+            0x01,
+            0x2a,
+        ];
         // The VP8 payload starts at index 6 (0x10: P bit clear, a keyframe).
         let i = parse_vp8(&p).unwrap();
         assert_eq!(i.picture_id, Some(0x1234));

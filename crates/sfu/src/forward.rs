@@ -139,9 +139,13 @@ impl Forwarder {
             ts: p.ts.wrapping_add(self.ts_offset),
             picture_id: p.vp8.and_then(|v| {
                 let mask = if v.picture_id_15bit { 0x7fff } else { 0x7f };
-                v.picture_id.map(|id| id.wrapping_add(self.pid_offset) & mask)
+                v.picture_id
+                    .map(|id| id.wrapping_add(self.pid_offset) & mask)
             }),
-            tl0_pic_idx: p.vp8.and_then(|v| v.tl0_pic_idx).map(|t| t.wrapping_add(self.tl0_offset)),
+            tl0_pic_idx: p
+                .vp8
+                .and_then(|v| v.tl0_pic_idx)
+                .map(|t| t.wrapping_add(self.tl0_offset)),
         };
         let newer = self.last.is_none_or(|l| out.seq > l.seq);
         if newer {
@@ -161,10 +165,14 @@ impl Forwarder {
         if let Some(last) = self.last {
             // Continue right after the last packet sent, whatever the new layer's numbering.
             self.seq_offset = last.seq.wrapping_add(1).wrapping_sub(p.seq);
-            let elapsed = p.at.saturating_duration_since(last.at).max(Duration::from_millis(1));
+            let elapsed =
+                p.at.saturating_duration_since(last.at)
+                    .max(Duration::from_millis(1));
             let gap = (elapsed.as_micros() as u64 * u64::from(self.clock_rate) / 1_000_000).max(1);
             self.ts_offset = last.ts.wrapping_add(gap as u32).wrapping_sub(p.ts);
-            if let (Some(in_pid), Some(last_pid)) = (p.vp8.and_then(|v| v.picture_id), last.picture_id) {
+            if let (Some(in_pid), Some(last_pid)) =
+                (p.vp8.and_then(|v| v.picture_id), last.picture_id)
+            {
                 let mask = if last.pid_15bit { 0x7fff } else { 0x7f };
                 self.pid_offset = last_pid.wrapping_add(1).wrapping_sub(in_pid) & mask;
             }
@@ -188,7 +196,14 @@ mod tests {
     use super::*;
 
     fn pkt(layer: u8, seq: u64, ts: u32, ms: u64, key: bool, t0: Instant) -> InPacket {
-        InPacket { layer, seq, ts, at: t0 + Duration::from_millis(ms), keyframe: key, vp8: None }
+        InPacket {
+            layer,
+            seq,
+            ts,
+            at: t0 + Duration::from_millis(ms),
+            keyframe: key,
+            vp8: None,
+        }
     }
 
     #[test]
@@ -198,7 +213,10 @@ mod tests {
         f.set_target(Some(1));
         assert_eq!(f.want(), Want::Keyframe(1));
         assert!(f.process(&pkt(1, 5000, 1000, 0, false, t0)).is_none());
-        assert!(f.process(&pkt(0, 7000, 1000, 0, true, t0)).is_none(), "other layer");
+        assert!(
+            f.process(&pkt(0, 7000, 1000, 0, true, t0)).is_none(),
+            "other layer"
+        );
         let a = f.process(&pkt(1, 5001, 4000, 33, true, t0)).unwrap();
         let b = f.process(&pkt(1, 5002, 4000, 33, false, t0)).unwrap();
         assert_eq!((a.seq, b.seq), (100, 101));
@@ -213,15 +231,29 @@ mod tests {
         f.set_target(Some(1));
         let mut last = None;
         for i in 0..10u64 {
-            last = f.process(&pkt(1, 300 + i, 90_000 + 3000 * i as u32, 33 * i, i == 0, t0));
+            last = f.process(&pkt(
+                1,
+                300 + i,
+                90_000 + 3000 * i as u32,
+                33 * i,
+                i == 0,
+                t0,
+            ));
         }
         let last = last.unwrap();
         f.set_target(Some(2));
         // Layer 1 keeps flowing until layer 2's keyframe.
         assert!(f.process(&pkt(1, 310, 120_000, 330, false, t0)).is_some());
-        assert!(f.process(&pkt(2, 9000, 5_000_000, 330, false, t0)).is_none());
+        assert!(
+            f.process(&pkt(2, 9000, 5_000_000, 330, false, t0))
+                .is_none()
+        );
         let s = f.process(&pkt(2, 9001, 5_003_000, 363, true, t0)).unwrap();
-        assert_eq!(s.seq, last.seq + 2, "one packet of layer 1 went out in between");
+        assert_eq!(
+            s.seq,
+            last.seq + 2,
+            "one packet of layer 1 went out in between"
+        );
         // 33 ms after the last layer-1 packet: about 2970 ticks at 90 kHz.
         let dt = s.ts.wrapping_sub(120_000);
         assert!((2900..3100).contains(&dt), "ts jump {dt}");
@@ -234,7 +266,15 @@ mod tests {
     #[test]
     fn vp8_picture_id_continues_across_switch() {
         let t0 = Instant::now();
-        let vp8 = |pid: u16, tl0: u8| Some(Vp8Info { picture_id: Some(pid), picture_id_15bit: true, tl0_pic_idx: Some(tl0), tid: Some(0), keyframe: false });
+        let vp8 = |pid: u16, tl0: u8| {
+            Some(Vp8Info {
+                picture_id: Some(pid),
+                picture_id_15bit: true,
+                tl0_pic_idx: Some(tl0),
+                tid: Some(0),
+                keyframe: false,
+            })
+        };
         let mut f = Forwarder::new(90_000, 1);
         f.set_target(Some(0));
         let mut p = pkt(0, 1, 0, 0, true, t0);

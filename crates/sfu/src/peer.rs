@@ -38,7 +38,12 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    pub fn new(now: Instant, id: ParticipantId, perms: Permissions, candidates: &[SocketAddr]) -> Result<Self, SfuError> {
+    pub fn new(
+        now: Instant,
+        id: ParticipantId,
+        perms: Permissions,
+        candidates: &[SocketAddr],
+    ) -> Result<Self, SfuError> {
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -68,23 +73,33 @@ impl Peer {
 
     /// Accepts the client's offer and returns the answer SDP.
     pub fn accept_offer(&mut self, sdp: &str) -> Result<String, SfuError> {
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::SdpParse(e.to_string()))?;
-        let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| SfuError::SdpRejected(e.to_string()))?;
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::SdpParse(e.to_string()))?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SfuError::SdpRejected(e.to_string()))?;
         self.dirty = true;
         Ok(answer.to_sdp_string())
     }
 
     /// Applies the client's answer to our last offer.
     pub fn accept_answer(&mut self, sdp: &str) -> Result<(), SfuError> {
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::SdpParse(e.to_string()))?;
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::SdpParse(e.to_string()))?;
         let pending = self.pending.take().ok_or(SfuError::NoPendingOffer)?;
-        self.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| SfuError::SdpRejected(e.to_string()))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| SfuError::SdpRejected(e.to_string()))?;
         for t in &mut self.tracks_out {
             if let OutState::Negotiating(m) = t.state {
                 t.state = OutState::Open(m);
             }
         }
-        self.tracks_out.retain(|t| !matches!(t.state, OutState::NegotiatingStop(_)));
+        self.tracks_out
+            .retain(|t| !matches!(t.state, OutState::NegotiatingStop(_)));
         self.dirty = true;
         Ok(())
     }
@@ -95,7 +110,8 @@ impl Peer {
         if self.pending.is_some() || self.lost {
             return None;
         }
-        self.tracks_out.retain(|t| !(t.gone && t.state == OutState::ToOpen));
+        self.tracks_out
+            .retain(|t| !(t.gone && t.state == OutState::ToOpen));
         for t in &mut self.tracks_out {
             if let OutState::Open(m) = t.state {
                 if t.gone {
@@ -103,7 +119,11 @@ impl Peer {
                 }
             }
         }
-        if !self.tracks_out.iter().any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_))) {
+        if !self
+            .tracks_out
+            .iter()
+            .any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)))
+        {
             return None;
         }
         let mut change = self.rtc.sdp_api();
@@ -111,7 +131,13 @@ impl Peer {
             match t.state {
                 OutState::ToOpen => {
                     // msid stream id = publisher id, so the browser groups a participant's tracks.
-                    let mid = change.add_media(t.kind, Direction::SendOnly, Some(t.publisher.to_string()), None, None);
+                    let mid = change.add_media(
+                        t.kind,
+                        Direction::SendOnly,
+                        Some(t.publisher.to_string()),
+                        None,
+                        None,
+                    );
                     t.state = OutState::Negotiating(mid);
                 }
                 OutState::ToStop(m) => {
@@ -136,7 +162,11 @@ impl Peer {
                 Some(TrackInfo {
                     mid: mid.to_string(),
                     participant: t.publisher.clone(),
-                    kind: if t.kind == MediaKind::Audio { WireKind::Audio } else { WireKind::Video },
+                    kind: if t.kind == MediaKind::Audio {
+                        WireKind::Audio
+                    } else {
+                        WireKind::Video
+                    },
                     active: matches!(t.state, OutState::Negotiating(_) | OutState::Open(_)),
                 })
             })

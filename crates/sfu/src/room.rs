@@ -51,7 +51,11 @@ impl Default for RoomConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RoomEvent {
     /// Send this offer to the participant; its answer goes to [`Room::accept_answer`].
-    Offer { peer: ParticipantId, sdp: String, tracks: Vec<TrackInfo> },
+    Offer {
+        peer: ParticipantId,
+        sdp: String,
+        tracks: Vec<TrackInfo>,
+    },
     /// ICE and DTLS completed for this participant.
     Connected { peer: ParticipantId },
     /// The participant's media connection is gone (ICE consent lost or a fatal error); it has
@@ -95,7 +99,14 @@ impl Room {
     /// A new empty room at time `now`. `seed` drives the only randomness (initial sequence
     /// numbers).
     pub fn new(config: RoomConfig, seed: u64, now: Instant) -> Self {
-        Room { config, peers: Vec::new(), events: VecDeque::new(), stats: RoomStats::default(), rng: seed | 1, last_now: now }
+        Room {
+            config,
+            peers: Vec::new(),
+            events: VecDeque::new(),
+            stats: RoomStats::default(),
+            rng: seed | 1,
+            last_now: now,
+        }
     }
 
     /// Participants with a media session.
@@ -119,7 +130,13 @@ impl Room {
     }
 
     /// Starts a participant's media session from its offer; returns the answer SDP.
-    pub fn add_peer(&mut self, now: Instant, id: ParticipantId, perms: Permissions, offer: &str) -> Result<String, SfuError> {
+    pub fn add_peer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        perms: Permissions,
+        offer: &str,
+    ) -> Result<String, SfuError> {
         if self.peers.iter().any(|p| p.id == id) {
             return Err(SfuError::AlreadyPublishing(id));
         }
@@ -133,7 +150,8 @@ impl Room {
             for other in &self.peers {
                 for t in &other.tracks_in {
                     let seq = next_seq(&mut self.rng);
-                    peer.tracks_out.push(new_track_out(&self.config, seq, other.id.clone(), t));
+                    peer.tracks_out
+                        .push(new_track_out(&self.config, seq, other.id.clone(), t));
                 }
             }
         }
@@ -148,7 +166,9 @@ impl Room {
 
     /// Removes a participant's media session; others' m-lines carrying it are stopped.
     pub fn remove_peer(&mut self, id: &ParticipantId) -> bool {
-        let Some(i) = self.peers.iter().position(|p| p.id == *id) else { return false };
+        let Some(i) = self.peers.iter().position(|p| p.id == *id) else {
+            return false;
+        };
         let mut peer = self.peers.swap_remove(i);
         peer.rtc.disconnect();
         for p in &mut self.peers {
@@ -162,9 +182,18 @@ impl Room {
 
     /// Asks for a given simulcast layer of `publisher`'s video for `subscriber` (`None` pauses).
     /// The switch happens at the next keyframe of that layer.
-    pub fn set_layer(&mut self, subscriber: &ParticipantId, publisher: &ParticipantId, layer: Option<u8>) -> Result<(), SfuError> {
+    pub fn set_layer(
+        &mut self,
+        subscriber: &ParticipantId,
+        publisher: &ParticipantId,
+        layer: Option<u8>,
+    ) -> Result<(), SfuError> {
         let peer = self.peer_mut(subscriber)?;
-        for t in peer.tracks_out.iter_mut().filter(|t| t.publisher == *publisher && t.kind == MediaKind::Video) {
+        for t in peer
+            .tracks_out
+            .iter_mut()
+            .filter(|t| t.publisher == *publisher && t.kind == MediaKind::Video)
+        {
             match layer {
                 Some(l) => {
                     t.desired_layer = l.min(MAX_LAYERS as u8 - 1);
@@ -179,9 +208,17 @@ impl Room {
     }
 
     /// The layer currently forwarded of `publisher`'s video to `subscriber`.
-    pub fn current_layer(&self, subscriber: &ParticipantId, publisher: &ParticipantId) -> Option<u8> {
+    pub fn current_layer(
+        &self,
+        subscriber: &ParticipantId,
+        publisher: &ParticipantId,
+    ) -> Option<u8> {
         let peer = self.peers.iter().find(|p| p.id == *subscriber)?;
-        peer.tracks_out.iter().find(|t| t.publisher == *publisher && t.kind == MediaKind::Video)?.forwarder.current()
+        peer.tracks_out
+            .iter()
+            .find(|t| t.publisher == *publisher && t.kind == MediaKind::Video)?
+            .forwarder
+            .current()
     }
 
     /// Whether a datagram belongs to one of this room's peers (ICE username or known address).
@@ -193,9 +230,15 @@ impl Room {
     pub fn handle_receive(&mut self, now: Instant, r: Receive) -> Result<(), SfuError> {
         self.advance(now);
         let input = Input::Receive(now, r);
-        let peer = self.peers.iter_mut().find(|p| p.rtc.accepts(&input)).ok_or(SfuError::NotOurs)?;
+        let peer = self
+            .peers
+            .iter_mut()
+            .find(|p| p.rtc.accepts(&input))
+            .ok_or(SfuError::NotOurs)?;
         peer.dirty = true;
-        peer.rtc.handle_input(input).map_err(|e| SfuError::Input(e.to_string()))
+        peer.rtc
+            .handle_input(input)
+            .map_err(|e| SfuError::Input(e.to_string()))
     }
 
     /// Drives time: call at (or after) the instant of the last `Timeout` output.
@@ -257,20 +300,30 @@ impl Room {
             Event::RtpPacket(pkt) => self.forward(i, pkt),
             Event::Connected => {
                 self.peers[i].connected = true;
-                self.events.push_back(RoomEvent::Connected { peer: self.peers[i].id.clone() });
+                self.events.push_back(RoomEvent::Connected {
+                    peer: self.peers[i].id.clone(),
+                });
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 // ICE-lite: the browser stopped its consent checks. The session is over.
                 self.peers[i].lost = true;
             }
-            Event::MediaAdded(m) if m.direction.is_receiving() => self.media_added(i, m.mid, m.kind, m.simulcast),
+            Event::MediaAdded(m) if m.direction.is_receiving() => {
+                self.media_added(i, m.mid, m.kind, m.simulcast)
+            }
             Event::KeyframeRequest(req) => self.keyframe_requested_by_subscriber(i, req.mid),
             Event::Closed => self.peers[i].lost = true,
             _ => {}
         }
     }
 
-    fn media_added(&mut self, i: usize, mid: Mid, kind: MediaKind, simulcast: Option<str0m::media::Simulcast>) {
+    fn media_added(
+        &mut self,
+        i: usize,
+        mid: Mid,
+        kind: MediaKind,
+        simulcast: Option<str0m::media::Simulcast>,
+    ) {
         if !self.peers[i].perms.publish || self.peers[i].tracks_in.iter().any(|t| t.mid == mid) {
             return;
         }
@@ -283,7 +336,12 @@ impl Room {
         let publisher = self.peers[i].id.clone();
         for j in 0..self.peers.len() {
             if j != i && self.peers[j].perms.subscribe {
-                let out = new_track_out(&self.config, next_seq(&mut self.rng), publisher.clone(), &track);
+                let out = new_track_out(
+                    &self.config,
+                    next_seq(&mut self.rng),
+                    publisher.clone(),
+                    &track,
+                );
                 self.peers[j].tracks_out.push(out);
                 self.peers[j].dirty = true;
             }
@@ -297,9 +355,15 @@ impl Room {
         let now = pkt.timestamp;
         let ssrc = pkt.header.ssrc;
         let pt = *pkt.header.payload_type;
-        let Some((ti, layer)) = self.locate(i, ssrc) else { return };
+        let Some((ti, layer)) = self.locate(i, ssrc) else {
+            return;
+        };
         let publisher = &mut self.peers[i];
-        let params = publisher.rtc.codec_config().find(|p| *p.pt() == pt).copied();
+        let params = publisher
+            .rtc
+            .codec_config()
+            .find(|p| *p.pt() == pt)
+            .copied();
         let track = &mut publisher.tracks_in[usize::from(ti)];
         if let Some(params) = params {
             track.clock_rate = params.spec().clock_rate.get();
@@ -311,7 +375,11 @@ impl Room {
             };
         }
         track.seen[usize::from(layer)] = Some(now);
-        let vp8 = if track.codec == Codec::Vp8 { parse_vp8(&pkt.payload) } else { None };
+        let vp8 = if track.codec == Codec::Vp8 {
+            parse_vp8(&pkt.payload)
+        } else {
+            None
+        };
         let input = InPacket {
             layer,
             seq: *pkt.seq_no,
@@ -338,7 +406,9 @@ impl Room {
                 if out.publisher != publisher_id || out.source_mid != source_mid {
                     continue;
                 }
-                let OutState::Open(mid) = out.state else { continue };
+                let OutState::Open(mid) = out.state else {
+                    continue;
+                };
                 if is_video && out.forwarder.target().is_some() {
                     let eff = track.effective_layer(out.desired_layer, now);
                     if out.forwarder.target() != Some(eff) {
@@ -357,15 +427,20 @@ impl Room {
                 let pt_out = match out.pt_map {
                     Some((a, b)) if a == pt => b,
                     _ => {
-                        let Some(p) = params.and_then(|p| sub.rtc.codec_config().match_params(p).map(|m| *m.pt())) else { continue };
+                        let Some(p) = params
+                            .and_then(|p| sub.rtc.codec_config().match_params(p).map(|m| *m.pt()))
+                        else {
+                            continue;
+                        };
                         out.pt_map = Some((pt, p));
                         p
                     }
                 };
-                let mut write = RtpWrite::new(pt_out.into(), o.seq.into(), o.ts, now, pkt.payload.clone())
-                    .marker(pkt.header.marker)
-                    .ext_vals(ext.clone())
-                    .nackable(is_video);
+                let mut write =
+                    RtpWrite::new(pt_out.into(), o.seq.into(), o.ts, now, pkt.payload.clone())
+                        .marker(pkt.header.marker)
+                        .ext_vals(ext.clone())
+                        .nackable(is_video);
                 if let (Some(pid), Some(v)) = (o.picture_id, vp8) {
                     if v.picture_id.is_some() {
                         if let Ok(d) = str0m::rtp::Vp8Descriptor::parse(&pkt.payload) {
@@ -435,17 +510,38 @@ impl Room {
 
     /// A subscriber lost its decoder state: ask the publisher for a keyframe of the layer it gets.
     fn keyframe_requested_by_subscriber(&mut self, i: usize, mid: Mid) {
-        let Some(out) = self.peers[i].tracks_out.iter().find(|t| t.mid() == Some(mid)) else { return };
+        let Some(out) = self.peers[i]
+            .tracks_out
+            .iter()
+            .find(|t| t.mid() == Some(mid))
+        else {
+            return;
+        };
         let (publisher, source_mid) = (out.publisher.clone(), out.source_mid);
-        let layer = out.forwarder.current().or(out.forwarder.target()).unwrap_or(0);
-        let Some(pi) = self.peers.iter().position(|p| p.id == publisher) else { return };
-        let Some(ti) = self.peers[pi].tracks_in.iter().position(|t| t.mid == source_mid) else { return };
+        let layer = out
+            .forwarder
+            .current()
+            .or(out.forwarder.target())
+            .unwrap_or(0);
+        let Some(pi) = self.peers.iter().position(|p| p.id == publisher) else {
+            return;
+        };
+        let Some(ti) = self.peers[pi]
+            .tracks_in
+            .iter()
+            .position(|t| t.mid == source_mid)
+        else {
+            return;
+        };
         let now = self.last_now;
         self.request_keyframe(pi, ti as u8, layer, now);
     }
 
     fn peer_mut(&mut self, id: &ParticipantId) -> Result<&mut Peer, SfuError> {
-        self.peers.iter_mut().find(|p| p.id == *id).ok_or_else(|| SfuError::UnknownPeer(id.clone()))
+        self.peers
+            .iter_mut()
+            .find(|p| p.id == *id)
+            .ok_or_else(|| SfuError::UnknownPeer(id.clone()))
     }
 }
 
@@ -458,9 +554,18 @@ fn next_seq(rng: &mut u64) -> u16 {
     (*rng % 30_000) as u16
 }
 
-fn new_track_out(config: &RoomConfig, first_seq: u16, publisher: ParticipantId, t: &TrackIn) -> TrackOut {
+fn new_track_out(
+    config: &RoomConfig,
+    first_seq: u16,
+    publisher: ParticipantId,
+    t: &TrackIn,
+) -> TrackOut {
     let mut forwarder = Forwarder::new(t.clock_rate, first_seq);
-    let desired = if t.kind == MediaKind::Audio { 0 } else { config.default_layer };
+    let desired = if t.kind == MediaKind::Audio {
+        0
+    } else {
+        config.default_layer
+    };
     forwarder.set_target(Some(desired));
     TrackOut {
         publisher,

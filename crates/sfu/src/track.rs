@@ -36,7 +36,11 @@ impl TrackIn {
             mid,
             kind,
             codec: Codec::Other,
-            clock_rate: if kind == MediaKind::Audio { 48_000 } else { 90_000 },
+            clock_rate: if kind == MediaKind::Audio {
+                48_000
+            } else {
+                90_000
+            },
             rids: order_rids(rids),
             seen: [None; MAX_LAYERS],
             last_keyframe_request: [None; MAX_LAYERS],
@@ -59,12 +63,16 @@ impl TrackIn {
     /// The best layer to forward for a subscriber wanting `desired`: the highest layer at or
     /// below it that is flowing, else the lowest flowing layer above it, else `desired` itself.
     pub fn effective_layer(&self, desired: u8, now: Instant) -> u8 {
-        let alive = |l: usize| self.seen[l].is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT);
+        let alive = |l: usize| {
+            self.seen[l].is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT)
+        };
         let top = usize::from(desired).min(MAX_LAYERS - 1);
         if let Some(l) = (0..=top).rev().find(|&l| alive(l)) {
             return l as u8;
         }
-        (top + 1..MAX_LAYERS).find(|&l| alive(l)).map_or(desired, |l| l as u8)
+        (top + 1..MAX_LAYERS)
+            .find(|&l| alive(l))
+            .map_or(desired, |l| l as u8)
     }
 }
 
@@ -118,9 +126,10 @@ impl TrackOut {
     pub fn mid(&self) -> Option<Mid> {
         match self.state {
             OutState::ToOpen => None,
-            OutState::Negotiating(m) | OutState::Open(m) | OutState::ToStop(m) | OutState::NegotiatingStop(m) => {
-                Some(m)
-            }
+            OutState::Negotiating(m)
+            | OutState::Open(m)
+            | OutState::ToStop(m)
+            | OutState::NegotiatingStop(m) => Some(m),
         }
     }
 }

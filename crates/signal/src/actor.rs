@@ -22,12 +22,30 @@ pub enum Outbound {
 
 /// Commands to a room's task.
 pub(crate) enum RoomCmd {
-    CheckJoin { claims: Claims, reply: oneshot::Sender<Result<(), JoinRefusal>> },
-    Join { id: ParticipantId, claims: Claims, tx: mpsc::Sender<Outbound>, reply: oneshot::Sender<Result<(), JoinRefusal>> },
-    Client { id: ParticipantId, msg: ClientMsg },
-    Disconnected { id: ParticipantId, lost: bool },
-    Summary { reply: oneshot::Sender<RoomSummary> },
-    End { reason: String },
+    CheckJoin {
+        claims: Claims,
+        reply: oneshot::Sender<Result<(), JoinRefusal>>,
+    },
+    Join {
+        id: ParticipantId,
+        claims: Claims,
+        tx: mpsc::Sender<Outbound>,
+        reply: oneshot::Sender<Result<(), JoinRefusal>>,
+    },
+    Client {
+        id: ParticipantId,
+        msg: ClientMsg,
+    },
+    Disconnected {
+        id: ParticipantId,
+        lost: bool,
+    },
+    Summary {
+        reply: oneshot::Sender<RoomSummary>,
+    },
+    End {
+        reason: String,
+    },
 }
 
 /// A room as listed by the API (no names: those are for the room's members and admins).
@@ -60,13 +78,21 @@ pub(crate) struct RoomActor {
 
 impl RoomActor {
     /// Runs until the room closes (ended, or empty past its timeout).
-    pub async fn run(mut self, mut cmds: mpsc::Receiver<RoomCmd>, on_exit: impl FnOnce(&str, bool)) {
+    pub async fn run(
+        mut self,
+        mut cmds: mpsc::Receiver<RoomCmd>,
+        on_exit: impl FnOnce(&str, bool),
+    ) {
         let (ev_tx, mut events) = mpsc::channel(256);
         self.media.open_room(&self.id, ev_tx);
         let mut empty_since = Some(Instant::now());
         loop {
             let deadline = empty_since.map(|t| {
-                t + if self.ever_joined { self.timeouts.departure_timeout } else { self.timeouts.empty_timeout }
+                t + if self.ever_joined {
+                    self.timeouts.departure_timeout
+                } else {
+                    self.timeouts.empty_timeout
+                }
             });
             let sleep = async {
                 match deadline {
@@ -104,7 +130,12 @@ impl RoomActor {
             RoomCmd::CheckJoin { claims, reply } => {
                 let _ = reply.send(self.state.check_join(&claims));
             }
-            RoomCmd::Join { id, claims, tx, reply } => {
+            RoomCmd::Join {
+                id,
+                claims,
+                tx,
+                reply,
+            } => {
                 let now_ms = self.created.elapsed().as_millis() as u64;
                 match self.state.join(id.clone(), &claims, now_ms) {
                     Ok(fx) => {
@@ -121,7 +152,14 @@ impl RoomActor {
             RoomCmd::Client { id, msg } => self.client(id, msg).await,
             RoomCmd::Disconnected { id, lost } => {
                 if self.sessions.remove(&id).is_some() {
-                    let fx = self.state.leave(&id, if lost { LeaveReason::ConnectionLost } else { LeaveReason::Left });
+                    let fx = self.state.leave(
+                        &id,
+                        if lost {
+                            LeaveReason::ConnectionLost
+                        } else {
+                            LeaveReason::Left
+                        },
+                    );
                     self.apply(fx);
                 }
             }
@@ -156,26 +194,52 @@ impl RoomActor {
         }
     }
 
-    async fn offer(&mut self, id: &ParticipantId, sdp: String) -> Result<Vec<Effect>, (ErrorCode, String)> {
+    async fn offer(
+        &mut self,
+        id: &ParticipantId,
+        sdp: String,
+    ) -> Result<Vec<Effect>, (ErrorCode, String)> {
         let grants = self.state.check_media(id)?;
-        let perms = MediaPerms { publish: grants.publish, subscribe: grants.subscribe };
-        let answer = self.media.offer(&self.id, id.clone(), perms, sdp).await.unwrap_or(Err(MediaError::Unavailable));
+        let perms = MediaPerms {
+            publish: grants.publish,
+            subscribe: grants.subscribe,
+        };
+        let answer = self
+            .media
+            .offer(&self.id, id.clone(), perms, sdp)
+            .await
+            .unwrap_or(Err(MediaError::Unavailable));
         match answer {
-            Ok(sdp) => Ok(vec![Effect::Send(crate::room_state::Target::One(id.clone()), ServerMsg::Answer { sdp })]),
+            Ok(sdp) => Ok(vec![Effect::Send(
+                crate::room_state::Target::One(id.clone()),
+                ServerMsg::Answer { sdp },
+            )]),
             Err(e) => Err(media_error(e)),
         }
     }
 
-    async fn answer(&mut self, id: &ParticipantId, sdp: String) -> Result<Vec<Effect>, (ErrorCode, String)> {
+    async fn answer(
+        &mut self,
+        id: &ParticipantId,
+        sdp: String,
+    ) -> Result<Vec<Effect>, (ErrorCode, String)> {
         self.state.check_media(id)?;
-        let r = self.media.answer(&self.id, id.clone(), sdp).await.unwrap_or(Err(MediaError::Unavailable));
+        let r = self
+            .media
+            .answer(&self.id, id.clone(), sdp)
+            .await
+            .unwrap_or(Err(MediaError::Unavailable));
         r.map(|()| Vec::new()).map_err(media_error)
     }
 
     fn media_event(&mut self, ev: MediaEvent) {
         match ev {
-            MediaEvent::Offer { peer, sdp, tracks } => self.send(&peer, ServerMsg::Offer { sdp, tracks }),
-            MediaEvent::Connected { peer } => tracing::debug!(room = %self.id, %peer, "media connected"),
+            MediaEvent::Offer { peer, sdp, tracks } => {
+                self.send(&peer, ServerMsg::Offer { sdp, tracks })
+            }
+            MediaEvent::Connected { peer } => {
+                tracing::debug!(room = %self.id, %peer, "media connected")
+            }
             MediaEvent::Lost { peer } => {
                 tracing::info!(room = %self.id, %peer, "media connection lost");
                 let mut fx = self.state.leave(&peer, LeaveReason::ConnectionLost);
@@ -205,7 +269,9 @@ impl RoomActor {
     }
 
     fn send(&mut self, id: &ParticipantId, msg: ServerMsg) {
-        let Some(tx) = self.sessions.get(id) else { return };
+        let Some(tx) = self.sessions.get(id) else {
+            return;
+        };
         if tx.try_send(Outbound::Msg(msg)).is_err() {
             // The socket does not drain: drop the session rather than stall the room.
             tracing::warn!(room = %self.id, peer = %id, "signaling queue full, dropping session");

@@ -37,11 +37,19 @@ pub struct Counters {
 
 impl Counters {
     pub fn signal_error(&self, kind: &'static str) {
-        *self.errors.lock().unwrap_or_else(|p| p.into_inner()).entry(kind).or_default() += 1;
+        *self
+            .errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_default() += 1;
     }
 
     pub fn errors(&self) -> BTreeMap<&'static str, u64> {
-        self.errors.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -65,36 +73,71 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn unauthorized(e: TokenError) -> Self {
-        ApiError { status: StatusCode::UNAUTHORIZED, code: e.code(), message: e.to_string() }
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: e.code(),
+            message: e.to_string(),
+        }
     }
     pub fn refused(r: JoinRefusal) -> Self {
-        let status = if r == JoinRefusal::Revoked { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
-        ApiError { status, code: r.code(), message: r.to_string() }
+        let status = if r == JoinRefusal::Revoked {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        ApiError {
+            status,
+            code: r.code(),
+            message: r.to_string(),
+        }
     }
     pub fn unavailable() -> Self {
-        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message: "try again".into() }
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: "try again".into(),
+        }
     }
     fn bad_request(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into() }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: message.into(),
+        }
     }
     fn forbidden(message: &str) -> Self {
-        ApiError { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into() }
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: message.into(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.code, "message": self.message}))).into_response()
+        (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response()
     }
 }
 
 pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Room ids are what booking systems use as appointment ids: short, URL-safe.
 pub fn valid_room_id(room: &str) -> bool {
-    !room.is_empty() && room.len() <= 64 && room.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !room.is_empty()
+        && room.len() <= 64
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn bearer(app: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
@@ -103,7 +146,10 @@ fn bearer(app: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let claims = app.keys.verify(token, unix_now()).map_err(ApiError::unauthorized)?;
+    let claims = app
+        .keys
+        .verify(token, unix_now())
+        .map_err(ApiError::unauthorized)?;
     if !claims.grants.room_create {
         return Err(ApiError::forbidden("the token lacks the room_create grant"));
     }
@@ -116,14 +162,24 @@ struct CreateRoom {
 }
 
 /// `POST /api/rooms {"room": "..."}`: the booking system creates a room per appointment.
-async fn create_room(State(app): State<AppState>, headers: HeaderMap, body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>) -> Result<Response, ApiError> {
+async fn create_room(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
     bearer(&app, &headers)?;
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if !valid_room_id(&body.room) {
-        return Err(ApiError::bad_request("room ids are 1-64 characters of A-Z a-z 0-9 - _"));
+        return Err(ApiError::bad_request(
+            "room ids are 1-64 characters of A-Z a-z 0-9 - _",
+        ));
     }
     let (_, created) = app.rooms.create(&body.room).map_err(ApiError::refused)?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(json!({"room": body.room, "created": created}))).into_response())
 }
 
@@ -145,7 +201,11 @@ async fn healthz(State(app): State<AppState>) -> Response {
 
 async fn readyz(State(app): State<AppState>) -> Response {
     if app.draining.load(Ordering::Relaxed) {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false})),
+        )
+            .into_response()
     } else {
         Json(json!({"ready": true})).into_response()
     }

@@ -15,7 +15,11 @@ pub struct MediaPerms {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaEvent {
     /// Server renegotiation for this participant.
-    Offer { peer: ParticipantId, sdp: String, tracks: Vec<TrackInfo> },
+    Offer {
+        peer: ParticipantId,
+        sdp: String,
+        tracks: Vec<TrackInfo>,
+    },
     /// ICE and DTLS are up.
     Connected { peer: ParticipantId },
     /// The participant's media connection died (ICE consent lost).
@@ -39,9 +43,20 @@ pub trait Media: Send + Sync + 'static {
     /// Prepares media for a room; its events go to `events`.
     fn open_room(&self, room: &str, events: mpsc::Sender<MediaEvent>);
     /// Starts a participant's media session from its offer; resolves to the answer SDP.
-    fn offer(&self, room: &str, peer: ParticipantId, perms: MediaPerms, sdp: String) -> oneshot::Receiver<Result<String, MediaError>>;
+    fn offer(
+        &self,
+        room: &str,
+        peer: ParticipantId,
+        perms: MediaPerms,
+        sdp: String,
+    ) -> oneshot::Receiver<Result<String, MediaError>>;
     /// Applies the participant's answer to the last server offer.
-    fn answer(&self, room: &str, peer: ParticipantId, sdp: String) -> oneshot::Receiver<Result<(), MediaError>>;
+    fn answer(
+        &self,
+        room: &str,
+        peer: ParticipantId,
+        sdp: String,
+    ) -> oneshot::Receiver<Result<(), MediaError>>;
     /// Ends a participant's media session.
     fn remove(&self, room: &str, peer: ParticipantId);
     /// Drops the room's media.

@@ -43,7 +43,12 @@ struct Inner {
 impl Rooms {
     pub fn new(media: Arc<dyn Media>, settings: RoomSettings) -> Self {
         Rooms {
-            inner: Arc::new(Inner { rooms: Mutex::new(HashMap::new()), ended: Mutex::new(HashMap::new()), media, settings }),
+            inner: Arc::new(Inner {
+                rooms: Mutex::new(HashMap::new()),
+                ended: Mutex::new(HashMap::new()),
+                media,
+                settings,
+            }),
         }
     }
 
@@ -125,7 +130,13 @@ impl Rooms {
     pub async fn end(&self, room: &str, reason: &str) -> bool {
         let h = lock(&self.inner.rooms).get(room).cloned();
         match h {
-            Some(h) => h.tx.send(RoomCmd::End { reason: reason.to_owned() }).await.is_ok(),
+            Some(h) => {
+                h.tx.send(RoomCmd::End {
+                    reason: reason.to_owned(),
+                })
+                .await
+                .is_ok()
+            }
             None => false,
         }
     }

@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 
 use kham_proto::{
-    ClientMsg, ErrorCode, Grants, LeaveReason, LobbyEntry, ParticipantId, ParticipantInfo, PROTOCOL_VERSION, Role,
-    ServerMsg, Status, close_code,
+    ClientMsg, ErrorCode, Grants, LeaveReason, LobbyEntry, PROTOCOL_VERSION, ParticipantId,
+    ParticipantInfo, Role, ServerMsg, Status, close_code,
 };
 
 use crate::token::Claims;
@@ -78,7 +78,14 @@ pub struct RoomState {
 
 impl RoomState {
     pub fn new(room: impl Into<String>, max_participants: usize) -> Self {
-        RoomState { room: room.into(), max_participants, max_lobby: 16, members: Vec::new(), revoked: HashSet::new(), ended: false }
+        RoomState {
+            room: room.into(),
+            max_participants,
+            max_lobby: 16,
+            members: Vec::new(),
+            revoked: HashSet::new(),
+            ended: false,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -91,12 +98,18 @@ impl RoomState {
 
     /// Participants in the call.
     pub fn admitted_count(&self) -> usize {
-        self.members.iter().filter(|m| m.status == Status::Admitted).count()
+        self.members
+            .iter()
+            .filter(|m| m.status == Status::Admitted)
+            .count()
     }
 
     /// Participants waiting in the lobby.
     pub fn lobby_count(&self) -> usize {
-        self.members.iter().filter(|m| m.status == Status::Waiting).count()
+        self.members
+            .iter()
+            .filter(|m| m.status == Status::Waiting)
+            .count()
     }
 
     /// Grants of a member.
@@ -106,7 +119,8 @@ impl RoomState {
 
     /// Whether a member is in the call.
     pub fn is_admitted(&self, id: &ParticipantId) -> bool {
-        self.member(id).is_some_and(|m| m.status == Status::Admitted)
+        self.member(id)
+            .is_some_and(|m| m.status == Status::Admitted)
     }
 
     /// Checks a join without changing anything (before the WebSocket upgrade).
@@ -118,7 +132,12 @@ impl RoomState {
             return Err(JoinRefusal::Revoked);
         }
         // A reconnect of the same identity replaces its old session, so it does not count.
-        let others = |st: Status| self.members.iter().filter(|m| m.status == st && m.identity != claims.sub).count();
+        let others = |st: Status| {
+            self.members
+                .iter()
+                .filter(|m| m.status == st && m.identity != claims.sub)
+                .count()
+        };
         if claims.role.waits_in_lobby() {
             if others(Status::Waiting) >= self.max_lobby {
                 return Err(JoinRefusal::Full);
@@ -130,15 +149,35 @@ impl RoomState {
     }
 
     /// Adds a participant: into the lobby if its role waits, into the call otherwise.
-    pub fn join(&mut self, id: ParticipantId, claims: &Claims, now_ms: u64) -> Result<Vec<Effect>, JoinRefusal> {
+    pub fn join(
+        &mut self,
+        id: ParticipantId,
+        claims: &Claims,
+        now_ms: u64,
+    ) -> Result<Vec<Effect>, JoinRefusal> {
         self.check_join(claims)?;
         let mut fx = Vec::new();
-        if let Some(old) = self.members.iter().find(|m| m.identity == claims.sub).map(|m| m.info.id.clone()) {
+        if let Some(old) = self
+            .members
+            .iter()
+            .find(|m| m.identity == claims.sub)
+            .map(|m| m.info.id.clone())
+        {
             fx.extend(self.leave(&old, LeaveReason::Replaced));
             fx.push(Effect::Close(old, close_code::REPLACED));
         }
-        let status = if claims.role.waits_in_lobby() { Status::Waiting } else { Status::Admitted };
-        let info = ParticipantInfo { id: id.clone(), name: claims.name.clone(), role: claims.role, audio_muted: false, video_muted: false };
+        let status = if claims.role.waits_in_lobby() {
+            Status::Waiting
+        } else {
+            Status::Admitted
+        };
+        let info = ParticipantInfo {
+            id: id.clone(),
+            name: claims.name.clone(),
+            role: claims.role,
+            audio_muted: false,
+            video_muted: false,
+        };
         self.members.push(Member {
             info: info.clone(),
             identity: claims.sub.clone(),
@@ -153,13 +192,20 @@ impl RoomState {
                 protocol: PROTOCOL_VERSION,
                 room: self.room.clone(),
                 me: info.clone(),
-                participants: if status == Status::Admitted { self.admitted_except(&id) } else { Vec::new() },
+                participants: if status == Status::Admitted {
+                    self.admitted_except(&id)
+                } else {
+                    Vec::new()
+                },
                 status,
             },
         ));
         match status {
             Status::Admitted => {
-                fx.push(Effect::Send(Target::AdmittedExcept(id.clone()), ServerMsg::ParticipantJoined { participant: info }));
+                fx.push(Effect::Send(
+                    Target::AdmittedExcept(id.clone()),
+                    ServerMsg::ParticipantJoined { participant: info },
+                ));
                 if claims.grants.admit {
                     fx.push(Effect::Send(Target::One(id), self.lobby_msg(now_ms)));
                 }
@@ -171,12 +217,20 @@ impl RoomState {
 
     /// Removes a participant (left, lost, denied, removed).
     pub fn leave(&mut self, id: &ParticipantId, reason: LeaveReason) -> Vec<Effect> {
-        let Some(i) = self.members.iter().position(|m| m.info.id == *id) else { return Vec::new() };
+        let Some(i) = self.members.iter().position(|m| m.info.id == *id) else {
+            return Vec::new();
+        };
         let m = self.members.remove(i);
         match m.status {
             Status::Admitted => vec![
                 Effect::MediaRemove(id.clone()),
-                Effect::Send(Target::Admitted, ServerMsg::ParticipantLeft { id: id.clone(), reason }),
+                Effect::Send(
+                    Target::Admitted,
+                    ServerMsg::ParticipantLeft {
+                        id: id.clone(),
+                        reason,
+                    },
+                ),
             ],
             Status::Waiting => self.lobby_update(0),
         }
@@ -184,10 +238,21 @@ impl RoomState {
 
     /// Handles a control message (everything but `offer`/`answer`, which the actor sends to media
     /// after [`Self::check_media`]).
-    pub fn handle(&mut self, from: &ParticipantId, msg: ClientMsg, now_ms: u64) -> Result<Vec<Effect>, (ErrorCode, String)> {
-        let me = self.member(from).ok_or((ErrorCode::Internal, "not a member".into()))?.clone();
+    pub fn handle(
+        &mut self,
+        from: &ParticipantId,
+        msg: ClientMsg,
+        now_ms: u64,
+    ) -> Result<Vec<Effect>, (ErrorCode, String)> {
+        let me = self
+            .member(from)
+            .ok_or((ErrorCode::Internal, "not a member".into()))?
+            .clone();
         match msg {
-            ClientMsg::Ping { id } => Ok(vec![Effect::Send(Target::One(from.clone()), ServerMsg::Pong { id })]),
+            ClientMsg::Ping { id } => Ok(vec![Effect::Send(
+                Target::One(from.clone()),
+                ServerMsg::Pong { id },
+            )]),
             ClientMsg::Leave => {
                 let mut fx = self.leave(from, LeaveReason::Left);
                 fx.push(Effect::Close(from.clone(), close_code::NORMAL));
@@ -195,42 +260,72 @@ impl RoomState {
             }
             ClientMsg::Mute { kind, muted } => {
                 require_admitted(&me)?;
-                let m = self.member_mut(from).ok_or((ErrorCode::Internal, "not a member".into()))?;
+                let m = self
+                    .member_mut(from)
+                    .ok_or((ErrorCode::Internal, "not a member".into()))?;
                 match kind {
                     kham_proto::MediaKind::Audio => m.info.audio_muted = muted,
                     kham_proto::MediaKind::Video => m.info.video_muted = muted,
                 }
-                Ok(vec![Effect::Send(Target::Admitted, ServerMsg::ParticipantUpdated { participant: m.info.clone() })])
+                Ok(vec![Effect::Send(
+                    Target::Admitted,
+                    ServerMsg::ParticipantUpdated {
+                        participant: m.info.clone(),
+                    },
+                )])
             }
             ClientMsg::Admit { id } => {
                 require_admit(&me)?;
-                let target = self.member(&id).ok_or((ErrorCode::NotFound, format!("no lobby entry {id}")))?;
+                let target = self
+                    .member(&id)
+                    .ok_or((ErrorCode::NotFound, format!("no lobby entry {id}")))?;
                 if target.status != Status::Waiting {
-                    return Err((ErrorCode::BadState, format!("{id} is not waiting in the lobby")));
+                    return Err((
+                        ErrorCode::BadState,
+                        format!("{id} is not waiting in the lobby"),
+                    ));
                 }
                 if self.admitted_count() >= self.max_participants {
                     return Err((ErrorCode::BadState, "the call is full".into()));
                 }
                 let others = self.admitted_except(&id);
-                let m = self.member_mut(&id).ok_or((ErrorCode::NotFound, "gone".into()))?;
+                let m = self
+                    .member_mut(&id)
+                    .ok_or((ErrorCode::NotFound, "gone".into()))?;
                 m.status = Status::Admitted;
                 let info = m.info.clone();
                 let mut fx = vec![
-                    Effect::Send(Target::One(id.clone()), ServerMsg::Admitted { participants: others }),
-                    Effect::Send(Target::AdmittedExcept(id.clone()), ServerMsg::ParticipantJoined { participant: info }),
+                    Effect::Send(
+                        Target::One(id.clone()),
+                        ServerMsg::Admitted {
+                            participants: others,
+                        },
+                    ),
+                    Effect::Send(
+                        Target::AdmittedExcept(id.clone()),
+                        ServerMsg::ParticipantJoined { participant: info },
+                    ),
                 ];
                 fx.extend(self.lobby_update(now_ms));
                 Ok(fx)
             }
             ClientMsg::Deny { id, reason } => {
                 require_admit(&me)?;
-                let target = self.member(&id).ok_or((ErrorCode::NotFound, format!("no lobby entry {id}")))?;
+                let target = self
+                    .member(&id)
+                    .ok_or((ErrorCode::NotFound, format!("no lobby entry {id}")))?;
                 if target.status != Status::Waiting {
-                    return Err((ErrorCode::BadState, format!("{id} is not waiting in the lobby")));
+                    return Err((
+                        ErrorCode::BadState,
+                        format!("{id} is not waiting in the lobby"),
+                    ));
                 }
                 self.revoked.insert(target.jti.clone());
                 let reason = reason.unwrap_or_else(|| "denied_by_doctor".into());
-                let mut fx = vec![Effect::Send(Target::One(id.clone()), ServerMsg::Denied { reason })];
+                let mut fx = vec![Effect::Send(
+                    Target::One(id.clone()),
+                    ServerMsg::Denied { reason },
+                )];
                 fx.extend(self.leave(&id, LeaveReason::Denied));
                 fx.push(Effect::Close(id, close_code::DENIED));
                 Ok(fx)
@@ -240,10 +335,15 @@ impl RoomState {
                 if id == *from {
                     return Err((ErrorCode::BadState, "use leave to leave".into()));
                 }
-                let target = self.member(&id).ok_or((ErrorCode::NotFound, format!("no participant {id}")))?;
+                let target = self
+                    .member(&id)
+                    .ok_or((ErrorCode::NotFound, format!("no participant {id}")))?;
                 self.revoked.insert(target.jti.clone());
                 let reason = reason.unwrap_or_else(|| "removed_by_doctor".into());
-                let mut fx = vec![Effect::Send(Target::One(id.clone()), ServerMsg::Removed { reason })];
+                let mut fx = vec![Effect::Send(
+                    Target::One(id.clone()),
+                    ServerMsg::Removed { reason },
+                )];
                 fx.extend(self.leave(&id, LeaveReason::Removed));
                 fx.push(Effect::Close(id, close_code::REMOVED));
                 Ok(fx)
@@ -252,7 +352,9 @@ impl RoomState {
                 require_admit(&me)?;
                 Ok(self.end("ended_by_doctor"))
             }
-            ClientMsg::Offer { .. } | ClientMsg::Answer { .. } => Err((ErrorCode::Internal, "media message routed to state".into())),
+            ClientMsg::Offer { .. } | ClientMsg::Answer { .. } => {
+                Err((ErrorCode::Internal, "media message routed to state".into()))
+            }
         }
     }
 
@@ -261,7 +363,12 @@ impl RoomState {
         self.ended = true;
         let mut fx = Vec::new();
         for m in std::mem::take(&mut self.members) {
-            fx.push(Effect::Send(Target::One(m.info.id.clone()), ServerMsg::Ended { reason: reason.into() }));
+            fx.push(Effect::Send(
+                Target::One(m.info.id.clone()),
+                ServerMsg::Ended {
+                    reason: reason.into(),
+                },
+            ));
             if m.status == Status::Admitted {
                 fx.push(Effect::MediaRemove(m.info.id.clone()));
             }
@@ -273,7 +380,9 @@ impl RoomState {
 
     /// Whether a member may send an offer (`publish` decides what the SFU accepts from it).
     pub fn check_media(&self, id: &ParticipantId) -> Result<Grants, (ErrorCode, String)> {
-        let m = self.member(id).ok_or((ErrorCode::Internal, "not a member".into()))?;
+        let m = self
+            .member(id)
+            .ok_or((ErrorCode::Internal, "not a member".into()))?;
         if m.status != Status::Admitted {
             return Err((ErrorCode::BadState, "wait until a doctor admits you".into()));
         }
@@ -305,7 +414,11 @@ impl RoomState {
     }
 
     fn admitted_except(&self, id: &ParticipantId) -> Vec<ParticipantInfo> {
-        self.members.iter().filter(|m| m.status == Status::Admitted && m.info.id != *id).map(|m| m.info.clone()).collect()
+        self.members
+            .iter()
+            .filter(|m| m.status == Status::Admitted && m.info.id != *id)
+            .map(|m| m.info.clone())
+            .collect()
     }
 
     fn member(&self, id: &ParticipantId) -> Option<&Member> {
@@ -320,10 +433,18 @@ impl RoomState {
     pub fn resolve(&self, t: &Target) -> Vec<ParticipantId> {
         match t {
             Target::One(id) => vec![id.clone()],
-            Target::Admitted => self.members.iter().filter(|m| m.status == Status::Admitted).map(|m| m.info.id.clone()).collect(),
-            Target::AdmittedExcept(x) => {
-                self.members.iter().filter(|m| m.status == Status::Admitted && m.info.id != *x).map(|m| m.info.id.clone()).collect()
-            }
+            Target::Admitted => self
+                .members
+                .iter()
+                .filter(|m| m.status == Status::Admitted)
+                .map(|m| m.info.id.clone())
+                .collect(),
+            Target::AdmittedExcept(x) => self
+                .members
+                .iter()
+                .filter(|m| m.status == Status::Admitted && m.info.id != *x)
+                .map(|m| m.info.id.clone())
+                .collect(),
         }
     }
 }
@@ -337,7 +458,11 @@ fn require_admit(m: &Member) -> Result<(), (ErrorCode, String)> {
 }
 
 fn require_admitted(m: &Member) -> Result<(), (ErrorCode, String)> {
-    if m.status == Status::Admitted { Ok(()) } else { Err((ErrorCode::BadState, "still in the lobby".into())) }
+    if m.status == Status::Admitted {
+        Ok(())
+    } else {
+        Err((ErrorCode::BadState, "still in the lobby".into()))
+    }
 }
 
 #[cfg(test)]
@@ -371,19 +496,53 @@ mod tests {
     fn patient_waits_doctor_sees_lobby_and_admits() {
         let mut s = RoomState::new("r", 8);
         let fx = s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
-        assert!(matches!(sends_to(&fx, "d")[0], ServerMsg::Welcome { status: Status::Admitted, .. }));
-        let fx = s.join("p".into(), &claims("pat", Role::Patient), 10).unwrap();
-        assert!(matches!(sends_to(&fx, "p")[0], ServerMsg::Welcome { status: Status::Waiting, .. }));
+        assert!(matches!(
+            sends_to(&fx, "d")[0],
+            ServerMsg::Welcome {
+                status: Status::Admitted,
+                ..
+            }
+        ));
+        let fx = s
+            .join("p".into(), &claims("pat", Role::Patient), 10)
+            .unwrap();
+        assert!(matches!(
+            sends_to(&fx, "p")[0],
+            ServerMsg::Welcome {
+                status: Status::Waiting,
+                ..
+            }
+        ));
         let lobby = sends_to(&fx, "d");
-        assert!(matches!(&lobby[0], ServerMsg::Lobby { entries } if entries.len() == 1 && entries[0].id.as_str() == "p"));
+        assert!(
+            matches!(&lobby[0], ServerMsg::Lobby { entries } if entries.len() == 1 && entries[0].id.as_str() == "p")
+        );
         // Waiting patients cannot send media nor mute.
-        assert_eq!(s.check_media(&"p".into()).unwrap_err().0, ErrorCode::BadState);
+        assert_eq!(
+            s.check_media(&"p".into()).unwrap_err().0,
+            ErrorCode::BadState
+        );
         // A patient cannot admit itself, nor can a station.
-        assert_eq!(s.handle(&"p".into(), ClientMsg::Admit { id: "p".into() }, 20).unwrap_err().0, ErrorCode::Forbidden);
-        s.join("s".into(), &claims("st", Role::Station), 20).unwrap();
-        assert_eq!(s.handle(&"s".into(), ClientMsg::Admit { id: "p".into() }, 20).unwrap_err().0, ErrorCode::Forbidden);
-        let fx = s.handle(&"d".into(), ClientMsg::Admit { id: "p".into() }, 30).unwrap();
-        assert!(matches!(sends_to(&fx, "p")[0], ServerMsg::Admitted { ref participants } if participants.len() == 2));
+        assert_eq!(
+            s.handle(&"p".into(), ClientMsg::Admit { id: "p".into() }, 20)
+                .unwrap_err()
+                .0,
+            ErrorCode::Forbidden
+        );
+        s.join("s".into(), &claims("st", Role::Station), 20)
+            .unwrap();
+        assert_eq!(
+            s.handle(&"s".into(), ClientMsg::Admit { id: "p".into() }, 20)
+                .unwrap_err()
+                .0,
+            ErrorCode::Forbidden
+        );
+        let fx = s
+            .handle(&"d".into(), ClientMsg::Admit { id: "p".into() }, 30)
+            .unwrap();
+        assert!(
+            matches!(sends_to(&fx, "p")[0], ServerMsg::Admitted { ref participants } if participants.len() == 2)
+        );
         assert!(s.check_media(&"p".into()).is_ok());
         assert_eq!(s.lobby_count(), 0);
         assert_eq!(s.admitted_count(), 3);
@@ -393,11 +552,24 @@ mod tests {
     fn denied_token_cannot_rejoin() {
         let mut s = RoomState::new("r", 8);
         s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
-        s.join("p".into(), &claims("pat", Role::Patient), 0).unwrap();
-        let fx = s.handle(&"d".into(), ClientMsg::Deny { id: "p".into(), reason: None }, 1).unwrap();
+        s.join("p".into(), &claims("pat", Role::Patient), 0)
+            .unwrap();
+        let fx = s
+            .handle(
+                &"d".into(),
+                ClientMsg::Deny {
+                    id: "p".into(),
+                    reason: None,
+                },
+                1,
+            )
+            .unwrap();
         assert!(matches!(sends_to(&fx, "p")[0], ServerMsg::Denied { .. }));
         assert!(fx.contains(&Effect::Close("p".into(), close_code::DENIED)));
-        assert_eq!(s.check_join(&claims("pat", Role::Patient)), Err(JoinRefusal::Revoked));
+        assert_eq!(
+            s.check_join(&claims("pat", Role::Patient)),
+            Err(JoinRefusal::Revoked)
+        );
     }
 
     #[test]
@@ -405,23 +577,48 @@ mod tests {
         let mut s = RoomState::new("r", 8);
         s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
         s.join("s".into(), &claims("st", Role::Station), 0).unwrap();
-        let fx = s.handle(&"d".into(), ClientMsg::Remove { id: "s".into(), reason: None }, 1).unwrap();
+        let fx = s
+            .handle(
+                &"d".into(),
+                ClientMsg::Remove {
+                    id: "s".into(),
+                    reason: None,
+                },
+                1,
+            )
+            .unwrap();
         assert!(fx.contains(&Effect::MediaRemove("s".into())));
-        assert!(fx.iter().any(|e| matches!(e, Effect::Send(Target::Admitted, ServerMsg::ParticipantLeft { reason: LeaveReason::Removed, .. }))));
-        assert_eq!(s.check_join(&claims("st", Role::Station)), Err(JoinRefusal::Revoked));
+        assert!(fx.iter().any(|e| matches!(
+            e,
+            Effect::Send(
+                Target::Admitted,
+                ServerMsg::ParticipantLeft {
+                    reason: LeaveReason::Removed,
+                    ..
+                }
+            )
+        )));
+        assert_eq!(
+            s.check_join(&claims("st", Role::Station)),
+            Err(JoinRefusal::Revoked)
+        );
     }
 
     #[test]
     fn end_consult_closes_everyone_and_blocks_joins() {
         let mut s = RoomState::new("r", 8);
         s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
-        s.join("p".into(), &claims("pat", Role::Patient), 0).unwrap();
+        s.join("p".into(), &claims("pat", Role::Patient), 0)
+            .unwrap();
         let fx = s.handle(&"d".into(), ClientMsg::EndConsult, 1).unwrap();
         assert!(fx.contains(&Effect::Close("p".into(), close_code::ENDED)));
         assert!(fx.contains(&Effect::Close("d".into(), close_code::ENDED)));
         assert!(fx.contains(&Effect::RoomEnded));
         assert!(s.is_empty() && s.is_ended());
-        assert_eq!(s.check_join(&claims("x", Role::Station)), Err(JoinRefusal::Ended));
+        assert_eq!(
+            s.check_join(&claims("x", Role::Station)),
+            Err(JoinRefusal::Ended)
+        );
     }
 
     #[test]
@@ -429,17 +626,28 @@ mod tests {
         let mut s = RoomState::new("r", 2);
         s.join("a".into(), &claims("a", Role::Doctor), 0).unwrap();
         s.join("b".into(), &claims("b", Role::Station), 0).unwrap();
-        assert_eq!(s.check_join(&claims("c", Role::Station)), Err(JoinRefusal::Full));
+        assert_eq!(
+            s.check_join(&claims("c", Role::Station)),
+            Err(JoinRefusal::Full)
+        );
         // A patient can still wait, but cannot be admitted into a full call.
         s.join("p".into(), &claims("p", Role::Patient), 0).unwrap();
-        assert_eq!(s.handle(&"a".into(), ClientMsg::Admit { id: "p".into() }, 1).unwrap_err().0, ErrorCode::BadState);
+        assert_eq!(
+            s.handle(&"a".into(), ClientMsg::Admit { id: "p".into() }, 1)
+                .unwrap_err()
+                .0,
+            ErrorCode::BadState
+        );
     }
 
     #[test]
     fn same_identity_replaces_old_session() {
         let mut s = RoomState::new("r", 8);
-        s.join("d1".into(), &claims("doc", Role::Doctor), 0).unwrap();
-        let fx = s.join("d2".into(), &claims("doc", Role::Doctor), 5).unwrap();
+        s.join("d1".into(), &claims("doc", Role::Doctor), 0)
+            .unwrap();
+        let fx = s
+            .join("d2".into(), &claims("doc", Role::Doctor), 5)
+            .unwrap();
         assert!(fx.contains(&Effect::Close("d1".into(), close_code::REPLACED)));
         assert_eq!(s.admitted_count(), 1);
     }
@@ -448,8 +656,11 @@ mod tests {
     fn lobby_leave_updates_doctor() {
         let mut s = RoomState::new("r", 8);
         s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
-        s.join("p".into(), &claims("pat", Role::Patient), 0).unwrap();
+        s.join("p".into(), &claims("pat", Role::Patient), 0)
+            .unwrap();
         let fx = s.leave(&"p".into(), LeaveReason::Left);
-        assert!(matches!(&sends_to(&fx, "d")[0], ServerMsg::Lobby { entries } if entries.is_empty()));
+        assert!(
+            matches!(&sends_to(&fx, "d")[0], ServerMsg::Lobby { entries } if entries.is_empty())
+        );
     }
 }

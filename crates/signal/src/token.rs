@@ -63,7 +63,9 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys").field("api_key", &self.api_key).finish_non_exhaustive()
+        f.debug_struct("TokenKeys")
+            .field("api_key", &self.api_key)
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,7 +84,8 @@ impl TokenKeys {
 
     /// Signs claims (the caller fills `iss` with [`Self::api_key`]).
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(|_| TokenError::Invalid)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|_| TokenError::Invalid)
     }
 
     /// Verifies signature, algorithm, issuer, expiry and not-before. `now` is Unix seconds.
@@ -96,10 +99,13 @@ impl TokenKeys {
         v.validate_nbf = false;
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
         v.set_issuer(&[&self.api_key]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                }
+            })?;
         let c = data.claims;
         if c.exp <= now {
             return Err(TokenError::Expired);
@@ -142,8 +148,14 @@ mod tests {
     fn round_trip_and_room_binding() {
         let k = TokenKeys::new("key", "secret-secret-secret-secret-32by");
         let t = k.sign(&claims("room-a", 2000)).unwrap();
-        assert_eq!(k.verify_for_room(&t, "room-a", 1000).unwrap().name, "Nguyễn Văn A");
-        assert_eq!(k.verify_for_room(&t, "room-b", 1000), Err(TokenError::WrongRoom));
+        assert_eq!(
+            k.verify_for_room(&t, "room-a", 1000).unwrap().name,
+            "Nguyễn Văn A"
+        );
+        assert_eq!(
+            k.verify_for_room(&t, "room-b", 1000),
+            Err(TokenError::WrongRoom)
+        );
     }
 
     #[test]

@@ -48,7 +48,15 @@ pub async fn ws_handler(
         Err(refusal) => return ApiError::refused(refusal).into_response(),
     };
     let (reply, rx) = oneshot::channel();
-    if room.tx.send(RoomCmd::CheckJoin { claims: claims.clone(), reply }).await.is_err() {
+    if room
+        .tx
+        .send(RoomCmd::CheckJoin {
+            claims: claims.clone(),
+            reply,
+        })
+        .await
+        .is_err()
+    {
         return ApiError::unavailable().into_response();
     }
     match rx.await {
@@ -75,7 +83,12 @@ async fn session(socket: WebSocket, room: RoomHandle, claims: Claims, app: AppSt
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(256);
     let (reply, joined) = oneshot::channel();
     let (mut sink, mut stream) = socket.split();
-    let cmd = RoomCmd::Join { id: id.clone(), claims, tx: out_tx.clone(), reply };
+    let cmd = RoomCmd::Join {
+        id: id.clone(),
+        claims,
+        tx: out_tx.clone(),
+        reply,
+    };
     let refused = match room.tx.send(cmd).await {
         Ok(()) => joined.await.ok().and_then(|r| r.err()),
         Err(_) => None,
@@ -152,11 +165,16 @@ async fn session(socket: WebSocket, room: RoomHandle, claims: Claims, app: AppSt
 
 fn text(m: &ServerMsg) -> Message {
     // Serializing our own enum cannot fail; an empty object is sent if it ever did.
-    Message::Text(Utf8Bytes::from(serde_json::to_string(m).unwrap_or_else(|_| "{}".into())))
+    Message::Text(Utf8Bytes::from(
+        serde_json::to_string(m).unwrap_or_else(|_| "{}".into()),
+    ))
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
 }
 
 fn error_label(code: kham_proto::ErrorCode) -> &'static str {

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite, runnable on a fresh Debian machine: installs what is missing, then runs
+# formatting, lints, unit and integration tests, and the real-browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if ((${#need_apt[@]})); then
+  log "installing ${need_apt[*]} (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+log "sans-IO crates pull no IO runtime"
+for c in kham-proto kham-sfu; do
+  if cargo tree -p "$c" -e normal --prefix none | grep -qE '^(tokio|axum|hyper|mio|socket2) '; then
+    echo "crate $c depends on an IO runtime" >&2
+    exit 1
+  fi
+done
+
+log "cargo build (kham binary)"
+cargo build -p kham-server --quiet
+export KHAM_BIN="$PWD/target/debug/kham"
+
+log "cargo test (unit, loopback WebRTC, signaling, UDP)"
+cargo test --workspace --quiet
+
+log "browser tests (Chromium + playwright-core)"
+bash tests/browser/run.sh
