@@ -31,13 +31,14 @@ const STARTUP_TIMEOUT_MS = 30_000;
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const run = promisify(execFile);
 
+/** $KHAM_BIN, else the most recently built of target/{release,debug}/kham. */
 function findBinary() {
   if (process.env.KHAM_BIN) return path.resolve(process.env.KHAM_BIN);
-  for (const p of ['target/release/kham', 'target/debug/kham']) {
-    const full = path.join(REPO, p);
-    if (fs.existsSync(full)) return full;
-  }
-  return null;
+  const built = ['target/release/kham', 'target/debug/kham']
+    .map((p) => path.join(REPO, p))
+    .filter((p) => fs.existsSync(p))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+  return built[0] || null;
 }
 
 const BIN = findBinary();
@@ -294,6 +295,20 @@ test('leaving removes the participant from the others', { skip }, async () => {
   // The remaining two still have media.
   await assertMediaFlows('doctor', 1);
   await assertMediaFlows('patient', 1);
+});
+
+test('an observer receives both without sending; the others see who is watching', { skip }, async () => {
+  const observer = await open('observer', { room: ROOM, identity: 'sv-y', name: 'Sinh viên Y', role: 'observer' });
+  await observer.click('[data-testid="join"]');
+  await observer.waitForSelector(visible('call'));
+  await assertMediaFlows('observer', 2);
+  const senders = await observer.evaluate(() =>
+    /** @type {any} */ (window).__kham.pc.getTransceivers().filter((t) => t.currentDirection === 'sendonly' || t.currentDirection === 'sendrecv').length);
+  assert.equal(senders, 0, 'an observer sends nothing');
+  const observerId = await observer.evaluate(() => /** @type {any} */ (window).__kham.me.id);
+  await pages.doctor.waitForSelector(`[data-participant-id="${observerId}"] .tile-role.role-observer`);
+  await observer.click('[data-testid="leave"]');
+  await pages.doctor.waitForSelector(`[data-participant-id="${observerId}"]`, { state: 'detached', timeout: 10_000 });
 });
 
 test('a token for room A does not open room B', { skip }, async () => {

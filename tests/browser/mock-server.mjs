@@ -68,6 +68,7 @@ export async function startMockServer({ port = 0 } = {}) {
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
     if (url.pathname === '/healthz') return void res.writeHead(200).end('ok');
+    if (url.pathname === '/favicon.ico') return void res.writeHead(204).end();
     let file = url.pathname === '/join' || url.pathname === '/' ? '/index.html' : url.pathname;
     const full = path.resolve(WEB_ROOT, '.' + decodeURIComponent(file));
     if (!full.startsWith(WEB_ROOT + path.sep)) return void res.writeHead(404).end();

@@ -38,8 +38,10 @@ export function renderEnded() {
   const screen = byId('screen-ended');
   screen.dataset.reason = reason;
   byId('ended-title').textContent = t(`ended.${reason}.title`);
+  // A refused join says why (expired link, wrong room, full, ended) when the server told us.
+  const specific = reason === 'connect_failed' && message ? t(`connect_error.${message}`) : '';
   const textKey = `ended.${reason}.text`;
-  const text = t(textKey);
+  const text = specific && specific !== `connect_error.${message}` ? specific : t(textKey);
   byId('ended-text').textContent = text === textKey ? '' : text;
   const showReason = message && reason !== 'connect_failed' && reason !== 'connection_lost';
   byId('ended-reason').textContent = showReason ? t('ended.reason', { reason: message }) : '';

@@ -95,12 +95,13 @@ function ensure(p, self) {
   }
   const video = /** @type {HTMLVideoElement} */ (h('video', {
     autoplay: true, playsinline: true,
-    'data-testid': self ? 'self-video' : 'remote-video',
+    // An observer never sends media: its tile only shows who is watching.
+    'data-testid': self ? 'self-video' : p.role === 'observer' ? 'observer-video' : 'remote-video',
     class: self ? 'mirror' : undefined,
   }));
   // Own audio must never play back (echo); remote audio must play.
   video.muted = self;
-  const el = h('div', { class: self ? 'tile self' : 'tile', 'data-participant-id': p.id, 'data-testid': 'tile' });
+  const el = h('div', { class: self ? 'tile self' : 'tile', role: 'group', 'data-participant-id': p.id, 'data-testid': 'tile' });
   el.append(video);
   tile = { el, video, participant: p, self, stream: null };
   tiles.set(p.id, tile);
@@ -148,6 +149,8 @@ function draw(tile) {
 
 function layout() {
   const grid = byId('grid');
-  grid.dataset.count = String(tiles.size);
-  byId('alone').hidden = tiles.size > 1;
+  const remotes = [...tiles.values()].filter((tile) => !tile.self).length;
+  grid.dataset.remotes = String(remotes);
+  grid.classList.toggle('many', remotes > 4);
+  byId('alone').hidden = remotes > 0;
 }

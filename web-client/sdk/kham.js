@@ -173,9 +173,13 @@ export class KhamClient extends EventTarget {
       ws.addEventListener('close', (ev) => {
         this._stopPing();
         if (!welcomed) {
-          const message = 'could not connect (invalid or expired link)';
-          this._finish({ reason: 'connect_failed', message, code: ev.code });
-          reject(new Error(message));
+          // Browsers hide the refused upgrade's status and body; a plain GET of the same URL
+          // returns them (401/403 with {"error": code}), so the UI can say why.
+          refusalReason(ws.url).then((error) => {
+            const message = error || 'could not connect';
+            this._finish({ reason: 'connect_failed', message, code: ev.code });
+            reject(new Error(message));
+          });
         } else {
           this._onSocketClose(ev);
         }
@@ -591,6 +595,25 @@ function withWaitingSince(e) {
  * @param {string} room
  * @param {string} token
  */
+/**
+ * Why the server refused a WebSocket URL: the `error` code of its JSON reply to a plain GET
+ * (`expired_token`, `wrong_room`, `revoked_token`, `room_full`, `room_ended`, ...), or '' when
+ * the server could not be reached.
+ * @param {string} url
+ * @returns {Promise<string>}
+ */
+export async function refusalReason(url) {
+  try {
+    const u = new URL(url);
+    u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+    const res = await fetch(u.toString(), { cache: 'no-store' });
+    const body = await res.json().catch(() => null);
+    return body && typeof body.error === 'string' ? body.error : '';
+  } catch {
+    return '';
+  }
+}
+
 export function wsUrl(base, room, token) {
   let u;
   if (base) {
