@@ -150,6 +150,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own error type
     fn environment_overrides_keys() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("KHAM_HTTP__LISTEN", "127.0.0.1:9999");

@@ -113,10 +113,10 @@ impl Peer {
         self.tracks_out
             .retain(|t| !(t.gone && t.state == OutState::ToOpen));
         for t in &mut self.tracks_out {
-            if let OutState::Open(m) = t.state {
-                if t.gone {
-                    t.state = OutState::ToStop(m);
-                }
+            if let OutState::Open(m) = t.state
+                && t.gone
+            {
+                t.state = OutState::ToStop(m);
             }
         }
         if !self

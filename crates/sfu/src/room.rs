@@ -380,6 +380,13 @@ impl Room {
         } else {
             None
         };
+        // Parsed once per packet for all subscribers; each gets its own picture-id patch.
+        let vp8_desc = match vp8 {
+            Some(v) if v.picture_id.is_some() => {
+                str0m::rtp::Vp8Descriptor::parse(&pkt.payload).ok()
+            }
+            _ => None,
+        };
         let input = InPacket {
             layer,
             seq: *pkt.seq_no,
@@ -418,10 +425,10 @@ impl Room {
                 let before = out.forwarder.switches();
                 let decided = out.forwarder.process(&input);
                 switches += out.forwarder.switches() - before;
-                if let Want::Keyframe(l) = out.forwarder.want() {
-                    if let Some(w) = want_keyframe.get_mut(usize::from(l)) {
-                        *w = true;
-                    }
+                if let Want::Keyframe(l) = out.forwarder.want()
+                    && let Some(w) = want_keyframe.get_mut(usize::from(l))
+                {
+                    *w = true;
                 }
                 let Some(o) = decided else { continue };
                 let pt_out = match out.pt_map {
@@ -441,17 +448,13 @@ impl Room {
                         .marker(pkt.header.marker)
                         .ext_vals(ext.clone())
                         .nackable(is_video);
-                if let (Some(pid), Some(v)) = (o.picture_id, vp8) {
-                    if v.picture_id.is_some() {
-                        if let Ok(d) = str0m::rtp::Vp8Descriptor::parse(&pkt.payload) {
-                            let mut b = d.patch().picture_id(pid);
-                            if let Some(t) = o.tl0_pic_idx {
-                                b = b.tl0_pic_idx(t);
-                            }
-                            if let Ok(patch) = b.build() {
-                                write = write.vp8_patch(patch);
-                            }
-                        }
+                if let (Some(pid), Some(d)) = (o.picture_id, vp8_desc) {
+                    let mut b = d.patch().picture_id(pid);
+                    if let Some(t) = o.tl0_pic_idx {
+                        b = b.tl0_pic_idx(t);
+                    }
+                    if let Ok(patch) = b.build() {
+                        write = write.vp8_patch(patch);
                     }
                 }
                 if let Some(tx) = sub.rtc.direct_api().stream_tx_by_mid(mid, None) {

@@ -67,10 +67,10 @@ impl Rooms {
             }
         }
         let mut rooms = lock(&self.inner.rooms);
-        if let Some(h) = rooms.get(room) {
-            if !h.tx.is_closed() {
-                return Ok((h.clone(), false));
-            }
+        if let Some(h) = rooms.get(room)
+            && !h.tx.is_closed()
+        {
+            return Ok((h.clone(), false));
         }
         let (tx, rx) = mpsc::channel(1024);
         let handle = RoomHandle { tx };
@@ -106,10 +106,10 @@ impl Rooms {
         let mut out = Vec::new();
         for h in handles {
             let (reply, rx) = oneshot::channel();
-            if h.tx.send(RoomCmd::Summary { reply }).await.is_ok() {
-                if let Ok(s) = rx.await {
-                    out.push(s);
-                }
+            if h.tx.send(RoomCmd::Summary { reply }).await.is_ok()
+                && let Ok(s) = rx.await
+            {
+                out.push(s);
             }
         }
         out.sort_by(|a, b| a.room.cmp(&b.room));

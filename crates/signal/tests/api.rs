@@ -1,9 +1,10 @@
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 //! The signaling service on a real TCP listener with a fake media engine: the room API's
 //! authentication, a room's life (created by the API, closed after the departure timeout), and
 //! offers reaching media only once a participant is admitted.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
