@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use kham_proto::ParticipantId;
+use kham_sfu::str0m::Input;
 use kham_sfu::str0m::net::{DatagramRecv, Protocol, Receive};
 use kham_sfu::{Permissions, Room, RoomConfig, RoomEvent, RoomOutput, SfuError};
 use kham_signal::{Media, MediaError, MediaEvent, MediaPerms};
@@ -254,20 +255,7 @@ impl Shard {
         let now = Instant::now();
         match cmd {
             ShardCmd::OpenRoom { room, events } => {
-                let config = RoomConfig {
-                    candidates: self.announce.clone(),
-                    max_peers: self.max_participants,
-                    ..RoomConfig::default()
-                };
-                self.seed = self
-                    .seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let entry = RoomEntry {
-                    room: Room::new(config, self.seed, now),
-                    events,
-                    next_timeout: now,
-                };
+                let entry = self.new_room(events, now);
                 self.rooms.insert(room, entry);
             }
             ShardCmd::Offer {
@@ -324,6 +312,24 @@ impl Shard {
         }
     }
 
+    fn new_room(&mut self, events: mpsc::Sender<MediaEvent>, now: Instant) -> RoomEntry {
+        let config = RoomConfig {
+            candidates: self.announce.clone(),
+            max_peers: self.max_participants,
+            ..RoomConfig::default()
+        };
+        // Each room gets its own seed (initial sequence numbers differ between rooms).
+        self.seed = self
+            .seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        RoomEntry {
+            room: Room::new(config, self.seed, now),
+            events,
+            next_timeout: now,
+        }
+    }
+
     fn room_panicked(&mut self, room: &str) {
         tracing::error!(%room, "room engine panicked; its media sessions are dropped");
         self.counters.rooms_panicked.fetch_add(1, Ordering::Relaxed);
@@ -332,16 +338,7 @@ impl Shard {
                 let _ = entry.events.try_send(MediaEvent::Lost { peer });
             }
             // Keep the room open (empty) so later offers work.
-            let config = RoomConfig {
-                candidates: self.announce.clone(),
-                max_peers: self.max_participants,
-                ..RoomConfig::default()
-            };
-            let fresh = RoomEntry {
-                room: Room::new(config, self.seed, Instant::now()),
-                events: entry.events,
-                next_timeout: Instant::now(),
-            };
+            let fresh = self.new_room(entry.events, Instant::now());
             self.rooms.insert(room.to_owned(), fresh);
         }
         self.by_addr.retain(|_, r| r != room);
@@ -354,54 +351,43 @@ impl Shard {
             self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let receive = Receive {
-            proto: Protocol::Udp,
-            source,
-            destination: self.local,
-            contents,
-        };
-        // Fast path: the room this address belongs to.
-        let room_id = match self.by_addr.get(&source) {
-            Some(r) => Some(r.clone()),
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        // Fast path: the room this address was last seen in; slow path: ask every room (the
+        // first STUN request of a peer names its ICE username).
+        let cached = self
+            .by_addr
+            .get(&source)
+            .filter(|id| self.rooms.get(*id).is_some_and(|e| e.room.accepts(&input)));
+        let room_id = match cached {
+            Some(id) => id.clone(),
             None => {
-                let input = kham_sfu::str0m::Input::Receive(now, receive);
-                let found = self
+                let Some(id) = self
                     .rooms
                     .iter()
                     .find(|(_, e)| e.room.accepts(&input))
-                    .map(|(id, _)| id.clone());
-                if let Some(id) = &found {
-                    if self.by_addr.len() >= MAX_ADDR_CACHE {
-                        self.by_addr.clear();
-                    }
-                    self.by_addr.insert(source, id.clone());
+                    .map(|(id, _)| id.clone())
+                else {
+                    self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                if self.by_addr.len() >= MAX_ADDR_CACHE {
+                    self.by_addr.clear();
                 }
-                found
+                self.by_addr.insert(source, id.clone());
+                id
             }
         };
-        let Some(room_id) = room_id else {
+        if let Err(e) = self.with_room(&room_id, |r| r.handle_datagram(input)) {
             self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let Ok(contents) = DatagramRecv::try_from(data) else {
-            return;
-        };
-        let receive = Receive {
-            proto: Protocol::Udp,
-            source,
-            destination: self.local,
-            contents,
-        };
-        match self.with_room(&room_id, |r| r.handle_receive(now, receive)) {
-            Ok(()) => {}
-            Err(SfuError::NotOurs) => {
-                self.by_addr.remove(&source);
-                self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(error = %e, "datagram rejected");
-            }
+            tracing::debug!(error = %e, "datagram rejected");
         }
         self.drain(&room_id);
     }

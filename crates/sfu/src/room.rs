@@ -228,8 +228,15 @@ impl Room {
 
     /// Feeds a datagram received on the media socket.
     pub fn handle_receive(&mut self, now: Instant, r: Receive) -> Result<(), SfuError> {
-        self.advance(now);
-        let input = Input::Receive(now, r);
+        self.handle_datagram(Input::Receive(now, r))
+    }
+
+    /// Feeds a datagram already wrapped as str0m input (the shell checked [`Self::accepts`]).
+    pub fn handle_datagram(&mut self, input: Input) -> Result<(), SfuError> {
+        let Input::Receive(now, _) = &input else {
+            return Err(SfuError::NotOurs);
+        };
+        self.advance(*now);
         let peer = self
             .peers
             .iter_mut()
