@@ -204,6 +204,24 @@ test('leaving removes the participant from the others', async () => {
   await assertMediaFlows('patient', 1);
 });
 
+test('a participant whose media connection ends is removed while its signaling stays open', async () => {
+  // The station's peer connection goes away while its signaling socket stays open: the media
+  // side must notice on its own and everyone is told. (Silent loss, with no DTLS close, is
+  // covered in virtual time by crates/sfu/tests/room.rs.)
+  const lost = await open('lost', { room: ROOM, identity: 'tyt-lost', name: 'Trạm y tế mất mạng', role: 'station' });
+  await lost.click('[data-testid="join"]');
+  await lost.waitForSelector(visible('call'));
+  const lostId = await lost.evaluate(() => /** @type {any} */ (window).__kham.me.id);
+  await pages.doctor.waitForSelector(`[data-participant-id="${lostId}"] [data-testid="remote-video"]`, { timeout: 20_000 });
+  const t0 = Date.now();
+  await lost.evaluate(() => /** @type {any} */ (window).__kham.pc.close());
+  await pages.doctor.waitForSelector(`[data-participant-id="${lostId}"]`, { state: 'detached', timeout: 30_000 });
+  const removedAfter = Date.now() - t0;
+  console.log(`participant whose peer connection closed removed after ${removedAfter} ms`);
+  assert.ok(removedAfter < 30_000, 'within the 30 s consent timeout');
+  await lost.context().close();
+});
+
 test('an observer receives both without sending; the others see who is watching', async () => {
   const observer = await open('observer', { room: ROOM, identity: 'sv-y', name: 'Sinh viên Y', role: 'observer' });
   await observer.click('[data-testid="join"]');
