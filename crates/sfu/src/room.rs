@@ -284,6 +284,7 @@ impl Room {
             };
             if let Some((sdp, tracks)) = self.peers[i].negotiate_if_needed() {
                 let peer = self.peers[i].id.clone();
+                tracing::debug!(%peer, tracks = tracks.len(), "server offer");
                 return RoomOutput::Event(RoomEvent::Offer { peer, sdp, tracks });
             }
             match self.peers[i].rtc.poll_output() {
@@ -306,6 +307,7 @@ impl Room {
         match e {
             Event::RtpPacket(pkt) => self.forward(i, pkt),
             Event::Connected => {
+                tracing::debug!(peer = %self.peers[i].id, "media connected");
                 self.peers[i].connected = true;
                 self.events.push_back(RoomEvent::Connected {
                     peer: self.peers[i].id.clone(),
@@ -381,6 +383,9 @@ impl Room {
                 _ => Codec::Other,
             };
         }
+        if track.seen[usize::from(layer)].is_none() {
+            tracing::debug!(publisher = %publisher.id, mid = %track.mid, layer, "first packet of layer");
+        }
         track.seen[usize::from(layer)] = Some(now);
         let vp8 = if track.codec == Codec::Vp8 {
             parse_vp8(&pkt.payload)
@@ -430,7 +435,11 @@ impl Room {
                     }
                 }
                 let before = out.forwarder.switches();
+                let was_forwarding = out.forwarder.current().is_some();
                 let decided = out.forwarder.process(&input);
+                if !was_forwarding && out.forwarder.current().is_some() {
+                    tracing::debug!(subscriber = %sub.id, publisher = %publisher_id, %mid, layer, "forwarding starts");
+                }
                 switches += out.forwarder.switches() - before;
                 if let Want::Keyframe(l) = out.forwarder.want()
                     && let Some(w) = want_keyframe.get_mut(usize::from(l))
@@ -488,11 +497,20 @@ impl Room {
         }
         let (mid, rid) = {
             let mut api = p.rtc.direct_api();
-            let rx = api.stream_rx(&ssrc)?;
+            let Some(rx) = api.stream_rx(&ssrc) else {
+                tracing::trace!(peer = %p.id, "packet for an unknown SSRC");
+                return None;
+            };
             (rx.mid(), rx.rid())
         };
-        let ti = p.tracks_in.iter().position(|t| t.mid == mid)?;
-        let layer = p.tracks_in[ti].layer_of(rid)?;
+        let Some(ti) = p.tracks_in.iter().position(|t| t.mid == mid) else {
+            tracing::trace!(peer = %p.id, %mid, "packet for an unknown track");
+            return None;
+        };
+        let Some(layer) = p.tracks_in[ti].layer_of(rid) else {
+            tracing::trace!(peer = %p.id, %mid, ?rid, "packet for an unknown layer");
+            return None;
+        };
         if p.ssrc_map.len() < 16 {
             p.ssrc_map.push((ssrc, ti as u8, layer));
         }
@@ -512,6 +530,7 @@ impl Room {
         *last = Some(now);
         let (mid, rid) = (t.mid, t.rid_of(layer));
         if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+            tracing::debug!(publisher = %p.id, %mid, layer, "keyframe requested");
             rx.request_keyframe(KeyframeRequestKind::Pli);
             p.dirty = true;
             self.stats.keyframe_requests += 1;
