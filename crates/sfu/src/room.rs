@@ -421,6 +421,11 @@ impl Room {
         let (pubs, rest) = split_one(&mut self.peers, i);
         let track = &pubs.tracks_in[usize::from(ti)];
         for sub in rest {
+            // Nothing is written before the subscriber's DTLS is up: str0m would queue it and
+            // flush stale media in a burst. The forwarder asks for a keyframe once it is.
+            if !sub.connected {
+                continue;
+            }
             for out in sub.tracks_out.iter_mut() {
                 if out.publisher != publisher_id || out.source_mid != source_mid {
                     continue;

@@ -101,7 +101,9 @@ async fn session(socket: WebSocket, room: RoomHandle, claims: Claims, app: AppSt
     }
     let mut lost = true;
     let mut last_rx = tokio::time::Instant::now();
-    let mut ping = tokio::time::interval(PING_EVERY);
+    // The first ping after one period: an immediate one would leave a pong unread if the
+    // session is closed at once (a reset would then swallow our close frame).
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     loop {
         tokio::select! {
             out = out_rx.recv() => match out {
@@ -110,6 +112,7 @@ async fn session(socket: WebSocket, room: RoomHandle, claims: Claims, app: AppSt
                 }
                 Some(Outbound::Close(code, reason)) => {
                     let _ = sink.send(close(code, reason)).await;
+                    linger(&mut stream).await;
                     lost = false;
                     break;
                 }
@@ -161,6 +164,23 @@ async fn session(socket: WebSocket, room: RoomHandle, claims: Claims, app: AppSt
         }
     }
     let _ = room.tx.send(RoomCmd::Disconnected { id, lost }).await;
+}
+
+/// Closing handshake (RFC 6455 section 7.1.1): after our close frame, read until the client's
+/// close or EOF (bounded), so unread client data cannot turn our FIN into a reset that would
+/// make the client lose the close frame and its code.
+async fn linger<S>(stream: &mut S)
+where
+    S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let drain = async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
 }
 
 fn text(m: &ServerMsg) -> Message {
