@@ -161,7 +161,9 @@ impl Room {
 
     /// Applies a participant's answer to the last server offer.
     pub fn accept_answer(&mut self, id: &ParticipantId, answer: &str) -> Result<(), SfuError> {
-        self.peer_mut(id)?.accept_answer(answer)
+        self.peer_mut(id)?.accept_answer(answer)?;
+        tracing::debug!(peer = %id, "answer accepted");
+        Ok(())
     }
 
     /// Removes a participant's media session; others' m-lines carrying it are stopped.
@@ -342,6 +344,7 @@ impl Room {
             .map(|layers| layers.iter().map(|l| l.rid).collect())
             .unwrap_or_default();
         let track = TrackIn::new(mid, kind, rids);
+        tracing::debug!(peer = %self.peers[i].id, %mid, ?kind, rids = ?track.rids, "track published");
         let publisher = self.peers[i].id.clone();
         for j in 0..self.peers.len() {
             if j != i && self.peers[j].perms.subscribe {
@@ -516,6 +519,7 @@ impl Room {
             tracing::trace!(peer = %p.id, %mid, ?rid, "packet for an unknown layer");
             return None;
         };
+        tracing::debug!(peer = %p.id, %mid, ?rid, layer, ssrc = *ssrc, "stream mapped");
         if p.ssrc_map.len() < 16 {
             p.ssrc_map.push((ssrc, ti as u8, layer));
         }
