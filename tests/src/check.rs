@@ -28,6 +28,8 @@ pub struct ForwardReport {
     pub first_sent_index: usize,
     /// Runs of consecutive packets from one layer (1 = no layer switch).
     pub layer_runs: usize,
+    /// The layer of each run, in order (0 = first layer passed in).
+    pub run_layers: Vec<usize>,
 }
 
 fn key(kind: MediaKind, payload: &[u8]) -> Option<&[u8]> {
@@ -39,7 +41,11 @@ fn key(kind: MediaKind, payload: &[u8]) -> Option<&[u8]> {
 
 /// Checks `recv` against `sent` (see the module docs). The error lists every violation found
 /// (capped), so a failure report says *how* the stream was damaged.
-pub fn check_forwarded(kind: MediaKind, sent: &[SentPacket], recv: &RecvTrack) -> Result<ForwardReport> {
+pub fn check_forwarded(
+    kind: MediaKind,
+    sent: &[SentPacket],
+    recv: &RecvTrack,
+) -> Result<ForwardReport> {
     check_forwarded_layers(kind, &[sent], recv)
 }
 
@@ -49,7 +55,11 @@ pub fn check_forwarded(kind: MediaKind, sent: &[SentPacket], recv: &RecvTrack) -
 /// that layer (relative sequence numbers, timestamps, markers and payloads preserved), and every
 /// run of video must start at a keyframe. `ForwardReport::first_sent_index` is the index in the
 /// layer of the first packet.
-pub fn check_forwarded_layers(kind: MediaKind, layers: &[&[SentPacket]], recv: &RecvTrack) -> Result<ForwardReport> {
+pub fn check_forwarded_layers(
+    kind: MediaKind,
+    layers: &[&[SentPacket]],
+    recv: &RecvTrack,
+) -> Result<ForwardReport> {
     let pk = &recv.packets;
     if pk.is_empty() {
         bail!("{}: nothing received", kind.as_str());
@@ -87,25 +97,42 @@ pub fn check_forwarded_layers(kind: MediaKind, layers: &[&[SentPacket]], recv: &
         if m.is_none() {
             unmatched += 1;
             if unmatched <= 3 {
-                let head: String = p.payload.iter().take(16).map(|b| format!("{b:02x}")).collect();
-                note(format!("received #{j} (seq {}) matches no sent payload (len {}, starts {head})", p.seq, p.payload.len()));
+                let head: String = p
+                    .payload
+                    .iter()
+                    .take(16)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                note(format!(
+                    "received #{j} (seq {}) matches no sent payload (len {}, starts {head})",
+                    p.seq,
+                    p.payload.len()
+                ));
             }
         }
         mapped.push(m);
     }
     if unmatched > 3 {
-        note(format!("{unmatched} received packets in total match no sent payload"));
+        note(format!(
+            "{unmatched} received packets in total match no sent payload"
+        ));
     }
 
     // Sequence numbers +1 each; timestamps never backwards.
     for w in pk.windows(2) {
         let d = w[1].seq.wrapping_sub(w[0].seq);
         if d != 1 {
-            note(format!("sequence number jump {} -> {} (delta {})", w[0].seq, w[1].seq, d as i16));
+            note(format!(
+                "sequence number jump {} -> {} (delta {})",
+                w[0].seq, w[1].seq, d as i16
+            ));
         }
         let d = w[1].ts.wrapping_sub(w[0].ts) as i32;
         if d < 0 {
-            note(format!("timestamp went backwards {} -> {}", w[0].ts, w[1].ts));
+            note(format!(
+                "timestamp went backwards {} -> {}",
+                w[0].ts, w[1].ts
+            ));
         }
     }
 
@@ -114,16 +141,36 @@ pub fn check_forwarded_layers(kind: MediaKind, layers: &[&[SentPacket]], recv: &
     let mut run_base: Option<(usize, usize, usize)> = None; // (received j, layer, sent i) of the run start
     let mut prev: Option<(usize, usize, usize)> = None; // previous matched (j, layer, i)
     let mut runs = 0usize;
+    let mut run_layers: Vec<usize> = Vec::new();
     for (j, m) in mapped.iter().enumerate() {
         let Some((l, i)) = *m else { continue };
         let new_run = prev.is_none_or(|(_, pl, _)| pl != l);
         if new_run {
             runs += 1;
+            run_layers.push(l);
             run_base = Some((j, l, i));
             if kind == MediaKind::Video && !media::is_vp8_keyframe_start(&pk[j].payload) {
+                let d = media::parse_vp8_descriptor(&pk[j].payload);
+                let sent_frame_start = layers[l][..=i].iter().rposition(|s| {
+                    media::parse_vp8_descriptor(&s.payload).is_some_and(|d| d.start)
+                });
+                let sent_key = layers[l][..=i]
+                    .iter()
+                    .rposition(|s| media::is_vp8_keyframe_start(&s.payload));
                 note(format!(
-                    "received #{j} (seq {}) starts forwarding layer {l} but is not the start of a VP8 keyframe",
-                    pk[j].seq
+                    "received #{j} (seq {}) starts forwarding layer {l} but is not the start of a VP8 keyframe: \
+                     it is sent #{i} (descriptor {d:?}, {} ms after the publisher's previous keyframe at sent #{}, \
+                     its frame started at sent #{})",
+                    pk[j].seq,
+                    sent_key
+                        .map(|k| layers[l][i].at.duration_since(layers[l][k].at).as_millis())
+                        .unwrap_or(0),
+                    sent_key
+                        .map(|k| k.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    sent_frame_start
+                        .map(|k| k.to_string())
+                        .unwrap_or_else(|| "-".into()),
                 ));
             }
         } else if let Some((pj, _, pi)) = prev
@@ -131,25 +178,38 @@ pub fn check_forwarded_layers(kind: MediaKind, layers: &[&[SentPacket]], recv: &
         {
             note(format!(
                 "received #{pj}->#{j} are layer {l} sent #{pi}->#{i}: {}",
-                if i <= pi { "out of order / duplicated".to_owned() } else { format!("{} sent packets skipped", i - pi - (j - pj)) }
+                if i <= pi {
+                    "out of order / duplicated".to_owned()
+                } else {
+                    format!("{} sent packets skipped", i - pi - (j - pj))
+                }
             ));
         }
         prev = Some((j, l, i));
-        let Some((j0, _, i0)) = run_base else { continue };
+        let Some((j0, _, i0)) = run_base else {
+            continue;
+        };
         let (r0, s0) = (&pk[j0], &layers[l][i0]);
         let (r, s) = (&pk[j], &layers[l][i]);
         let rts = r.ts.wrapping_sub(r0.ts);
         let sts = s.ts.wrapping_sub(s0.ts);
         if rts != sts {
-            note(format!("timestamp of received #{j} is run base+{rts}, sent had base+{sts}"));
+            note(format!(
+                "timestamp of received #{j} is run base+{rts}, sent had base+{sts}"
+            ));
         }
         let rseq = r.seq.wrapping_sub(r0.seq);
         let sseq = s.seq.wrapping_sub(s0.seq);
         if rseq != sseq {
-            note(format!("sequence number of received #{j} is run base+{rseq}, sent had base+{sseq}"));
+            note(format!(
+                "sequence number of received #{j} is run base+{rseq}, sent had base+{sseq}"
+            ));
         }
         if kind == MediaKind::Video && r.marker != s.marker {
-            note(format!("marker bit of received #{j} (seq {}) is {}, sent {}", r.seq, r.marker, s.marker));
+            note(format!(
+                "marker bit of received #{j} (seq {}) is {}, sent {}",
+                r.seq, r.marker, s.marker
+            ));
         }
     }
 
@@ -158,7 +218,15 @@ pub fn check_forwarded_layers(kind: MediaKind, layers: &[&[SentPacket]], recv: &
     }
 
     if problems.is_empty() {
-        Ok(ForwardReport { kind, ssrc, received: pk.len(), sent: sent_total, first_sent_index, layer_runs: runs })
+        Ok(ForwardReport {
+            kind,
+            ssrc,
+            received: pk.len(),
+            sent: sent_total,
+            first_sent_index,
+            layer_runs: runs,
+            run_layers,
+        })
     } else {
         let mut msg = format!(
             "{} stream damaged in forwarding ({} received, {} sent, first forwarded = sent #{}):",
@@ -192,10 +260,16 @@ fn check_picture_ids(recv: &RecvTrack, note: &mut impl FnMut(String)) {
             let delta = (u32::from(pid) % modulo + modulo - u32::from(ppid) % modulo) % modulo;
             if p.ts == pts {
                 if pid != ppid {
-                    note(format!("seq {}: PictureID changed inside a frame ({ppid} -> {pid})", p.seq));
+                    note(format!(
+                        "seq {}: PictureID changed inside a frame ({ppid} -> {pid})",
+                        p.seq
+                    ));
                 }
             } else if delta != 1 {
-                note(format!("seq {}: PictureID jumped {ppid} -> {pid} between consecutive frames", p.seq));
+                note(format!(
+                    "seq {}: PictureID jumped {ppid} -> {pid} between consecutive frames",
+                    p.seq
+                ));
             }
         }
         prev = Some((p.ts, pid, long));

@@ -29,6 +29,7 @@ pub struct Negotiations {
 }
 
 struct Shared {
+    timeline: Mutex<Vec<(std::time::Instant, String)>>,
     peer: Mutex<Option<Arc<Peer>>>,
     tracks: Mutex<BTreeMap<String, Value>>,
     errors: Mutex<Vec<String>>,
@@ -36,7 +37,10 @@ struct Shared {
 }
 
 enum Command {
-    Publish { peer: Arc<Peer>, done: oneshot::Sender<Result<()>> },
+    Publish {
+        peer: Arc<Peer>,
+        done: oneshot::Sender<Result<()>>,
+    },
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -64,7 +68,13 @@ pub struct Participant {
 
 impl Participant {
     /// Mints a token and joins `room`; waits for `welcome`.
-    pub async fn join(server: &KhamServer, room: &str, identity: &str, name: &str, role: &str) -> Result<Self> {
+    pub async fn join(
+        server: &KhamServer,
+        room: &str,
+        identity: &str,
+        name: &str,
+        role: &str,
+    ) -> Result<Self> {
         let token = server.token(room, identity, name, role)?;
         let mut p = Self::connect(server, room, &token, name).await?;
         p.role = role.to_owned();
@@ -80,6 +90,7 @@ impl Participant {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (neg_tx, neg_rx) = watch::channel(Negotiations::default());
         let shared = Arc::new(Shared {
+            timeline: Mutex::new(Vec::new()),
             peer: Mutex::new(None),
             tracks: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(Vec::new()),
@@ -94,7 +105,10 @@ impl Participant {
             Arc::clone(&shared),
         ));
         let mut signal = SignalClient::from_parts(sender.clone(), fwd_rx);
-        let welcome = signal.expect("welcome").await.with_context(|| format!("{name}: no welcome"))?;
+        let welcome = signal
+            .expect("welcome")
+            .await
+            .with_context(|| format!("{name}: no welcome"))?;
         Ok(Participant {
             name: name.to_owned(),
             role: String::new(),
@@ -111,12 +125,18 @@ impl Participant {
 
     /// Our participant id (`welcome.me.id`).
     pub fn id(&self) -> String {
-        self.welcome["me"]["id"].as_str().unwrap_or_default().to_owned()
+        self.welcome["me"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// `welcome.status` ("waiting" or "admitted").
     pub fn status(&self) -> String {
-        self.welcome["status"].as_str().unwrap_or_default().to_owned()
+        self.welcome["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Sends a raw JSON message.
@@ -154,7 +174,10 @@ impl Participant {
         let peer = Peer::new(&self.name, opts).await?;
         let (done_tx, done_rx) = oneshot::channel();
         self.cmd_tx
-            .send(Command::Publish { peer: Arc::clone(&peer), done: done_tx })
+            .send(Command::Publish {
+                peer: Arc::clone(&peer),
+                done: done_tx,
+            })
             .map_err(|_| anyhow!("{}: signaling task is gone", self.name))?;
         tokio::time::timeout(Duration::from_secs(15), done_rx)
             .await
@@ -185,7 +208,8 @@ impl Participant {
         let mut v: Vec<(bool, String)> = tracks
             .iter()
             .filter(|(_, t)| {
-                t["participant"].as_str() == Some(participant) && t["kind"].as_str() == Some(kind.as_str())
+                t["participant"].as_str() == Some(participant)
+                    && t["kind"].as_str() == Some(kind.as_str())
             })
             .map(|(mid, t)| (t["active"].as_bool().unwrap_or(true), mid.clone()))
             .collect();
@@ -227,7 +251,15 @@ impl Participant {
                     .map(|p| {
                         p.received()
                             .iter()
-                            .map(|t| format!("{:?} mid={:?} ssrcs={:?} packets={}", t.kind, t.mid, t.ssrcs, t.packets.len()))
+                            .map(|t| {
+                                format!(
+                                    "{:?} mid={:?} ssrcs={:?} packets={}",
+                                    t.kind,
+                                    t.mid,
+                                    t.ssrcs,
+                                    t.packets.len()
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -243,6 +275,11 @@ impl Participant {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Signaling/negotiation milestones with their times (for failure reports).
+    pub fn timeline(&self) -> Vec<(std::time::Instant, String)> {
+        lock(&self.shared.timeline).clone()
     }
 
     /// Negotiation failures seen by the background task.
@@ -264,7 +301,13 @@ impl Participant {
         let mut rx = self.negotiations_rx.clone();
         let n = tokio::time::timeout(timeout, rx.wait_for(|n| pred(n)))
             .await
-            .map_err(|_| anyhow!("{}: negotiation condition not met within {timeout:?} (now {:?})", self.name, self.negotiations()))?
+            .map_err(|_| {
+                anyhow!(
+                    "{}: negotiation condition not met within {timeout:?} (now {:?})",
+                    self.name,
+                    self.negotiations()
+                )
+            })?
             .map_err(|_| anyhow!("{}: signaling task ended", self.name))?;
         Ok(*n)
     }
@@ -292,6 +335,14 @@ impl Drop for Participant {
     }
 }
 
+fn early_answer() -> bool {
+    std::env::var("KHAM_TEST_EARLY_ANSWER").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+fn mark(shared: &Shared, what: impl Into<String>) {
+    lock(&shared.timeline).push((std::time::Instant::now(), what.into()));
+}
+
 fn update_tracks(shared: &Shared, list: &Value) {
     if let Some(arr) = list.as_array() {
         let mut t = lock(&shared.tracks);
@@ -303,17 +354,41 @@ fn update_tracks(shared: &Shared, list: &Value) {
     }
 }
 
-async fn answer_offer(name: &str, sender: &SignalSender, shared: &Shared, peer: &Peer, offer: &Value) {
+async fn answer_offer(
+    name: &str,
+    sender: &SignalSender,
+    shared: &Shared,
+    peer: &Peer,
+    offer: &Value,
+) {
     let Some(sdp) = offer.get("sdp").and_then(Value::as_str) else {
         lock(&shared.errors).push(format!("{name}: server offer without sdp: {offer}"));
         return;
     };
+    // Work-around for webrtc-rs 0.21 (client side, not kham): SRTP packets read in the same
+    // batch as the DTLS handshake's last flight are dropped ("remote_srtp_context is not set
+    // yet"), because the SRTP keys are installed by an event that is applied only after the
+    // batch. The SFU starts forwarding right after our answer and its queue is flushed right
+    // behind the DTLS Finished, so the keyframe would be lost. Answering once connected avoids
+    // that burst. Set KHAM_TEST_EARLY_ANSWER=1 to answer immediately, as a browser does.
+    if !early_answer() && peer.state() != webrtc::peer_connection::RTCPeerConnectionState::Connected
+    {
+        mark(shared, "waiting for our connection before answering");
+        if let Err(e) = peer.wait_connected(Duration::from_secs(10)).await {
+            lock(&shared.errors).push(format!("{name}: not connected, answering anyway: {e:#}"));
+        }
+    }
+    mark(shared, "answering server offer");
     match peer.answer_offer(sdp).await {
         Ok(answer) => {
-            if let Err(e) = sender.send_json(&json!({"type": "answer", "sdp": answer})).await {
+            if let Err(e) = sender
+                .send_json(&json!({"type": "answer", "sdp": answer}))
+                .await
+            {
                 lock(&shared.errors).push(format!("{name}: sending answer: {e:#}"));
                 return;
             }
+            mark(shared, "answer to server offer sent");
             shared.negotiations.send_modify(|n| n.offers_answered += 1);
         }
         Err(e) => lock(&shared.errors).push(format!("{name}: answering server offer: {e:#}")),
@@ -341,6 +416,7 @@ async fn run(
                         let sdp = peer.create_offer().await?;
                         *lock(&shared.peer) = Some(Arc::clone(&peer));
                         sender.send_json(&json!({"type": "offer", "sdp": sdp})).await?;
+                        mark(&shared, "publish offer sent");
                         Ok::<_, anyhow::Error>(())
                     }.await;
                     match res {
@@ -358,6 +434,7 @@ async fn run(
                             match (peer, v.get("sdp").and_then(Value::as_str)) {
                                 (Some(peer), Some(sdp)) => {
                                     let r = peer.apply_answer(sdp).await;
+                                    mark(&shared, "server answer applied");
                                     if r.is_ok() {
                                         shared.negotiations.send_modify(|n| n.answers_applied += 1);
                                     } else if let Err(e) = &r {
@@ -378,6 +455,7 @@ async fn run(
                             if let Some(t) = v.get("tracks") {
                                 update_tracks(&shared, t);
                             }
+                            mark(&shared, "server offer arrived");
                             let peer = lock(&shared.peer).clone();
                             match peer {
                                 Some(peer) if pending_publish.is_none() => {

@@ -49,9 +49,12 @@ pub async fn request(
     path: &str,
     extra_headers: &[(&str, &str)],
 ) -> Result<HttpResponse> {
-    tokio::time::timeout(Duration::from_secs(10), request_inner(addr, method, path, extra_headers))
-        .await
-        .map_err(|_| anyhow!("HTTP {method} {path} to {addr} timed out"))?
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        request_inner(addr, method, path, extra_headers),
+    )
+    .await
+    .map_err(|_| anyhow!("HTTP {method} {path} to {addr} timed out"))?
 }
 
 async fn request_inner(
@@ -135,12 +138,20 @@ fn try_parse(raw: &[u8]) -> Result<Option<HttpResponse>> {
     let (status, headers) = parse_head(head)?;
     let rest = &raw[body_start..];
     if status == 101 || status == 204 || status == 304 {
-        return Ok(Some(HttpResponse { status, headers, body: Vec::new() }));
+        return Ok(Some(HttpResponse {
+            status,
+            headers,
+            body: Vec::new(),
+        }));
     }
     if let Some(len) = headers.get("content-length") {
         let len: usize = len.parse().context("bad content-length")?;
         if rest.len() >= len {
-            return Ok(Some(HttpResponse { status, headers, body: rest[..len].to_vec() }));
+            return Ok(Some(HttpResponse {
+                status,
+                headers,
+                body: rest[..len].to_vec(),
+            }));
         }
         return Ok(None);
     }
@@ -148,16 +159,28 @@ fn try_parse(raw: &[u8]) -> Result<Option<HttpResponse>> {
         .get("transfer-encoding")
         .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
     {
-        return Ok(decode_chunked(rest).map(|body| HttpResponse { status, headers, body }));
+        return Ok(decode_chunked(rest).map(|body| HttpResponse {
+            status,
+            headers,
+            body,
+        }));
     }
     Ok(None)
 }
 
 fn parse_to_eof(raw: &[u8]) -> Result<HttpResponse> {
-    let (body_start, head) =
-        split_head(raw).ok_or_else(|| anyhow!("connection closed before a full HTTP head ({} bytes)", raw.len()))?;
+    let (body_start, head) = split_head(raw).ok_or_else(|| {
+        anyhow!(
+            "connection closed before a full HTTP head ({} bytes)",
+            raw.len()
+        )
+    })?;
     let (status, headers) = parse_head(head)?;
-    Ok(HttpResponse { status, headers, body: raw[body_start..].to_vec() })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: raw[body_start..].to_vec(),
+    })
 }
 
 /// Decodes a chunked body; `None` if incomplete.
@@ -201,7 +224,9 @@ pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -223,7 +248,11 @@ mod tests {
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
         let r = try_parse(raw).unwrap().unwrap();
         assert_eq!(r.body, b"abcde");
-        assert!(try_parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab").unwrap().is_none());
+        assert!(
+            try_parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab")
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 pub mod check;
 pub mod client;
+pub mod diag;
 pub mod http;
 pub mod media;
 pub mod peer;
@@ -33,5 +34,9 @@ pub use signal::{SignalClient, SignalEvent, msg_type};
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

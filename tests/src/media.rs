@@ -69,9 +69,19 @@ pub fn vp8_frame(ssrc: u32, frame_no: u64, keyframe: bool) -> Bytes {
 
 /// A frame of simulcast layer `layer` of `layers` (0 = lowest): each lower layer halves the
 /// picture size and roughly halves the frame size.
-pub fn vp8_frame_layer(ssrc: u32, frame_no: u64, keyframe: bool, layer: usize, layers: usize) -> Bytes {
+pub fn vp8_frame_layer(
+    ssrc: u32,
+    frame_no: u64,
+    keyframe: bool,
+    layer: usize,
+    layers: usize,
+) -> Bytes {
     let down = 1usize << layers.saturating_sub(1 + layer).min(4);
-    let base = if keyframe { KEYFRAME_BYTES } else { DELTA_FRAME_BYTES };
+    let base = if keyframe {
+        KEYFRAME_BYTES
+    } else {
+        DELTA_FRAME_BYTES
+    };
     let total = (base / down).max(200) + (frame_no % 17) as usize;
     let (width, height) = (WIDTH / down as u16, HEIGHT / down as u16);
     let header_len = if keyframe { 10 } else { 3 };
@@ -93,7 +103,11 @@ pub fn vp8_frame_layer(ssrc: u32, frame_no: u64, keyframe: bool, layer: usize, l
     b.put_u32(ssrc);
     b.put_u64(frame_no);
     let rest = total - b.len();
-    fill(&mut b, (u64::from(ssrc) << 32) ^ frame_no ^ 0xABCD_0000_0000, rest);
+    fill(
+        &mut b,
+        (u64::from(ssrc) << 32) ^ frame_no ^ 0xABCD_0000_0000,
+        rest,
+    );
     b.freeze()
 }
 
@@ -145,7 +159,12 @@ pub fn parse_vp8_descriptor(p: &[u8]) -> Option<Vp8Descriptor> {
     if x {
         let ext = *p.get(i)?;
         i += 1;
-        let (has_i, has_l, has_t, has_k) = (ext & 0x80 != 0, ext & 0x40 != 0, ext & 0x20 != 0, ext & 0x10 != 0);
+        let (has_i, has_l, has_t, has_k) = (
+            ext & 0x80 != 0,
+            ext & 0x40 != 0,
+            ext & 0x20 != 0,
+            ext & 0x10 != 0,
+        );
         if has_i {
             let b0 = *p.get(i)?;
             if b0 & 0x80 != 0 {
@@ -169,7 +188,13 @@ pub fn parse_vp8_descriptor(p: &[u8]) -> Option<Vp8Descriptor> {
     if i > p.len() {
         return None;
     }
-    Some(Vp8Descriptor { len: i, start, part_id, picture_id, tl0_pic_idx })
+    Some(Vp8Descriptor {
+        len: i,
+        start,
+        part_id,
+        picture_id,
+        tl0_pic_idx,
+    })
 }
 
 /// The VP8 data after the payload descriptor (the part an SFU must forward unchanged).
@@ -184,7 +209,11 @@ pub fn is_vp8_keyframe_start(payload: &[u8]) -> bool {
         return false;
     };
     let data = &payload[d.len..];
-    d.start && d.part_id == 0 && data.len() >= 6 && data[0] & 0x01 == 0 && data[3..6] == [0x9d, 0x01, 0x2a]
+    d.start
+        && d.part_id == 0
+        && data.len() >= 6
+        && data[0] & 0x01 == 0
+        && data[3..6] == [0x9d, 0x01, 0x2a]
 }
 
 #[cfg(test)]
@@ -205,7 +234,10 @@ mod tests {
         assert!(d.start);
         assert!(!parse_vp8_descriptor(&pkts[1]).unwrap().start);
         // reassembling the data gives the frame back
-        let joined: Vec<u8> = pkts.iter().flat_map(|p| vp8_data(p).unwrap().to_vec()).collect();
+        let joined: Vec<u8> = pkts
+            .iter()
+            .flat_map(|p| vp8_data(p).unwrap().to_vec())
+            .collect();
         assert_eq!(joined, key.to_vec());
         // width/height
         assert_eq!(u16::from_le_bytes([key[6], key[7]]), WIDTH);

@@ -21,21 +21,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::sansio::Protocol;
+use rtc::{rtcp, rtp};
+use std::collections::VecDeque;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceConnectionState, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    register_default_interceptors,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceConnectionState, RTCIceGatheringState, RTCPeerConnectionState,
+    RTCSessionDescription, Registry, register_default_interceptors,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -87,20 +92,43 @@ pub struct PeerOptions {
     /// Send video as three simulcast layers with RIDs `q`, `h`, `f` (as the browser SDK does);
     /// packets then carry the mid and rid header extensions.
     pub simulcast: bool,
+    /// Send a video keyframe every this many frames (30 = once a second). `None` behaves like
+    /// a browser encoder: a keyframe first, then only when the SFU asks (PLI/FIR).
+    pub keyframe_interval: Option<u64>,
 }
 
 impl PeerOptions {
     /// Publish audio and video (doctor, station, patient).
     pub fn publish() -> Self {
-        PeerOptions { audio: true, video: true, simulcast: false }
+        PeerOptions {
+            audio: true,
+            video: true,
+            simulcast: false,
+            keyframe_interval: Some(media::KEYFRAME_INTERVAL),
+        }
     }
     /// Publish audio and video with three simulcast video layers (like the browser SDK).
     pub fn publish_simulcast() -> Self {
-        PeerOptions { audio: true, video: true, simulcast: true }
+        PeerOptions {
+            audio: true,
+            video: true,
+            simulcast: true,
+            keyframe_interval: Some(media::KEYFRAME_INTERVAL),
+        }
+    }
+    /// Keyframes only on request (PLI/FIR) after the first, like a browser.
+    pub fn keyframes_on_request(mut self) -> Self {
+        self.keyframe_interval = None;
+        self
     }
     /// Publish nothing; offer recvonly audio + video (observer).
     pub fn receive_only() -> Self {
-        PeerOptions { audio: false, video: false, simulcast: false }
+        PeerOptions {
+            audio: false,
+            video: false,
+            simulcast: false,
+            keyframe_interval: None,
+        }
     }
 }
 
@@ -166,9 +194,17 @@ pub struct LocalLayer {
     /// SSRC of this stream.
     pub ssrc: u32,
     sent: Mutex<Vec<SentPacket>>,
+    paused: AtomicBool,
 }
 
 impl LocalLayer {
+    /// Stops (true) or resumes (false) sending this layer, like a browser disabling a simulcast
+    /// encoding. Sequence numbers continue where they stopped; the first frame after resuming
+    /// is a keyframe.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+    }
+
     /// Packets sent so far on this stream.
     pub fn sent(&self) -> Vec<SentPacket> {
         lock(&self.sent).clone()
@@ -185,9 +221,22 @@ pub struct LocalTrack {
     track: Arc<TrackLocalStaticRTP>,
     write_errors: Arc<AtomicU64>,
     last_write_error: Arc<Mutex<Option<String>>>,
+    keyframe_requests: Arc<KeyframeRequests>,
+}
+
+/// PLI/FIR received for a published track.
+#[derive(Default)]
+struct KeyframeRequests {
+    count: AtomicU64,
+    /// SSRCs asked for and not yet served; 0 = unknown SSRC, serve all layers.
+    pending: Mutex<Vec<u32>>,
 }
 
 impl LocalTrack {
+    /// PLI/FIR received from the SFU for this track so far.
+    pub fn keyframe_requests(&self) -> u64 {
+        self.keyframe_requests.count.load(Ordering::Relaxed)
+    }
     /// SSRC of the first (or only) stream.
     pub fn ssrc(&self) -> u32 {
         self.layers[0].ssrc
@@ -206,7 +255,10 @@ impl LocalTrack {
     }
     /// `write_rtp` failures so far, with the last error message.
     pub fn write_errors(&self) -> (u64, Option<String>) {
-        (self.write_errors.load(Ordering::Relaxed), lock(&self.last_write_error).clone())
+        (
+            self.write_errors.load(Ordering::Relaxed),
+            lock(&self.last_write_error).clone(),
+        )
     }
 }
 
@@ -344,6 +396,7 @@ pub struct Peer {
     pub video: Option<LocalTrack>,
     senders: Mutex<Vec<JoinHandle<()>>>,
     sending: Arc<AtomicBool>,
+    keyframe_interval: Option<u64>,
     label: String,
 }
 
@@ -364,9 +417,18 @@ fn vp8_codec() -> RTCRtpCodec {
         channels: 0,
         sdp_fmtp_line: String::new(),
         rtcp_feedback: vec![
-            RTCPFeedback { typ: "nack".to_owned(), parameter: String::new() },
-            RTCPFeedback { typ: "nack".to_owned(), parameter: "pli".to_owned() },
-            RTCPFeedback { typ: "ccm".to_owned(), parameter: "fir".to_owned() },
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: String::new(),
+            },
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: "pli".to_owned(),
+            },
+            RTCPFeedback {
+                typ: "ccm".to_owned(),
+                parameter: "fir".to_owned(),
+            },
         ],
     }
 }
@@ -384,23 +446,34 @@ impl Peer {
     /// Creates the peer connection and adds its transceivers (nothing is negotiated yet).
     /// `label` only names the peer in diagnostics.
     pub async fn new(label: &str, opts: PeerOptions) -> Result<Arc<Self>> {
+        crate::diag::install();
         let mut me = MediaEngine::default();
         me.register_codec(
-            RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT },
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: OPUS_PT,
+            },
             RtpCodecKind::Audio,
         )?;
         me.register_codec(
-            RTCRtpCodecParameters { rtp_codec: vp8_codec(), payload_type: VP8_PT },
+            RTCRtpCodecParameters {
+                rtp_codec: vp8_codec(),
+                payload_type: VP8_PT,
+            },
             RtpCodecKind::Video,
         )?;
         // mid for audio too (the default interceptors register it for video only), so a server
         // that routes by the mid extension works for both kinds.
         me.register_header_extension(
-            RTCRtpHeaderExtensionCapability { uri: MID_URI.to_owned() },
+            RTCRtpHeaderExtensionCapability {
+                uri: MID_URI.to_owned(),
+            },
             RtpCodecKind::Audio,
             None,
         )?;
-        let registry = register_default_interceptors(Registry::new(), &mut me)?;
+        let registry = register_default_interceptors(Registry::new(), &mut me)?
+            // Application-most, so the default interceptors see all inbound RTCP first.
+            .with(Slot::from(14_000), KeyframeRequestTap::default());
 
         let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
         let (ice_tx, _ice_rx) = watch::channel(RTCIceConnectionState::New);
@@ -431,7 +504,10 @@ impl Peer {
         let stream_id = format!("kham-test-{label}");
         let mut audio = None;
         let mut video = None;
-        for (kind, publish) in [(MediaKind::Audio, opts.audio), (MediaKind::Video, opts.video)] {
+        for (kind, publish) in [
+            (MediaKind::Audio, opts.audio),
+            (MediaKind::Video, opts.video),
+        ] {
             let rtc_kind = match kind {
                 MediaKind::Audio => RtpCodecKind::Audio,
                 MediaKind::Video => RtpCodecKind::Video,
@@ -442,13 +518,23 @@ impl Peer {
                     MediaKind::Video => vp8_codec(),
                 };
                 let rids: Vec<Option<String>> = if kind == MediaKind::Video && opts.simulcast {
-                    SIMULCAST_RIDS.iter().map(|r| Some((*r).to_owned())).collect()
+                    SIMULCAST_RIDS
+                        .iter()
+                        .map(|r| Some((*r).to_owned()))
+                        .collect()
                 } else {
                     vec![None]
                 };
                 let layers: Vec<Arc<LocalLayer>> = rids
                     .into_iter()
-                    .map(|rid| Arc::new(LocalLayer { rid, ssrc: random_ssrc(), sent: Mutex::new(Vec::new()) }))
+                    .map(|rid| {
+                        Arc::new(LocalLayer {
+                            rid,
+                            ssrc: random_ssrc(),
+                            sent: Mutex::new(Vec::new()),
+                            paused: AtomicBool::new(false),
+                        })
+                    })
                     .collect();
                 let codings = layers
                     .iter()
@@ -485,6 +571,7 @@ impl Peer {
                     track,
                     write_errors: Arc::new(AtomicU64::new(0)),
                     last_write_error: Arc::new(Mutex::new(None)),
+                    keyframe_requests: Arc::new(KeyframeRequests::default()),
                 };
                 match kind {
                     MediaKind::Audio => audio = Some(lt),
@@ -512,6 +599,7 @@ impl Peer {
             video,
             senders: Mutex::new(Vec::new()),
             sending: Arc::new(AtomicBool::new(false)),
+            keyframe_interval: opts.keyframe_interval,
             label: label.to_owned(),
         }))
     }
@@ -528,17 +616,23 @@ impl Peer {
 
     async fn wait_gathered(&self, timeout: Duration) -> Result<()> {
         let mut rx = self.gathering_rx.clone();
-        tokio::time::timeout(timeout, rx.wait_for(|s| *s == RTCIceGatheringState::Complete))
-            .await
-            .map_err(|_| anyhow!("ICE gathering did not complete within {timeout:?}"))?
-            .map_err(|_| anyhow!("peer dropped"))?;
+        tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| *s == RTCIceGatheringState::Complete),
+        )
+        .await
+        .map_err(|_| anyhow!("ICE gathering did not complete within {timeout:?}"))?
+        .map_err(|_| anyhow!("peer dropped"))?;
         Ok(())
     }
 
     /// Creates the (one) publish offer, applies it locally and waits for host candidates.
     pub async fn create_offer(&self) -> Result<String> {
         let offer = self.pc.create_offer(None).await.context("create_offer")?;
-        self.pc.set_local_description(offer).await.context("set_local_description(offer)")?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .context("set_local_description(offer)")?;
         self.wait_gathered(Duration::from_secs(5)).await?;
         let desc = self
             .pc
@@ -551,16 +645,25 @@ impl Peer {
     /// Applies the server's answer to our offer.
     pub async fn apply_answer(&self, sdp: &str) -> Result<()> {
         let desc = RTCSessionDescription::answer(sdp.to_owned()).context("parsing answer SDP")?;
-        self.pc.set_remote_description(desc).await.context("set_remote_description(answer)")?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .context("set_remote_description(answer)")?;
         Ok(())
     }
 
     /// Applies a server offer and returns our answer SDP.
     pub async fn answer_offer(&self, sdp: &str) -> Result<String> {
         let desc = RTCSessionDescription::offer(sdp.to_owned()).context("parsing offer SDP")?;
-        self.pc.set_remote_description(desc).await.context("set_remote_description(offer)")?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .context("set_remote_description(offer)")?;
         let answer = self.pc.create_answer(None).await.context("create_answer")?;
-        self.pc.set_local_description(answer).await.context("set_local_description(answer)")?;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .context("set_local_description(answer)")?;
         if *self.gathering_rx.borrow() != RTCIceGatheringState::Complete {
             self.wait_gathered(Duration::from_secs(5)).await?;
         }
@@ -580,7 +683,9 @@ impl Peer {
             rx.wait_for(|s| {
                 matches!(
                     s,
-                    RTCPeerConnectionState::Connected | RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+                    RTCPeerConnectionState::Connected
+                        | RTCPeerConnectionState::Failed
+                        | RTCPeerConnectionState::Closed
                 )
             }),
         )
@@ -604,7 +709,9 @@ impl Peer {
             MediaKind::Video => "video/vp8",
         };
         for t in self.pc.get_transceivers().await {
-            let Ok(Some(sender)) = t.sender().await else { continue };
+            let Ok(Some(sender)) = t.sender().await else {
+                continue;
+            };
             if MediaKind::from_rtc(sender.track().kind().await) != Some(kind) {
                 continue;
             }
@@ -618,7 +725,12 @@ impl Peer {
             else {
                 bail!(
                     "no {want} among negotiated codecs {:?}",
-                    params.rtp_parameters.codecs.iter().map(|c| (&c.rtp_codec.mime_type, c.payload_type)).collect::<Vec<_>>()
+                    params
+                        .rtp_parameters
+                        .codecs
+                        .iter()
+                        .map(|c| (&c.rtp_codec.mime_type, c.payload_type))
+                        .collect::<Vec<_>>()
                 );
             };
             let ext = |uri: &str| {
@@ -656,14 +768,25 @@ impl Peer {
             // Simulcast layers are told apart by the rid extension (and bundled by mid), as a
             // browser does; a single stream is identified by its SSRC from the SDP.
             let ext = if simulcast {
-                let (Some(mid), Some(mid_ext), Some(rid_ext)) = (n.mid.clone(), n.mid_ext, n.rid_ext) else {
-                    bail!("simulcast needs the mid and rid header extensions negotiated, got {n:?}");
+                let (Some(mid), Some(mid_ext), Some(rid_ext)) =
+                    (n.mid.clone(), n.mid_ext, n.rid_ext)
+                else {
+                    bail!(
+                        "simulcast needs the mid and rid header extensions negotiated, got {n:?}"
+                    );
                 };
                 Some((mid, mid_ext, rid_ext))
             } else {
                 None
             };
-            handles.push(spawn_video(v.clone(), n.pt, ext, Arc::clone(&self.sending)));
+            handles.push(spawn_keyframe_request_reader(v.clone()));
+            handles.push(spawn_video(
+                v.clone(),
+                n.pt,
+                ext,
+                self.keyframe_interval,
+                Arc::clone(&self.sending),
+            ));
         }
         lock(&self.senders).extend(handles);
         Ok(())
@@ -684,7 +807,10 @@ impl Peer {
 
     /// Total RTP packets received over all tracks.
     pub fn received_packet_count(&self) -> usize {
-        lock(&self.handler.received).iter().map(|t| t.packets.len()).sum()
+        lock(&self.handler.received)
+            .iter()
+            .map(|t| t.packets.len())
+            .sum()
     }
 
     /// Snapshot of the remote track received on `mid` (the latest one if the mid was reused).
@@ -701,7 +827,11 @@ impl Peer {
         let mut out = Vec::new();
         for t in self.pc.get_transceivers().await {
             let mid = t.mid().await.ok().flatten();
-            let dir = t.current_direction().await.map(|d| d.to_string()).unwrap_or_default();
+            let dir = t
+                .current_direction()
+                .await
+                .map(|d| d.to_string())
+                .unwrap_or_default();
             out.push((mid, dir));
         }
         out
@@ -783,16 +913,27 @@ fn spawn_audio(lt: LocalTrack, pt: u8, running: Arc<AtomicBool>) -> JoinHandle<(
 }
 
 /// `ext`: (mid, mid extension id, rid extension id) when simulcast.
-fn spawn_video(lt: LocalTrack, pt: u8, ext: Option<(String, u8, u8)>, running: Arc<AtomicBool>) -> JoinHandle<()> {
+fn spawn_video(
+    lt: LocalTrack,
+    pt: u8,
+    ext: Option<(String, u8, u8)>,
+    keyframe_interval: Option<u64>,
+    running: Arc<AtomicBool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         struct State {
             seq: u16,
             picture_id: u16,
+            was_paused: bool,
         }
         let mut st: Vec<State> = lt
             .layers
             .iter()
-            .map(|_| State { seq: rand::random(), picture_id: rand::random::<u16>() & 0x7FFF })
+            .map(|_| State {
+                seq: rand::random(),
+                picture_id: rand::random::<u16>() & 0x7FFF,
+                was_paused: false,
+            })
             .collect();
         let n_layers = lt.layers.len();
         // One capture clock for all layers, as an encoder does.
@@ -802,9 +943,21 @@ fn spawn_video(lt: LocalTrack, pt: u8, ext: Option<(String, u8, u8)>, running: A
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while running.load(Ordering::Relaxed) {
             tick.tick().await;
-            let key = frame_no.is_multiple_of(media::KEYFRAME_INTERVAL);
+            let periodic = match keyframe_interval {
+                Some(n) => frame_no.is_multiple_of(n.max(1)),
+                None => frame_no == 0,
+            };
+            let requested: Vec<u32> = std::mem::take(&mut *lock(&lt.keyframe_requests.pending));
             for (li, layer) in lt.layers.iter().enumerate() {
                 let s = &mut st[li];
+                if layer.paused.load(Ordering::SeqCst) {
+                    s.was_paused = true;
+                    continue;
+                }
+                let key = periodic
+                    || s.was_paused
+                    || requested.iter().any(|&r| r == 0 || r == layer.ssrc);
+                s.was_paused = false;
                 let frame = media::vp8_frame_layer(layer.ssrc, frame_no, key, li, n_layers);
                 let payloads = media::vp8_packetize(&frame, s.picture_id);
                 let last = payloads.len() - 1;
@@ -823,6 +976,99 @@ fn spawn_video(lt: LocalTrack, pt: u8, ext: Option<(String, u8, u8)>, running: A
             frame_no += 1;
         }
     })
+}
+
+/// Reads PLI/FIR for a published track (delivered by [`KeyframeRequestTap`]).
+fn spawn_keyframe_request_reader(lt: LocalTrack) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(ev) = lt.track.poll().await {
+            let TrackLocalEvent::OnRtcpPacket(pkts) = ev else {
+                continue;
+            };
+            for p in &pkts {
+                let any = p.as_any();
+                let mut targets = Vec::new();
+                if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                    targets.push(pli.media_ssrc);
+                } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                    targets.extend(fir.fir.iter().map(|e| e.ssrc));
+                } else {
+                    continue;
+                }
+                let known: Vec<u32> = targets
+                    .into_iter()
+                    .map(|t| {
+                        if lt.layers.iter().any(|l| l.ssrc == t) {
+                            t
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                lt.keyframe_requests.count.fetch_add(1, Ordering::Relaxed);
+                lock(&lt.keyframe_requests.pending).extend(known);
+            }
+        }
+    })
+}
+
+/// Interceptor that hands PLI/FIR to the application (`TrackLocal::poll`). With the default
+/// chain, inbound RTCP is consumed by the interceptors and never reaches the application.
+#[derive(Default)]
+struct KeyframeRequestTap {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+fn is_keyframe_request(p: &dyn rtcp::Packet) -> bool {
+    let any = p.as_any();
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = webrtc::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(pkts) = &msg.message.packet {
+            let wanted: Vec<Box<dyn rtcp::Packet>> = pkts
+                .iter()
+                .filter(|p| is_keyframe_request(p.as_ref()))
+                .cloned()
+                .collect();
+            if wanted.is_empty() {
+                // Everything else has been handled by the interceptors below us.
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(wanted);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequestTap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// Groups packets by SSRC, keeping arrival order.

@@ -109,7 +109,10 @@ fn locate_and_build() -> Result<PathBuf> {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        eprintln!("[kham-tests] built kham in {:.1}s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "[kham-tests] built kham in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
     }
     if !bin.is_file() {
         bail!(
@@ -280,7 +283,11 @@ impl KhamServer {
 
     /// `/ws?room=R&token=T`
     pub fn ws_path(room: &str, token: &str) -> String {
-        format!("/ws?room={}&token={}", http::url_encode(room), http::url_encode(token))
+        format!(
+            "/ws?room={}&token={}",
+            http::url_encode(room),
+            http::url_encode(token)
+        )
     }
 
     /// The media UDP address the server announces.
@@ -290,7 +297,14 @@ impl KhamServer {
 
     /// Mints a JWT: `kham token create --dev --room R --identity I --name N --role ROLE`.
     pub fn token(&self, room: &str, identity: &str, name: &str, role: &str) -> Result<String> {
-        self.token_with(&TokenArgs { room, identity, name, role, ttl: None, url: false })
+        self.token_with(&TokenArgs {
+            room,
+            identity,
+            name,
+            role,
+            ttl: None,
+            url: false,
+        })
     }
 
     /// Mints a token (or a join link with `url: true`) with all options.
@@ -365,7 +379,11 @@ impl KhamServer {
     pub fn logs_tail(&self, n: usize) -> String {
         let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
         let skip = logs.len().saturating_sub(n);
-        logs.iter().skip(skip).cloned().collect::<Vec<_>>().join("\n")
+        logs.iter()
+            .skip(skip)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Whether any captured log line contains `needle`.

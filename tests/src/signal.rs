@@ -74,7 +74,9 @@ impl SignalSender {
     /// Sends any WebSocket message.
     pub async fn send_message(&self, m: Message) -> Result<()> {
         let mut sink = self.sink.lock().await;
-        sink.send(m).await.context("sending on the signaling socket")?;
+        sink.send(m)
+            .await
+            .context("sending on the signaling socket")?;
         Ok(())
     }
 
@@ -96,7 +98,9 @@ pub struct SignalClient {
 
 /// Connects a WebSocket to `url` and spawns the reader task. Returns the sender and the event
 /// stream.
-pub async fn connect_raw(url: &str) -> Result<(SignalSender, mpsc::UnboundedReceiver<SignalEvent>)> {
+pub async fn connect_raw(
+    url: &str,
+) -> Result<(SignalSender, mpsc::UnboundedReceiver<SignalEvent>)> {
     // Allow large *outgoing* frames (the >64 KiB test) and large incoming ones (we check the
     // server, not ourselves).
     let config = WebSocketConfig::default()
@@ -122,8 +126,14 @@ pub async fn connect_raw(url: &str) -> Result<(SignalSender, mpsc::UnboundedRece
                 Ok(Message::Binary(b)) => SignalEvent::Binary(b.to_vec()),
                 Ok(Message::Close(f)) => {
                     close = Some(
-                        f.map(|f| CloseInfo { code: u16::from(f.code), reason: f.reason.to_string() })
-                            .unwrap_or(CloseInfo { code: 1005, reason: String::new() }),
+                        f.map(|f| CloseInfo {
+                            code: u16::from(f.code),
+                            reason: f.reason.to_string(),
+                        })
+                        .unwrap_or(CloseInfo {
+                            code: 1005,
+                            reason: String::new(),
+                        }),
                     );
                     continue;
                 }
@@ -140,7 +150,12 @@ pub async fn connect_raw(url: &str) -> Result<(SignalSender, mpsc::UnboundedRece
         }
         let _ = ev_tx.send(SignalEvent::Closed(close));
     });
-    Ok((SignalSender { sink: Arc::new(Mutex::new(sink)) }, ev_rx))
+    Ok((
+        SignalSender {
+            sink: Arc::new(Mutex::new(sink)),
+        },
+        ev_rx,
+    ))
 }
 
 fn describe_connect_error(url: &str, e: tokio_tungstenite::tungstenite::Error) -> anyhow::Error {
@@ -152,7 +167,10 @@ fn describe_connect_error(url: &str, e: tokio_tungstenite::tungstenite::Error) -
                 .as_ref()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
-            anyhow!("WebSocket upgrade to {url} rejected: HTTP {} {body}", resp.status())
+            anyhow!(
+                "WebSocket upgrade to {url} rejected: HTTP {} {body}",
+                resp.status()
+            )
         }
         other => anyhow!("WebSocket connect to {url} failed: {other}"),
     }
@@ -167,7 +185,12 @@ impl SignalClient {
 
     /// Builds a client from a sender and an event stream.
     pub fn from_parts(tx: SignalSender, rx: mpsc::UnboundedReceiver<SignalEvent>) -> Self {
-        SignalClient { tx, rx, stash: VecDeque::new(), closed: None }
+        SignalClient {
+            tx,
+            rx,
+            stash: VecDeque::new(),
+            closed: None,
+        }
     }
 
     /// The sending half (cloneable).
@@ -283,7 +306,8 @@ impl SignalClient {
     /// Waits for a message with this `type`, with a timeout.
     pub async fn expect_timeout(&mut self, ty: &str, timeout: Duration) -> Result<Value> {
         let t = ty.to_owned();
-        self.expect_where(&format!("{ty:?}"), timeout, move |v| msg_type(v) == t).await
+        self.expect_where(&format!("{ty:?}"), timeout, move |v| msg_type(v) == t)
+            .await
     }
 
     /// Waits for `{"type":"error","code":code}`.
@@ -358,10 +382,18 @@ fn summarize(stash: &VecDeque<SignalEvent>) -> String {
         parts.push(match ev {
             SignalEvent::Msg(v) => {
                 let s = v.to_string();
-                if s.chars().count() > 200 { format!("{}…", s.chars().take(200).collect::<String>()) } else { s }
+                if s.chars().count() > 200 {
+                    format!("{}…", s.chars().take(200).collect::<String>())
+                } else {
+                    s
+                }
             }
             other => format!("{other:?}"),
         });
     }
-    if parts.is_empty() { "none".to_owned() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
 }

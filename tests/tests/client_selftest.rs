@@ -30,7 +30,12 @@ async fn peers_exchange_media_directly() -> anyhow::Result<()> {
             MediaKind::Video => a.video.as_ref(),
         }
         .expect("local track");
-        assert_eq!(local.write_errors().0, 0, "write errors {:?}", local.write_errors());
+        assert_eq!(
+            local.write_errors().0,
+            0,
+            "write errors {:?}",
+            local.write_errors()
+        );
         let rep = check_forwarded(kind, &local.sent(), t)?;
         assert_eq!(rep.ssrc, local.ssrc());
         assert_eq!(rep.first_sent_index, 0);
@@ -50,7 +55,10 @@ async fn simulcast_layers_are_sent_with_rids() -> anyhow::Result<()> {
     let a = Peer::new("a", PeerOptions::publish_simulcast()).await?;
     let b = Peer::new("b", PeerOptions::receive_only()).await?;
     let offer = a.create_offer().await?;
-    anyhow::ensure!(offer.contains("a=simulcast:send q;h;f"), "simulcast offer:\n{offer}");
+    anyhow::ensure!(
+        offer.contains("a=simulcast:send q;h;f"),
+        "simulcast offer:\n{offer}"
+    );
     let answer = b.answer_offer(&offer).await?;
     a.apply_answer(&answer).await?;
     a.wait_connected(Duration::from_secs(10)).await?;
@@ -72,7 +80,13 @@ async fn simulcast_layers_are_sent_with_rids() -> anyhow::Result<()> {
             .iter()
             .find(|t| t.ssrcs.contains(&layer.ssrc))
             .map(|t| (*t).clone())
-            .ok_or_else(|| anyhow::anyhow!("layer {:?} (ssrc {}) not received: {video:?}", layer.rid, layer.ssrc))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "layer {:?} (ssrc {}) not received: {video:?}",
+                    layer.rid,
+                    layer.ssrc
+                )
+            })?;
         t.packets.retain(|p| p.ssrc == layer.ssrc);
         let rep = check_forwarded(MediaKind::Video, &layer.sent(), &t)?;
         eprintln!("{:?}: {rep:?}", layer.rid);

@@ -3,13 +3,20 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use kham_tests::server::TokenArgs;
+use kham_tests::server::{ServerOptions, TokenArgs};
 use kham_tests::signal::CloseInfo;
-use kham_tests::{KhamServer, Participant, Peer, PeerOptions, SignalClient, msg_type, role, unique};
+use kham_tests::{
+    KhamServer, Participant, Peer, PeerOptions, SignalClient, msg_type, role, unique,
+};
 use serde_json::{Value, json};
 
 /// Connects a raw signaling client and consumes `welcome`.
-async fn raw_join(server: &KhamServer, room: &str, identity: &str, r: &str) -> Result<(SignalClient, Value)> {
+async fn raw_join(
+    server: &KhamServer,
+    room: &str,
+    identity: &str,
+    r: &str,
+) -> Result<(SignalClient, Value)> {
     let token = server.token(room, identity, identity, r)?;
     let mut c = SignalClient::connect(&server.ws_url(room, &token)).await?;
     let welcome = c.expect("welcome").await?;
@@ -36,7 +43,9 @@ async fn expect_http_error(server: &KhamServer, path: &str, status: u16, code: &
         resp.status,
         resp.text()
     );
-    let body = resp.json().with_context(|| format!("upgrade {path}: {status} body"))?;
+    let body = resp
+        .json()
+        .with_context(|| format!("upgrade {path}: {status} body"))?;
     ensure!(
         body["error"].as_str() == Some(code),
         "upgrade {path}: expected error {code:?}, body {body}"
@@ -52,30 +61,49 @@ async fn malformed_json_unknown_type_and_bad_fields() -> Result<()> {
 
     c.send_text("{this is not json").await?;
     c.expect_error("bad_json").await.context("not JSON")?;
-    c.ping_pong(1).await.context("socket usable after bad_json")?;
+    c.ping_pong(1)
+        .await
+        .context("socket usable after bad_json")?;
 
     c.send_text(r#"{"id": 3}"#).await?;
-    c.expect_error("bad_json").await.context("JSON without type")?;
+    c.expect_error("bad_json")
+        .await
+        .context("JSON without type")?;
     c.send_text("[1,2,3]").await?;
     c.expect_error("bad_json").await.context("JSON array")?;
     c.ping_pong(2).await?;
 
     c.send(json!({"type": "teleport", "to": "mars"})).await?;
     c.expect_error("unknown_type").await?;
-    c.ping_pong(3).await.context("socket usable after unknown_type")?;
+    c.ping_pong(3)
+        .await
+        .context("socket usable after unknown_type")?;
 
     c.send(json!({"type": "admit"})).await?;
-    c.expect_error("bad_message").await.context("admit without id")?;
-    c.send(json!({"type": "mute", "kind": "smell", "muted": true})).await?;
-    c.expect_error("bad_message").await.context("mute with a bad kind")?;
-    c.send(json!({"type": "mute", "kind": "audio", "muted": "yes"})).await?;
-    c.expect_error("bad_message").await.context("mute with a non-bool muted")?;
+    c.expect_error("bad_message")
+        .await
+        .context("admit without id")?;
+    c.send(json!({"type": "mute", "kind": "smell", "muted": true}))
+        .await?;
+    c.expect_error("bad_message")
+        .await
+        .context("mute with a bad kind")?;
+    c.send(json!({"type": "mute", "kind": "audio", "muted": "yes"}))
+        .await?;
+    c.expect_error("bad_message")
+        .await
+        .context("mute with a non-bool muted")?;
     c.send(json!({"type": "offer"})).await?;
-    c.expect_error("bad_message").await.context("offer without sdp")?;
-    c.ping_pong(4).await.context("socket usable after bad_message")?;
+    c.expect_error("bad_message")
+        .await
+        .context("offer without sdp")?;
+    c.ping_pong(4)
+        .await
+        .context("socket usable after bad_message")?;
 
     // Unknown fields are ignored.
-    c.send(json!({"type": "ping", "id": 5, "extra": {"x": 1}})).await?;
+    c.send(json!({"type": "ping", "id": 5, "extra": {"x": 1}}))
+        .await?;
     let pong = c.expect("pong").await?;
     ensure!(pong["id"].as_u64() == Some(5), "pong {pong}");
     Ok(())
@@ -95,11 +123,19 @@ async fn bad_state_and_forbidden() -> Result<()> {
 
     // A waiting patient may not offer.
     patient.send(json!({"type": "offer", "sdp": offer})).await?;
-    patient.expect_error("bad_state").await.context("offer while waiting")?;
+    patient
+        .expect_error("bad_state")
+        .await
+        .context("offer while waiting")?;
     patient.ping_pong(1).await?;
     // ...nor admit anybody.
-    patient.send(json!({"type": "admit", "id": patient_id})).await?;
-    patient.expect_error("forbidden").await.context("patient admitting")?;
+    patient
+        .send(json!({"type": "admit", "id": patient_id}))
+        .await?;
+    patient
+        .expect_error("forbidden")
+        .await
+        .context("patient admitting")?;
 
     // A station may not admit, deny, remove or end the consult.
     let (mut station, sw) = raw_join(&server, &room, "station-1", role::STATION).await?;
@@ -111,21 +147,39 @@ async fn bad_state_and_forbidden() -> Result<()> {
         ("end_consult", json!({"type": "end_consult"})),
     ] {
         station.send(msg).await?;
-        station.expect_error("forbidden").await.with_context(|| format!("station sending {what}"))?;
+        station
+            .expect_error("forbidden")
+            .await
+            .with_context(|| format!("station sending {what}"))?;
     }
     station.ping_pong(2).await?;
 
     // An answer with no server offer outstanding.
-    station.send(json!({"type": "answer", "sdp": offer})).await?;
-    station.expect_error("bad_state").await.context("answer without a server offer")?;
+    station
+        .send(json!({"type": "answer", "sdp": offer}))
+        .await?;
+    station
+        .expect_error("bad_state")
+        .await
+        .context("answer without a server offer")?;
 
     // Admitting an unknown id.
-    doctor.send(json!({"type": "admit", "id": "p-does-not-exist"})).await?;
-    doctor.expect_error("not_found").await.context("admit of an unknown id")?;
+    doctor
+        .send(json!({"type": "admit", "id": "p-does-not-exist"}))
+        .await?;
+    doctor
+        .expect_error("not_found")
+        .await
+        .context("admit of an unknown id")?;
 
     // The patient is still waiting after all that.
-    let n = patient.collect_for(Duration::from_millis(300), "admitted").await;
-    ensure!(n.is_empty(), "patient was admitted by someone without the grant: {n:?}");
+    let n = patient
+        .collect_for(Duration::from_millis(300), "admitted")
+        .await;
+    ensure!(
+        n.is_empty(),
+        "patient was admitted by someone without the grant: {n:?}"
+    );
     Ok(())
 }
 
@@ -134,17 +188,36 @@ async fn bad_sdp_keeps_socket_usable() -> Result<()> {
     let server = KhamServer::start().await?;
     let room = unique("sdp");
     let doctor = Participant::join(&server, &room, "dr-1", "Dr One", role::DOCTOR).await?;
-    let mut station = Participant::join(&server, &room, "station-1", "Station", role::STATION).await?;
+    let mut station =
+        Participant::join(&server, &room, "station-1", "Station", role::STATION).await?;
 
-    station.send(json!({"type": "offer", "sdp": "this is not SDP"})).await?;
-    station.signal.expect_error("bad_sdp").await.context("garbage SDP")?;
-    station.signal.ping_pong(1).await.context("socket usable after bad_sdp")?;
+    station
+        .send(json!({"type": "offer", "sdp": "this is not SDP"}))
+        .await?;
+    station
+        .signal
+        .expect_error("bad_sdp")
+        .await
+        .context("garbage SDP")?;
+    station
+        .signal
+        .ping_pong(1)
+        .await
+        .context("socket usable after bad_sdp")?;
 
     // Still able to do the real thing afterwards.
     doctor.start_media(PeerOptions::publish()).await?;
-    station.start_media(PeerOptions::publish()).await.context("publishing after a bad_sdp")?;
     station
-        .wait_media_from(&doctor.id(), kham_tests::MediaKind::Audio, 10, Duration::from_secs(10))
+        .start_media(PeerOptions::publish())
+        .await
+        .context("publishing after a bad_sdp")?;
+    station
+        .wait_media_from(
+            &doctor.id(),
+            kham_tests::MediaKind::Audio,
+            10,
+            Duration::from_secs(10),
+        )
         .await?;
     Ok(())
 }
@@ -158,7 +231,10 @@ async fn oversized_frame_closes_with_1009() -> Result<()> {
     // Just under the limit is fine (unknown fields are ignored).
     let pad = "x".repeat(60 * 1024);
     c.send(json!({"type": "ping", "id": 1, "pad": pad})).await?;
-    let pong = c.expect("pong").await.context("60 KiB frame must be accepted")?;
+    let pong = c
+        .expect("pong")
+        .await
+        .context("60 KiB frame must be accepted")?;
     ensure!(pong["id"].as_u64() == Some(1));
 
     let pad = "x".repeat(70 * 1024);
@@ -177,10 +253,28 @@ async fn upgrade_rejects_bad_tokens_with_401() -> Result<()> {
 
     // no token
     expect_http_error(&server, &format!("/ws?room={room}"), 401, "missing_token").await?;
-    expect_http_error(&server, &format!("/ws?room={room}&token="), 401, "missing_token").await?;
+    expect_http_error(
+        &server,
+        &format!("/ws?room={room}&token="),
+        401,
+        "missing_token",
+    )
+    .await?;
     // garbage
-    expect_http_error(&server, &KhamServer::ws_path(&room, "garbage"), 401, "invalid_token").await?;
-    expect_http_error(&server, &KhamServer::ws_path(&room, "a.b.c"), 401, "invalid_token").await?;
+    expect_http_error(
+        &server,
+        &KhamServer::ws_path(&room, "garbage"),
+        401,
+        "invalid_token",
+    )
+    .await?;
+    expect_http_error(
+        &server,
+        &KhamServer::ws_path(&room, "a.b.c"),
+        401,
+        "invalid_token",
+    )
+    .await?;
     // valid structure, bad signature
     let good = server.token(&room, "station-1", "Station", role::STATION)?;
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
@@ -188,10 +282,22 @@ async fn upgrade_rejects_bad_tokens_with_401() -> Result<()> {
     let sig = parts[2].clone();
     let flipped = if sig.starts_with('A') { "B" } else { "A" };
     parts[2] = format!("{flipped}{}", &sig[1..]);
-    expect_http_error(&server, &KhamServer::ws_path(&room, &parts.join(".")), 401, "invalid_token").await?;
+    expect_http_error(
+        &server,
+        &KhamServer::ws_path(&room, &parts.join(".")),
+        401,
+        "invalid_token",
+    )
+    .await?;
     // wrong room
     let other = server.token("some-other-room", "station-1", "Station", role::STATION)?;
-    expect_http_error(&server, &KhamServer::ws_path(&room, &other), 401, "wrong_room").await?;
+    expect_http_error(
+        &server,
+        &KhamServer::ws_path(&room, &other),
+        401,
+        "wrong_room",
+    )
+    .await?;
     // expired
     let short = server.token_with(&TokenArgs {
         room: &room,
@@ -202,7 +308,13 @@ async fn upgrade_rejects_bad_tokens_with_401() -> Result<()> {
         url: false,
     })?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    expect_http_error(&server, &KhamServer::ws_path(&room, &short), 401, "expired_token").await?;
+    expect_http_error(
+        &server,
+        &KhamServer::ws_path(&room, &short),
+        401,
+        "expired_token",
+    )
+    .await?;
 
     // and the good one works
     let mut c = SignalClient::connect(&server.ws_url(&room, &good)).await?;
@@ -233,7 +345,10 @@ async fn join_link_from_token_create_url() -> Result<()> {
             _ => {}
         }
     }
-    ensure!(link_room.as_deref() == Some(room.as_str()), "link room: {link}");
+    ensure!(
+        link_room.as_deref() == Some(room.as_str()),
+        "link room: {link}"
+    );
     let token = token.with_context(|| format!("no token in {link}"))?;
     let mut c = SignalClient::connect(&server.ws_url(&room, &token)).await?;
     let w = c.expect("welcome").await?;
@@ -254,15 +369,26 @@ async fn denied_patient_is_closed_4001_and_token_revoked() -> Result<()> {
     doctor
         .expect_where("lobby with the patient", Duration::from_secs(5), move |v| {
             msg_type(v) == "lobby"
-                && v["entries"].as_array().is_some_and(|e| e.iter().any(|x| x["id"].as_str() == Some(pid2.as_str())))
+                && v["entries"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|x| x["id"].as_str() == Some(pid2.as_str())))
         })
         .await?;
 
-    doctor.send(json!({"type": "deny", "id": pid, "reason": "wrong clinic"})).await?;
+    doctor
+        .send(json!({"type": "deny", "id": pid, "reason": "wrong clinic"}))
+        .await?;
     let denied = patient.expect("denied").await?;
-    ensure!(denied.get("reason").is_some(), "denied has a reason: {denied}");
+    ensure!(
+        denied.get("reason").is_some(),
+        "denied has a reason: {denied}"
+    );
     let close = patient.expect_closed(Duration::from_secs(5)).await?;
-    ensure!(matches!(close, Some(CloseInfo { code: 4001, .. })), "close after denied: {close:?}");
+    ensure!(
+        matches!(close, Some(CloseInfo { code: 4001, .. })),
+        "close after denied: {close:?} (other events: {:?})",
+        patient.drain()
+    );
 
     // The lobby is empty again for the doctor.
     doctor
@@ -271,7 +397,13 @@ async fn denied_patient_is_closed_4001_and_token_revoked() -> Result<()> {
         })
         .await?;
 
-    expect_http_error(&server, &KhamServer::ws_path(&room, &token), 401, "revoked_token").await?;
+    expect_http_error(
+        &server,
+        &KhamServer::ws_path(&room, &token),
+        401,
+        "revoked_token",
+    )
+    .await?;
     Ok(())
 }
 
@@ -293,13 +425,117 @@ async fn end_consult_ends_for_everybody() -> Result<()> {
         ("observer", &mut observer),
         ("waiting patient", &mut patient),
     ] {
-        c.expect("ended").await.with_context(|| format!("{who} gets ended"))?;
+        c.expect("ended")
+            .await
+            .with_context(|| format!("{who} gets ended"))?;
         let close = c.expect_closed(Duration::from_secs(5)).await?;
-        ensure!(matches!(close, Some(CloseInfo { code: 4003, .. })), "{who}: close after ended: {close:?}");
+        ensure!(
+            matches!(close, Some(CloseInfo { code: 4003, .. })),
+            "{who}: close after ended: {close:?}"
+        );
     }
 
     // The room is over: a fresh token gets 403 room_ended.
     let t = server.token(&room, "station-2", "Late station", role::STATION)?;
     expect_http_error(&server, &KhamServer::ws_path(&room, &t), 403, "room_ended").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_remove_and_leave() -> Result<()> {
+    let server = KhamServer::start().await?;
+    let room = unique("remove");
+    let (mut doctor, _) = raw_join(&server, &room, "dr-1", role::DOCTOR).await?;
+    let station_token = server.token(&room, "station-1", "Station", role::STATION)?;
+    let mut station = SignalClient::connect(&server.ws_url(&room, &station_token)).await?;
+    let sid = my_id(&station.expect("welcome").await?);
+    let (mut station2, sw2) = raw_join(&server, &room, "station-2", role::STATION).await?;
+    let sid2 = my_id(&sw2);
+
+    // mute is announced to the others
+    station
+        .send(json!({"type": "mute", "kind": "audio", "muted": true}))
+        .await?;
+    let s = sid.clone();
+    let upd = doctor
+        .expect_where(
+            "participant_updated for the station",
+            Duration::from_secs(5),
+            move |v| {
+                msg_type(v) == "participant_updated"
+                    && v["participant"]["id"].as_str() == Some(s.as_str())
+            },
+        )
+        .await?;
+    ensure!(
+        upd["participant"]["audio_muted"] == true,
+        "audio_muted in {upd}"
+    );
+    ensure!(
+        upd["participant"]["video_muted"] == false,
+        "video_muted in {upd}"
+    );
+
+    // remove
+    doctor
+        .send(json!({"type": "remove", "id": sid, "reason": "test"}))
+        .await?;
+    station
+        .expect("removed")
+        .await
+        .context("removed participant gets `removed`")?;
+    let close = station.expect_closed(Duration::from_secs(5)).await?;
+    ensure!(
+        matches!(close, Some(CloseInfo { code: 4002, .. })),
+        "close after removed: {close:?}"
+    );
+    let s = sid.clone();
+    let left = doctor
+        .expect_where(
+            "participant_left for the removed station",
+            Duration::from_secs(5),
+            move |v| msg_type(v) == "participant_left" && v["id"].as_str() == Some(s.as_str()),
+        )
+        .await?;
+    ensure!(left["reason"] == "removed", "reason in {left}");
+    expect_http_error(
+        &server,
+        &KhamServer::ws_path(&room, &station_token),
+        401,
+        "revoked_token",
+    )
+    .await?;
+
+    // leave closes with 1000 and others see reason "left"
+    station2.send(json!({"type": "leave"})).await?;
+    let close = station2.expect_closed(Duration::from_secs(5)).await?;
+    ensure!(
+        matches!(close, Some(CloseInfo { code: 1000, .. })),
+        "close after leave: {close:?}"
+    );
+    let s2 = sid2.clone();
+    let left = doctor
+        .expect_where(
+            "participant_left for the leaving station",
+            Duration::from_secs(5),
+            move |v| msg_type(v) == "participant_left" && v["id"].as_str() == Some(s2.as_str()),
+        )
+        .await?;
+    ensure!(left["reason"] == "left", "reason in {left}");
+    doctor.ping_pong(9).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_room_is_403_room_full() -> Result<()> {
+    let server = KhamServer::start_with(ServerOptions {
+        env: vec![("KHAM_ROOMS__MAX_PARTICIPANTS".into(), "2".into())],
+    })
+    .await?;
+    let room = unique("full");
+    let (_doctor, _) = raw_join(&server, &room, "dr-1", role::DOCTOR).await?;
+    let (_station, _) = raw_join(&server, &room, "station-1", role::STATION).await?;
+    let t = server.token(&room, "station-2", "Station 2", role::STATION)?;
+    expect_http_error(&server, &KhamServer::ws_path(&room, &t), 403, "room_full").await?;
     Ok(())
 }
