@@ -1,0 +1,438 @@
+//! The per-subscriber policy: hysteresis, fast step-down, probe-confirmed step-up, pause and
+//! resume, and the probing target for the estimator.
+
+use std::time::{Duration, Instant};
+
+use crate::input::{Kind, SubscriberInput, TrackInput};
+use crate::layer::Layer;
+use crate::plan::{Plan, plan, wants_video};
+
+/// Tuning of the policy. The defaults are what kham ships; the simulator measures them.
+#[derive(Debug, Clone)]
+pub struct AllocatorConfig {
+    /// Share of the estimate used when choosing layers after a drop or at start.
+    pub headroom: f64,
+    /// Share of the estimate the allocation must fit in before an upgrade (below `headroom`:
+    /// the gap is the hysteresis band in which a steady link changes nothing).
+    pub up_headroom: f64,
+    /// Estimate assumed before the estimator has one: low, so the first frames come from the
+    /// lowest layer fast and probing raises it.
+    pub initial_estimate_bps: u64,
+    /// How long the estimate must cover an upgrade before it is made.
+    pub up_hold: Duration,
+    /// Upper bound of the hold after repeated failed upgrades.
+    pub max_up_hold: Duration,
+    /// A step-down this soon after an upgrade marks the upgrade as failed (hold doubles).
+    pub failed_upgrade_window: Duration,
+    /// After this long without a step-down the hold returns to `up_hold`.
+    pub calm_after: Duration,
+    /// No upgrades while the subscriber reports more loss than this.
+    pub max_loss_for_upgrade: f32,
+}
+
+impl Default for AllocatorConfig {
+    fn default() -> Self {
+        AllocatorConfig {
+            headroom: 0.9,
+            up_headroom: 0.8,
+            initial_estimate_bps: 300_000,
+            up_hold: Duration::from_millis(1500),
+            max_up_hold: Duration::from_secs(12),
+            failed_upgrade_window: Duration::from_secs(8),
+            calm_after: Duration::from_secs(30),
+            max_loss_for_upgrade: 0.12,
+        }
+    }
+}
+
+/// Why a track's layer changed (or why it is paused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// First allocation of a new subscription.
+    Start,
+    /// The estimate fell below what was being sent.
+    BandwidthDrop,
+    /// The estimate covered a higher allocation for the hold time.
+    ProbeConfirmed,
+    /// The tile got smaller or larger.
+    TileSize,
+    /// The tile is hidden (or became visible again).
+    Hidden,
+    /// The subscriber chose audio only (or stopped).
+    AudioOnlyChosen,
+    /// The layer stopped flowing from the publisher.
+    LayerGone,
+}
+
+impl Reason {
+    /// Stable label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Start => "start",
+            Reason::BandwidthDrop => "bandwidth_drop",
+            Reason::ProbeConfirmed => "probe_confirmed",
+            Reason::TileSize => "tile_size",
+            Reason::Hidden => "hidden",
+            Reason::AudioOnlyChosen => "audio_only_chosen",
+            Reason::LayerGone => "layer_gone",
+        }
+    }
+}
+
+/// The decision for one track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub key: u32,
+    pub kind: Kind,
+    /// Layer to forward; `None` = paused (video only; audio is never paused).
+    pub layer: Option<Layer>,
+    /// Measured bitrate of that layer.
+    pub bps: u64,
+    /// Why video is paused, when it is.
+    pub paused: Option<Reason>,
+}
+
+/// One change of layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switch {
+    pub key: u32,
+    pub from: Option<Layer>,
+    pub to: Option<Layer>,
+    pub reason: Reason,
+}
+
+/// What to ask the estimator for (str0m `bwe().set_bitrate(min, desired)`): desired above the
+/// estimate makes it probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Probe {
+    pub min_bps: u64,
+    pub desired_bps: u64,
+}
+
+/// The result of one update.
+#[derive(Debug, Clone, Default)]
+pub struct Allocation {
+    /// One per input track, in input order.
+    pub decisions: Vec<Decision>,
+    /// Changes made by this update.
+    pub switches: Vec<Switch>,
+    pub probe: Probe,
+    /// Estimate used (the input's, or the initial one).
+    pub estimate_bps: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TrackState {
+    key: u32,
+    layer: Option<Layer>,
+    paused: Option<Reason>,
+    /// Limits seen last time, to attribute changes to them.
+    visible: bool,
+    max_spatial: u8,
+    audio_only: bool,
+}
+
+/// Allocation state for one subscriber.
+#[derive(Debug)]
+pub struct Allocator {
+    config: AllocatorConfig,
+    tracks: Vec<TrackState>,
+    /// Since when the estimate has covered an upgrade.
+    pending_up: Option<Instant>,
+    last_up: Option<Instant>,
+    last_down: Option<Instant>,
+    hold: Duration,
+    out: Allocation,
+}
+
+impl Allocator {
+    pub fn new(config: AllocatorConfig) -> Self {
+        let hold = config.up_hold;
+        Allocator {
+            config,
+            tracks: Vec::new(),
+            pending_up: None,
+            last_up: None,
+            last_down: None,
+            hold,
+            out: Allocation::default(),
+        }
+    }
+
+    /// The current upgrade hold (grows after failed upgrades).
+    pub fn hold(&self) -> Duration {
+        self.hold
+    }
+
+    /// Decides every track's layer at `now`. Call on every new estimate and a few times a
+    /// second; cheap when nothing changes.
+    pub fn update(&mut self, now: Instant, input: &SubscriberInput<'_>) -> &Allocation {
+        let cfg = self.config.clone();
+        let estimate = input
+            .estimate_bps
+            .unwrap_or(cfg.initial_estimate_bps)
+            .max(1);
+        self.out.switches.clear();
+        self.out.estimate_bps = estimate;
+        self.tracks
+            .retain(|s| input.tracks.iter().any(|t| t.key == s.key));
+
+        let audio_bps: u64 = input
+            .tracks
+            .iter()
+            .filter(|t| t.kind == Kind::Audio)
+            .map(|t| t.rates.bps[0][0])
+            .sum();
+        let budget = |share: f64| ((estimate as f64 * share) as u64).saturating_sub(audio_bps);
+        let down_plan = plan(input.tracks, input.audio_only, budget(cfg.headroom));
+        let up_plan = plan(input.tracks, input.audio_only, budget(cfg.up_headroom));
+
+        // 1. New tracks start from the down plan; limits (tile, visibility, audio-only,
+        //    vanished layers) apply at once.
+        let mut forced = false;
+        for t in input.tracks.iter().filter(|t| t.kind != Kind::Audio) {
+            let Some(i) = self.tracks.iter().position(|s| s.key == t.key) else {
+                let layer = down_plan.layer_of(t.key);
+                self.tracks.push(TrackState {
+                    key: t.key,
+                    layer,
+                    paused: None,
+                    visible: t.visible,
+                    max_spatial: t.max_spatial,
+                    audio_only: input.audio_only,
+                });
+                self.out.switches.push(Switch {
+                    key: t.key,
+                    from: None,
+                    to: layer,
+                    reason: Reason::Start,
+                });
+                continue;
+            };
+            let s = self.tracks[i];
+            let clamped = clamp(s.layer, t, input.audio_only);
+            let reason = if input.audio_only != s.audio_only {
+                Reason::AudioOnlyChosen
+            } else if t.visible != s.visible {
+                Reason::Hidden
+            } else if t.max_spatial != s.max_spatial {
+                Reason::TileSize
+            } else {
+                Reason::LayerGone
+            };
+            let limits_grew = (!input.audio_only && s.audio_only)
+                || (t.visible && !s.visible)
+                || t.max_spatial > s.max_spatial;
+            let state = &mut self.tracks[i];
+            state.visible = t.visible;
+            state.max_spatial = t.max_spatial;
+            state.audio_only = input.audio_only;
+            if clamped != s.layer {
+                state.layer = clamped;
+                forced = true;
+                self.out.switches.push(Switch {
+                    key: t.key,
+                    from: s.layer,
+                    to: clamped,
+                    reason,
+                });
+            } else if limits_grew && s.layer.is_none() {
+                // Back from hidden or audio-only: start at the layer that fits now.
+                let layer = down_plan.layer_of(t.key);
+                if layer.is_some() {
+                    state.layer = layer;
+                    forced = true;
+                    self.out.switches.push(Switch {
+                        key: t.key,
+                        from: None,
+                        to: layer,
+                        reason,
+                    });
+                }
+            }
+        }
+
+        // 2. Step down at once when the estimate no longer covers what is sent.
+        let current_bps = self.video_bps(input.tracks) + audio_bps;
+        if !forced && current_bps > estimate {
+            let mut changed = false;
+            for s in &mut self.tracks {
+                let target = down_plan.layer_of(s.key);
+                let new = s.layer.min(target);
+                if new != s.layer {
+                    self.out.switches.push(Switch {
+                        key: s.key,
+                        from: s.layer,
+                        to: new,
+                        reason: Reason::BandwidthDrop,
+                    });
+                    s.layer = new;
+                    changed = true;
+                }
+            }
+            if changed {
+                if self
+                    .last_up
+                    .is_some_and(|u| now.saturating_duration_since(u) < cfg.failed_upgrade_window)
+                {
+                    self.hold = (self.hold * 2).min(cfg.max_up_hold);
+                }
+                self.last_down = Some(now);
+                self.pending_up = None;
+            }
+        } else if !forced {
+            // 3. Step up once the estimate has covered a better allocation for the hold time.
+            let better = self.improves(&up_plan);
+            let lossy = input.loss > cfg.max_loss_for_upgrade;
+            if better && !lossy {
+                let since = *self.pending_up.get_or_insert(now);
+                if now.saturating_duration_since(since) >= self.hold {
+                    for s in &mut self.tracks {
+                        let new = s.layer.max(up_plan.layer_of(s.key));
+                        if new != s.layer {
+                            self.out.switches.push(Switch {
+                                key: s.key,
+                                from: s.layer,
+                                to: new,
+                                reason: Reason::ProbeConfirmed,
+                            });
+                            s.layer = new;
+                        }
+                    }
+                    self.last_up = Some(now);
+                    self.pending_up = None;
+                }
+            } else {
+                self.pending_up = None;
+            }
+        }
+        if self
+            .last_down
+            .is_none_or(|d| now.saturating_duration_since(d) >= cfg.calm_after)
+        {
+            self.hold = cfg.up_hold;
+        }
+
+        self.fill_decisions(input, &down_plan);
+        let video_now: u64 = self
+            .out
+            .decisions
+            .iter()
+            .filter(|d| d.kind != Kind::Audio)
+            .map(|d| d.bps)
+            .sum();
+        // Probe for the next step above what is sent (or hold the margin at the top).
+        let next = plan_next_step(input, &self.tracks, video_now, &up_plan);
+        let desired = ((audio_bps + video_now + next) as f64 / cfg.up_headroom) as u64;
+        self.out.probe = Probe {
+            min_bps: audio_bps.max(20_000),
+            desired_bps: desired.max(audio_bps + 20_000),
+        };
+        &self.out
+    }
+
+    /// The last allocation.
+    pub fn allocation(&self) -> &Allocation {
+        &self.out
+    }
+
+    fn video_bps(&self, tracks: &[TrackInput]) -> u64 {
+        self.tracks
+            .iter()
+            .filter_map(|s| {
+                let t = tracks.iter().find(|t| t.key == s.key)?;
+                t.rates.get(s.layer?)
+            })
+            .sum()
+    }
+
+    /// Whether `p` raises some track without lowering any.
+    fn improves(&self, p: &Plan) -> bool {
+        let mut any = false;
+        for s in &self.tracks {
+            let l = p.layer_of(s.key);
+            if l < s.layer {
+                return false;
+            }
+            any |= l > s.layer;
+        }
+        any
+    }
+
+    fn fill_decisions(&mut self, input: &SubscriberInput<'_>, down_plan: &Plan) {
+        self.out.decisions.clear();
+        for t in input.tracks {
+            if t.kind == Kind::Audio {
+                self.out.decisions.push(Decision {
+                    key: t.key,
+                    kind: t.kind,
+                    layer: Some(Layer::LOWEST),
+                    bps: t.rates.bps[0][0],
+                    paused: None,
+                });
+                continue;
+            }
+            let Some(s) = self.tracks.iter_mut().find(|s| s.key == t.key) else {
+                continue;
+            };
+            let layer = s.layer;
+            let paused = match layer {
+                Some(_) => None,
+                None if input.audio_only => Some(Reason::AudioOnlyChosen),
+                None if !t.visible => Some(Reason::Hidden),
+                None if down_plan.full_bps == 0 => Some(Reason::LayerGone),
+                None => Some(Reason::BandwidthDrop),
+            };
+            s.paused = paused;
+            self.out.decisions.push(Decision {
+                key: t.key,
+                kind: t.kind,
+                layer,
+                bps: layer.and_then(|l| t.rates.get(l)).unwrap_or(0),
+                paused,
+            });
+        }
+    }
+}
+
+/// A layer still allowed by the track's limits and availability: the highest available layer
+/// at or below `layer` (`None` when the video must not or cannot flow).
+fn clamp(layer: Option<Layer>, t: &TrackInput, audio_only: bool) -> Option<Layer> {
+    let layer = layer?;
+    if !wants_video(t, audio_only) {
+        return None;
+    }
+    let mut ladder = Vec::new();
+    t.rates.ladder(t.max_spatial, &mut ladder);
+    ladder
+        .iter()
+        .rev()
+        .map(|&(l, _)| l)
+        .find(|&l| l <= layer)
+        .or_else(|| ladder.first().map(|&(l, _)| l))
+}
+
+/// Extra video bitrate of the next upgrade beyond what is allocated now (0 at the top).
+fn plan_next_step(
+    input: &SubscriberInput<'_>,
+    tracks: &[TrackState],
+    video_now: u64,
+    up_plan: &Plan,
+) -> u64 {
+    // Budget-monotone plans: find the plan just above the current allocation.
+    let full = plan(input.tracks, input.audio_only, u64::MAX);
+    if video_now >= full.video_bps {
+        return 0;
+    }
+    let current = plan(input.tracks, input.audio_only, video_now);
+    let at_current = tracks.iter().all(|s| current.layer_of(s.key) >= s.layer);
+    let step = if at_current {
+        current.next_step_bps
+    } else {
+        up_plan.next_step_bps
+    };
+    step.unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,52 @@
+//! What the allocator is told about one subscriber.
+
+use std::time::Duration;
+
+use crate::layer::LayerRates;
+
+/// What a track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Audio,
+    Video,
+    /// Screen or image share (an X-ray, a wound photo): video with the highest priority.
+    Screen,
+}
+
+/// Who a video shows, in allocation order: earlier variants are served first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// Screen or image share.
+    Share,
+    /// The active speaker, or the doctor.
+    Featured,
+    Other,
+}
+
+/// One track the subscriber is subscribed to.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackInput {
+    /// Caller's handle for the track, echoed in decisions.
+    pub key: u32,
+    pub kind: Kind,
+    pub priority: Priority,
+    /// Measured bitrate of each layer (for audio, `bps[0][0]` is the stream's rate).
+    pub rates: LayerRates,
+    /// Highest spatial layer the subscriber's tile needs (from its rendered size).
+    pub max_spatial: u8,
+    /// Whether the tile is visible at all; hidden tiles get no video.
+    pub visible: bool,
+}
+
+/// Everything known about one subscriber at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct SubscriberInput<'a> {
+    /// Egress estimate towards the subscriber (str0m's GoogCC), `None` before the first one.
+    pub estimate_bps: Option<u64>,
+    /// Fraction of packets the subscriber reports lost (0..1).
+    pub loss: f32,
+    pub rtt: Option<Duration>,
+    /// The subscriber chose audio only (to save data).
+    pub audio_only: bool,
+    pub tracks: &'a [TrackInput],
+}
