@@ -292,8 +292,8 @@ fn parse_opennetlab(text: &str, direction: Option<Direction>) -> Result<Trace, T
                     Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
                     _ => Err(invalid(at(), name, n)),
                 },
-                Some(other) => Err(invalid(at(), name, other)),
                 None | Some(Value::Null) => Err(invalid(at(), name, "missing")),
+                Some(other) => Err(invalid(at(), name, other)),
             }
         };
         let ms_to_dur = |name: &'static str, v: f64| {
