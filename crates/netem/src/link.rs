@@ -191,9 +191,7 @@ impl<P> Link<P> {
             self.stats.dropped_queue_bytes += bytes;
             return SendOutcome::DroppedQueueFull;
         }
-        let mut lost = self
-            .loss_state
-            .lose(&self.config.loss, &mut self.loss_rng);
+        let mut lost = self.loss_state.lose(&self.config.loss, &mut self.loss_rng);
         if let Some(p) = self.config.trace.segment_at_ns(t).and_then(|s| s.loss) {
             // Drawn only where a segment sets a loss, so other traces keep their sequence.
             lost |= self.loss_rng.chance(p);

@@ -79,19 +79,43 @@ mod tests {
         let mut s = Serializer::default();
         // 1000 bytes arriving at 0: first opportunity at 1 ms, 500 bytes of it left over.
         let a = s.schedule(&trace, 0, 8000);
-        assert_eq!(a, Scheduled { start: MS, done: Some(MS) });
+        assert_eq!(
+            a,
+            Scheduled {
+                start: MS,
+                done: Some(MS)
+            }
+        );
         s.head_left(true);
         // The next queued 1000 bytes take the rest of 1 ms and 500 bytes at 2 ms.
         let b = s.schedule(&trace, MS, 8000);
-        assert_eq!(b, Scheduled { start: MS, done: Some(2 * MS) });
+        assert_eq!(
+            b,
+            Scheduled {
+                start: MS,
+                done: Some(2 * MS)
+            }
+        );
         s.head_left(false);
         // Queue ran empty: the rest of 2 ms is wasted; a packet arriving at 2 ms waits for 3 ms.
         let c = s.schedule(&trace, 2 * MS, 8);
-        assert_eq!(c, Scheduled { start: 3 * MS, done: Some(3 * MS) });
+        assert_eq!(
+            c,
+            Scheduled {
+                start: 3 * MS,
+                done: Some(3 * MS)
+            }
+        );
         s.head_left(false);
         // 3000 bytes arriving at 3.5 ms: two opportunities, 4 (=1 of loop 1) and 5 ms.
         let d = s.schedule(&trace, 3 * MS + MS / 2, 24_000);
-        assert_eq!(d, Scheduled { start: 4 * MS, done: Some(5 * MS) });
+        assert_eq!(
+            d,
+            Scheduled {
+                start: 4 * MS,
+                done: Some(5 * MS)
+            }
+        );
     }
 
     #[test]
@@ -101,7 +125,10 @@ mod tests {
         // 1250 bytes at 1 Mbit/s: 10 ms.
         assert_eq!(
             s.schedule(&trace, 5, 10_000),
-            Scheduled { start: 5, done: Some(5 + 10 * MS) }
+            Scheduled {
+                start: 5,
+                done: Some(5 + 10 * MS)
+            }
         );
         let zero = Trace::fixed(0);
         assert_eq!(s.schedule(&zero, 5, 1).done, None);

@@ -220,9 +220,7 @@ impl Trace {
     /// Mean capacity over one period, in bit/s.
     pub fn mean_bps(&self) -> u64 {
         match &self.kind {
-            Kind::Rate(r) => {
-                u64::try_from(r.work / u128::from(r.period_ns)).unwrap_or(u64::MAX)
-            }
+            Kind::Rate(r) => u64::try_from(r.work / u128::from(r.period_ns)).unwrap_or(u64::MAX),
             Kind::Opportunities(o) => o.mean_bps(),
         }
     }
@@ -282,7 +280,12 @@ impl Trace {
 
 /// Sets `hold_bps` of zero-rate steps to the last non-zero rate before them, looping.
 fn fill_hold(steps: &mut [Step]) {
-    let mut last = steps.iter().rev().map(|s| s.bps).find(|&b| b > 0).unwrap_or(0);
+    let mut last = steps
+        .iter()
+        .rev()
+        .map(|s| s.bps)
+        .find(|&b| b > 0)
+        .unwrap_or(0);
     for s in steps {
         if s.bps > 0 {
             last = s.bps;

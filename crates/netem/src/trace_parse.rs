@@ -13,7 +13,9 @@ pub enum TraceError {
     #[error("the trace is empty")]
     Empty,
     /// The first data line matches no known format.
-    #[error("line {line}: unknown trace format (expected Mahimahi, OpenNetLab JSON, Norway HSDPA or Belgium 4G)")]
+    #[error(
+        "line {line}: unknown trace format (expected Mahimahi, OpenNetLab JSON, Norway HSDPA or Belgium 4G)"
+    )]
     UnknownFormat {
         /// The line.
         line: usize,
@@ -36,7 +38,7 @@ pub enum TraceError {
         /// The value as read.
         value: String,
     },
-    /// Times must not go backwards (Mahimahi) or must strictly increase (Norway, Belgium).
+    /// A time goes backwards.
     #[error("line {line}: time goes backwards")]
     NotMonotonic {
         /// The line.
@@ -117,7 +119,7 @@ fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
 }
 
-fn columns<'a>(line: usize, text: &'a str, n: usize) -> Result<Vec<&'a str>, TraceError> {
+fn columns(line: usize, text: &str, n: usize) -> Result<Vec<&str>, TraceError> {
     let cols: Vec<&str> = text.split_whitespace().collect();
     if cols.len() != n {
         return Err(TraceError::Syntax {
@@ -188,13 +190,19 @@ fn parse_mahimahi<'a>(lines: impl Iterator<Item = (usize, &'a str)>) -> Result<T
 
 /// Samples `(line, time_ns, bps)` where each rate holds over the interval ending at its time,
 /// turned into steps; the first sample lasts the median interval (1 s with a single sample).
+/// A sample at the same time as the one before it holds over no time and is dropped (the
+/// Norway files round times to the second, so a few seconds have two lines).
 fn backward_hold_steps(samples: &[(usize, u64, u64)]) -> Result<Trace, TraceError> {
     for w in samples.windows(2) {
-        if w[1].1 <= w[0].1 {
+        if w[1].1 < w[0].1 {
             return Err(TraceError::NotMonotonic { line: w[1].0 });
         }
     }
-    let mut gaps: Vec<u64> = samples.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    let mut gaps: Vec<u64> = samples
+        .windows(2)
+        .map(|w| w[1].1 - w[0].1)
+        .filter(|&g| g > 0)
+        .collect();
     gaps.sort_unstable();
     let first = gaps.get(gaps.len() / 2).copied().unwrap_or(NS_PER_SEC);
     let mut prev = None;
@@ -216,7 +224,8 @@ fn parse_norway<'a>(lines: impl Iterator<Item = (usize, &'a str)>) -> Result<Tra
         let cols = columns(line, text, 2)?;
         let secs = number(line, "seconds", cols[0])?;
         let mbit = number(line, "throughput", cols[1])?;
-        let t = secs_to_ns(secs).ok_or_else(|| invalid(format!("line {line}"), "seconds", cols[0]))?;
+        let t =
+            secs_to_ns(secs).ok_or_else(|| invalid(format!("line {line}"), "seconds", cols[0]))?;
         let bps = to_bps(mbit * 1e6)
             .ok_or_else(|| invalid(format!("line {line}"), "throughput", cols[1]))?;
         samples.push((line, t, bps));
@@ -308,7 +317,9 @@ fn parse_opennetlab(text: &str, direction: Option<Direction>) -> Result<Trace, T
             Some(p) if p > 1.0 => return Err(invalid(at(), "loss", p)),
             other => other,
         };
-        let rtt = field("rtt", false)?.map(|v| ms_to_dur("rtt", v)).transpose()?;
+        let rtt = field("rtt", false)?
+            .map(|v| ms_to_dur("rtt", v))
+            .transpose()?;
         let jitter = field("jitter", false)?
             .map(|v| ms_to_dur("jitter", v))
             .transpose()?;
@@ -345,6 +356,9 @@ mod tests {
         assert_eq!(t.capacity_bps_at(Duration::from_millis(2500)), 2_000_000);
         assert_eq!(t.capacity_bps_at(Duration::from_millis(3500)), 4_000_000);
         assert_eq!(t.mean_bps(), (2_000_000 + 2_000_000 + 8_000_000) / 5);
+        let dup = Trace::parse("0 1\n1 2\n1 3\n2 4").expect("parses");
+        assert_eq!(dup.duration(), 3 * S);
+        assert_eq!(dup.capacity_bps_at(Duration::from_millis(2500)), 4_000_000);
         let one = Trace::parse("0 0.5").expect("parses");
         assert_eq!((one.duration(), one.mean_bps()), (S, 500_000));
     }
@@ -381,56 +395,118 @@ mod tests {
         );
         let down = Trace::parse_direction(text, Direction::Downlink).expect("parses");
         assert_eq!(down.mean_bps(), 100_000);
-        let only_down = r#"{"uplink":{},"downlink":{"trace_pattern":[{"duration":10,"capacity":1}]}}"#;
+        let only_down =
+            r#"{"uplink":{},"downlink":{"trace_pattern":[{"duration":10,"capacity":1}]}}"#;
         assert_eq!(Trace::parse(only_down).expect("parses").mean_bps(), 1000);
         assert_eq!(
             Trace::parse_direction(only_down, Direction::Uplink),
-            Err(TraceError::MissingPattern { direction: "uplink" })
+            Err(TraceError::MissingPattern {
+                direction: "uplink"
+            })
         );
     }
 
+    type Check = fn(&TraceError) -> bool;
+
     #[test]
     fn typed_errors() {
-        let cases: &[(&str, fn(&TraceError) -> bool)] = &[
+        let cases: &[(&str, Check)] = &[
             ("", |e| *e == TraceError::Empty),
             ("  \n# x\n", |e| *e == TraceError::Empty),
-            ("1 2 3", |e| matches!(e, TraceError::UnknownFormat { line: 1 })),
-            ("0\nabc", |e| matches!(e, TraceError::Syntax { line: 2, .. })),
+            ("1 2 3", |e| {
+                matches!(e, TraceError::UnknownFormat { line: 1 })
+            }),
+            ("0\nabc", |e| {
+                matches!(e, TraceError::Syntax { line: 2, .. })
+            }),
             ("0\n-5", |e| matches!(e, TraceError::InvalidValue { .. })),
             ("0\n1.5", |e| matches!(e, TraceError::InvalidValue { .. })),
-            ("5\n3", |e| matches!(e, TraceError::NotMonotonic { line: 2 })),
+            ("5\n3", |e| {
+                matches!(e, TraceError::NotMonotonic { line: 2 })
+            }),
             ("0\n0", |e| *e == TraceError::ZeroDuration),
-            ("0\n99999999999999999999", |e| matches!(e, TraceError::InvalidValue { .. })),
-            ("0\n9999999999999999", |e| matches!(e, TraceError::InvalidValue { .. })),
-            ("0 1\n1 NaN", |e| matches!(e, TraceError::InvalidValue { .. })),
-            ("0 1\n1 -1", |e| matches!(e, TraceError::InvalidValue { .. })),
-            ("0 1\n1 inf", |e| matches!(e, TraceError::InvalidValue { .. })),
-            ("0 1\n1 1e300", |e| matches!(e, TraceError::InvalidValue { .. })),
-            ("0 1\n0 1", |e| matches!(e, TraceError::NotMonotonic { line: 2 })),
-            ("0 1\n1", |e| matches!(e, TraceError::Syntax { line: 2, .. })),
+            ("0\n99999999999999999999", |e| {
+                matches!(e, TraceError::InvalidValue { .. })
+            }),
+            ("0\n9999999999999999", |e| {
+                matches!(e, TraceError::InvalidValue { .. })
+            }),
+            ("0 1\n1 NaN", |e| {
+                matches!(e, TraceError::InvalidValue { .. })
+            }),
+            ("0 1\n1 -1", |e| {
+                matches!(e, TraceError::InvalidValue { .. })
+            }),
+            ("0 1\n1 inf", |e| {
+                matches!(e, TraceError::InvalidValue { .. })
+            }),
+            ("0 1\n1 1e300", |e| {
+                matches!(e, TraceError::InvalidValue { .. })
+            }),
+            ("1 1\n0 1", |e| {
+                matches!(e, TraceError::NotMonotonic { line: 2 })
+            }),
+            ("0 1\n1", |e| {
+                matches!(e, TraceError::Syntax { line: 2, .. })
+            }),
             ("{", |e| matches!(e, TraceError::Syntax { .. })),
             ("{}", |e| matches!(e, TraceError::MissingPattern { .. })),
             (r#"{"uplink":{"trace_pattern":[]}}"#, |e| {
                 matches!(e, TraceError::MissingPattern { .. })
             }),
-            (r#"{"uplink":{"trace_pattern":[{"duration":-1,"capacity":1}]}}"#, |e| {
-                matches!(e, TraceError::InvalidValue { field: "duration", .. })
-            }),
+            (
+                r#"{"uplink":{"trace_pattern":[{"duration":-1,"capacity":1}]}}"#,
+                |e| {
+                    matches!(
+                        e,
+                        TraceError::InvalidValue {
+                            field: "duration",
+                            ..
+                        }
+                    )
+                },
+            ),
             (r#"{"uplink":{"trace_pattern":[{"duration":1}]}}"#, |e| {
-                matches!(e, TraceError::InvalidValue { field: "capacity", .. })
+                matches!(
+                    e,
+                    TraceError::InvalidValue {
+                        field: "capacity",
+                        ..
+                    }
+                )
             }),
-            (r#"{"uplink":{"trace_pattern":[{"duration":1,"capacity":"x"}]}}"#, |e| {
-                matches!(e, TraceError::InvalidValue { field: "capacity", .. })
-            }),
-            (r#"{"uplink":{"trace_pattern":[{"duration":1,"capacity":1,"loss":2}]}}"#, |e| {
-                matches!(e, TraceError::InvalidValue { field: "loss", .. })
-            }),
-            (r#"{"uplink":{"trace_pattern":[{"duration":0,"capacity":1}]}}"#, |e| {
-                *e == TraceError::ZeroDuration
-            }),
-            (r#"{"uplink":{"trace_pattern":[{"duration":1e300,"capacity":1}]}}"#, |e| {
-                matches!(e, TraceError::InvalidValue { field: "duration", .. })
-            }),
+            (
+                r#"{"uplink":{"trace_pattern":[{"duration":1,"capacity":"x"}]}}"#,
+                |e| {
+                    matches!(
+                        e,
+                        TraceError::InvalidValue {
+                            field: "capacity",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                r#"{"uplink":{"trace_pattern":[{"duration":1,"capacity":1,"loss":2}]}}"#,
+                |e| matches!(e, TraceError::InvalidValue { field: "loss", .. }),
+            ),
+            (
+                r#"{"uplink":{"trace_pattern":[{"duration":0,"capacity":1}]}}"#,
+                |e| *e == TraceError::ZeroDuration,
+            ),
+            (
+                r#"{"uplink":{"trace_pattern":[{"duration":1e300,"capacity":1}]}}"#,
+                |e| {
+                    matches!(
+                        e,
+                        TraceError::InvalidValue {
+                            field: "duration",
+                            ..
+                        }
+                    )
+                },
+            ),
             ("1 0 x 0 0 0", |e| matches!(e, TraceError::Syntax { .. })),
         ];
         for (text, ok) in cases {

@@ -24,7 +24,10 @@ fn fixed_link_delivers_its_rate() {
     assert!(within(bps, 1e6, 0.01), "{bps} bit/s");
     // Back to back: each 1200-byte packet takes exactly 9.6 ms.
     for w in ds.windows(2) {
-        assert_eq!(w[1].delivered_at - w[0].delivered_at, Duration::from_micros(9600));
+        assert_eq!(
+            w[1].delivered_at - w[0].delivered_at,
+            Duration::from_micros(9600)
+        );
     }
 }
 
@@ -36,10 +39,16 @@ fn step_trace_follows_the_steps() {
     cfg.queue = QueueLimit::Bytes(200_000);
     let mut link = Link::new(cfg, t0);
     let ds = saturate(&mut link, t0, 6 * S, 1000, 50_000);
-    for (i, rate) in [500_000.0, 2_000_000.0, 1_000_000.0].into_iter().enumerate() {
+    for (i, rate) in [500_000.0, 2_000_000.0, 1_000_000.0]
+        .into_iter()
+        .enumerate()
+    {
         let from = 2 * S * i as u32;
         let bps = bytes_between(&ds, t0, from, from + 2 * S) as f64 * 8.0 / 2.0;
-        assert!(within(bps, rate, 0.01), "step {i}: {bps} bit/s, expected {rate}");
+        assert!(
+            within(bps, rate, 0.01),
+            "step {i}: {bps} bit/s, expected {rate}"
+        );
     }
 }
 
@@ -103,7 +112,10 @@ fn jitter_never_reorders() {
         assert_eq!(d.packet, i as u64, "in order");
         let one_way = d.delivered_at - d.sent_at;
         assert!(one_way >= 40 * MS + serialization, "{one_way:?}");
-        assert!(one_way <= 40 * MS + 30 * MS + 2 * serialization, "{one_way:?}");
+        assert!(
+            one_way <= 40 * MS + 30 * MS + 2 * serialization,
+            "{one_way:?}"
+        );
         lo = lo.min(one_way);
         hi = hi.max(one_way);
     }
@@ -124,9 +136,14 @@ fn jitter_never_reorders() {
         extra.push((d.delivered_at - d.sent_at - 40 * MS - serialization).as_secs_f64() * 1e3);
     }
     let mean = extra.iter().sum::<f64>() / extra.len() as f64;
-    let (lo, hi) = extra.iter().fold((f64::MAX, 0f64), |(l, h), &x| (l.min(x), h.max(x)));
+    let (lo, hi) = extra
+        .iter()
+        .fold((f64::MAX, 0f64), |(l, h), &x| (l.min(x), h.max(x)));
     assert!((14.0..16.0).contains(&mean), "{mean}");
-    assert!(lo >= 0.0 && lo < 0.5 && hi <= 30.0 && hi > 29.5, "{lo} {hi}");
+    assert!(
+        (0.0..0.5).contains(&lo) && hi <= 30.0 && hi > 29.5,
+        "{lo} {hi}"
+    );
 }
 
 #[test]
@@ -186,7 +203,10 @@ fn random_loss_rate() {
     cfg.seed = 1;
     let mut link = Link::new(cfg, t0);
     let outcomes = offer_spaced(&mut link, t0, 100_000, MS);
-    let lost = outcomes.iter().filter(|&&o| o == SendOutcome::DroppedLoss).count();
+    let lost = outcomes
+        .iter()
+        .filter(|&&o| o == SendOutcome::DroppedLoss)
+        .count();
     // 3000 expected, standard deviation 54.
     assert!((2780..=3220).contains(&lost), "{lost}");
     while link.poll_deliver(t0 + 200 * S).is_some() {}
@@ -205,7 +225,10 @@ fn bursts(outcomes: &[SendOutcome]) -> (f64, f64) {
         runs += usize::from(l && !prev);
         prev = l;
     }
-    (lost as f64 / runs as f64, lost as f64 / outcomes.len() as f64)
+    (
+        lost as f64 / runs as f64,
+        lost as f64 / outcomes.len() as f64,
+    )
 }
 
 #[test]
@@ -278,7 +301,10 @@ fn outage_stops_delivery_then_resumes() {
     assert_eq!(during, 0);
     assert!(link.capacity_bps_at(t0 + 3 * S) == 0);
     // The queue filled to about 300 ms at the pre-outage rate (37 500 bytes) and held.
-    assert!((30_000..=37_500).contains(&queued_late_in_outage), "{queued_late_in_outage}");
+    assert!(
+        (30_000..=37_500).contains(&queued_late_in_outage),
+        "{queued_late_in_outage}"
+    );
     let after = bytes_between(&ds, t0, 4500 * MS, 8 * S) as f64 * 8.0 / 3.5;
     assert!(within(after, 1e6, 0.02), "{after}");
     // The backlog from the outage leaves first, right after capacity returns.
@@ -296,8 +322,16 @@ fn zero_capacity_forever_never_panics_or_delivers() {
     let mut cfg = LinkConfig::with_trace(Trace::fixed(0), 10 * MS);
     cfg.queue = QueueLimit::Bytes(5000);
     let mut link = Link::new(cfg, t0);
-    let outcomes: Vec<_> = (0..10u32).map(|i| link.send(t0 + MS * i, 1000, i)).collect();
-    assert_eq!(outcomes.iter().filter(|&&o| o == SendOutcome::Queued).count(), 5);
+    let outcomes: Vec<_> = (0..10u32)
+        .map(|i| link.send(t0 + MS * i, 1000, i))
+        .collect();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|&&o| o == SendOutcome::Queued)
+            .count(),
+        5
+    );
     assert!(link.poll_deliver(t0 + 1000 * S).is_none());
     assert_eq!(link.poll_timeout(), None);
     // Time limit with no rate at all: everything is refused.
@@ -339,11 +373,21 @@ fn opennetlab_segments_set_delay_and_loss() {
     );
     let outcomes = offer_spaced(&mut link, t0, 20_000, 10 * MS);
     // Even 10 ms slots (50 per 500 ms) fall in the lossless half.
-    let lossy: Vec<_> = outcomes.iter().enumerate().filter(|(i, _)| i % 100 >= 50).collect();
+    let lossy: Vec<_> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 100 >= 50)
+        .collect();
     assert!(
-        outcomes.iter().enumerate().all(|(i, o)| i % 100 >= 50 || *o == SendOutcome::Queued)
+        outcomes
+            .iter()
+            .enumerate()
+            .all(|(i, o)| i % 100 >= 50 || *o == SendOutcome::Queued)
     );
-    let lost = lossy.iter().filter(|(_, o)| **o == SendOutcome::DroppedLoss).count();
+    let lost = lossy
+        .iter()
+        .filter(|(_, o)| **o == SendOutcome::DroppedLoss)
+        .count();
     assert!(within(lost as f64, 5000.0, 0.05), "{lost}");
     // rtt 0 in these files means unset: the configured delay applies.
     assert_eq!(link.send(t0 + 300 * S, 1000, 0), SendOutcome::Queued);
@@ -379,6 +423,12 @@ fn link_pair_runs_both_directions() {
     pair.up.send(t0, 1250, 1u8);
     pair.down.send(t0, 1250, 2u8);
     assert_eq!(pair.poll_timeout(), Some(t0 + 5 * MS));
-    assert_eq!(pair.down.poll_deliver(t0 + 15 * MS).map(|d| d.packet), Some(2));
-    assert_eq!(pair.up.poll_deliver(t0 + 40 * MS).map(|d| d.packet), Some(1));
+    assert_eq!(
+        pair.down.poll_deliver(t0 + 15 * MS).map(|d| d.packet),
+        Some(2)
+    );
+    assert_eq!(
+        pair.up.poll_deliver(t0 + 40 * MS).map(|d| d.packet),
+        Some(1)
+    );
 }

@@ -55,7 +55,9 @@ pub fn bytes_between<P>(ds: &[Delivered<P>], t0: Instant, from: Duration, to: Du
 pub fn traces_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("KHAM_TRACES_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces")
+        });
     if dir.is_dir() {
         Some(dir)
     } else {
