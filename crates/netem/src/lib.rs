@@ -28,6 +28,13 @@
 //!   in `[0, jitter]` and a delivery never comes before the previous one (no reordering). An
 //!   OpenNetLab segment's positive `rtt` gives `rtt / 2` one way and its positive `jitter`
 //!   replaces the configured one while the segment lasts (zeros in those files mean "unset").
+//! - **Time.** Offset 0 of the trace is the `start` given to [`Link::new`]. An `Instant` earlier
+//!   than one already seen is taken as the latest seen. [`Delivered::queue_delay`] is the wait
+//!   before the packet's own serialization began; `delivered_at - sent_at` is the whole one-way
+//!   delay.
+//! - **Traces.** [`Trace::parse`] reads Mahimahi, OpenNetLab JSON, Norway HSDPA and Belgium 4G
+//!   files (format detected from the content; malformed input is a [`TraceError`], never a
+//!   panic); [`Trace::scaled`] brings a recording into another rate range.
 //! - **Randomness.** xoshiro256++ (hand-written, see `rng.rs`), one stream for loss (drawn in send
 //!   order) and one for jitter (drawn in departure order).
 //!

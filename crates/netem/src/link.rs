@@ -183,12 +183,16 @@ impl<P> Link<P> {
     pub fn send(&mut self, now: Instant, size: usize, packet: P) -> SendOutcome {
         let t = self.advance(now);
         let bytes = size as u64;
-        self.stats.sent_packets += 1;
-        self.stats.sent_bytes += bytes;
-        let drain = self.config.trace.drain_bps_at_ns(t);
-        if !self.config.queue.admits(self.queued_bytes, size, drain) {
-            self.stats.dropped_queue_packets += 1;
-            self.stats.dropped_queue_bytes += bytes;
+        self.stats.sent_packets = self.stats.sent_packets.saturating_add(1);
+        self.stats.sent_bytes = self.stats.sent_bytes.saturating_add(bytes);
+        let trace = &self.config.trace;
+        if !self
+            .config
+            .queue
+            .admits(self.queued_bytes, size, || trace.drain_bps_at_ns(t))
+        {
+            self.stats.dropped_queue_packets = self.stats.dropped_queue_packets.saturating_add(1);
+            self.stats.dropped_queue_bytes = self.stats.dropped_queue_bytes.saturating_add(bytes);
             return SendOutcome::DroppedQueueFull;
         }
         let mut lost = self.loss_state.lose(&self.config.loss, &mut self.loss_rng);
@@ -197,8 +201,8 @@ impl<P> Link<P> {
             lost |= self.loss_rng.chance(p);
         }
         let outcome = if lost {
-            self.stats.dropped_loss_packets += 1;
-            self.stats.dropped_loss_bytes += bytes;
+            self.stats.dropped_loss_packets = self.stats.dropped_loss_packets.saturating_add(1);
+            self.stats.dropped_loss_bytes = self.stats.dropped_loss_bytes.saturating_add(bytes);
             SendOutcome::DroppedLoss
         } else {
             SendOutcome::Queued
@@ -220,8 +224,8 @@ impl<P> Link<P> {
         let t = self.advance(now);
         if self.in_flight.front().is_some_and(|&(at, _)| at <= t) {
             let (_, d) = self.in_flight.pop_front()?;
-            self.stats.delivered_packets += 1;
-            self.stats.delivered_bytes += d.size as u64;
+            self.stats.delivered_packets = self.stats.delivered_packets.saturating_add(1);
+            self.stats.delivered_bytes = self.stats.delivered_bytes.saturating_add(d.size as u64);
             return Some(d);
         }
         None

@@ -19,12 +19,18 @@ pub enum QueueLimit {
 
 impl QueueLimit {
     /// Whether a packet of `size` bytes fits behind `queued` bytes when the queue drains at
-    /// `drain_bps`.
-    pub(crate) fn admits(&self, queued: usize, size: usize, drain_bps: u64) -> bool {
+    /// `drain_bps()` (asked only for a time limit).
+    pub(crate) fn admits(
+        &self,
+        queued: usize,
+        size: usize,
+        drain_bps: impl FnOnce() -> u64,
+    ) -> bool {
         let total = queued.saturating_add(size);
         match *self {
             QueueLimit::Bytes(max) => total <= max,
             QueueLimit::Time(limit) => {
+                let drain_bps = drain_bps();
                 if drain_bps == 0 {
                     return false;
                 }
@@ -42,14 +48,14 @@ mod tests {
 
     #[test]
     fn limits() {
-        assert!(QueueLimit::Bytes(3000).admits(1500, 1500, 0));
-        assert!(!QueueLimit::Bytes(3000).admits(1501, 1500, 0));
-        assert!(!QueueLimit::Bytes(10).admits(usize::MAX, usize::MAX, 0));
+        assert!(QueueLimit::Bytes(3000).admits(1500, 1500, || 0));
+        assert!(!QueueLimit::Bytes(3000).admits(1501, 1500, || 0));
+        assert!(!QueueLimit::Bytes(10).admits(usize::MAX, usize::MAX, || 0));
         let t = QueueLimit::Time(Duration::from_millis(100));
         // 1 Mbit/s drains 12 500 bytes in 100 ms.
-        assert!(t.admits(11_000, 1500, 1_000_000));
-        assert!(!t.admits(11_001, 1500, 1_000_000));
-        assert!(!t.admits(0, 1, 0));
-        assert!(!t.admits(usize::MAX, usize::MAX, 1));
+        assert!(t.admits(11_000, 1500, || 1_000_000));
+        assert!(!t.admits(11_001, 1500, || 1_000_000));
+        assert!(!t.admits(0, 1, || 0));
+        assert!(!t.admits(usize::MAX, usize::MAX, || 1));
     }
 }

@@ -432,3 +432,45 @@ fn link_pair_runs_both_directions() {
         Some(1)
     );
 }
+
+#[test]
+fn extreme_inputs_do_not_panic() {
+    let t0 = Instant::now();
+    for trace in [
+        Trace::fixed(u64::MAX),
+        Trace::fixed(1),
+        Trace::parse("1\n").expect("parses").scaled(1e30),
+        Trace::parse("1\n").expect("parses").scaled(1e-9),
+        Trace::from_steps(&[(Duration::MAX, 5), (Duration::MAX, 0)]),
+    ] {
+        let mut cfg = LinkConfig::with_trace(trace, Duration::MAX);
+        cfg.jitter = Duration::MAX;
+        cfg.queue = QueueLimit::Bytes(usize::MAX);
+        cfg.loss = LossModel::GilbertElliott {
+            p_good_to_bad: f64::NAN,
+            p_bad_to_good: -1.0,
+            loss_good: f64::INFINITY,
+            loss_bad: 2.0,
+        };
+        let mut link = Link::new(cfg, t0);
+        for (i, size) in [usize::MAX, 0, 1, usize::MAX / 2, 1500]
+            .into_iter()
+            .enumerate()
+        {
+            link.send(t0 + S * i as u32, size, i);
+            let _ = link.poll_deliver(t0 + 1000 * S);
+            let _ = link.poll_timeout();
+        }
+        let _ = link.stats();
+        let _ = link.capacity_bps_at(t0 + 10_000 * S);
+        let mut link = Link::new(
+            LinkConfig {
+                queue: QueueLimit::Time(Duration::MAX),
+                ..link.config().clone()
+            },
+            t0,
+        );
+        link.send(t0, usize::MAX, 0);
+        let _ = link.poll_deliver(t0 + S);
+    }
+}
