@@ -63,6 +63,59 @@ pub struct Forwarder {
     tl0_offset: u8,
     last: Option<Last>,
     switches: u64,
+    /// Highest temporal layer forwarded; frames above it are dropped and the stream renumbered.
+    max_temporal: u8,
+    /// Picture id of the last frame dropped for its temporal layer (its other packets follow).
+    dropped_pid: Option<u16>,
+    /// Recent temporal drops, to number a late (reordered or retransmitted) packet as if the
+    /// drops after it had not happened yet.
+    drops: DropRing,
+    /// Highest publisher sequence number seen on the current layer.
+    highest_in: Option<u64>,
+}
+
+/// The last [`DropRing::LEN`] dropped packets: (sequence number, first packet of its frame).
+#[derive(Debug, Clone)]
+struct DropRing {
+    seqs: [(u64, bool); DropRing::LEN],
+    len: usize,
+    head: usize,
+}
+
+impl DropRing {
+    const LEN: usize = 128;
+
+    fn new() -> Self {
+        DropRing {
+            seqs: [(0, false); Self::LEN],
+            len: 0,
+            head: 0,
+        }
+    }
+
+    fn push(&mut self, seq: u64, new_frame: bool) {
+        self.seqs[self.head] = (seq, new_frame);
+        self.head = (self.head + 1) % Self::LEN;
+        self.len = (self.len + 1).min(Self::LEN);
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// (packets, frames) dropped after `seq`; `None` when `seq` is older than the ring covers.
+    fn after(&self, seq: u64) -> Option<(u64, u16)> {
+        let (mut packets, mut frames, mut oldest) = (0u64, 0u16, u64::MAX);
+        for i in 0..self.len {
+            let (s, f) = self.seqs[(self.head + Self::LEN - 1 - i) % Self::LEN];
+            oldest = oldest.min(s);
+            if s > seq {
+                packets += 1;
+                frames += u16::from(f);
+            }
+        }
+        (self.len < Self::LEN || oldest < seq).then_some((packets, frames))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +144,10 @@ impl Forwarder {
             tl0_offset: 0,
             last: None,
             switches: 0,
+            max_temporal: u8::MAX,
+            dropped_pid: None,
+            drops: DropRing::new(),
+            highest_in: None,
         }
     }
 
@@ -101,6 +158,17 @@ impl Forwarder {
         if layer.is_none() {
             self.current = None;
         }
+    }
+
+    /// Forwards temporal layers `0..=max` only (effective at once: a lower temporal layer never
+    /// references a higher one).
+    pub fn set_max_temporal(&mut self, max: u8) {
+        self.max_temporal = max;
+    }
+
+    /// The highest temporal layer forwarded.
+    pub fn max_temporal(&self) -> u8 {
+        self.max_temporal
     }
 
     /// The layer asked for.
@@ -134,13 +202,31 @@ impl Forwarder {
         if self.current != Some(p.layer) || p.seq < self.switch_seq {
             return None;
         }
+        let late = self.highest_in.is_some_and(|h| p.seq < h);
+        if let Some(v) = p.vp8
+            && v.tid.is_some_and(|t| t > self.max_temporal)
+        {
+            if !late {
+                self.drop_temporal(p, v);
+            }
+            return None;
+        }
+        if !late {
+            self.highest_in = Some(p.seq);
+        }
+        // A late packet is numbered as before the drops that came after it.
+        let (seq_fix, pid_fix) = if late {
+            self.drops.after(p.seq)?
+        } else {
+            (0, 0)
+        };
         let out = OutPacket {
-            seq: p.seq.wrapping_add(self.seq_offset),
+            seq: p.seq.wrapping_add(self.seq_offset).wrapping_add(seq_fix),
             ts: p.ts.wrapping_add(self.ts_offset),
             picture_id: p.vp8.and_then(|v| {
                 let mask = if v.picture_id_15bit { 0x7fff } else { 0x7f };
                 v.picture_id
-                    .map(|id| id.wrapping_add(self.pid_offset) & mask)
+                    .map(|id| id.wrapping_add(self.pid_offset).wrapping_add(pid_fix) & mask)
             }),
             tl0_pic_idx: p
                 .vp8
@@ -159,6 +245,21 @@ impl Forwarder {
             });
         }
         Some(out)
+    }
+
+    /// Drops a packet of a temporal layer above the limit: later packets are renumbered so the
+    /// subscriber sees no sequence gap, and later frames so it sees no picture-id gap.
+    fn drop_temporal(&mut self, p: &InPacket, v: Vp8Info) {
+        self.highest_in = Some(p.seq);
+        self.seq_offset = self.seq_offset.wrapping_sub(1);
+        let new_frame = v
+            .picture_id
+            .is_some_and(|pid| self.dropped_pid != Some(pid));
+        if new_frame {
+            self.dropped_pid = v.picture_id;
+            self.pid_offset = self.pid_offset.wrapping_sub(1);
+        }
+        self.drops.push(p.seq, new_frame);
     }
 
     fn switch_to(&mut self, p: &InPacket) {
@@ -188,6 +289,9 @@ impl Forwarder {
         self.started = true;
         self.current = Some(p.layer);
         self.switch_seq = p.seq;
+        self.highest_in = None;
+        self.drops.clear();
+        self.dropped_pid = None;
     }
 }
 
@@ -313,5 +417,58 @@ mod tests {
         f.set_target(None);
         assert!(f.process(&pkt(0, 2, 0, 0, true, t0)).is_none());
         assert_eq!(f.want(), Want::Nothing);
+    }
+
+    fn vp8_pkt(seq: u64, pid: u16, tid: u8, key: bool, t0: Instant) -> InPacket {
+        InPacket {
+            layer: 0,
+            seq,
+            ts: 3000 * u32::from(pid),
+            at: t0 + Duration::from_millis(33 * u64::from(pid)),
+            keyframe: key,
+            vp8: Some(Vp8Info {
+                picture_id: Some(pid),
+                picture_id_15bit: true,
+                tl0_pic_idx: Some((pid / 4) as u8),
+                tid: Some(tid),
+                keyframe: key,
+            }),
+        }
+    }
+
+    #[test]
+    fn dropping_temporal_layers_keeps_sequence_and_picture_ids_contiguous() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(90_000, 1000);
+        f.set_target(Some(0));
+        f.set_max_temporal(0);
+        // Temporal pattern 0,2,1,2 with two packets per frame; only TL0 passes.
+        let tids = [0u8, 2, 1, 2];
+        let mut out = Vec::new();
+        let mut late = None;
+        for pid in 0..16u16 {
+            for k in 0..2u64 {
+                let seq = 500 + 2 * u64::from(pid) + k;
+                let p = vp8_pkt(seq, pid, tids[usize::from(pid % 4)], pid == 0, t0);
+                if pid == 4 && k == 1 {
+                    late = Some(p);
+                    continue;
+                }
+                if let Some(o) = f.process(&p) {
+                    out.push(o);
+                }
+            }
+        }
+        let seqs: Vec<u64> = out.iter().map(|o| o.seq).collect();
+        let pids: Vec<u16> = out.iter().filter_map(|o| o.picture_id).collect();
+        assert_eq!(seqs, vec![1000, 1001, 1002, 1004, 1005, 1006, 1007]);
+        assert_eq!(pids, vec![0, 0, 1, 2, 2, 3, 3]);
+        // The late packet of frame 4 gets the number it would have had.
+        let o = f.process(&late.unwrap()).unwrap();
+        assert_eq!((o.seq, o.picture_id), (1003, Some(1)));
+        // Raising the limit passes everything from now on.
+        f.set_max_temporal(2);
+        let o = f.process(&vp8_pkt(532, 16, 2, false, t0)).unwrap();
+        assert_eq!(o.seq, 1008);
     }
 }

@@ -26,16 +26,20 @@
 //! layer switching), `track.rs` (published and received tracks, layer choice), `peer.rs`
 //! (renegotiation), `codec.rs` (keyframe detection).
 
+mod adapt;
 mod codec;
 mod error;
 mod forward;
+mod meter;
 mod peer;
 mod room;
 mod track;
 
+pub use adapt::{ALLOCATION_INTERVAL, Adaptation};
 pub use codec::{Codec, Vp8Info, h264_is_keyframe, is_keyframe_start, parse_vp8};
 pub use error::SfuError;
 pub use forward::{Forwarder, InPacket, OutPacket, Want};
+pub use kham_bwe;
 pub use peer::Permissions;
 pub use room::{Room, RoomConfig, RoomEvent, RoomOutput, RoomStats};
 pub use str0m;

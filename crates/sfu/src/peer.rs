@@ -10,6 +10,7 @@ use str0m::media::{Direction, MediaKind};
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc};
 
+use crate::adapt::{Adaptation, SubscriberAdapt};
 use crate::error::SfuError;
 use crate::track::{OutState, TrackIn, TrackOut};
 
@@ -35,6 +36,8 @@ pub(crate) struct Peer {
     pub connected: bool,
     /// Dead: ICE consent lost or str0m failed. Removed by the room after it reports the loss.
     pub lost: bool,
+    /// What this participant receives, decided from its estimate.
+    pub adapt: SubscriberAdapt,
 }
 
 impl Peer {
@@ -43,8 +46,10 @@ impl Peer {
         id: ParticipantId,
         perms: Permissions,
         candidates: &[SocketAddr],
+        adaptation: &Adaptation,
     ) -> Result<Self, SfuError> {
         let mut rtc = Rtc::builder()
+            .enable_bwe(adaptation.initial_estimate())
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
@@ -68,6 +73,7 @@ impl Peer {
             next_timeout: None,
             connected: false,
             lost: false,
+            adapt: SubscriberAdapt::new(adaptation),
         })
     }
 

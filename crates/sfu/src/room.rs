@@ -11,12 +11,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use kham_proto::{ParticipantId, TrackInfo};
+use str0m::bwe::BweKind;
 use str0m::format::Codec as StrCodec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Receive, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 
+use crate::adapt::{ALLOCATION_INTERVAL, Adaptation, allocate, rates_of};
 use crate::codec::{Codec, is_keyframe_start, parse_vp8};
 use crate::error::SfuError;
 use crate::forward::{Forwarder, InPacket, Want};
@@ -34,6 +36,8 @@ pub struct RoomConfig {
     pub default_layer: u8,
     /// Keyframe requests to a publisher layer are at most this frequent.
     pub keyframe_request_interval: Duration,
+    /// How each subscriber's layers are chosen.
+    pub adaptation: Adaptation,
 }
 
 impl Default for RoomConfig {
@@ -43,6 +47,7 @@ impl Default for RoomConfig {
             max_peers: 8,
             default_layer: 1,
             keyframe_request_interval: Duration::from_millis(500),
+            adaptation: Adaptation::default(),
         }
     }
 }
@@ -93,6 +98,10 @@ pub struct Room {
     rng: u64,
     /// Latest time seen in any input (starts at creation).
     last_now: Instant,
+    /// When subscribers' allocations are next due.
+    next_allocation: Instant,
+    /// Source of `TrackOut::key`.
+    next_key: u32,
 }
 
 impl Room {
@@ -106,6 +115,8 @@ impl Room {
             stats: RoomStats::default(),
             rng: seed | 1,
             last_now: now,
+            next_allocation: now,
+            next_key: 0,
         }
     }
 
@@ -143,15 +154,27 @@ impl Room {
         if self.peers.len() >= self.config.max_peers {
             return Err(SfuError::RoomFull);
         }
-        let mut peer = Peer::new(now, id, perms, &self.config.candidates)?;
+        let mut peer = Peer::new(
+            now,
+            id,
+            perms,
+            &self.config.candidates,
+            &self.config.adaptation,
+        )?;
         let answer = peer.accept_offer(offer)?;
         if perms.subscribe {
             // Everything already published in the room.
             for other in &self.peers {
                 for t in &other.tracks_in {
                     let seq = next_seq(&mut self.rng);
-                    peer.tracks_out
-                        .push(new_track_out(&self.config, seq, other.id.clone(), t));
+                    self.next_key += 1;
+                    peer.tracks_out.push(new_track_out(
+                        &self.config,
+                        self.next_key,
+                        seq,
+                        other.id.clone(),
+                        t,
+                    ));
                 }
             }
         }
@@ -253,6 +276,10 @@ impl Room {
     /// Drives time: call at (or after) the instant of the last `Timeout` output.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
+        if now >= self.next_allocation {
+            self.next_allocation = now + ALLOCATION_INTERVAL;
+            self.allocate_all(now);
+        }
         for p in &mut self.peers {
             if p.next_timeout.is_none_or(|t| t <= now) {
                 if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
@@ -282,7 +309,16 @@ impl Room {
             let Some(i) = self.peers.iter().position(|p| p.dirty) else {
                 // With no peers nothing is due: wake in a second anyway, it costs nothing.
                 let next = self.peers.iter().filter_map(|p| p.next_timeout).min();
-                return RoomOutput::Timeout(next.unwrap_or(self.last_now + Duration::from_secs(1)));
+                let next = next.unwrap_or(self.last_now + Duration::from_secs(1));
+                let next = if self.peers.is_empty() {
+                    next
+                } else {
+                    next.min(self.next_allocation)
+                };
+                // str0m may ask to be woken at the instant it was just woken (its pacer with the
+                // estimator on); at least a millisecond keeps a shell, virtual or real, from
+                // spinning on it.
+                return RoomOutput::Timeout(next.max(self.last_now + Duration::from_millis(1)));
             };
             if let Some((sdp, tracks)) = self.peers[i].negotiate_if_needed() {
                 let peer = self.peers[i].id.clone();
@@ -323,6 +359,9 @@ impl Room {
                 self.media_added(i, m.mid, m.kind, m.simulcast)
             }
             Event::KeyframeRequest(req) => self.keyframe_requested_by_subscriber(i, req.mid),
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.peers[i].adapt.estimate_bps = Some(estimate.as_u64());
+            }
             Event::Closed => self.peers[i].lost = true,
             _ => {}
         }
@@ -348,8 +387,10 @@ impl Room {
         let publisher = self.peers[i].id.clone();
         for j in 0..self.peers.len() {
             if j != i && self.peers[j].perms.subscribe {
+                self.next_key += 1;
                 let out = new_track_out(
                     &self.config,
+                    self.next_key,
                     next_seq(&mut self.rng),
                     publisher.clone(),
                     &track,
@@ -395,6 +436,14 @@ impl Room {
         } else {
             None
         };
+        let tid = vp8.and_then(|v| v.tid).unwrap_or(0);
+        // Header, payload and the UDP/IP overhead the subscriber's link carries.
+        track.meter.record(
+            now,
+            layer,
+            tid,
+            pkt.payload.len() + pkt.header.header_len + 28,
+        );
         // Parsed once per packet for all subscribers; each gets its own picture-id patch.
         let vp8_desc = match vp8 {
             Some(v) if v.picture_id.is_some() => {
@@ -575,6 +624,39 @@ impl Room {
         self.request_keyframe(pi, ti as u8, layer, now);
     }
 
+    /// Runs every connected subscriber's allocation.
+    fn allocate_all(&mut self, now: Instant) {
+        for p in &mut self.peers {
+            for t in &mut p.tracks_in {
+                t.meter.roll(now);
+            }
+        }
+        for i in 0..self.peers.len() {
+            if !self.peers[i].perms.subscribe || !self.peers[i].connected {
+                continue;
+            }
+            let (sub, others) = split_one(&mut self.peers, i);
+            let others: Vec<&Peer> = others.map(|p| &*p).collect();
+            allocate(now, &self.config.adaptation, sub, |publisher, mid| {
+                let p = others.iter().find(|p| p.id == *publisher)?;
+                p.tracks_in.iter().find(|t| t.mid == mid).map(rates_of)
+            });
+            sub.dirty = true;
+        }
+    }
+
+    /// The last allocation for a subscriber (estimate, per-track layers, probe target).
+    pub fn allocation(&self, subscriber: &ParticipantId) -> Option<&kham_bwe::Allocation> {
+        let p = self.peers.iter().find(|p| p.id == *subscriber)?;
+        Some(p.adapt.allocation())
+    }
+
+    /// Lets a subscriber receive audio only (to save data), or video again.
+    pub fn set_audio_only(&mut self, subscriber: &ParticipantId, on: bool) -> Result<(), SfuError> {
+        self.peer_mut(subscriber)?.adapt.audio_only = on;
+        Ok(())
+    }
+
     fn peer_mut(&mut self, id: &ParticipantId) -> Result<&mut Peer, SfuError> {
         self.peers
             .iter_mut()
@@ -594,6 +676,7 @@ fn next_seq(rng: &mut u64) -> u16 {
 
 fn new_track_out(
     config: &RoomConfig,
+    key: u32,
     first_seq: u16,
     publisher: ParticipantId,
     t: &TrackIn,
@@ -606,6 +689,7 @@ fn new_track_out(
     };
     forwarder.set_target(Some(desired));
     TrackOut {
+        key,
         publisher,
         source_mid: t.mid,
         kind: t.kind,
@@ -614,6 +698,8 @@ fn new_track_out(
         desired_layer: desired,
         forwarder,
         pt_map: None,
+        max_spatial: MAX_LAYERS as u8 - 1,
+        visible: true,
     }
 }
 

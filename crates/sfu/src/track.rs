@@ -7,6 +7,7 @@ use str0m::media::{MediaKind, Mid, Rid};
 
 use crate::codec::Codec;
 use crate::forward::Forwarder;
+use crate::meter::LayerMeter;
 
 /// At most this many simulcast layers per track.
 pub const MAX_LAYERS: usize = 3;
@@ -28,6 +29,8 @@ pub struct TrackIn {
     pub seen: [Option<Instant>; MAX_LAYERS],
     /// When a keyframe was last requested for each layer (shared by all subscribers).
     pub last_keyframe_request: [Option<Instant>; MAX_LAYERS],
+    /// Bitrate of each spatial and temporal layer, for the allocator.
+    pub meter: LayerMeter,
 }
 
 impl TrackIn {
@@ -44,6 +47,7 @@ impl TrackIn {
             rids: order_rids(rids),
             seen: [None; MAX_LAYERS],
             last_keyframe_request: [None; MAX_LAYERS],
+            meter: LayerMeter::default(),
         }
     }
 
@@ -109,6 +113,8 @@ pub enum OutState {
 /// One track a subscriber receives.
 #[derive(Debug)]
 pub struct TrackOut {
+    /// Room-unique handle, the allocator's track key.
+    pub key: u32,
     pub publisher: ParticipantId,
     pub source_mid: Mid,
     pub kind: MediaKind,
@@ -120,6 +126,10 @@ pub struct TrackOut {
     pub forwarder: Forwarder,
     /// Payload type mapping (publisher pt, subscriber pt) of the last packet.
     pub pt_map: Option<(u8, u8)>,
+    /// Highest spatial layer the subscriber's tile needs.
+    pub max_spatial: u8,
+    /// Whether the subscriber shows this video at all.
+    pub visible: bool,
 }
 
 impl TrackOut {
