@@ -1,0 +1,3 @@
+//! Shared code of the kham benchmarks: reporting of simulated adaptation runs.
+
+pub mod report;
