@@ -89,9 +89,9 @@ fn steps_up_only_after_the_estimate_held_and_probes_meanwhile() {
     // Capacity returns: nothing changes before the hold has passed.
     let out = a.update(c.at(500), &input(&t, 2_500_000));
     assert_eq!(video(out).layer, start);
-    let out = a.update(c.at(1500), &input(&t, 2_500_000));
+    let out = a.update(c.at(1000), &input(&t, 2_500_000));
     assert_eq!(video(out).layer, start);
-    let out = a.update(c.at(2100), &input(&t, 2_500_000));
+    let out = a.update(c.at(1600), &input(&t, 2_500_000));
     assert_eq!(video(out).layer, Some(Layer::new(2, 2)));
     assert_eq!(out.switches[0].reason, Reason::ProbeConfirmed);
 }

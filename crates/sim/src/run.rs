@@ -1,0 +1,135 @@
+//! Runs one scenario under one configuration and measures every viewer.
+
+use std::time::Duration;
+
+use kham_sfu::kham_bwe::{Kind, Layer, Reason};
+use kham_sfu::{Adaptation, RoomConfig};
+
+use crate::metrics::{Observed, measure};
+use crate::result::{ConfigName, RunResult, Sample};
+use crate::scenario::{LinkSpec, Scenario};
+use crate::world::{Role, World};
+
+/// Length of one series bin.
+pub const BIN: Duration = Duration::from_millis(200);
+
+/// Simulates `scenario` with the room choosing layers as `config` says; one result per viewer.
+pub fn run(scenario: &Scenario, config: ConfigName) -> Result<Vec<RunResult>, String> {
+    let adaptation = match config {
+        ConfigName::Kham => Adaptation::default(),
+        ConfigName::NoAdaptation => Adaptation::Fixed(Layer::new(2, 2)),
+        ConfigName::LowestLayer => Adaptation::Fixed(Layer::new(0, 2)),
+    };
+    let room = RoomConfig {
+        adaptation,
+        ..RoomConfig::default()
+    };
+    let seed = scenario.seed;
+    let mut w = World::new(room, seed, BIN);
+    let strong = LinkSpec::fixed(20_000_000, scenario.publisher_up.delay * 2);
+    w.add_publisher(
+        scenario.publisher_up.config(seed ^ 0x11),
+        strong.config(seed ^ 0x12),
+        seed,
+    )?;
+    for (k, v) in scenario.viewers.iter().enumerate() {
+        // The viewer's uplink carries only feedback; same delay and loss as its downlink.
+        let up = LinkSpec {
+            trace: kham_netem::Trace::fixed(2_000_000),
+            ..v.down.clone()
+        };
+        let give_up = (scenario.rtt(v) * 3 / 2).max(Duration::from_millis(400));
+        w.add_viewer(
+            &v.name,
+            up.config(seed ^ (0x100 + k as u64)),
+            v.down.config(seed ^ (0x200 + k as u64)),
+            give_up,
+        )?;
+    }
+    let n = scenario.viewers.len();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); n];
+    let mut paused: Vec<Vec<bool>> = vec![Vec::new(); n];
+    let end = w.start + scenario.duration;
+    w.run_until(end, |w| {
+        let t = w.now.saturating_duration_since(w.start).as_secs_f64();
+        for (k, ep) in w
+            .eps
+            .iter()
+            .filter(|e| matches!(e.role, Role::Viewer { .. }))
+            .enumerate()
+        {
+            let alloc = w.room.allocation(&ep.id);
+            let video = alloc.and_then(|a| a.decisions.iter().find(|d| d.kind != Kind::Audio));
+            let (layer, is_paused) = match config {
+                ConfigName::Kham => (
+                    video
+                        .and_then(|d| d.layer)
+                        .map(|l| f64::from(l.spatial) + f64::from(l.temporal) / 3.0),
+                    video.is_some_and(|d| d.paused == Some(Reason::BandwidthDrop)),
+                ),
+                ConfigName::NoAdaptation => (Some(2.0 + 2.0 / 3.0), false),
+                ConfigName::LowestLayer => (Some(2.0 / 3.0), false),
+            };
+            // The bin that just ended.
+            let bin = samples[k].len();
+            let bytes = |v: &Vec<u64>| {
+                v.get(bin).copied().unwrap_or(0) as f64 * 8.0 / BIN.as_secs_f64() / 1000.0
+            };
+            samples[k].push(Sample {
+                t,
+                capacity_kbps: ep.down.capacity_bps_at(w.now) as f64 / 1000.0,
+                estimate_kbps: match config {
+                    ConfigName::Kham => alloc.map(|a| a.estimate_bps as f64 / 1000.0),
+                    _ => None,
+                },
+                sent_kbps: bytes(&ep.traffic.sent),
+                received_kbps: bytes(&ep.traffic.received),
+                layer,
+            });
+            paused[k].push(is_paused);
+        }
+    });
+
+    let mut out = Vec::new();
+    let sent_audio = w
+        .eps
+        .iter()
+        .find_map(|e| match &e.role {
+            Role::Publisher { sent_audio, .. } => Some(sent_audio.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    for (k, ep) in w
+        .eps
+        .iter()
+        .filter(|e| matches!(e.role, Role::Viewer { .. }))
+        .enumerate()
+    {
+        let Role::Viewer { video, audio, .. } = &ep.role else {
+            continue;
+        };
+        let obs = Observed {
+            start: w.start,
+            duration: scenario.duration,
+            rendered: &video.rendered,
+            sent_audio: &sent_audio,
+            received_audio: &audio.received,
+            samples: &samples[k],
+            paused: &paused[k],
+            queue_ms: &ep.traffic.queue_ms,
+            events: &scenario.events,
+            outages: &scenario.outages,
+            bin: BIN,
+        };
+        out.push(RunResult {
+            scenario: scenario.name.clone(),
+            family: scenario.family.clone(),
+            config,
+            subscriber: scenario.viewers[k].name.clone(),
+            duration_s: scenario.duration.as_secs_f64(),
+            metrics: measure(&obs, config),
+            series: samples[k].clone(),
+        });
+    }
+    Ok(out)
+}
