@@ -57,7 +57,7 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
     let mut intervals: Vec<f64> = Vec::new();
     let (mut frozen, mut freezes) = (0.0, 0u32);
     for w in times.windows(2) {
-        let gap = (w[1] - w[0]).as_secs_f64();
+        let gap = w[1].saturating_sub(w[0]).as_secs_f64();
         let recent = &intervals[intervals.len().saturating_sub(30)..];
         if !recent.is_empty() {
             let mean = recent.iter().sum::<f64>() / recent.len() as f64;
@@ -164,7 +164,7 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
                     .rendered
                     .iter()
                     .find(|r| o.offset(r.at) >= at && r.spatial == 2)
-                    .map(|r| (o.offset(r.at) - at).as_secs_f64());
+                    .map(|r| o.offset(r.at).saturating_sub(at).as_secs_f64());
                 let s = top.unwrap_or((o.duration.saturating_sub(at)).as_secs_f64());
                 recovery = Some(recovery.map_or(s, |d: f64| d.max(s)));
             }

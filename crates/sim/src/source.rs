@@ -152,7 +152,8 @@ impl VideoSource {
                     p.extend_from_slice(&self.frame_no.to_be_bytes());
                     p.extend_from_slice(&capture_us.to_be_bytes());
                 }
-                p.resize(chunk.max(p.len()), 0xab);
+                // `chunk` counts the frame's own bytes, after the 6-byte descriptor.
+                p.resize((6 + chunk).max(p.len()), 0xab);
                 out.push(OutPacket {
                     layer,
                     seq: enc.seq,

@@ -1,69 +1,129 @@
-//! Short simulator runs that the test command executes: the adaptation must keep a call usable
-//! on a weak link, and must do better than forwarding the top layer.
+//! Short simulator runs in the test command: the adaptation must keep a call usable on weak
+//! links and do better than forwarding the top layer. Thresholds leave room for run-to-run
+//! variation (str0m's DTLS and SRTP keys are random, so timings differ slightly between runs);
+//! the benchmark (`adaptation` in kham-benches) reports the exact figures.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use kham_sim::netem::{LossModel, Trace};
-use kham_sim::{CapacityEvent, ConfigName, LinkSpec, Scenario, run};
+use kham_sim::{CapacityEvent, ConfigName, LinkSpec, RunResult, Scenario, ViewerSpec, run};
 
-fn steps() -> Scenario {
-    let s = |secs, bps| (Duration::from_secs(secs), bps);
-    let trace = Trace::from_steps(&[s(20, 2_000_000), s(20, 300_000), s(200, 2_000_000)]);
-    let mut sc = Scenario::single(
-        "2M-300k-2M",
-        "steps",
-        Duration::from_secs(60),
-        LinkSpec::trace(trace, Duration::from_millis(150)),
-    );
+const MS: fn(u64) -> Duration = Duration::from_millis;
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+fn step(high: u64, low: u64) -> Scenario {
+    let trace = Trace::from_steps(&[(S(20), high), (S(20), low), (S(30), high)]);
+    let mut sc = Scenario::single("step", "steps", S(70), LinkSpec::trace(trace, MS(150)));
     sc.events = vec![
         CapacityEvent::Drop {
-            at: Duration::from_secs(20),
-            to_bps: 300_000,
+            at: S(20),
+            to_bps: low,
         },
-        CapacityEvent::Return {
-            at: Duration::from_secs(40),
-        },
+        CapacityEvent::Return { at: S(40) },
     ];
     sc
 }
 
-#[test]
-fn step_down_to_300k_and_back() {
-    if std::env::var("SIM_TRACE").is_ok() {
-        tracing_subscriber::fmt()
-            .with_env_filter("str0m=trace")
-            .with_writer(std::io::stderr)
-            .init();
-    }
-    let t = std::time::Instant::now();
-    let kham = run(&steps(), ConfigName::Kham).unwrap().remove(0);
-    println!("kham: {:?} ({:?} wall)", kham.metrics, t.elapsed());
-    let top = run(&steps(), ConfigName::NoAdaptation).unwrap().remove(0);
-    println!("no adaptation: {:?}", top.metrics);
-    for s in kham.series.iter().step_by(5) {
-        println!(
-            "{:5.1}s cap {:6.0} est {:?} sent {:6.0} recv {:6.0} layer {:?}",
-            s.t,
-            s.capacity_kbps,
-            s.estimate_kbps.map(|e| e.round()),
-            s.sent_kbps,
-            s.received_kbps,
-            s.layer
-        );
-    }
-    assert!(kham.metrics.mean_kbps > 100.0);
+fn one(sc: &Scenario, config: ConfigName) -> RunResult {
+    let r = run(sc, config).unwrap().remove(0);
+    println!("{} {}: {:?}", sc.name, config.as_str(), r.metrics);
+    r
 }
 
 #[test]
-fn no_audio_gap_at_300k_with_3_percent_loss() {
+fn no_audio_gap_at_300k_with_3_percent_random_loss() {
     let sc = Scenario::single(
-        "300k-3pct",
+        "300k-3%",
         "loss",
-        Duration::from_secs(40),
-        LinkSpec::fixed(300_000, Duration::from_millis(150))
-            .with_loss(LossModel::Random { p: 0.03 }),
+        S(40),
+        LinkSpec::fixed(300_000, MS(150)).with_loss(LossModel::Random { p: 0.03 }),
     );
-    let r = run(&sc, ConfigName::Kham).unwrap().remove(0);
-    println!("{:?}", r.metrics);
+    let r = one(&sc, ConfigName::Kham);
+    assert_eq!(r.metrics.audio_gaps, 0, "{:?}", r.metrics);
+    assert!(
+        r.metrics.mean_kbps > 100.0,
+        "video still flows: {:?}",
+        r.metrics
+    );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+fn steps_down_fast_and_freezes_less_than_forwarding_the_top_layer() {
+    let sc = step(2_000_000, 300_000);
+    // Median of three runs: single runs vary (see the module comment).
+    let kham: Vec<RunResult> = (0..3).map(|_| one(&sc, ConfigName::Kham)).collect();
+    let top = one(&sc, ConfigName::NoAdaptation);
+    let down = median(
+        kham.iter()
+            .map(|r| r.metrics.downswitch_s.unwrap())
+            .collect(),
+    );
+    assert!(down <= 3.0, "median downswitch took {down} s");
+    let frozen = median(kham.iter().map(|r| r.metrics.frozen_time_pct).collect());
+    assert!(
+        frozen * 2.0 < top.metrics.frozen_time_pct,
+        "kham frozen {frozen:.1} % vs top layer {:.1} %",
+        top.metrics.frozen_time_pct
+    );
+    assert!(kham.iter().all(|r| r.metrics.audio_gaps == 0));
+    // The top layer overflows the 300 kbit/s link's queue; kham keeps it shorter.
+    let queue = median(
+        kham.iter()
+            .map(|r| r.metrics.p95_queue_delay_ms.unwrap())
+            .collect(),
+    );
+    assert!(queue < top.metrics.p95_queue_delay_ms.unwrap());
+}
+
+#[test]
+fn below_the_lowest_layer_video_pauses_audio_continues_and_video_returns() {
+    let sc = step(1_000_000, 60_000);
+    let r = one(&sc, ConfigName::Kham);
+    assert!(
+        r.metrics.audio_only_pct > 10.0,
+        "video paused while at 60 kbit/s: {:?}",
+        r.metrics
+    );
+    let paused_late = r
+        .series
+        .iter()
+        .filter(|s| s.t > 60.0)
+        .all(|s| s.layer.is_none());
+    assert!(!paused_late, "video came back after capacity returned");
+    let early = r
+        .series
+        .iter()
+        .filter(|s| s.t > 5.0 && s.t < 20.0)
+        .all(|s| s.layer.is_none());
+    assert!(!early, "video before the drop");
+}
+
+#[test]
+fn a_weak_subscriber_does_not_drag_down_a_strong_one() {
+    let mut sc = step(2_000_000, 300_000);
+    let weak = sc.viewers.remove(0).down;
+    sc.viewers = vec![
+        ViewerSpec {
+            name: "strong".into(),
+            down: LinkSpec::fixed(5_000_000, MS(60)),
+        },
+        ViewerSpec {
+            name: "weak".into(),
+            down: weak,
+        },
+    ];
+    let r = run(&sc, ConfigName::Kham).unwrap();
+    let (strong, weak) = (&r[0].metrics, &r[1].metrics);
+    println!("strong {strong:?}\nweak {weak:?}");
+    assert!(
+        strong.mean_height > 450.0,
+        "strong subscriber gets high layers: {strong:?}"
+    );
+    assert!(strong.mean_kbps > 2.0 * weak.mean_kbps);
 }
