@@ -24,7 +24,7 @@ log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 log "sans-IO crates pull no IO runtime"
-for c in kham-proto kham-sfu; do
+for c in kham-proto kham-bwe kham-netem kham-sfu; do
   if cargo tree -p "$c" -e normal --prefix none | grep -qE '^(tokio|axum|hyper|mio|socket2) '; then
     echo "crate $c depends on an IO runtime" >&2
     exit 1
