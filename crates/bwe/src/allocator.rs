@@ -7,6 +7,9 @@ use crate::input::{Kind, SubscriberInput, TrackInput};
 use crate::layer::Layer;
 use crate::plan::{Plan, plan, wants_video};
 
+/// Estimate assumed for a subscriber that never sends transport feedback.
+pub const UNLIMITED_BPS: u64 = 100_000_000;
+
 /// Tuning of the policy. The defaults are what kham ships; the simulator measures them.
 #[derive(Debug, Clone)]
 pub struct AllocatorConfig {
@@ -28,6 +31,17 @@ pub struct AllocatorConfig {
     pub calm_after: Duration,
     /// No upgrades while the subscriber reports more loss than this.
     pub max_loss_for_upgrade: f32,
+    /// Video is paused (audio only) when the estimate stays below this share of audio plus
+    /// the lowest layers...
+    pub pause_factor: f64,
+    /// ...for this long. Until then, and at the start of a subscription, the lowest layer
+    /// flows even above the estimate: an estimator that sees only audio (application-limited)
+    /// would otherwise never learn that the link carries video.
+    pub pause_wait: Duration,
+    /// A subscriber that has given no estimate this long after its first allocation sends no
+    /// transport feedback at all (a client without TWCC): it is then not limited, since
+    /// nothing would ever raise the initial estimate.
+    pub no_estimate_grace: Duration,
 }
 
 impl Default for AllocatorConfig {
@@ -35,12 +49,15 @@ impl Default for AllocatorConfig {
         AllocatorConfig {
             headroom: 0.9,
             up_headroom: 0.8,
-            initial_estimate_bps: 300_000,
+            initial_estimate_bps: 600_000,
             up_hold: Duration::from_millis(1000),
             max_up_hold: Duration::from_secs(6),
             failed_upgrade_window: Duration::from_secs(4),
             calm_after: Duration::from_secs(20),
             max_loss_for_upgrade: 0.12,
+            no_estimate_grace: Duration::from_secs(5),
+            pause_factor: 0.8,
+            pause_wait: Duration::from_secs(2),
         }
     }
 }
@@ -126,6 +143,8 @@ struct TrackState {
     key: u32,
     layer: Option<Layer>,
     paused: Option<Reason>,
+    /// Whether video ever flowed (a subscription waits for the publisher's first layer).
+    started: bool,
     /// Limits seen last time, to attribute changes to them.
     visible: bool,
     max_spatial: u8,
@@ -143,6 +162,9 @@ pub struct Allocator {
     last_down: Option<Instant>,
     hold: Duration,
     out: Allocation,
+    first_update: Option<Instant>,
+    /// Since when the estimate has not covered even the lowest layers.
+    short_since: Option<Instant>,
 }
 
 impl Allocator {
@@ -156,6 +178,8 @@ impl Allocator {
             last_down: None,
             hold,
             out: Allocation::default(),
+            first_update: None,
+            short_since: None,
         }
     }
 
@@ -168,10 +192,14 @@ impl Allocator {
     /// second; cheap when nothing changes.
     pub fn update(&mut self, now: Instant, input: &SubscriberInput<'_>) -> &Allocation {
         let cfg = self.config.clone();
-        let estimate = input
-            .estimate_bps
-            .unwrap_or(cfg.initial_estimate_bps)
-            .max(1);
+        let first = *self.first_update.get_or_insert(now);
+        let no_feedback = now.saturating_duration_since(first) >= cfg.no_estimate_grace;
+        let estimate = match input.estimate_bps {
+            Some(e) => e,
+            None if no_feedback => UNLIMITED_BPS,
+            None => cfg.initial_estimate_bps,
+        }
+        .max(1);
         self.out.switches.clear();
         self.out.estimate_bps = estimate;
         self.tracks
@@ -192,10 +220,13 @@ impl Allocator {
         let mut forced = false;
         for t in input.tracks.iter().filter(|t| t.kind != Kind::Audio) {
             let Some(i) = self.tracks.iter().position(|s| s.key == t.key) else {
-                let layer = down_plan.layer_of(t.key);
+                let layer = down_plan
+                    .layer_of(t.key)
+                    .or_else(|| lowest(t, input.audio_only));
                 self.tracks.push(TrackState {
                     key: t.key,
                     layer,
+                    started: layer.is_some(),
                     paused: None,
                     visible: t.visible,
                     max_spatial: t.max_spatial,
@@ -210,6 +241,24 @@ impl Allocator {
                 continue;
             };
             let s = self.tracks[i];
+            if !s.started {
+                // Waiting for the publisher's first layer: start as soon as one flows.
+                if let Some(layer) = down_plan
+                    .layer_of(t.key)
+                    .or_else(|| lowest(t, input.audio_only))
+                {
+                    let state = &mut self.tracks[i];
+                    state.layer = Some(layer);
+                    state.started = true;
+                    self.out.switches.push(Switch {
+                        key: t.key,
+                        from: None,
+                        to: Some(layer),
+                        reason: Reason::Start,
+                    });
+                }
+                continue;
+            }
             let clamped = clamp(s.layer, t, input.audio_only);
             let reason = if input.audio_only != s.audio_only {
                 Reason::AudioOnlyChosen
@@ -252,13 +301,41 @@ impl Allocator {
             }
         }
 
-        // 2. Step down at once when the estimate no longer covers what is sent.
+        // 2. Step down at once when the estimate no longer covers what is sent; pause video
+        //    only once the estimate has stayed below even the lowest layers.
         let current_bps = self.video_bps(input.tracks) + audio_bps;
+        let lowest_bps: u64 = audio_bps
+            + input
+                .tracks
+                .iter()
+                .filter(|t| {
+                    self.tracks
+                        .iter()
+                        .any(|s| s.key == t.key && s.layer.is_some())
+                })
+                .filter_map(|t| lowest(t, input.audio_only).and_then(|l| t.rates.get(l)))
+                .sum::<u64>();
+        if (estimate as f64) < cfg.pause_factor * lowest_bps as f64 {
+            self.short_since.get_or_insert(now);
+        } else {
+            self.short_since = None;
+        }
+        let pause_ok = self
+            .short_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= cfg.pause_wait);
         if !forced && current_bps > estimate {
             let mut changed = false;
             for s in &mut self.tracks {
                 let target = down_plan.layer_of(s.key);
-                let new = s.layer.min(target);
+                let mut new = s.layer.min(target);
+                if new.is_none() && !pause_ok {
+                    let floor = input
+                        .tracks
+                        .iter()
+                        .find(|t| t.key == s.key)
+                        .and_then(|t| lowest(t, input.audio_only));
+                    new = s.layer.min(floor);
+                }
                 if new != s.layer {
                     self.out.switches.push(Switch {
                         key: s.key,
@@ -397,6 +474,16 @@ impl Allocator {
             });
         }
     }
+}
+
+/// The lowest layer a track can send now, if it may send video at all.
+fn lowest(t: &TrackInput, audio_only: bool) -> Option<Layer> {
+    if !wants_video(t, audio_only) {
+        return None;
+    }
+    let mut ladder = Vec::new();
+    t.rates.ladder(t.max_spatial, &mut ladder);
+    ladder.first().map(|&(l, _)| l)
 }
 
 /// A layer still allowed by the track's limits and availability: the highest available layer

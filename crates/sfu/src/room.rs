@@ -360,7 +360,12 @@ impl Room {
             }
             Event::KeyframeRequest(req) => self.keyframe_requested_by_subscriber(i, req.mid),
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
-                self.peers[i].adapt.estimate_bps = Some(estimate.as_u64());
+                let p = &mut self.peers[i];
+                let e = estimate.as_u64();
+                if p.adapt.estimate_bps.is_none_or(|old| e.abs_diff(old) * 5 > old) {
+                    tracing::debug!(peer = %p.id, estimate_bps = e, "egress estimate");
+                }
+                p.adapt.estimate_bps = Some(e);
             }
             Event::Closed => self.peers[i].lost = true,
             _ => {}

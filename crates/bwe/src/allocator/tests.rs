@@ -102,7 +102,12 @@ fn pauses_video_below_the_lowest_layer_and_resumes_by_itself() {
     let t = tracks();
     let mut a = Allocator::new(AllocatorConfig::default());
     a.update(c.at(0), &input(&t, 1_000_000));
-    let out = a.update(c.at(100), &input(&t, 90_000));
+    // A shortfall below the lowest layer first keeps the lowest layer...
+    let out = a.update(c.at(100), &input(&t, 70_000));
+    assert_eq!(video(out).layer, Some(Layer::LOWEST));
+    a.update(c.at(1100), &input(&t, 70_000));
+    // ...and pauses video once it has lasted `pause_wait`.
+    let out = a.update(c.at(2200), &input(&t, 70_000));
     assert_eq!(video(out).layer, None);
     assert_eq!(video(out).paused, Some(Reason::BandwidthDrop));
     // Audio keeps its allocation even above the estimate.
@@ -112,7 +117,7 @@ fn pauses_video_below_the_lowest_layer_and_resumes_by_itself() {
             .any(|d| d.kind == Kind::Audio && d.layer.is_some())
     );
     assert!(out.probe.desired_bps >= 100_000, "{:?}", out.probe);
-    for ms in (200..20_000).step_by(200) {
+    for ms in (2400..20_000).step_by(200) {
         a.update(c.at(ms), &input(&t, 400_000));
     }
     let out = a.update(c.at(20_000), &input(&t, 400_000));
@@ -169,4 +174,23 @@ fn no_upgrade_while_loss_is_high() {
         a.update(c.at(ms), &i);
     }
     assert_eq!(video(a.allocation()).layer, Some(Layer::new(1, 0)));
+}
+
+#[test]
+fn a_subscriber_without_feedback_is_not_held_at_the_initial_estimate() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let mut i = input(&t, 0);
+    i.estimate_bps = None;
+    let out = a.update(c.at(0), &i);
+    let first = video(out).layer;
+    assert!(
+        first.is_some() && first < Some(Layer::new(2, 0)),
+        "initial estimate first: {first:?}"
+    );
+    for ms in (200..7000).step_by(200) {
+        a.update(c.at(ms), &i);
+    }
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
 }
