@@ -24,13 +24,17 @@
 //!
 //! Where to look: `room.rs` (poll loop, `forward`), `forward.rs` (per-subscriber rewriting and
 //! layer switching), `track.rs` (published and received tracks, layer choice), `peer.rs`
-//! (renegotiation), `codec.rs` (keyframe detection).
+//! (renegotiation), `codec.rs` (keyframe detection), `stats.rs` (per-participant figures for
+//! operators, read with [`Room::media_stats`] at most once a second), `quality.rs` (the
+//! excellent/good/poor/lost verdict).
 
 mod codec;
 mod error;
 mod forward;
 mod peer;
+pub mod quality;
 mod room;
+mod stats;
 mod track;
 
 pub use codec::{Codec, Vp8Info, h264_is_keyframe, is_keyframe_start, parse_vp8};
@@ -38,4 +42,5 @@ pub use error::SfuError;
 pub use forward::{Forwarder, InPacket, OutPacket, Want};
 pub use peer::Permissions;
 pub use room::{Room, RoomConfig, RoomEvent, RoomOutput, RoomStats};
+pub use stats::{LayerReceived, MediaTotals, PeerMediaStats, STATS_INTERVAL};
 pub use str0m;

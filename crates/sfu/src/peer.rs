@@ -11,6 +11,7 @@ use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc};
 
 use crate::error::SfuError;
+use crate::stats::{PeerCounters, STATS_INTERVAL};
 use crate::track::{OutState, TrackIn, TrackOut};
 
 /// What a participant may do with media (from its token's grants).
@@ -35,6 +36,8 @@ pub(crate) struct Peer {
     pub connected: bool,
     /// Dead: ICE consent lost or str0m failed. Removed by the room after it reports the loss.
     pub lost: bool,
+    /// Figures for operators (`stats.rs`).
+    pub counters: PeerCounters,
 }
 
 impl Peer {
@@ -51,6 +54,7 @@ impl Peer {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
+            .set_stats_interval(Some(STATS_INTERVAL))
             .build(now);
         for addr in candidates {
             let c = Candidate::host(*addr, "udp").map_err(|e| SfuError::Input(e.to_string()))?;
@@ -68,6 +72,7 @@ impl Peer {
             next_timeout: None,
             connected: false,
             lost: false,
+            counters: PeerCounters::default(),
         })
     }
 

@@ -129,6 +129,11 @@ impl Room {
         self.stats
     }
 
+    /// Each participant's media figures (`stats.rs`); meant to be read at most once a second.
+    pub fn media_stats(&self) -> Vec<crate::PeerMediaStats> {
+        self.peers.iter().map(|p| p.media_stats()).collect()
+    }
+
     /// Starts a participant's media session from its offer; returns the answer SDP.
     pub fn add_peer(
         &mut self,
@@ -290,7 +295,10 @@ impl Room {
                 return RoomOutput::Event(RoomEvent::Offer { peer, sdp, tracks });
             }
             match self.peers[i].rtc.poll_output() {
-                Ok(Output::Transmit(t)) => return RoomOutput::Transmit(t),
+                Ok(Output::Transmit(t)) => {
+                    self.peers[i].counters.on_transmit(&t.contents);
+                    return RoomOutput::Transmit(t);
+                }
                 Ok(Output::Timeout(t)) => {
                     let p = &mut self.peers[i];
                     p.next_timeout = Some(t);
@@ -324,6 +332,9 @@ impl Room {
             }
             Event::KeyframeRequest(req) => self.keyframe_requested_by_subscriber(i, req.mid),
             Event::Closed => self.peers[i].lost = true,
+            Event::PeerStats(s) => self.peers[i].on_peer_stats(&s),
+            Event::MediaIngressStats(s) => self.peers[i].on_ingress_stats(&s),
+            Event::MediaEgressStats(s) => self.peers[i].on_egress_stats(&s),
             _ => {}
         }
     }
