@@ -101,6 +101,11 @@ export async function startKham({ extraEnv = {}, https = false } = {}) {
       const printed = new URL(stdout.trim().split('\n').filter(Boolean).pop() || '');
       return new URL(printed.pathname + printed.search, baseUrl).toString();
     },
+    /** An operator token from the kham CLI (`token create --dev --admin`). */
+    async adminToken() {
+      const { stdout } = await run(bin, ['token', 'create', '--dev', '--admin'], { env, cwd: REPO });
+      return stdout.trim();
+    },
     async stop() {
       if (proc.exitCode !== null) return;
       const exited = new Promise((r) => proc.once('exit', r));

@@ -49,9 +49,21 @@ pub async fn request(
     path: &str,
     extra_headers: &[(&str, &str)],
 ) -> Result<HttpResponse> {
+    request_with_body(addr, method, path, extra_headers, None).await
+}
+
+/// Sends one request with an optional body (sent with `Content-Length`) and reads the whole
+/// response. Times out after 10 s.
+pub async fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    extra_headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<HttpResponse> {
     tokio::time::timeout(
         Duration::from_secs(10),
-        request_inner(addr, method, path, extra_headers),
+        request_inner(addr, method, path, extra_headers, body),
     )
     .await
     .map_err(|_| anyhow!("HTTP {method} {path} to {addr} timed out"))?
@@ -62,6 +74,7 @@ async fn request_inner(
     method: &str,
     path: &str,
     extra_headers: &[(&str, &str)],
+    body: Option<&[u8]>,
 ) -> Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr)
         .await
@@ -70,8 +83,15 @@ async fn request_inner(
     for (k, v) in extra_headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
     req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await?;
+    let mut bytes = req.into_bytes();
+    if let Some(b) = body {
+        bytes.extend_from_slice(b);
+    }
+    stream.write_all(&bytes).await?;
 
     let mut raw = Vec::new();
     // Read until EOF; a server that keeps the connection open despite `Connection: close` is

@@ -345,6 +345,79 @@ impl KhamServer {
         Ok(token)
     }
 
+    /// An operator token: `kham token create --dev --admin`.
+    pub fn admin_token(&self) -> Result<String> {
+        self.cli_token(&["--dev", "--admin"], &[])
+    }
+
+    /// An admin token signed with other credentials (`KHAM_AUTH__API_KEY/SECRET`, no `--dev`):
+    /// for checking that the server refuses it.
+    pub fn admin_token_signed_with(&self, api_key: &str, api_secret: &str) -> Result<String> {
+        self.cli_token(
+            &["--admin"],
+            &[
+                ("KHAM_AUTH__API_KEY", api_key),
+                ("KHAM_AUTH__API_SECRET", api_secret),
+            ],
+        )
+    }
+
+    fn cli_token(&self, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["token", "create"])
+            .args(args)
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .env_remove("RUST_LOG");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().context("running kham token create")?;
+        if !out.status.success() {
+            bail!(
+                "kham token create {args:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let stdout = String::from_utf8(out.stdout).context("token output is not UTF-8")?;
+        Ok(stdout.trim().to_owned())
+    }
+
+    /// An HTTP request to the server, with an optional bearer token and body.
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<HttpResponse> {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        http::request_with_body(self.http_addr, method, path, &headers, body).await
+    }
+
+    /// Sends SIGTERM to the server (it then drains).
+    pub fn terminate(&self) -> Result<()> {
+        let st = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .context("running kill -TERM")?;
+        if !st.success() {
+            bail!("kill -TERM failed: {st}");
+        }
+        Ok(())
+    }
+
     /// `GET /healthz`.
     pub async fn healthz(&self) -> Result<HttpResponse> {
         http::get(self.http_addr, "/healthz").await

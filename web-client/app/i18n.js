@@ -160,6 +160,16 @@ function initialLang() {
 /** @type {Lang} */
 let current = initialLang();
 
+/**
+ * Adds strings of another page (the operators' dashboard) to both languages, so that page
+ * shares this module's language choice and helpers.
+ * @param {Record<Lang, Record<string, string>>} more
+ */
+export function addStrings(more) {
+  Object.assign(STRINGS.vi, more.vi);
+  Object.assign(STRINGS.en, more.en);
+}
+
 /** @returns {Lang} */
 export function getLang() {
   return current;

@@ -82,6 +82,22 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in [`Reason::index`] order.
+    pub const ALL: [Reason; 7] = [
+        Reason::Start,
+        Reason::BandwidthDrop,
+        Reason::ProbeConfirmed,
+        Reason::TileSize,
+        Reason::Hidden,
+        Reason::AudioOnlyChosen,
+        Reason::LayerGone,
+    ];
+
+    /// Position in [`Reason::ALL`], for fixed-size counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Stable label for metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {

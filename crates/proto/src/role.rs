@@ -28,18 +28,21 @@ impl Role {
                 subscribe: true,
                 admit: true,
                 room_create: false,
+                admin: false,
             },
             Role::Station | Role::Patient => Grants {
                 publish: true,
                 subscribe: true,
                 admit: false,
                 room_create: false,
+                admin: false,
             },
             Role::Observer => Grants {
                 publish: false,
                 subscribe: true,
                 admit: false,
                 room_create: false,
+                admin: false,
             },
         }
     }
@@ -82,4 +85,7 @@ pub struct Grants {
     pub admit: bool,
     /// May create rooms through the HTTP API (booking system tokens).
     pub room_create: bool,
+    /// May use the operator API (`/api/admin/*`, `/metrics`, the dashboard): see every room's
+    /// load, the participants' display names and call quality, close rooms and remove people.
+    pub admin: bool,
 }

@@ -23,7 +23,26 @@ pub struct Config {
     pub media: MediaConfig,
     pub auth: AuthConfig,
     pub rooms: RoomsConfig,
+    pub admin: AdminConfig,
+    pub webhooks: WebhooksConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminConfig {
+    pub metrics_public: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhooksConfig {
+    pub urls: Vec<String>,
+    pub include_names: bool,
+    pub queue: usize,
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub first_retry: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +59,7 @@ pub struct MediaConfig {
     pub udp_port: u16,
     pub announce: Vec<IpAddr>,
     pub shards: usize,
+    pub adaptation: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -55,6 +75,8 @@ pub struct RoomsConfig {
     pub empty_timeout: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub departure_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub drain_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +118,14 @@ impl Config {
         }
         if !(1..=8).contains(&self.rooms.max_participants) {
             bail!("rooms.max_participants must be between 1 and 8");
+        }
+        for u in &self.webhooks.urls {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!("webhooks.urls: {u:?} is not an http:// or https:// URL");
+            }
+        }
+        if self.webhooks.queue == 0 || !(1..=20).contains(&self.webhooks.max_attempts) {
+            bail!("webhooks.queue must be positive and webhooks.max_attempts between 1 and 20");
         }
         let (c, k) = (
             self.tls_enabled(),
@@ -147,6 +177,12 @@ mod tests {
         assert_eq!(cfg.rooms.max_participants, 8);
         assert_eq!(cfg.rooms.departure_timeout, Duration::from_secs(20));
         assert_eq!(cfg.public_url(), "http://127.0.0.1:7880");
+        assert!(cfg.webhooks.urls.is_empty(), "webhooks are off by default");
+        assert!(
+            !cfg.webhooks.include_names,
+            "no names in webhooks by default"
+        );
+        assert!(!cfg.admin.metrics_public, "metrics need a token by default");
     }
 
     #[test]

@@ -1,10 +1,17 @@
 //! `kham`: the teleconsultation media server (signaling, SFU, web client) in one binary.
 
+mod admin;
 mod config;
+mod cpu;
+mod media_stats;
+mod metrics;
+mod monitor;
+mod observer;
 mod serve;
 mod shard;
 mod tokens;
 mod web;
+mod webhooks;
 
 use std::path::PathBuf;
 

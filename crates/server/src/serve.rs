@@ -1,19 +1,27 @@
-//! `kham serve`: binds the media sockets and the HTTP listener and runs until Ctrl-C/SIGTERM.
+//! `kham serve`: binds the media sockets and the HTTP listener and runs until SIGTERM/Ctrl-C,
+//! then drains: no new joins, `/readyz` 503, calls go on until they end or `rooms.drain_timeout`.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use kham_proto::Role;
 use kham_signal::{AppState, Counters, RoomSettings, RoomTimeouts, Rooms, TokenKeys};
 use serde_json::json;
+use tokio::sync::watch;
 
+use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::shard::{self, MediaCounters, ShardSetup};
+use crate::media_stats::MediaBoards;
+use crate::metrics::{Metrics, Sources};
+use crate::monitor::{History, Monitor, OpsView};
+use crate::observer::ServerObserver;
+use crate::shard::{self, ShardSetup};
 use crate::tokens;
+use crate::webhooks::{WebhookStats, Webhooks};
 
 pub fn run(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     let cfg = Config::load(config, dev)?;
@@ -61,17 +69,38 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         tracing::info!(port = bound.port(), shard = i, "media UDP socket bound");
         sockets.push(socket);
     }
-    let media_counters = Arc::new(MediaCounters::default());
-    let media = shard::start(
-        ShardSetup {
-            sockets,
-            announce,
-            max_participants: cfg.rooms.max_participants,
+    let (media, boards) = shard::start(ShardSetup {
+        sockets,
+        announce,
+        max_participants: cfg.rooms.max_participants,
+        adaptation: if cfg.media.adaptation {
+            kham_sfu::Adaptation::default()
+        } else {
+            // The benchmark baseline: always the top layer (closest one flowing).
+            kham_sfu::Adaptation::Fixed(kham_sfu::kham_bwe::Layer::new(2, 2))
         },
-        media_counters.clone(),
-    )?;
+    })?;
 
     let keys = TokenKeys::new(&cfg.auth.api_key, &cfg.auth.api_secret);
+    let draining = Arc::new(AtomicBool::new(false));
+    let signal_counters = Arc::new(Counters::default());
+    let (view_tx, view_rx) = watch::channel(Arc::new(OpsView::default()));
+    let webhook_stats = Arc::new(WebhookStats::default());
+    let metrics = Metrics::new(Sources {
+        view: view_rx.clone(),
+        signal: signal_counters.clone(),
+        webhooks: webhook_stats.clone(),
+        draining: draining.clone(),
+    });
+    let webhooks =
+        Webhooks::start(&cfg.webhooks, &cfg.auth.api_secret, webhook_stats)?.map(Arc::new);
+    if webhooks.is_some() {
+        tracing::info!(endpoints = cfg.webhooks.urls.len(), "webhooks on");
+    }
+    let observer = Arc::new(ServerObserver {
+        metrics: metrics.clone(),
+        webhooks: webhooks.clone(),
+    });
     let settings = RoomSettings {
         max_participants: cfg.rooms.max_participants,
         timeouts: RoomTimeouts {
@@ -79,25 +108,38 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
             departure_timeout: cfg.rooms.departure_timeout,
         },
     };
-    let rooms = Rooms::new(Arc::new(media), settings);
-    let draining = Arc::new(AtomicBool::new(false));
-    let mc = media_counters.clone();
+    let rooms = Rooms::with_observer(Arc::new(media), settings, observer);
+    let history = Arc::new(Mutex::new(History::default()));
+    tokio::spawn(
+        Monitor {
+            rooms: rooms.clone(),
+            boards: boards.clone(),
+            metrics: metrics.clone(),
+            history: history.clone(),
+            draining: draining.clone(),
+            view: view_tx,
+        }
+        .run(),
+    );
     let state = AppState {
         keys: keys.clone(),
-        rooms,
-        counters: Arc::new(Counters::default()),
-        health: Arc::new(move || {
-            let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-            json!({
-                "udp_in": get(&mc.udp_in),
-                "udp_out": get(&mc.udp_out),
-                "udp_dropped": get(&mc.udp_dropped),
-                "udp_send_dropped": get(&mc.send_dropped),
-            })
-        }),
+        rooms: rooms.clone(),
+        counters: signal_counters,
+        health: health(boards.clone()),
         draining: draining.clone(),
     };
-    let app = kham_signal::router(state).fallback(crate::web::static_handler);
+    let admin = admin::router(AdminState {
+        keys: keys.clone(),
+        rooms: rooms.clone(),
+        boards,
+        view: view_rx.clone(),
+        history,
+        metrics,
+        metrics_public: cfg.admin.metrics_public,
+    });
+    let app = kham_signal::router(state)
+        .merge(admin)
+        .fallback(crate::web::static_handler);
 
     let base = cfg.public_url();
     if dev {
@@ -105,13 +147,14 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     }
     let listen = cfg.http.listen;
     let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        draining.store(true, Ordering::Relaxed);
-        h.graceful_shutdown(Some(Duration::from_secs(5)));
-    });
+    tokio::spawn(drain(
+        rooms,
+        view_rx,
+        draining,
+        webhooks,
+        cfg.rooms.drain_timeout,
+        handle.clone(),
+    ));
     tracing::info!(%listen, tls = cfg.tls_enabled(), "HTTP listening; open {base}/join?room=..&token=..");
     if cfg.tls_enabled() {
         // rustls needs a process-wide crypto provider; aws-lc-rs is already linked for str0m.
@@ -133,6 +176,67 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// Media counters for `/healthz`.
+fn health(boards: MediaBoards) -> kham_signal::HealthFn {
+    Arc::new(move || {
+        let c = boards.counters();
+        json!({
+            "udp_in": c.udp_in,
+            "udp_out": c.udp_out,
+            "udp_dropped": c.udp_dropped,
+            "udp_send_dropped": c.send_dropped,
+        })
+    })
+}
+
+/// Waits for SIGTERM/Ctrl-C, then drains: refuses joins (`draining`), waits until nobody is in
+/// a call or a lobby (or `limit`, or a second signal), ends the rooms left so their
+/// `room_finished` webhooks go out, gives webhooks a few seconds, and stops the HTTP server.
+async fn drain(
+    rooms: Rooms,
+    mut view: watch::Receiver<Arc<OpsView>>,
+    draining: Arc<AtomicBool>,
+    webhooks: Option<Arc<Webhooks>>,
+    limit: Duration,
+    handle: axum_server::Handle<SocketAddr>,
+) {
+    shutdown_signal().await;
+    draining.store(true, Ordering::Relaxed);
+    let people = |v: &OpsView| v.node.participants + v.node.lobby;
+    tracing::info!(
+        people = people(&view.borrow()),
+        limit = %humantime::format_duration(limit),
+        "draining: refusing new joins, waiting for calls to end"
+    );
+    let calls_over = async {
+        loop {
+            // A fresh count, not the last view: it may predate the signal.
+            let n: usize = rooms.details().await.iter().map(|d| d.members.len()).sum();
+            if n == 0 {
+                break;
+            }
+            if view.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = calls_over => tracing::info!("drained: no calls left"),
+        _ = tokio::time::sleep(limit) => tracing::warn!("drain timeout: ending the remaining calls"),
+        _ = shutdown_signal() => tracing::warn!("second signal: ending the remaining calls now"),
+    }
+    for d in rooms.details().await {
+        rooms.end(&d.room, "server_shutdown").await;
+    }
+    if let Some(w) = &webhooks {
+        // Let the rooms' last events reach the queues, then deliver what can be in a few s.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        w.flush(Duration::from_secs(5)).await;
+    }
+    tracing::info!("shutting down");
+    handle.graceful_shutdown(Some(Duration::from_secs(2)));
 }
 
 fn print_dev_links(keys: &TokenKeys, base: &str) {
@@ -157,6 +261,13 @@ fn print_dev_links(keys: &TokenKeys, base: &str) {
         "  station: {}",
         mk("dev-station", "Trạm y tế xã", Role::Station)
     );
+    let admin = tokens::admin_claims(keys, "dev-operator", ttl);
+    if let Ok(t) = keys.sign(&admin) {
+        println!(
+            "  dashboard (operators): {}",
+            tokens::dashboard_link(base, &t)
+        );
+    }
 }
 
 async fn shutdown_signal() {

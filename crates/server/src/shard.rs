@@ -2,13 +2,14 @@
 //! it. Everything of a room happens on its shard with `&mut Room`: no lock on the packet path.
 //! Signaling reaches a shard through a bounded command channel ([`MediaHandle`] implements the
 //! signaling crate's `Media` trait); room events go back through each room's event channel.
+//! Counters are plain integers of the shard; once per second the shard publishes them, with each
+//! room's per-participant figures, to its board (`media_stats.rs`).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kham_proto::ParticipantId;
@@ -19,17 +20,12 @@ use kham_signal::{Media, MediaError, MediaEvent, MediaPerms};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-/// Counters of all shards (relaxed atomics: no lock, no allocation per packet).
-#[derive(Debug, Default)]
-pub struct MediaCounters {
-    pub udp_in: AtomicU64,
-    pub udp_out: AtomicU64,
-    /// Datagrams no room accepted or that could not be parsed.
-    pub udp_dropped: AtomicU64,
-    /// Datagrams the socket refused to send (buffer full).
-    pub send_dropped: AtomicU64,
-    pub rooms_panicked: AtomicU64,
-}
+use crate::media_stats::{
+    Accumulator, Board, MediaBoards, RoomMedia, ShardCounters, ShardSnapshot,
+};
+
+/// How often a shard publishes its figures.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 enum ShardCmd {
     OpenRoom {
@@ -149,15 +145,20 @@ pub struct ShardSetup {
     /// Per shard: the addresses announced as ICE candidates.
     pub announce: Vec<Vec<SocketAddr>>,
     pub max_participants: usize,
+    /// How subscribers' layers are chosen (`media.adaptation`).
+    pub adaptation: kham_sfu::Adaptation,
 }
 
-/// Starts the shard threads.
-pub fn start(setup: ShardSetup, counters: Arc<MediaCounters>) -> anyhow::Result<MediaHandle> {
+/// Starts the shard threads; their figures are read through the returned boards.
+pub fn start(setup: ShardSetup) -> anyhow::Result<(MediaHandle, MediaBoards)> {
     let mut shards = Vec::new();
+    let mut boards = Vec::new();
     for (i, (socket, announce)) in setup.sockets.into_iter().zip(setup.announce).enumerate() {
         let (tx, rx) = mpsc::channel(1024);
-        let counters = counters.clone();
+        let board: Board = Arc::new(Mutex::new(Arc::new(ShardSnapshot::default())));
+        boards.push(board.clone());
         let max = setup.max_participants;
+        let adaptation = setup.adaptation.clone();
         socket.set_nonblocking(true)?;
         std::thread::Builder::new()
             .name(format!("kham-shard-{i}"))
@@ -174,14 +175,18 @@ pub fn start(setup: ShardSetup, counters: Arc<MediaCounters>) -> anyhow::Result<
                 };
                 rt.block_on(async move {
                     match UdpSocket::from_std(socket) {
-                        Ok(s) => Shard::new(s, announce, max, counters).run(rx).await,
+                        Ok(s) => {
+                            Shard::new(s, announce, max, adaptation, board)
+                                .run(rx)
+                                .await
+                        }
                         Err(e) => tracing::error!(error = %e, "shard socket failed"),
                     }
                 });
             })?;
         shards.push(tx);
     }
-    Ok(MediaHandle { shards })
+    Ok((MediaHandle { shards }, MediaBoards::new(boards)))
 }
 
 struct RoomEntry {
@@ -195,10 +200,13 @@ struct Shard {
     local: SocketAddr,
     announce: Vec<SocketAddr>,
     max_participants: usize,
+    adaptation: kham_sfu::Adaptation,
     rooms: HashMap<String, RoomEntry>,
     /// Remote address -> room, learned on the first datagram a room accepted.
     by_addr: HashMap<SocketAddr, String>,
-    counters: Arc<MediaCounters>,
+    counters: ShardCounters,
+    accumulator: Accumulator,
+    board: Board,
     seed: u64,
 }
 
@@ -210,7 +218,8 @@ impl Shard {
         socket: UdpSocket,
         announce: Vec<SocketAddr>,
         max_participants: usize,
-        counters: Arc<MediaCounters>,
+        adaptation: kham_sfu::Adaptation,
+        board: Board,
     ) -> Self {
         let local = socket
             .local_addr()
@@ -220,15 +229,20 @@ impl Shard {
             local,
             announce,
             max_participants,
+            adaptation,
             rooms: HashMap::new(),
             by_addr: HashMap::new(),
-            counters,
+            counters: ShardCounters::default(),
+            accumulator: Accumulator::default(),
+            board,
             seed: rand::random(),
         }
     }
 
     async fn run(mut self, mut cmds: mpsc::Receiver<ShardCmd>) {
         let mut buf = vec![0u8; 2048];
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = self
                 .rooms
@@ -247,6 +261,7 @@ impl Shard {
                     Err(e) => tracing::debug!(error = %e, "udp recv error"),
                 },
                 _ = tokio::time::sleep_until(next.into()) => self.timeouts(),
+                _ = publish.tick() => self.publish(),
             }
         }
     }
@@ -316,6 +331,7 @@ impl Shard {
         let config = RoomConfig {
             candidates: self.announce.clone(),
             max_peers: self.max_participants,
+            adaptation: self.adaptation.clone(),
             ..RoomConfig::default()
         };
         // Each room gets its own seed (initial sequence numbers differ between rooms).
@@ -332,7 +348,7 @@ impl Shard {
 
     fn room_panicked(&mut self, room: &str) {
         tracing::error!(%room, "room engine panicked; its media sessions are dropped");
-        self.counters.rooms_panicked.fetch_add(1, Ordering::Relaxed);
+        self.counters.rooms_panicked += 1;
         if let Some(entry) = self.rooms.remove(room) {
             for peer in entry.room.peer_ids() {
                 let _ = entry.events.try_send(MediaEvent::Lost { peer });
@@ -345,10 +361,11 @@ impl Shard {
     }
 
     fn datagram(&mut self, data: &[u8], source: SocketAddr) {
-        self.counters.udp_in.fetch_add(1, Ordering::Relaxed);
+        self.counters.udp_in += 1;
+        self.counters.udp_bytes_in += data.len() as u64;
         let now = Instant::now();
         let Ok(contents) = DatagramRecv::try_from(data) else {
-            self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.udp_dropped += 1;
             return;
         };
         let input = Input::Receive(
@@ -375,7 +392,7 @@ impl Shard {
                     .find(|(_, e)| e.room.accepts(&input))
                     .map(|(id, _)| id.clone())
                 else {
-                    self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+                    self.counters.udp_dropped += 1;
                     return;
                 };
                 if self.by_addr.len() >= MAX_ADDR_CACHE {
@@ -386,7 +403,7 @@ impl Shard {
             }
         };
         if let Err(e) = self.with_room(&room_id, |r| r.handle_datagram(input)) {
-            self.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.udp_dropped += 1;
             tracing::debug!(error = %e, "datagram rejected");
         }
         self.drain(&room_id);
@@ -414,13 +431,17 @@ impl Shard {
         let Some(entry) = self.rooms.get_mut(room) else {
             return;
         };
+        let counters = &mut self.counters;
         let out = catch_unwind(AssertUnwindSafe(|| {
             loop {
                 match entry.room.poll_output() {
                     RoomOutput::Transmit(t) => {
                         match self.socket.try_send_to(&t.contents, t.destination) {
-                            Ok(_) => self.counters.udp_out.fetch_add(1, Ordering::Relaxed),
-                            Err(_) => self.counters.send_dropped.fetch_add(1, Ordering::Relaxed),
+                            Ok(n) => {
+                                counters.udp_out += 1;
+                                counters.udp_bytes_out += n as u64;
+                            }
+                            Err(_) => counters.send_dropped += 1,
                         };
                     }
                     RoomOutput::Event(e) => {
@@ -445,6 +466,32 @@ impl Shard {
         if out.is_err() {
             self.room_panicked(room);
         }
+    }
+}
+
+impl Shard {
+    /// Copies the counters and every room's figures to the board (once per second).
+    fn publish(&mut self) {
+        let rooms: HashMap<String, (RoomMedia, kham_sfu::RoomStats)> = self
+            .rooms
+            .iter()
+            .map(|(id, e)| {
+                let st = e.room.stats();
+                let media = RoomMedia {
+                    peers: e.room.media_stats(),
+                };
+                (id.clone(), (media, st))
+            })
+            .collect();
+        self.accumulator.fold(
+            &mut self.counters,
+            rooms.iter().map(|(id, (m, st))| (id.as_str(), m, *st)),
+        );
+        let snapshot = ShardSnapshot {
+            counters: self.counters,
+            rooms: rooms.into_iter().map(|(id, (m, _))| (id, m)).collect(),
+        };
+        *self.board.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
     }
 }
 

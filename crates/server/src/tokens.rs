@@ -12,17 +12,21 @@ use crate::config::Config;
 #[derive(clap::Args)]
 pub struct CreateArgs {
     /// Room the token opens.
-    #[arg(long)]
-    room: String,
+    #[arg(long, required_unless_present = "admin")]
+    room: Option<String>,
     /// Identity in the booking system (not shown to others).
-    #[arg(long)]
-    identity: String,
+    #[arg(long, required_unless_present = "admin")]
+    identity: Option<String>,
     /// Display name shown in the call.
-    #[arg(long)]
-    name: String,
+    #[arg(long, required_unless_present = "admin")]
+    name: Option<String>,
     /// doctor, station, patient or observer.
-    #[arg(long)]
-    role: Role,
+    #[arg(long, required_unless_present = "admin")]
+    role: Option<Role>,
+    /// An operator token for the admin API, /metrics and the dashboard (opens no room). With
+    /// --url, prints the dashboard link.
+    #[arg(long, conflicts_with_all = ["room", "role", "room_create"])]
+    admin: bool,
     /// Lifetime, e.g. 30m, 2h.
     #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
     ttl: Duration,
@@ -69,6 +73,21 @@ pub fn claims(
     }
 }
 
+/// Claims of an operator token: the `admin` grant only, no room, no media.
+pub fn admin_claims(keys: &TokenKeys, identity: &str, ttl: Duration) -> Claims {
+    let mut c = claims(keys, "", identity, "", Role::Observer, ttl, false);
+    c.grants = kham_proto::Grants {
+        admin: true,
+        ..Default::default()
+    };
+    c
+}
+
+/// The dashboard link with an admin token.
+pub fn dashboard_link(base: &str, token: &str) -> String {
+    format!("{base}/dashboard?token={token}")
+}
+
 /// The link a participant opens.
 pub fn join_link(base: &str, room: &str, token: &str) -> String {
     format!("{base}/join?room={room}&token={token}")
@@ -76,22 +95,30 @@ pub fn join_link(base: &str, room: &str, token: &str) -> String {
 
 pub fn create(a: CreateArgs) -> anyhow::Result<()> {
     let cfg = Config::load(a.config.as_deref(), a.dev)?;
-    if !kham_signal::valid_room_id(&a.room) {
+    let keys = TokenKeys::new(&cfg.auth.api_key, &cfg.auth.api_secret);
+    if a.admin {
+        let identity = a.identity.as_deref().unwrap_or("operator");
+        let c = admin_claims(&keys, identity, a.ttl);
+        let token = keys.sign(&c).ok().context("signing the token failed")?;
+        if a.url {
+            println!("{}", dashboard_link(&cfg.public_url(), &token));
+        } else {
+            println!("{token}");
+        }
+        return Ok(());
+    }
+    // clap enforces these without --admin.
+    let (Some(room), Some(identity), Some(name), Some(role)) = (a.room, a.identity, a.name, a.role)
+    else {
+        anyhow::bail!("--room, --identity, --name and --role are required (or --admin)");
+    };
+    if !kham_signal::valid_room_id(&room) {
         anyhow::bail!("room ids are 1-64 characters of A-Z a-z 0-9 - _");
     }
-    let keys = TokenKeys::new(&cfg.auth.api_key, &cfg.auth.api_secret);
-    let c = claims(
-        &keys,
-        &a.room,
-        &a.identity,
-        &a.name,
-        a.role,
-        a.ttl,
-        a.room_create,
-    );
+    let c = claims(&keys, &room, &identity, &name, role, a.ttl, a.room_create);
     let token = keys.sign(&c).ok().context("signing the token failed")?;
     if a.url {
-        println!("{}", join_link(&cfg.public_url(), &a.room, &token));
+        println!("{}", join_link(&cfg.public_url(), &room, &token));
     } else {
         println!("{token}");
     }

@@ -10,11 +10,13 @@ use rust_embed::RustEmbed;
 #[exclude = "*.json"]
 struct Assets;
 
-/// Serves `web-client/`; `/` and `/join` (the join link) serve the call page.
+/// Serves `web-client/`; `/` and `/join` (the join link) serve the call page, `/dashboard` the
+/// operators' dashboard.
 pub async fn static_handler(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     let path = match path {
         "" | "join" => "index.html",
+        "dashboard" => "dashboard.html",
         p => p,
     };
     match Assets::get(path) {

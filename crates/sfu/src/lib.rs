@@ -24,7 +24,9 @@
 //!
 //! Where to look: `room.rs` (poll loop, `forward`), `forward.rs` (per-subscriber rewriting and
 //! layer switching), `track.rs` (published and received tracks, layer choice), `peer.rs`
-//! (renegotiation), `codec.rs` (keyframe detection).
+//! (renegotiation), `codec.rs` (keyframe detection), `stats.rs` (per-participant figures for
+//! operators, read with [`Room::media_stats`] at most once a second), `quality.rs` (the
+//! excellent/good/poor/lost verdict).
 
 mod adapt;
 mod codec;
@@ -32,7 +34,9 @@ mod error;
 mod forward;
 mod meter;
 mod peer;
+pub mod quality;
 mod room;
+mod stats;
 mod track;
 
 pub use adapt::{ALLOCATION_INTERVAL, Adaptation};
@@ -42,4 +46,5 @@ pub use forward::{Forwarder, InPacket, OutPacket, Want};
 pub use kham_bwe;
 pub use peer::Permissions;
 pub use room::{Room, RoomConfig, RoomEvent, RoomOutput, RoomStats};
+pub use stats::{LayerReceived, MediaTotals, PeerMediaStats, STATS_INTERVAL};
 pub use str0m;

@@ -12,6 +12,7 @@ use str0m::{Candidate, Rtc};
 
 use crate::adapt::{Adaptation, SubscriberAdapt};
 use crate::error::SfuError;
+use crate::stats::{PeerCounters, STATS_INTERVAL};
 use crate::track::{OutState, TrackIn, TrackOut};
 
 /// What a participant may do with media (from its token's grants).
@@ -38,6 +39,8 @@ pub(crate) struct Peer {
     pub lost: bool,
     /// What this participant receives, decided from its estimate.
     pub adapt: SubscriberAdapt,
+    /// Figures for operators (`stats.rs`).
+    pub counters: PeerCounters,
 }
 
 impl Peer {
@@ -56,6 +59,7 @@ impl Peer {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
+            .set_stats_interval(Some(STATS_INTERVAL))
             .build(now);
         for addr in candidates {
             let c = Candidate::host(*addr, "udp").map_err(|e| SfuError::Input(e.to_string()))?;
@@ -74,6 +78,7 @@ impl Peer {
             connected: false,
             lost: false,
             adapt: SubscriberAdapt::new(adaptation),
+            counters: PeerCounters::default(),
         })
     }
 

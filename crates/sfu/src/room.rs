@@ -86,6 +86,8 @@ pub struct RoomStats {
     pub rtp_out: u64,
     pub keyframe_requests: u64,
     pub layer_switches: u64,
+    /// Allocator decisions, by `kham_bwe::Reason::index`.
+    pub allocation_switches: [u64; 7],
 }
 
 /// One consultation's media: the participants' `Rtc`s and the forwarding between them.
@@ -138,6 +140,11 @@ impl Room {
     /// Counters.
     pub fn stats(&self) -> RoomStats {
         self.stats
+    }
+
+    /// Each participant's media figures (`stats.rs`); meant to be read at most once a second.
+    pub fn media_stats(&self) -> Vec<crate::PeerMediaStats> {
+        self.peers.iter().map(|p| p.media_stats()).collect()
     }
 
     /// Starts a participant's media session from its offer; returns the answer SDP.
@@ -326,7 +333,10 @@ impl Room {
                 return RoomOutput::Event(RoomEvent::Offer { peer, sdp, tracks });
             }
             match self.peers[i].rtc.poll_output() {
-                Ok(Output::Transmit(t)) => return RoomOutput::Transmit(t),
+                Ok(Output::Transmit(t)) => {
+                    self.peers[i].counters.on_transmit(&t.contents);
+                    return RoomOutput::Transmit(t);
+                }
                 Ok(Output::Timeout(t)) => {
                     let p = &mut self.peers[i];
                     p.next_timeout = Some(t);
@@ -362,12 +372,18 @@ impl Room {
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 let p = &mut self.peers[i];
                 let e = estimate.as_u64();
-                if p.adapt.estimate_bps.is_none_or(|old| e.abs_diff(old) * 5 > old) {
+                if p.adapt
+                    .estimate_bps
+                    .is_none_or(|old| e.abs_diff(old) * 5 > old)
+                {
                     tracing::debug!(peer = %p.id, estimate_bps = e, "egress estimate");
                 }
                 p.adapt.estimate_bps = Some(e);
             }
             Event::Closed => self.peers[i].lost = true,
+            Event::PeerStats(s) => self.peers[i].on_peer_stats(&s),
+            Event::MediaIngressStats(s) => self.peers[i].on_ingress_stats(&s),
+            Event::MediaEgressStats(s) => self.peers[i].on_egress_stats(&s),
             _ => {}
         }
     }
@@ -646,6 +662,11 @@ impl Room {
                 let p = others.iter().find(|p| p.id == *publisher)?;
                 p.tracks_in.iter().find(|t| t.mid == mid).map(rates_of)
             });
+            for s in &sub.adapt.allocation().switches {
+                if let Some(n) = self.stats.allocation_switches.get_mut(s.reason.index()) {
+                    *n += 1;
+                }
+            }
             sub.dirty = true;
         }
     }

@@ -5,12 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kham_proto::{ClientMsg, ErrorCode, LeaveReason, ParticipantId, ServerMsg, close_code};
+use kham_proto::{
+    ClientMsg, ErrorCode, LeaveReason, ParticipantId, Role, ServerMsg, Status, close_code,
+};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::media::{Media, MediaError, MediaEvent, MediaPerms};
-use crate::room_state::{Effect, JoinRefusal, RoomState};
+use crate::notice::{Notice, SharedObserver};
+use crate::room_state::{Effect, JoinRefusal, MemberChange, RoomState};
 use crate::token::Claims;
 
 /// What a session's writer task receives.
@@ -29,6 +32,8 @@ pub(crate) enum RoomCmd {
     Join {
         id: ParticipantId,
         claims: Claims,
+        /// What kind of client joined (from its User-Agent), for operators.
+        client: String,
         tx: mpsc::Sender<Outbound>,
         reply: oneshot::Sender<Result<(), JoinRefusal>>,
     },
@@ -46,6 +51,49 @@ pub(crate) enum RoomCmd {
     End {
         reason: String,
     },
+    Detail {
+        reply: oneshot::Sender<RoomDetail>,
+    },
+    /// An operator removes a participant.
+    Remove {
+        id: ParticipantId,
+        reason: String,
+        reply: oneshot::Sender<Result<(), (ErrorCode, String)>>,
+    },
+}
+
+/// A room as operators see it: everyone in it, with display names (admins only).
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomDetail {
+    pub room: String,
+    pub age_s: u64,
+    pub members: Vec<MemberDetail>,
+}
+
+/// One person in a room, for operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberDetail {
+    pub id: ParticipantId,
+    pub name: String,
+    pub role: Role,
+    pub status: Status,
+    /// Seconds since this person joined the room.
+    pub joined_s: u64,
+    /// Client kind from the User-Agent, e.g. `chrome/android`, `native`.
+    pub client: String,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+    /// ICE and DTLS came up at least once.
+    pub media_connected: bool,
+}
+
+/// What the room task keeps per session besides its socket.
+pub(crate) struct SessionInfo {
+    client: String,
+    /// When the join clock started: WebSocket opened, or admitted from the lobby. Cleared
+    /// once media connected.
+    join_started: Option<Instant>,
+    media_connected: bool,
 }
 
 /// A room as listed by the API (no names: those are for the room's members and admins).
@@ -74,6 +122,8 @@ pub(crate) struct RoomActor {
     pub created: Instant,
     pub timeouts: RoomTimeouts,
     pub ever_joined: bool,
+    pub observer: SharedObserver,
+    pub info: HashMap<ParticipantId, SessionInfo>,
 }
 
 impl RoomActor {
@@ -85,6 +135,9 @@ impl RoomActor {
     ) {
         let (ev_tx, mut events) = mpsc::channel(256);
         self.media.open_room(&self.id, ev_tx);
+        self.observer.notice(Notice::RoomStarted {
+            room: self.id.clone(),
+        });
         let mut empty_since = Some(Instant::now());
         loop {
             let deadline = empty_since.map(|t| {
@@ -122,6 +175,10 @@ impl RoomActor {
             };
         }
         self.media.close_room(&self.id);
+        self.observer.notice(Notice::RoomFinished {
+            room: self.id.clone(),
+            ended: self.state.is_ended(),
+        });
         on_exit(&self.id, self.state.is_ended());
     }
 
@@ -133,6 +190,7 @@ impl RoomActor {
             RoomCmd::Join {
                 id,
                 claims,
+                client,
                 tx,
                 reply,
             } => {
@@ -140,6 +198,14 @@ impl RoomActor {
                 match self.state.join(id.clone(), &claims, now_ms) {
                     Ok(fx) => {
                         self.ever_joined = true;
+                        self.info.insert(
+                            id.clone(),
+                            SessionInfo {
+                                client,
+                                join_started: Some(Instant::now()),
+                                media_connected: false,
+                            },
+                        );
                         self.sessions.insert(id, tx);
                         let _ = reply.send(Ok(()));
                         self.apply(fx);
@@ -174,6 +240,44 @@ impl RoomActor {
             RoomCmd::End { reason } => {
                 let fx = self.state.end(&reason);
                 self.apply(fx);
+            }
+            RoomCmd::Detail { reply } => {
+                let now_ms = self.created.elapsed().as_millis() as u64;
+                let members = self
+                    .state
+                    .members()
+                    .into_iter()
+                    .map(|m| {
+                        let info = self.info.get(&m.info.id);
+                        MemberDetail {
+                            joined_s: now_ms.saturating_sub(m.since_ms) / 1000,
+                            client: info.map(|i| i.client.clone()).unwrap_or_default(),
+                            media_connected: info.is_some_and(|i| i.media_connected),
+                            id: m.info.id,
+                            name: m.info.name,
+                            role: m.info.role,
+                            status: m.status,
+                            audio_muted: m.info.audio_muted,
+                            video_muted: m.info.video_muted,
+                        }
+                    })
+                    .collect();
+                let _ = reply.send(RoomDetail {
+                    room: self.id.clone(),
+                    age_s: self.created.elapsed().as_secs(),
+                    members,
+                });
+            }
+            RoomCmd::Remove { id, reason, reply } => {
+                match self.state.remove_by_operator(&id, &reason) {
+                    Ok(fx) => {
+                        self.apply(fx);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
         }
     }
@@ -238,7 +342,24 @@ impl RoomActor {
                 self.send(&peer, ServerMsg::Offer { sdp, tracks })
             }
             MediaEvent::Connected { peer } => {
-                tracing::debug!(room = %self.id, %peer, "media connected")
+                tracing::debug!(room = %self.id, %peer, "media connected");
+                let role = self
+                    .state
+                    .members()
+                    .into_iter()
+                    .find(|m| m.info.id == peer)
+                    .map(|m| m.info.role);
+                if let (Some(info), Some(role)) = (self.info.get_mut(&peer), role) {
+                    info.media_connected = true;
+                    if let Some(t) = info.join_started.take() {
+                        self.observer.notice(Notice::MediaConnected {
+                            room: self.id.clone(),
+                            participant: peer,
+                            role,
+                            join_time: t.elapsed(),
+                        });
+                    }
+                }
             }
             MediaEvent::Lost { peer } => {
                 tracing::info!(room = %self.id, %peer, "media connection lost");
@@ -264,8 +385,28 @@ impl RoomActor {
                 }
                 Effect::MediaRemove(id) => self.media.remove(&self.id, id),
                 Effect::RoomEnded => {}
+                Effect::Member(who, change) => self.member_changed(who, change),
             }
         }
+    }
+
+    fn member_changed(&mut self, who: crate::notice::Who, change: MemberChange) {
+        let room = self.id.clone();
+        let notice = match change {
+            MemberChange::Joined { waiting } => Notice::ParticipantJoined { room, who, waiting },
+            MemberChange::Admitted => {
+                // The join clock of someone who waited starts at admission.
+                if let Some(i) = self.info.get_mut(&who.id) {
+                    i.join_started = Some(Instant::now());
+                }
+                Notice::ParticipantAdmitted { room, who }
+            }
+            MemberChange::Left(reason) => {
+                self.info.remove(&who.id);
+                Notice::ParticipantLeft { room, who, reason }
+            }
+        };
+        self.observer.notice(notice);
     }
 
     fn send(&mut self, id: &ParticipantId, msg: ServerMsg) {

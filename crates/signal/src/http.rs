@@ -72,6 +72,22 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// Any error reply: `{"error": code, "message": message}` with this status.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    /// The server is draining (shutting down): no new joins or rooms.
+    pub fn draining() -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "draining",
+            message: "this server is shutting down; try again on another".into(),
+        }
+    }
     pub fn unauthorized(e: TokenError) -> Self {
         ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -124,7 +140,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub(crate) fn unix_now() -> u64 {
+/// Seconds since the Unix epoch (token times).
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -168,6 +185,9 @@ async fn create_room(
     body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     bearer(&app, &headers)?;
+    if app.draining.load(Ordering::Relaxed) {
+        return Err(ApiError::draining());
+    }
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if !valid_room_id(&body.room) {
         return Err(ApiError::bad_request(

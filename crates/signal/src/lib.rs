@@ -12,13 +12,16 @@
 pub mod actor;
 pub mod http;
 pub mod media;
+pub mod notice;
 pub mod registry;
 pub mod room_state;
 pub mod token;
+mod user_agent;
 mod ws;
 
-pub use actor::{RoomSummary, RoomTimeouts};
-pub use http::{AppState, Counters, HealthFn, router, valid_room_id};
+pub use actor::{MemberDetail, RoomDetail, RoomSummary, RoomTimeouts};
+pub use http::{ApiError, AppState, Counters, HealthFn, router, unix_now, valid_room_id};
 pub use media::{Media, MediaError, MediaEvent, MediaPerms};
-pub use registry::{RoomSettings, Rooms};
+pub use notice::{NoObserver, Notice, Observer, SharedObserver, Who};
+pub use registry::{RemoveError, RoomSettings, Rooms};
 pub use token::{Claims, TokenError, TokenKeys};

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kham_proto::{ErrorCode, ParticipantId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::actor::{RoomActor, RoomCmd, RoomSummary, RoomTimeouts};
+use crate::actor::{RoomActor, RoomCmd, RoomDetail, RoomSummary, RoomTimeouts};
 use crate::media::Media;
+use crate::notice::{NoObserver, SharedObserver};
 use crate::room_state::{JoinRefusal, RoomState};
 
 /// How long an ended consult's id stays closed to new joins (longer than any token lives).
@@ -38,16 +40,34 @@ struct Inner {
     ended: Mutex<HashMap<String, Instant>>,
     media: Arc<dyn Media>,
     settings: RoomSettings,
+    observer: SharedObserver,
+}
+
+/// Why an operator's removal failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveError {
+    NoRoom,
+    NoParticipant,
 }
 
 impl Rooms {
     pub fn new(media: Arc<dyn Media>, settings: RoomSettings) -> Self {
+        Self::with_observer(media, settings, Arc::new(NoObserver))
+    }
+
+    /// Rooms whose lifecycle notices go to `observer` (webhooks, metrics).
+    pub fn with_observer(
+        media: Arc<dyn Media>,
+        settings: RoomSettings,
+        observer: SharedObserver,
+    ) -> Self {
         Rooms {
             inner: Arc::new(Inner {
                 rooms: Mutex::new(HashMap::new()),
                 ended: Mutex::new(HashMap::new()),
                 media,
                 settings,
+                observer,
             }),
         }
     }
@@ -83,6 +103,8 @@ impl Rooms {
             created: Instant::now(),
             timeouts: self.inner.settings.timeouts,
             ever_joined: false,
+            observer: self.inner.observer.clone(),
+            info: HashMap::new(),
         };
         let this = self.clone();
         let expected = handle.tx.clone();
@@ -116,6 +138,52 @@ impl Rooms {
         out
     }
 
+    /// Everyone in every room, with names (for operators).
+    pub async fn details(&self) -> Vec<RoomDetail> {
+        let handles: Vec<RoomHandle> = lock(&self.inner.rooms).values().cloned().collect();
+        let mut out = Vec::new();
+        for h in handles {
+            if let Some(d) = detail_of(&h).await {
+                out.push(d);
+            }
+        }
+        out.sort_by(|a, b| a.room.cmp(&b.room));
+        out
+    }
+
+    /// One room's members, if it is open.
+    pub async fn detail(&self, room: &str) -> Option<RoomDetail> {
+        let h = lock(&self.inner.rooms).get(room).cloned()?;
+        detail_of(&h).await
+    }
+
+    /// An operator removes a participant (from the call or the lobby); its token is revoked
+    /// for this room.
+    pub async fn remove_participant(
+        &self,
+        room: &str,
+        id: &ParticipantId,
+        reason: &str,
+    ) -> Result<(), RemoveError> {
+        let h = lock(&self.inner.rooms)
+            .get(room)
+            .cloned()
+            .ok_or(RemoveError::NoRoom)?;
+        let (reply, rx) = oneshot::channel();
+        h.tx.send(RoomCmd::Remove {
+            id: id.clone(),
+            reason: reason.to_owned(),
+            reply,
+        })
+        .await
+        .map_err(|_| RemoveError::NoRoom)?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((ErrorCode::NotFound, _))) => Err(RemoveError::NoParticipant),
+            Ok(Err(_)) | Err(_) => Err(RemoveError::NoRoom),
+        }
+    }
+
     /// Number of open rooms.
     pub fn len(&self) -> usize {
         lock(&self.inner.rooms).len()
@@ -140,6 +208,12 @@ impl Rooms {
             None => false,
         }
     }
+}
+
+async fn detail_of(h: &RoomHandle) -> Option<RoomDetail> {
+    let (reply, rx) = oneshot::channel();
+    h.tx.send(RoomCmd::Detail { reply }).await.ok()?;
+    rx.await.ok()
 }
 
 /// A poisoned map lock only means another thread panicked mid-insert; the map is still usable.

@@ -10,6 +10,7 @@ use kham_proto::{
     ParticipantInfo, Role, ServerMsg, Status, close_code,
 };
 
+use crate::notice::{Who, leave_reason_str};
 use crate::token::Claims;
 
 /// Who a message goes to.
@@ -32,6 +33,29 @@ pub enum Effect {
     MediaRemove(ParticipantId),
     /// The consult is over: close the room.
     RoomEnded,
+    /// Membership changed (for webhooks and metrics; nothing is sent to participants).
+    Member(Who, MemberChange),
+}
+
+/// How membership changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Entered the lobby (`waiting`) or the call.
+    Joined {
+        waiting: bool,
+    },
+    Admitted,
+    /// Left the room; the reason as in `participant_left`, or `ended`.
+    Left(&'static str),
+}
+
+/// A member as the operator API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub info: ParticipantInfo,
+    pub status: Status,
+    /// When it joined, in milliseconds since the room started.
+    pub since_ms: u64,
 }
 
 /// Why a join is refused before the WebSocket upgrade.
@@ -63,6 +87,17 @@ struct Member {
     grants: Grants,
     status: Status,
     since_ms: u64,
+}
+
+impl Member {
+    fn who(&self) -> Who {
+        Who {
+            id: self.info.id.clone(),
+            identity: self.identity.clone(),
+            role: self.info.role,
+            name: self.info.name.clone(),
+        }
+    }
 }
 
 /// Membership of one room.
@@ -178,14 +213,21 @@ impl RoomState {
             audio_muted: false,
             video_muted: false,
         };
-        self.members.push(Member {
+        let member = Member {
             info: info.clone(),
             identity: claims.sub.clone(),
             jti: claims.jti.clone(),
             grants: claims.grants,
             status,
             since_ms: now_ms,
-        });
+        };
+        fx.push(Effect::Member(
+            member.who(),
+            MemberChange::Joined {
+                waiting: status == Status::Waiting,
+            },
+        ));
+        self.members.push(member);
         fx.push(Effect::Send(
             Target::One(id.clone()),
             ServerMsg::Welcome {
@@ -221,8 +263,12 @@ impl RoomState {
             return Vec::new();
         };
         let m = self.members.remove(i);
+        let mut fx = vec![Effect::Member(
+            m.who(),
+            MemberChange::Left(leave_reason_str(reason)),
+        )];
         match m.status {
-            Status::Admitted => vec![
+            Status::Admitted => fx.extend([
                 Effect::MediaRemove(id.clone()),
                 Effect::Send(
                     Target::Admitted,
@@ -231,9 +277,10 @@ impl RoomState {
                         reason,
                     },
                 ),
-            ],
-            Status::Waiting => self.lobby_update(0),
+            ]),
+            Status::Waiting => fx.extend(self.lobby_update(0)),
         }
+        fx
     }
 
     /// Handles a control message (everything but `offer`/`answer`, which the actor sends to media
@@ -294,7 +341,9 @@ impl RoomState {
                     .ok_or((ErrorCode::NotFound, "gone".into()))?;
                 m.status = Status::Admitted;
                 let info = m.info.clone();
+                let who = m.who();
                 let mut fx = vec![
+                    Effect::Member(who, MemberChange::Admitted),
                     Effect::Send(
                         Target::One(id.clone()),
                         ServerMsg::Admitted {
@@ -363,6 +412,7 @@ impl RoomState {
         self.ended = true;
         let mut fx = Vec::new();
         for m in std::mem::take(&mut self.members) {
+            fx.push(Effect::Member(m.who(), MemberChange::Left("ended")));
             fx.push(Effect::Send(
                 Target::One(m.info.id.clone()),
                 ServerMsg::Ended {
@@ -376,6 +426,40 @@ impl RoomState {
         }
         fx.push(Effect::RoomEnded);
         fx
+    }
+
+    /// An operator removes someone (in the call or the lobby): as a doctor's `remove`, the
+    /// token is revoked for this room.
+    pub fn remove_by_operator(
+        &mut self,
+        id: &ParticipantId,
+        reason: &str,
+    ) -> Result<Vec<Effect>, (ErrorCode, String)> {
+        let target = self
+            .member(id)
+            .ok_or((ErrorCode::NotFound, format!("no participant {id}")))?;
+        self.revoked.insert(target.jti.clone());
+        let mut fx = vec![Effect::Send(
+            Target::One(id.clone()),
+            ServerMsg::Removed {
+                reason: reason.into(),
+            },
+        )];
+        fx.extend(self.leave(id, LeaveReason::Removed));
+        fx.push(Effect::Close(id.clone(), close_code::REMOVED));
+        Ok(fx)
+    }
+
+    /// Everyone in the room, call and lobby, in join order.
+    pub fn members(&self) -> Vec<MemberView> {
+        self.members
+            .iter()
+            .map(|m| MemberView {
+                info: m.info.clone(),
+                status: m.status,
+                since_ms: m.since_ms,
+            })
+            .collect()
     }
 
     /// Whether a member may send an offer (`publish` decides what the SFU accepts from it).
@@ -650,6 +734,45 @@ mod tests {
             .unwrap();
         assert!(fx.contains(&Effect::Close("d1".into(), close_code::REPLACED)));
         assert_eq!(s.admitted_count(), 1);
+    }
+
+    #[test]
+    fn membership_changes_are_reported() {
+        let mut s = RoomState::new("r", 8);
+        let fx = s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
+        assert!(fx.iter().any(|e| matches!(e, Effect::Member(w, MemberChange::Joined { waiting: false }) if w.identity == "doc")));
+        let fx = s
+            .join("p".into(), &claims("pat", Role::Patient), 0)
+            .unwrap();
+        assert!(fx.iter().any(|e| matches!(e, Effect::Member(w, MemberChange::Joined { waiting: true }) if w.role == Role::Patient)));
+        let fx = s
+            .handle(&"d".into(), ClientMsg::Admit { id: "p".into() }, 1)
+            .unwrap();
+        assert!(fx.iter().any(
+            |e| matches!(e, Effect::Member(w, MemberChange::Admitted) if w.id.as_str() == "p")
+        ));
+        let fx = s
+            .remove_by_operator(&"p".into(), "closed_by_operator")
+            .unwrap();
+        assert!(fx.contains(&Effect::Close("p".into(), close_code::REMOVED)));
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Member(_, MemberChange::Left("removed"))))
+        );
+        assert_eq!(
+            s.check_join(&claims("pat", Role::Patient)),
+            Err(JoinRefusal::Revoked)
+        );
+        assert_eq!(
+            s.remove_by_operator(&"nobody".into(), "x").unwrap_err().0,
+            ErrorCode::NotFound
+        );
+        let fx = s.end("closed_by_operator");
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Member(_, MemberChange::Left("ended"))))
+        );
+        assert_eq!(s.members().len(), 0);
     }
 
     #[test]

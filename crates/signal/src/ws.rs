@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use kham_proto::{MAX_MESSAGE_BYTES, ParticipantId, ServerMsg, close_code, parse_client_msg};
@@ -33,8 +34,18 @@ pub struct JoinQuery {
 pub async fn ws_handler(
     State(app): State<AppState>,
     Query(q): Query<JoinQuery>,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // Draining (SIGTERM): calls in progress go on, nobody new comes in.
+    if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return ApiError::draining().into_response();
+    }
+    let client = crate::user_agent::client_kind(
+        headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    );
     // The token is checked first, so a plain GET learns why it is refused too.
     let claims = match app.keys.verify_for_room(&q.token, &q.room, unix_now()) {
         Ok(c) => c,
@@ -75,10 +86,16 @@ pub async fn ws_handler(
     upgrade
         .max_message_size(MAX_MESSAGE_BYTES * 16)
         .max_frame_size(MAX_MESSAGE_BYTES * 16)
-        .on_upgrade(move |socket| session(socket, room, claims, app))
+        .on_upgrade(move |socket| session(socket, room, claims, client, app))
 }
 
-async fn session(socket: WebSocket, room: RoomHandle, claims: Claims, app: AppState) {
+async fn session(
+    socket: WebSocket,
+    room: RoomHandle,
+    claims: Claims,
+    client: String,
+    app: AppState,
+) {
     let id = ParticipantId::from_random(rand::random());
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(256);
     let (reply, joined) = oneshot::channel();
@@ -86,6 +103,7 @@ async fn session(socket: WebSocket, room: RoomHandle, claims: Claims, app: AppSt
     let cmd = RoomCmd::Join {
         id: id.clone(),
         claims,
+        client,
         tx: out_tx.clone(),
         reply,
     };

@@ -1,0 +1,307 @@
+//! `/metrics`: the node's figures in the OpenMetrics text format (which Prometheus scrapes).
+//!
+//! Two histograms are observed as things happen (join time, bandwidth estimate); everything
+//! else is read at scrape time from the monitor's latest view and the shards' counters, so
+//! nothing is updated per packet. Labels come from fixed small sets (role, direction, reason,
+//! error type): never a room, participant or name.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kham_signal::Counters;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::monitor::OpsView;
+use crate::webhooks::WebhookStats;
+
+/// Content type of the exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The registry and the metrics observed as events happen.
+pub struct Metrics {
+    registry: Registry,
+    join_time: Histogram,
+    estimate: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// Where the scrape-time figures come from.
+pub struct Sources {
+    pub view: watch::Receiver<Arc<OpsView>>,
+    pub signal: Arc<Counters>,
+    pub webhooks: Arc<WebhookStats>,
+    pub draining: Arc<AtomicBool>,
+}
+
+impl Metrics {
+    pub fn new(sources: Sources) -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        // Seconds from the WebSocket opening (or admission) to media connected.
+        let join_time = Histogram::new([0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0]);
+        registry.register(
+            "kham_join_seconds",
+            "Time from opening the signaling WebSocket (or being admitted from the lobby) to media connected",
+            join_time.clone(),
+        );
+        let estimate = Histogram::new([100e3, 250e3, 500e3, 1e6, 1.5e6, 2.5e6, 4e6, 8e6]);
+        registry.register(
+            "kham_egress_estimate_bits_per_second",
+            "Send-side bandwidth estimate towards each participant, sampled once per second (empty until bandwidth estimation is enabled)",
+            estimate.clone(),
+        );
+        registry.register_collector(Box::new(NodeCollector(sources)));
+        Arc::new(Metrics {
+            registry,
+            join_time,
+            estimate,
+        })
+    }
+
+    pub fn observe_join(&self, seconds: f64) {
+        self.join_time.observe(seconds);
+    }
+
+    pub fn observe_estimate(&self, bps: u64) {
+        self.estimate.observe(bps as f64);
+    }
+
+    /// The whole exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+struct NodeCollector(Sources);
+
+impl std::fmt::Debug for NodeCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeCollector")
+    }
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
+    let g = ConstGauge::new(v);
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+/// `layer_availability` plus one value per allocator reason (a fixed, small label set).
+fn allocation_reasons(c: &crate::media_stats::ShardCounters) -> Vec<(&'static str, u64)> {
+    let mut v = vec![("layer_availability", c.layer_switches)];
+    for r in kham_sfu::kham_bwe::Reason::ALL {
+        v.push((r.as_str(), c.allocation_switches[r.index()]));
+    }
+    v
+}
+
+fn labelled_counter(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(&str, u64)],
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (l, v) in values {
+        ConstCounter::new(*v).encode(m.encode_family(&[(label, *l)])?)?;
+    }
+    Ok(())
+}
+
+fn labelled_gauge(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(&str, i64)],
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (l, v) in values {
+        ConstGauge::new(*v).encode(m.encode_family(&[(label, *l)])?)?;
+    }
+    Ok(())
+}
+
+impl Collector for NodeCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.0;
+        let view = s.view.borrow().clone();
+        let c = view.counters;
+        let n = |v: usize| v as i64;
+        gauge(&mut e, "kham_rooms", "Open rooms", n(view.node.rooms))?;
+        let roles: Vec<(&str, i64)> = ["doctor", "station", "patient", "observer"]
+            .iter()
+            .map(|r| (*r, n(view.by_role.get(r).copied().unwrap_or(0))))
+            .collect();
+        labelled_gauge(
+            &mut e,
+            "kham_participants",
+            "Participants in calls, by role",
+            "role",
+            &roles,
+        )?;
+        gauge(
+            &mut e,
+            "kham_lobby_participants",
+            "People waiting in lobbies",
+            n(view.node.lobby),
+        )?;
+        gauge(
+            &mut e,
+            "kham_tracks",
+            "Tracks published (audio and video)",
+            n(view.node.tracks),
+        )?;
+        gauge(
+            &mut e,
+            "kham_audio_only_subscriptions",
+            "Participants whose video is paused to save a weak link (always 0 until the allocator can decide it)",
+            n(view.audio_only),
+        )?;
+        labelled_counter(
+            &mut e,
+            "kham_udp_datagrams",
+            "UDP datagrams at the media sockets",
+            "direction",
+            &[("in", c.udp_in), ("out", c.udp_out)],
+        )?;
+        labelled_counter(
+            &mut e,
+            "kham_udp_bytes",
+            "UDP payload bytes at the media sockets",
+            "direction",
+            &[("in", c.udp_bytes_in), ("out", c.udp_bytes_out)],
+        )?;
+        labelled_counter(
+            &mut e,
+            "kham_udp_dropped",
+            "UDP datagrams dropped: no room accepted them or they did not parse (unroutable), or the socket refused to send (send_buffer_full)",
+            "reason",
+            &[
+                ("unroutable", c.udp_dropped),
+                ("send_buffer_full", c.send_dropped),
+            ],
+        )?;
+        labelled_counter(
+            &mut e,
+            "kham_rtp_packets",
+            "RTP packets received from publishers (in) and sent to subscribers (out, retransmissions included)",
+            "direction",
+            &[
+                ("in", c.media.rtp_packets_in),
+                ("out", c.media.rtp_packets_out),
+            ],
+        )?;
+        labelled_counter(
+            &mut e,
+            "kham_rtp_bytes",
+            "RTP bytes received from publishers (in) and sent to subscribers (out)",
+            "direction",
+            &[("in", c.media.rtp_bytes_in), ("out", c.media.rtp_bytes_out)],
+        )?;
+        labelled_counter(
+            &mut e,
+            "kham_nacks",
+            "NACKs received from subscribers and sent to publishers",
+            "direction",
+            &[
+                ("received", c.media.nacks_received),
+                ("sent", c.media.nacks_sent),
+            ],
+        )?;
+        labelled_counter(
+            &mut e,
+            "kham_plis",
+            "Keyframe requests (PLI and FIR) received from subscribers and sent to publishers",
+            "direction",
+            &[
+                ("received", c.media.plis_received),
+                ("sent", c.media.plis_sent),
+            ],
+        )?;
+        counter(
+            &mut e,
+            "kham_rtx_packets",
+            "Retransmissions (RTX) sent to subscribers",
+            c.media.rtx_sent,
+        )?;
+        labelled_counter(
+            &mut e,
+            "kham_allocation_switches",
+            "Layer decisions for subscribers, by reason (layer_availability: the forwarded simulcast layer changed because a publisher's layers appeared or stopped; the others are the allocator's reasons)",
+            "reason",
+            &allocation_reasons(&c),
+        )?;
+        counter(
+            &mut e,
+            "kham_keyframe_requests",
+            "Keyframe requests the SFU sent to publishers on behalf of subscribers",
+            c.keyframe_requests,
+        )?;
+        counter(
+            &mut e,
+            "kham_rooms_panicked",
+            "Room engines that panicked and were reset",
+            c.rooms_panicked,
+        )?;
+        let errors = s.signal.errors();
+        let errors: Vec<(&str, u64)> = errors.iter().map(|(k, v)| (*k, *v)).collect();
+        labelled_counter(
+            &mut e,
+            "kham_signal_errors",
+            "Signaling errors by type",
+            "type",
+            &errors,
+        )?;
+        let w = &s.webhooks;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        labelled_counter(
+            &mut e,
+            "kham_webhook_deliveries",
+            "Webhook events by outcome (retried counts attempts that failed and were tried again)",
+            "result",
+            &[
+                ("delivered", get(&w.delivered)),
+                ("failed", get(&w.failed)),
+                ("dropped", get(&w.dropped)),
+                ("retried", get(&w.retried)),
+            ],
+        )?;
+        gauge(
+            &mut e,
+            "kham_draining",
+            "1 while the server drains before shutting down",
+            i64::from(s.draining.load(Ordering::Relaxed)),
+        )?;
+        if let Some(cpu) = crate::cpu::process_cpu_seconds() {
+            let c = ConstCounter::new(cpu);
+            c.encode(e.encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time of the process",
+                None,
+                c.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
