@@ -69,7 +69,8 @@ async fn metrics_scrape_parses_and_follows_a_call() -> Result<()> {
         let ready = value(&s, "kham_participants", Some(("role", "station"))) == Some(1.0)
             && value(&s, "kham_rtp_packets_total", Some(("direction", "out"))).unwrap_or(0.0)
                 > 100.0
-            && value(&s, "kham_tracks", None) == Some(4.0);
+            && value(&s, "kham_tracks", None) == Some(4.0)
+            && value(&s, "kham_egress_estimate_bits_per_second", None).unwrap_or(0.0) > 0.0;
         if ready {
             break (text, s);
         }
@@ -147,8 +148,20 @@ async fn metrics_scrape_parses_and_follows_a_call() -> Result<()> {
         "join count in the text:\n{text}"
     );
     ensure!(
-        text.contains("kham_egress_estimate_bits_per_second_count 0"),
-        "empty estimate histogram"
+        text.lines()
+            .find_map(|l| l.strip_prefix("kham_egress_estimate_bits_per_second_count "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .is_some_and(|n| n > 0.0),
+        "the egress estimates of the subscribers are observed:\n{text}"
+    );
+    ensure!(
+        value(
+            &s,
+            "kham_allocation_switches_total",
+            Some(("reason", "start"))
+        )
+        .is_some_and(|v| v >= 1.0),
+        "the allocator's first decisions are counted by reason"
     );
     ensure!(value(&s, "process_cpu_seconds_total", None).unwrap_or(0.0) > 0.0);
     // Types as declared.

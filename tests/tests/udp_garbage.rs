@@ -113,12 +113,20 @@ async fn udp_garbage_is_dropped_and_counted() -> Result<()> {
         "kham died from UDP garbage:\n{}",
         server.logs_tail(40)
     );
-    let after = udp_dropped(
-        &server
-            .healthz_json()
-            .await
-            .context("healthz after garbage")?,
-    )?;
+    // The shard publishes its counters once a second: poll for up to 5 s.
+    let mut after = before;
+    for _ in 0..25 {
+        after = udp_dropped(
+            &server
+                .healthz_json()
+                .await
+                .context("healthz after garbage")?,
+        )?;
+        if after > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     eprintln!("sent {sent} junk datagrams; udp_dropped {before} -> {after}");
     ensure!(
         after > before,

@@ -169,7 +169,16 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own error type
     fn embedded_default_parses_and_needs_credentials() {
+        // In a Jail too: it serializes with the test that sets KHAM_* variables.
+        figment::Jail::expect_with(|_| {
+            embedded_default_checks();
+            Ok(())
+        });
+    }
+
+    fn embedded_default_checks() {
         let err = Config::load(None, false).unwrap_err();
         assert!(format!("{err:#}").contains("api_secret"), "{err:#}");
         let cfg = Config::load(None, true).unwrap();
@@ -183,6 +192,10 @@ mod tests {
             "no names in webhooks by default"
         );
         assert!(!cfg.admin.metrics_public, "metrics need a token by default");
+        assert!(
+            cfg.media.adaptation,
+            "bandwidth adaptation is on by default"
+        );
     }
 
     #[test]
