@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kham_sim::netem::{LossModel, Trace};
-use kham_sim::{CapacityEvent, LinkSpec, Scenario, ViewerSpec};
+use kham_sim::{CapacityEvent, LinkSpec, Scenario};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -14,25 +14,8 @@ const RURAL_MAX_MEAN: u64 = 2_500_000;
 /// Mean a scaled trace is brought to.
 const RURAL_MEAN: u64 = 1_500_000;
 
-/// Capacity steps at rural scale (RFC 8867 style): before, during, after.
 fn step(name: &str, high: u64, low: u64, rtt: Duration, secs: (u64, u64, u64)) -> Scenario {
-    let trace = Trace::from_steps(&[(S(secs.0), high), (S(secs.1), low), (S(secs.2), high)]);
-    let mut sc = Scenario::single(
-        name,
-        "steps",
-        S(secs.0 + secs.1 + secs.2),
-        LinkSpec::trace(trace, rtt),
-    );
-    sc.events = vec![
-        CapacityEvent::Drop {
-            at: S(secs.0),
-            to_bps: low,
-        },
-        CapacityEvent::Return {
-            at: S(secs.0 + secs.1),
-        },
-    ];
-    sc
+    Scenario::step(name, high, low, rtt, secs)
 }
 
 fn outage(secs: u64) -> Scenario {
@@ -97,19 +80,9 @@ pub fn trace_scenarios(path: &Path, secs: u64) -> Result<Vec<Scenario>, String> 
 
 /// A strong and a weak subscriber in one room: the strong one must not be dragged down.
 fn strong_and_weak() -> Scenario {
-    let mut sc = step("strong_weak", 2_000_000, 300_000, MS(150), (20, 20, 30));
+    let mut sc =
+        step("strong_weak", 2_000_000, 300_000, MS(150), (20, 20, 30)).with_strong_viewer();
     sc.family = "two_subscribers".into();
-    let weak = sc.viewers.remove(0).down;
-    sc.viewers = vec![
-        ViewerSpec {
-            name: "strong".into(),
-            down: LinkSpec::fixed(5_000_000, MS(60)),
-        },
-        ViewerSpec {
-            name: "weak".into(),
-            down: weak,
-        },
-    ];
     sc
 }
 

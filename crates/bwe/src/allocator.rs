@@ -418,7 +418,7 @@ impl Allocator {
         // with padding. Probing for everything the subscriber could use at once was measured
         // (adaptation bench, 2M-300k-2M) to recover faster but to freeze twice as often: the
         // padding plus an upgrade's keyframe burst overshoot the link and the estimate collapses.
-        let next = plan_next_step(input, &self.tracks, video_now, &up_plan);
+        let next = plan_next_step(input, &self.tracks, video_now, &down_plan, &up_plan);
         let wanted = audio_bps + video_now + next;
         let desired = (wanted as f64 / cfg.up_headroom) as u64;
         self.out.probe = Probe {
@@ -492,25 +492,25 @@ impl Allocator {
     }
 }
 
+/// The layers a track may send now, lowest first (empty when it may not send video).
+fn allowed(t: &TrackInput, audio_only: bool) -> Vec<(Layer, u64)> {
+    let mut ladder = Vec::new();
+    if wants_video(t, audio_only) {
+        t.rates.ladder(t.max_spatial, &mut ladder);
+    }
+    ladder
+}
+
 /// The lowest layer a track can send now, if it may send video at all.
 fn lowest(t: &TrackInput, audio_only: bool) -> Option<Layer> {
-    if !wants_video(t, audio_only) {
-        return None;
-    }
-    let mut ladder = Vec::new();
-    t.rates.ladder(t.max_spatial, &mut ladder);
-    ladder.first().map(|&(l, _)| l)
+    allowed(t, audio_only).first().map(|&(l, _)| l)
 }
 
 /// A layer still allowed by the track's limits and availability: the highest available layer
 /// at or below `layer` (`None` when the video must not or cannot flow).
 fn clamp(layer: Option<Layer>, t: &TrackInput, audio_only: bool) -> Option<Layer> {
     let layer = layer?;
-    if !wants_video(t, audio_only) {
-        return None;
-    }
-    let mut ladder = Vec::new();
-    t.rates.ladder(t.max_spatial, &mut ladder);
+    let ladder = allowed(t, audio_only);
     ladder
         .iter()
         .rev()
@@ -524,11 +524,11 @@ fn plan_next_step(
     input: &SubscriberInput<'_>,
     tracks: &[TrackState],
     video_now: u64,
+    down_plan: &Plan,
     up_plan: &Plan,
 ) -> u64 {
-    // Budget-monotone plans: find the plan just above the current allocation.
-    let full = plan(input.tracks, input.audio_only, u64::MAX);
-    if video_now >= full.video_bps {
+    // Budget-monotone plans: the plan bought with what is sent now names the next step.
+    if video_now >= down_plan.full_bps {
         return 0;
     }
     let current = plan(input.tracks, input.audio_only, video_now);

@@ -97,6 +97,46 @@ impl Scenario {
         }
     }
 
+    /// A capacity step at rural scale (RFC 8867 style): `high` for `secs.0` seconds, `low` for
+    /// `secs.1`, `high` again for `secs.2`, with the drop and return as capacity events.
+    pub fn step(name: &str, high: u64, low: u64, rtt: Duration, secs: (u64, u64, u64)) -> Self {
+        let s = Duration::from_secs;
+        let trace = Trace::from_steps(&[(s(secs.0), high), (s(secs.1), low), (s(secs.2), high)]);
+        let mut sc = Scenario::single(
+            name,
+            "steps",
+            s(secs.0 + secs.1 + secs.2),
+            LinkSpec::trace(trace, rtt),
+        );
+        sc.events = vec![
+            CapacityEvent::Drop {
+                at: s(secs.0),
+                to_bps: low,
+            },
+            CapacityEvent::Return {
+                at: s(secs.0 + secs.1),
+            },
+        ];
+        sc
+    }
+
+    /// This scenario's viewer replaced by a strong one (5 Mbit/s) beside a weak one on the
+    /// original downlink: the strong one must not be dragged down.
+    pub fn with_strong_viewer(mut self) -> Self {
+        let weak = self.viewers.remove(0).down;
+        self.viewers = vec![
+            ViewerSpec {
+                name: "strong".into(),
+                down: LinkSpec::fixed(5_000_000, Duration::from_millis(60)),
+            },
+            ViewerSpec {
+                name: "weak".into(),
+                down: weak,
+            },
+        ];
+        self
+    }
+
     /// Base round-trip time of a viewer's path (for the decoder's wait for repairs).
     pub(crate) fn rtt(&self, v: &ViewerSpec) -> Duration {
         v.down.delay * 2 + self.publisher_up.delay * 2

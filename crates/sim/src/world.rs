@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use kham_netem::{Link, LinkConfig};
 use kham_proto::ParticipantId;
-use kham_sfu::str0m::change::{SdpAnswer, SdpOffer};
+use kham_sfu::str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use kham_sfu::str0m::format::Codec;
 use kham_sfu::str0m::media::{
     Direction, KeyframeRequestKind, MediaKind, Mid, Simulcast, SimulcastLayer,
@@ -132,46 +132,30 @@ impl World {
         let video_mid =
             change.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
         let (offer, pending) = change.apply().ok_or("no offer")?;
-        let id: ParticipantId = "publisher".into();
-        let answer = self
-            .room
-            .add_peer(
-                self.now,
-                id.clone(),
-                Permissions {
-                    publish: true,
-                    subscribe: true,
-                },
-                &offer.to_sdp_string(),
-            )
-            .map_err(|e| e.to_string())?;
-        rtc.sdp_api()
-            .accept_answer(
-                pending,
-                SdpAnswer::from_sdp_string(&answer).map_err(|e| e.to_string())?,
-            )
-            .map_err(|e| e.to_string())?;
         let now = self.now;
-        self.eps.push(Endpoint {
-            id,
+        let role = Role::Publisher {
+            video: VideoSource::new(seed, now),
+            audio: AudioSource::new(seed, now),
+            video_mid,
+            audio_mid,
+            next_frame: now + Duration::from_millis(500),
+            next_audio: now + Duration::from_millis(500),
+            sent_audio: Vec::new(),
+            scratch: Vec::new(),
+        };
+        let perms = Permissions {
+            publish: true,
+            subscribe: true,
+        };
+        self.join(
+            "publisher",
             addr,
             rtc,
-            next: now,
-            up: Link::new(up, now),
-            down: Link::new(down, now),
-            role: Role::Publisher {
-                video: VideoSource::new(seed, now),
-                audio: AudioSource::new(seed, now),
-                video_mid,
-                audio_mid,
-                next_frame: now + Duration::from_millis(500),
-                next_audio: now + Duration::from_millis(500),
-                sent_audio: Vec::new(),
-                scratch: Vec::new(),
-            },
-            traffic: Traffic::default(),
-        });
-        Ok(())
+            (offer, pending),
+            perms,
+            (up, down),
+            role,
+        )
     }
 
     /// Adds a viewer (subscribes, publishes nothing) behind its links.
@@ -189,24 +173,39 @@ impl World {
         let mut change = rtc.sdp_api();
         change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let (offer, pending) = change.apply().ok_or("no offer")?;
+        let role = Role::Viewer {
+            video: VideoModel::new(give_up),
+            audio: AudioLog::default(),
+            last_pli: None,
+            video_ssrc: None,
+        };
+        let perms = Permissions {
+            publish: false,
+            subscribe: true,
+        };
+        self.join(name, addr, rtc, (offer, pending), perms, (up, down), role)
+    }
+
+    /// Puts a client's offer to the room, applies the answer and adds it behind its links.
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        name: &str,
+        addr: SocketAddr,
+        mut rtc: Rtc,
+        (offer, pending): (SdpOffer, SdpPendingOffer),
+        perms: Permissions,
+        (up, down): (LinkConfig, LinkConfig),
+        role: Role,
+    ) -> Result<(), String> {
         let id: ParticipantId = name.into();
         let answer = self
             .room
-            .add_peer(
-                self.now,
-                id.clone(),
-                Permissions {
-                    publish: false,
-                    subscribe: true,
-                },
-                &offer.to_sdp_string(),
-            )
+            .add_peer(self.now, id.clone(), perms, &offer.to_sdp_string())
             .map_err(|e| e.to_string())?;
+        let answer = SdpAnswer::from_sdp_string(&answer).map_err(|e| e.to_string())?;
         rtc.sdp_api()
-            .accept_answer(
-                pending,
-                SdpAnswer::from_sdp_string(&answer).map_err(|e| e.to_string())?,
-            )
+            .accept_answer(pending, answer)
             .map_err(|e| e.to_string())?;
         let now = self.now;
         self.eps.push(Endpoint {
@@ -216,12 +215,7 @@ impl World {
             next: now,
             up: Link::new(up, now),
             down: Link::new(down, now),
-            role: Role::Viewer {
-                video: VideoModel::new(give_up),
-                audio: AudioLog::default(),
-                last_pli: None,
-                video_ssrc: None,
-            },
+            role,
             traffic: Traffic::default(),
         });
         Ok(())

@@ -6,23 +6,14 @@
 
 use std::time::Duration;
 
-use kham_sim::netem::{LossModel, Trace};
-use kham_sim::{CapacityEvent, ConfigName, LinkSpec, RunResult, Scenario, ViewerSpec, run};
+use kham_sim::netem::LossModel;
+use kham_sim::{ConfigName, LinkSpec, RunResult, Scenario, run};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 const S: fn(u64) -> Duration = Duration::from_secs;
 
 fn step(high: u64, low: u64) -> Scenario {
-    let trace = Trace::from_steps(&[(S(20), high), (S(20), low), (S(30), high)]);
-    let mut sc = Scenario::single("step", "steps", S(70), LinkSpec::trace(trace, MS(150)));
-    sc.events = vec![
-        CapacityEvent::Drop {
-            at: S(20),
-            to_bps: low,
-        },
-        CapacityEvent::Return { at: S(40) },
-    ];
-    sc
+    Scenario::step("step", high, low, MS(150), (20, 20, 30))
 }
 
 fn one(sc: &Scenario, config: ConfigName) -> RunResult {
@@ -106,18 +97,7 @@ fn below_the_lowest_layer_video_pauses_audio_continues_and_video_returns() {
 
 #[test]
 fn a_weak_subscriber_does_not_drag_down_a_strong_one() {
-    let mut sc = step(2_000_000, 300_000);
-    let weak = sc.viewers.remove(0).down;
-    sc.viewers = vec![
-        ViewerSpec {
-            name: "strong".into(),
-            down: LinkSpec::fixed(5_000_000, MS(60)),
-        },
-        ViewerSpec {
-            name: "weak".into(),
-            down: weak,
-        },
-    ];
+    let sc = step(2_000_000, 300_000).with_strong_viewer();
     let r = run(&sc, ConfigName::Kham).unwrap();
     let (strong, weak) = (&r[0].metrics, &r[1].metrics);
     println!("strong {strong:?}\nweak {weak:?}");
