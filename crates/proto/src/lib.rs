@@ -11,10 +11,15 @@
 //! assert!(matches!(msg, ClientMsg::Mute { muted: true, .. }));
 //! ```
 
+mod adaptive;
 mod ids;
 mod role;
 mod signal;
 
+pub use adaptive::{
+    LayerActive, LayerRef, MAX_VIEW_HEIGHT, MAX_VIEW_WIDTH, MAX_VIEWS, PauseReason, QualityEntry,
+    QualityLevel, VideoState, VideoView, VideoViewSize,
+};
 pub use ids::ParticipantId;
 pub use role::{Grants, Role};
 pub use signal::{

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::adaptive::{LayerActive, QualityEntry, VideoState, VideoView};
 use crate::{ParticipantId, Role};
 
 /// Media kind of a track.
@@ -140,6 +141,19 @@ pub enum ServerMsg {
     Pong {
         id: u64,
     },
+    /// The full list of this subscriber's received videos, on any change.
+    VideoState {
+        tracks: Vec<VideoState>,
+    },
+    /// Dynacast: which encodings of the client's own video some subscriber needs.
+    PublishLayers {
+        mid: String,
+        layers: Vec<LayerActive>,
+    },
+    /// Everyone's connection quality.
+    Quality {
+        participants: Vec<QualityEntry>,
+    },
 }
 
 impl ServerMsg {
@@ -184,6 +198,14 @@ pub enum ClientMsg {
     Ping {
         id: u64,
     },
+    /// Receive no video (to save data), or video again.
+    AudioOnly {
+        enabled: bool,
+    },
+    /// Adaptive stream: how each received video is shown.
+    VideoView {
+        views: Vec<VideoView>,
+    },
 }
 
 const CLIENT_TYPES: &[&str] = &[
@@ -196,6 +218,8 @@ const CLIENT_TYPES: &[&str] = &[
     "mute",
     "leave",
     "ping",
+    "audio_only",
+    "video_view",
 ];
 
 /// Why a client frame could not be understood.
@@ -258,6 +282,9 @@ mod tests {
             r#"{"type":"mute","kind":"video","muted":false}"#,
             r#"{"type":"leave"}"#,
             r#"{"type":"ping","id":7}"#,
+            r#"{"type":"audio_only","enabled":true}"#,
+            r#"{"type":"video_view","views":[{"mid":"3","width":320,"height":180,"visible":true}]}"#,
+            r#"{"type":"video_view","views":[{"mid":"3","width":0,"height":0,"visible":false,"max_spatial":1}]}"#,
         ];
         for c in cases {
             parse_client_msg(c).unwrap_or_else(|e| panic!("{c}: {e}"));
@@ -292,6 +319,13 @@ mod tests {
             parse_client_msg(r#"{"type":"admit"}"#).unwrap_err().code(),
             ErrorCode::BadMessage
         );
+        // Negative or fractional sizes are bad fields, not a panic or a wrap-around.
+        assert_eq!(
+            parse_client_msg(r#"{"type":"video_view","views":[{"mid":"3","width":-5,"height":1,"visible":true}]}"#)
+                .unwrap_err()
+                .code(),
+            ErrorCode::BadMessage
+        );
     }
 
     #[test]
@@ -303,6 +337,40 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&m).unwrap(),
             r#"{"type":"participant_left","id":"p-1","reason":"connection_lost"}"#
+        );
+        let v = ServerMsg::VideoState {
+            tracks: vec![VideoState {
+                mid: "4".into(),
+                participant: "p-1".into(),
+                paused: true,
+                reason: Some(crate::PauseReason::Bandwidth),
+                layer: None,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"type":"video_state","tracks":[{"mid":"4","participant":"p-1","paused":true,"reason":"bandwidth","layer":null}]}"#
+        );
+        let q = ServerMsg::Quality {
+            participants: vec![QualityEntry {
+                id: "p-1".into(),
+                quality: crate::QualityLevel::Poor,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&q).unwrap(),
+            r#"{"type":"quality","participants":[{"id":"p-1","quality":"poor"}]}"#
+        );
+        let l = ServerMsg::PublishLayers {
+            mid: "1".into(),
+            layers: vec![LayerActive {
+                rid: "f".into(),
+                active: false,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&l).unwrap(),
+            r#"{"type":"publish_layers","mid":"1","layers":[{"rid":"f","active":false}]}"#
         );
         let e = ServerMsg::error(ErrorCode::BadSdp, "x");
         assert_eq!(

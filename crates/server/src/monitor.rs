@@ -196,14 +196,18 @@ pub fn room_view(d: &RoomDetail, media: Option<&RoomMedia>) -> RoomView {
             media.and_then(|r| r.peers.iter().find(|p| p.id == m.id));
         let quality = match stats {
             // Before media first connects there is nothing to judge.
-            Some(s) if s.connected || m.media_connected => score(QualityInput {
-                connected: s.connected,
-                silent: s.silent,
-                loss: match (s.loss_in, s.loss_out) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                },
-                rtt: s.rtt,
+            // The verdict the room shows its participants; until it has one, the link figures.
+            Some(s) if s.connected || m.media_connected => s.quality.or_else(|| {
+                score(QualityInput {
+                    connected: s.connected,
+                    silent: s.silent,
+                    loss: match (s.loss_in, s.loss_out) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (a, b) => a.or(b),
+                    },
+                    rtt: s.rtt,
+                    ..Default::default()
+                })
             }),
             _ => None,
         };
@@ -425,6 +429,7 @@ mod tests {
             video_tracks: 1,
             layers: vec![],
             audio_only: false,
+            quality: None,
         }
     }
 

@@ -49,6 +49,16 @@ enum ShardCmd {
         room: String,
         peer: ParticipantId,
     },
+    AudioOnly {
+        room: String,
+        peer: ParticipantId,
+        enabled: bool,
+    },
+    VideoView {
+        room: String,
+        peer: ParticipantId,
+        views: Vec<kham_proto::VideoView>,
+    },
     CloseRoom {
         room: String,
     },
@@ -130,6 +140,28 @@ impl Media for MediaHandle {
             ShardCmd::Remove {
                 room: room.into(),
                 peer,
+            },
+        );
+    }
+
+    fn audio_only(&self, room: &str, peer: ParticipantId, enabled: bool) {
+        self.send(
+            room,
+            ShardCmd::AudioOnly {
+                room: room.into(),
+                peer,
+                enabled,
+            },
+        );
+    }
+
+    fn video_view(&self, room: &str, peer: ParticipantId, views: Vec<kham_proto::VideoView>) {
+        self.send(
+            room,
+            ShardCmd::VideoView {
+                room: room.into(),
+                peer,
+                views,
             },
         );
     }
@@ -302,6 +334,17 @@ impl Shard {
                 let _ = self.with_room(&room, |r| Ok(r.remove_peer(&peer)));
                 self.drain(&room);
             }
+            // A participant without a media session yet: nothing to apply, nothing to report.
+            ShardCmd::AudioOnly {
+                room,
+                peer,
+                enabled,
+            } => {
+                let _ = self.with_room(&room, |r| r.set_audio_only(&peer, enabled));
+            }
+            ShardCmd::VideoView { room, peer, views } => {
+                let _ = self.with_room(&room, |r| r.set_video_views(&peer, &views));
+            }
             ShardCmd::CloseRoom { room } => {
                 self.rooms.remove(&room);
                 self.by_addr.retain(|_, r| *r != room);
@@ -451,6 +494,13 @@ impl Shard {
                             }
                             RoomEvent::Connected { peer } => MediaEvent::Connected { peer },
                             RoomEvent::Lost { peer } => MediaEvent::Lost { peer },
+                            RoomEvent::VideoState { peer, tracks } => {
+                                MediaEvent::VideoState { peer, tracks }
+                            }
+                            RoomEvent::PublishLayers { peer, mid, layers } => {
+                                MediaEvent::PublishLayers { peer, mid, layers }
+                            }
+                            RoomEvent::Quality { scores } => MediaEvent::Quality { scores },
                         };
                         if entry.events.try_send(ev).is_err() {
                             tracing::warn!("room event queue full; event dropped");

@@ -40,6 +40,25 @@ impl Adaptation {
 /// estimate dropping, rare enough to cost nothing.
 pub const ALLOCATION_INTERVAL: Duration = Duration::from_millis(200);
 
+/// RED (`red.rs`) is turned on for a subscriber whose receiver reports show at least this much
+/// loss of what we send it...
+pub const RED_ON_LOSS: f32 = 0.02;
+/// ...and off again once loss stayed below this for [`RED_OFF_AFTER`].
+pub const RED_OFF_LOSS: f32 = 0.005;
+pub const RED_OFF_AFTER: Duration = Duration::from_secs(10);
+
+/// How far the videos a subscriber gets fall short of what it shows (for its quality score).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Shortfall {
+    /// Every video at the layer its tile needs (or the best the publisher has).
+    #[default]
+    None,
+    /// Some video one spatial layer below what its tile needs.
+    Reduced,
+    /// Some video paused for bandwidth, or two layers short.
+    Severe,
+}
+
 /// One subscriber's adaptation state.
 #[derive(Debug)]
 pub struct SubscriberAdapt {
@@ -48,6 +67,11 @@ pub struct SubscriberAdapt {
     pub estimate_bps: Option<u64>,
     /// The subscriber chose audio only.
     pub audio_only: bool,
+    /// RED on for this subscriber's audio, and since when loss has been low.
+    pub red: bool,
+    red_calm_since: Option<Instant>,
+    /// Result of the last allocation, for the quality score.
+    pub shortfall: Shortfall,
     /// Scratch space reused between allocations.
     inputs: Vec<TrackInput>,
 }
@@ -62,6 +86,9 @@ impl SubscriberAdapt {
             allocator: Allocator::new(cfg),
             estimate_bps: None,
             audio_only: false,
+            red: false,
+            red_calm_since: None,
+            shortfall: Shortfall::None,
             inputs: Vec::new(),
         }
     }
@@ -70,16 +97,38 @@ impl SubscriberAdapt {
     pub fn allocation(&self) -> &Allocation {
         self.allocator.allocation()
     }
+
+    /// Turns RED on at [`RED_ON_LOSS`], off after [`RED_OFF_AFTER`] below [`RED_OFF_LOSS`].
+    fn update_red(&mut self, now: Instant, loss: Option<f32>) {
+        let loss = loss.unwrap_or(0.0);
+        if loss >= RED_ON_LOSS {
+            self.red = true;
+            self.red_calm_since = None;
+        } else if self.red {
+            if loss < RED_OFF_LOSS {
+                let since = *self.red_calm_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= RED_OFF_AFTER {
+                    self.red = false;
+                    self.red_calm_since = None;
+                }
+            } else {
+                self.red_calm_since = None;
+            }
+        }
+    }
 }
 
-/// Runs the allocation of subscriber `sub` and applies it to its forwarders.
-/// `publishers` finds the track a subscription carries.
-pub(crate) fn allocate(
+/// Runs the allocation of subscriber `sub` and applies it to its forwarders. `find` finds the
+/// published track a subscription carries.
+pub(crate) fn allocate<'a>(
     now: Instant,
     mode: &Adaptation,
     sub: &mut Peer,
-    find: impl Fn(&kham_proto::ParticipantId, str0m::media::Mid) -> Option<kham_bwe::LayerRates>,
+    find: impl Fn(&kham_proto::ParticipantId, str0m::media::Mid) -> Option<&'a TrackIn>,
 ) {
+    let (loss, rtt) = (sub.counters.loss_out(), sub.counters.rtt());
+    sub.adapt.update_red(now, loss);
+    let audio_only = sub.adapt.audio_only;
     if let Adaptation::Fixed(layer) = mode {
         for out in sub
             .tracks_out
@@ -88,19 +137,34 @@ pub(crate) fn allocate(
         {
             out.desired_layer = layer.spatial;
             out.forwarder.set_max_temporal(layer.temporal);
+            if audio_only {
+                out.forwarder.set_target(None);
+            } else if out.forwarder.target().is_none() {
+                out.forwarder.set_target(Some(layer.spatial));
+            }
         }
         return;
     }
     let adapt = &mut sub.adapt;
     adapt.inputs.clear();
-    for out in &sub.tracks_out {
+    for out in sub.tracks_out.iter_mut() {
         if out.mid().is_none() || out.gone {
             continue;
         }
-        let Some(rates) = find(&out.publisher, out.source_mid) else {
+        let Some(track) = find(&out.publisher, out.source_mid) else {
             continue;
         };
+        if let Some(view) = out.view {
+            let limit = crate::view::limit(view, track);
+            out.max_spatial = limit.max_spatial;
+            out.visible = limit.visible;
+        }
+        let mut rates = rates_of(track);
         let kind = if out.kind == MediaKind::Audio {
+            if adapt.red && out.red.pt.is_some() {
+                // Each RED packet carries the previous payload too.
+                rates.bps[0][0] = rates.bps[0][0].saturating_mul(2);
+            }
             Kind::Audio
         } else {
             Kind::Video
@@ -116,21 +180,36 @@ pub(crate) fn allocate(
     }
     let input = kham_bwe::SubscriberInput {
         estimate_bps: adapt.estimate_bps,
-        loss: 0.0,
-        rtt: None,
-        audio_only: adapt.audio_only,
+        loss: loss.unwrap_or(0.0),
+        rtt,
+        audio_only,
         tracks: &adapt.inputs,
     };
     let alloc = adapt.allocator.update(now, &input);
     for s in &alloc.switches {
         tracing::debug!(subscriber = %sub.id, track = s.key, from = ?s.from, to = ?s.to, reason = s.reason.as_str(), "layer switch");
     }
+    let mut shortfall = Shortfall::None;
     for d in alloc.decisions.iter().filter(|d| d.kind != Kind::Audio) {
         let Some(out) = sub.tracks_out.iter_mut().find(|t| t.key == d.key) else {
             continue;
         };
+        // What the tile needs, bounded by what the publisher sends.
+        let need = adapt.inputs.iter().find(|i| i.key == d.key).and_then(|i| {
+            (0..=i.max_spatial)
+                .rev()
+                .find(|&s| i.rates.get(Layer::new(s, 0)).is_some())
+        });
         match d.layer {
             Some(l) => {
+                if let Some(n) = need {
+                    let short = match n.saturating_sub(l.spatial) {
+                        0 => Shortfall::None,
+                        1 => Shortfall::Reduced,
+                        _ => Shortfall::Severe,
+                    };
+                    shortfall = shortfall.max(short);
+                }
                 out.desired_layer = l.spatial;
                 out.forwarder.set_max_temporal(l.temporal);
                 if out.forwarder.target().is_none() {
@@ -138,12 +217,16 @@ pub(crate) fn allocate(
                 }
             }
             None => {
+                if d.paused == Some(kham_bwe::Reason::BandwidthDrop) {
+                    shortfall = Shortfall::Severe;
+                }
                 if out.forwarder.target().is_some() {
                     out.forwarder.set_target(None);
                 }
             }
         }
     }
+    adapt.shortfall = shortfall;
     let probe = alloc.probe;
     sub.rtc
         .bwe()

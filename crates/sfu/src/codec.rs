@@ -27,6 +27,27 @@ pub struct Vp8Info {
 
 /// Parses a VP8 payload descriptor and, for the first packet of a frame, the keyframe bit.
 pub fn parse_vp8(payload: &[u8]) -> Option<Vp8Info> {
+    parse_vp8_at(payload).map(|(info, _)| info)
+}
+
+/// The picture size a VP8 keyframe announces (RFC 6386 section 9.1: after the 3-byte frame tag,
+/// the start code 9d 01 2a, then 14-bit width and height). `None` for anything else.
+pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
+    let (info, at) = parse_vp8_at(payload)?;
+    if !info.keyframe {
+        return None;
+    }
+    let h = payload.get(at..at + 10)?;
+    if h[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let width = u16::from_le_bytes([h[6], h[7]]) & 0x3fff;
+    let height = u16::from_le_bytes([h[8], h[9]]) & 0x3fff;
+    (width > 0 && height > 0).then_some((width, height))
+}
+
+/// The descriptor and the offset of the VP8 payload after it.
+fn parse_vp8_at(payload: &[u8]) -> Option<(Vp8Info, usize)> {
     let b0 = *payload.first()?;
     let extended = b0 & 0x80 != 0;
     let start = b0 & 0x10 != 0;
@@ -65,7 +86,7 @@ pub fn parse_vp8(payload: &[u8]) -> Option<Vp8Info> {
     let first_payload_byte = *payload.get(i)?;
     // The VP8 frame header's P bit (inverse keyframe flag) is only in the first partition's start.
     info.keyframe = start && partition == 0 && first_payload_byte & 0x01 == 0;
-    Some(info)
+    Some((info, i))
 }
 
 /// Whether an H.264 RTP payload (RFC 6184) starts an IDR picture or carries an SPS.
@@ -144,6 +165,24 @@ mod tests {
         let mut c = p;
         c[0] = 0x80;
         assert!(!parse_vp8(&c).unwrap().keyframe);
+    }
+
+    #[test]
+    fn vp8_keyframe_size_is_read_from_the_frame_header() {
+        // Descriptor X=1 S=1 | I=1 | 7-bit pid, then a keyframe tag, start code, 640 x 360.
+        let mut p = vec![0x90, 0x80, 0x05, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+        p.extend_from_slice(&640u16.to_le_bytes());
+        p.extend_from_slice(&(360u16 | 0x4000).to_le_bytes()); // scale bits are not size
+        assert_eq!(vp8_keyframe_size(&p), Some((640, 360)));
+        let mut delta = p.clone();
+        delta[3] = 0x11;
+        assert_eq!(vp8_keyframe_size(&delta), None);
+        let mut bad = p.clone();
+        bad[6] = 0x00;
+        assert_eq!(vp8_keyframe_size(&bad), None);
+        for n in 0..p.len() {
+            assert_eq!(vp8_keyframe_size(&p[..n]), None, "len {n}");
+        }
     }
 
     #[test]

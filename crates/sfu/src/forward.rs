@@ -166,6 +166,11 @@ impl Forwarder {
         self.max_temporal = max;
     }
 
+    /// The RTP clock rate of the stream.
+    pub fn clock_rate(&self) -> u32 {
+        self.clock_rate
+    }
+
     /// The highest temporal layer forwarded.
     pub fn max_temporal(&self) -> u8 {
         self.max_temporal

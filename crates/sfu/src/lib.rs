@@ -30,17 +30,25 @@
 
 mod adapt;
 mod codec;
+mod dynacast;
 mod error;
 mod forward;
 mod meter;
+mod notify;
 mod peer;
 pub mod quality;
+pub mod red;
 mod room;
 mod stats;
 mod track;
+pub mod view;
 
-pub use adapt::{ALLOCATION_INTERVAL, Adaptation};
-pub use codec::{Codec, Vp8Info, h264_is_keyframe, is_keyframe_start, parse_vp8};
+pub use adapt::{
+    ALLOCATION_INTERVAL, Adaptation, RED_OFF_AFTER, RED_OFF_LOSS, RED_ON_LOSS, Shortfall,
+};
+pub use codec::{
+    Codec, Vp8Info, h264_is_keyframe, is_keyframe_start, parse_vp8, vp8_keyframe_size,
+};
 pub use error::SfuError;
 pub use forward::{Forwarder, InPacket, OutPacket, Want};
 pub use kham_bwe;

@@ -41,6 +41,31 @@ pub(crate) struct Peer {
     pub adapt: SubscriberAdapt,
     /// Figures for operators (`stats.rs`).
     pub counters: PeerCounters,
+    /// The connection quality shown to the room (`quality.rs`).
+    pub quality: crate::quality::Tracker,
+    /// The last `video_state` sent to this subscriber (`notify.rs`).
+    pub video_states: Vec<kham_proto::VideoState>,
+    /// Bad reports from this participant already logged (log once), bits of [`ViewProblem`].
+    pub logged: u8,
+}
+
+/// Something wrong in a participant's `video_view`, logged once per participant.
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+pub enum ViewProblem {
+    AbsurdSize = 1,
+    NonexistentLayer = 2,
+    UnknownMid = 4,
+}
+
+impl Peer {
+    /// Marks a problem as logged; true the first time.
+    pub fn log_once(&mut self, what: ViewProblem) -> bool {
+        let bit = what as u8;
+        let first = self.logged & bit == 0;
+        self.logged |= bit;
+        first
+    }
 }
 
 impl Peer {
@@ -56,7 +81,9 @@ impl Peer {
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
-            .enable_opus(true, false)
+            // RED folded onto Opus: sent to subscribers with loss (red.rs), accepted from
+            // publishers whose browser sends it.
+            .enable_opus(true, true)
             .enable_vp8(true)
             .enable_h264(true)
             .set_stats_interval(Some(STATS_INTERVAL))
@@ -79,6 +106,9 @@ impl Peer {
             lost: false,
             adapt: SubscriberAdapt::new(adaptation),
             counters: PeerCounters::default(),
+            quality: Default::default(),
+            video_states: Vec::new(),
+            logged: 0,
         })
     }
 

@@ -18,12 +18,15 @@ use str0m::net::{Receive, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 
-use crate::adapt::{ALLOCATION_INTERVAL, Adaptation, allocate, rates_of};
-use crate::codec::{Codec, is_keyframe_start, parse_vp8};
+use crate::adapt::{ALLOCATION_INTERVAL, Adaptation, allocate};
+use crate::codec::{Codec, is_keyframe_start, parse_vp8, vp8_keyframe_size};
 use crate::error::SfuError;
 use crate::forward::{Forwarder, InPacket, Want};
-use crate::peer::{Peer, Permissions};
-use crate::track::{MAX_LAYERS, OutState, TrackIn, TrackOut};
+use crate::peer::{Peer, Permissions, ViewProblem};
+use crate::red::{parse_red, write_red};
+use crate::stats::STATS_INTERVAL;
+use crate::track::{LogOnce, MAX_LAYERS, OutState, RedOut, TrackIn, TrackOut};
+use crate::{dynacast, notify};
 
 /// Room settings.
 #[derive(Debug, Clone)]
@@ -66,6 +69,21 @@ pub enum RoomEvent {
     /// The participant's media connection is gone (ICE consent lost or a fatal error); it has
     /// been removed from the room.
     Lost { peer: ParticipantId },
+    /// The full state of this subscriber's received videos changed (send `video_state`).
+    VideoState {
+        peer: ParticipantId,
+        tracks: Vec<kham_proto::VideoState>,
+    },
+    /// Dynacast: tell this publisher which encodings of its video `mid` to send.
+    PublishLayers {
+        peer: ParticipantId,
+        mid: String,
+        layers: Vec<kham_proto::LayerActive>,
+    },
+    /// Someone's shown connection quality changed: everyone's scores (send `quality` to all).
+    Quality {
+        scores: Vec<kham_proto::QualityEntry>,
+    },
 }
 
 /// What [`Room::poll_output`] yields.
@@ -104,6 +122,8 @@ pub struct Room {
     next_allocation: Instant,
     /// Source of `TrackOut::key`.
     next_key: u32,
+    /// When qualities are next judged.
+    next_quality: Instant,
 }
 
 impl Room {
@@ -119,6 +139,7 @@ impl Room {
             last_now: now,
             next_allocation: now,
             next_key: 0,
+            next_quality: now,
         }
     }
 
@@ -433,11 +454,13 @@ impl Room {
             return;
         };
         let publisher = &mut self.peers[i];
+        // A RED payload type is folded onto its primary codec's parameters.
         let params = publisher
             .rtc
             .codec_config()
-            .find(|p| *p.pt() == pt)
+            .find(|p| *p.pt() == pt || p.red().is_some_and(|r| *r == pt))
             .copied();
+        let red_in = params.and_then(|p| p.red()).is_some_and(|r| *r == pt);
         let track = &mut publisher.tracks_in[usize::from(ti)];
         if let Some(params) = params {
             track.clock_rate = params.spec().clock_rate.get();
@@ -472,13 +495,30 @@ impl Room {
             }
             _ => None,
         };
+        let keyframe = is_keyframe_start(track.codec, &pkt.payload);
+        if keyframe && track.kind == MediaKind::Video {
+            track.on_keyframe(layer, now);
+            if let Some(size) = vp8.and_then(|_| vp8_keyframe_size(&pkt.payload)) {
+                track.sizes[usize::from(layer)] = Some(size);
+            }
+        }
         let input = InPacket {
             layer,
             seq: *pkt.seq_no,
             ts: pkt.header.timestamp,
             at: now,
-            keyframe: is_keyframe_start(track.codec, &pkt.payload),
+            keyframe,
             vp8,
+        };
+        // RED from the publisher: forward its primary block (each subscriber gets RED or not
+        // by its own loss). A malformed RED payload is dropped.
+        let payload: &[u8] = if red_in {
+            match parse_red(&pkt.payload) {
+                Some(r) => r.primary.data,
+                None => return,
+            }
+        } else {
+            &pkt.payload
         };
         let (source_mid, is_video) = (track.mid, track.kind == MediaKind::Video);
         let publisher_id = publisher.id.clone();
@@ -528,20 +568,24 @@ impl Room {
                 let pt_out = match out.pt_map {
                     Some((a, b)) if a == pt => b,
                     _ => {
-                        let Some(p) = params
-                            .and_then(|p| sub.rtc.codec_config().match_params(p).map(|m| *m.pt()))
+                        let Some(m) = params.and_then(|p| sub.rtc.codec_config().match_params(p))
                         else {
                             continue;
                         };
-                        out.pt_map = Some((pt, p));
-                        p
+                        out.pt_map = Some((pt, *m.pt()));
+                        out.red.pt = m.red().map(|r| *r);
+                        *m.pt()
                     }
                 };
-                let mut write =
-                    RtpWrite::new(pt_out.into(), o.seq.into(), o.ts, now, pkt.payload.clone())
-                        .marker(pkt.header.marker)
-                        .ext_vals(ext.clone())
-                        .nackable(is_video);
+                let (pt_write, data) = if is_video {
+                    (pt_out, payload.to_vec())
+                } else {
+                    audio_payload(&mut out.red, sub.adapt.red, pt_out, o.ts, payload)
+                };
+                let mut write = RtpWrite::new(pt_write.into(), o.seq.into(), o.ts, now, data)
+                    .marker(pkt.header.marker)
+                    .ext_vals(ext.clone())
+                    .nackable(is_video);
                 if let (Some(pid), Some(d)) = (o.picture_id, vp8_desc) {
                     let mut b = d.patch().picture_id(pid);
                     if let Some(t) = o.tl0_pic_idx {
@@ -607,6 +651,9 @@ impl Room {
             return;
         }
         *last = Some(now);
+        if let Some(a) = t.keyframe_awaited.get_mut(usize::from(layer)) {
+            a.get_or_insert(now);
+        }
         let (mid, rid) = (t.mid, t.rid_of(layer));
         if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
             tracing::debug!(publisher = %p.id, %mid, layer, "keyframe requested");
@@ -645,11 +692,17 @@ impl Room {
         self.request_keyframe(pi, ti as u8, layer, now);
     }
 
-    /// Runs every connected subscriber's allocation.
+    /// Runs every connected subscriber's allocation, then tells participants what changed:
+    /// video states, dynacast layers, and (once a second) connection quality.
     fn allocate_all(&mut self, now: Instant) {
         for p in &mut self.peers {
             for t in &mut p.tracks_in {
                 t.meter.roll(now);
+                for l in 0..MAX_LAYERS {
+                    if t.starved(l, now) && t.log_once(LogOnce::NoKeyframe) {
+                        tracing::warn!(publisher = %p.id, mid = %t.mid, layer = l, "publisher sends no keyframe on this layer despite requests; its subscribers fall back to other layers");
+                    }
+                }
             }
         }
         for i in 0..self.peers.len() {
@@ -660,7 +713,7 @@ impl Room {
             let others: Vec<&Peer> = others.map(|p| &*p).collect();
             allocate(now, &self.config.adaptation, sub, |publisher, mid| {
                 let p = others.iter().find(|p| p.id == *publisher)?;
-                p.tracks_in.iter().find(|t| t.mid == mid).map(rates_of)
+                p.tracks_in.iter().find(|t| t.mid == mid)
             });
             for s in &sub.adapt.allocation().switches {
                 if let Some(n) = self.stats.allocation_switches.get_mut(s.reason.index()) {
@@ -669,6 +722,60 @@ impl Room {
             }
             sub.dirty = true;
         }
+        dynacast::update(now, &mut self.peers, &mut self.events);
+        notify::video_state_changes(&mut self.peers, &mut self.events);
+        if now >= self.next_quality {
+            self.next_quality = now + STATS_INTERVAL;
+            notify::quality_changes(now, &mut self.peers, &mut self.events);
+        }
+    }
+
+    /// Adaptive stream: how a subscriber shows its received videos (`video_view`). Sizes are
+    /// clamped, layers capped to what exists, unknown mids ignored; each kind of nonsense is
+    /// logged once per participant. Applied at the next allocation (within 200 ms).
+    pub fn set_video_views(
+        &mut self,
+        subscriber: &ParticipantId,
+        views: &[kham_proto::VideoView],
+    ) -> Result<(), SfuError> {
+        let i = self
+            .peers
+            .iter()
+            .position(|p| p.id == *subscriber)
+            .ok_or_else(|| SfuError::UnknownPeer(subscriber.clone()))?;
+        for v in views {
+            let (size, absurd) = v.clamped();
+            let peer = &mut self.peers[i];
+            if absurd && peer.log_once(ViewProblem::AbsurdSize) {
+                tracing::info!(peer = %peer.id, width = v.width, height = v.height, "video_view with an absurd size, clamped");
+            }
+            let Some(out) = peer
+                .tracks_out
+                .iter_mut()
+                .find(|t| t.kind == MediaKind::Video && t.mid().is_some_and(|m| *m == *v.mid))
+            else {
+                if peer.log_once(ViewProblem::UnknownMid) {
+                    tracing::info!(peer = %peer.id, "video_view for a mid that is not a received video, ignored");
+                }
+                continue;
+            };
+            out.view = Some(size);
+            let (publisher, source_mid) = (out.publisher.clone(), out.source_mid);
+            let layers = self
+                .peers
+                .iter()
+                .find(|p| p.id == publisher)
+                .and_then(|p| p.tracks_in.iter().find(|t| t.mid == source_mid))
+                .map(|t| t.layer_count());
+            let peer = &mut self.peers[i];
+            if let (Some(m), Some(n)) = (v.max_spatial, layers)
+                && m >= n
+                && peer.log_once(ViewProblem::NonexistentLayer)
+            {
+                tracing::info!(peer = %peer.id, asked = m, layers = n, "video_view asks for a layer the publisher does not have, capped");
+            }
+        }
+        Ok(())
     }
 
     /// The last allocation for a subscriber (estimate, per-track layers, probe target).
@@ -689,6 +796,28 @@ impl Room {
             .find(|p| p.id == *id)
             .ok_or_else(|| SfuError::UnknownPeer(id.clone()))
     }
+}
+
+/// The payload type and payload of an audio packet for one subscriber: RED with the previous
+/// packet when `red_on` and the subscriber negotiated RED, the plain primary otherwise. The
+/// previous payload is kept in a buffer reused from packet to packet.
+fn audio_payload(red: &mut RedOut, red_on: bool, pt: u8, ts: u32, primary: &[u8]) -> (u8, Vec<u8>) {
+    let out = match red.pt.filter(|_| red_on) {
+        Some(red_pt) => {
+            let mut v = Vec::with_capacity(primary.len() + red.prev.len() + 5);
+            let prev = red
+                .prev_ts
+                .map(|p| (ts.wrapping_sub(p), red.prev.as_slice()))
+                .filter(|(off, _)| *off > 0);
+            write_red(&mut v, pt, primary, prev);
+            (red_pt, v)
+        }
+        None => (pt, primary.to_vec()),
+    };
+    red.prev.clear();
+    red.prev.extend_from_slice(primary);
+    red.prev_ts = Some(ts);
+    out
 }
 
 /// xorshift64 step: only to spread initial sequence numbers, not for security. Kept below
@@ -726,6 +855,8 @@ fn new_track_out(
         pt_map: None,
         max_spatial: MAX_LAYERS as u8 - 1,
         visible: true,
+        view: None,
+        red: Default::default(),
     }
 }
 

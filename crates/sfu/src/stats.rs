@@ -113,6 +113,8 @@ pub struct PeerMediaStats {
     pub layers: Vec<LayerReceived>,
     /// Video paused to save a weak link (always false until the allocator can decide it).
     pub audio_only: bool,
+    /// The connection quality the room shows everyone (`quality.rs`), once judged.
+    pub quality: Option<crate::quality::Quality>,
 }
 
 /// The last cumulative counters str0m reported for one stream (mid, rid).
@@ -147,6 +149,10 @@ pub(crate) struct PeerCounters {
     loss_out_rr: Option<f32>,
     rtt_rr: Option<Duration>,
     estimate_bps: Option<u64>,
+    /// Worst interarrival jitter of either direction over the last interval (and the one being
+    /// collected).
+    jitter: Option<Duration>,
+    jitter_next: Option<Duration>,
     /// Payload types this participant's retransmissions use (refreshed once per interval).
     rtx_pts: [u8; 8],
     rtx_pt_count: u8,
@@ -200,7 +206,38 @@ fn worst(a: Option<f32>, b: Option<f32>) -> Option<f32> {
     }
 }
 
+/// RTP timestamp units to time.
+fn jitter_time(units: u32, clock_rate: u32) -> Duration {
+    Duration::from_micros(u64::from(units) * 1_000_000 / u64::from(clock_rate.max(1)))
+}
+
 impl PeerCounters {
+    /// Fraction (0..1) lost of what we send this participant, last interval.
+    pub(crate) fn loss_out(&self) -> Option<f32> {
+        self.loss_out_twcc
+    }
+
+    /// Fraction lost of what this participant sends us, last interval.
+    pub(crate) fn loss_in(&self) -> Option<f32> {
+        self.loss_in_twcc
+    }
+
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    pub(crate) fn jitter(&self) -> Option<Duration> {
+        self.jitter
+    }
+
+    pub(crate) fn silent(&self) -> bool {
+        self.silent_for >= SILENCE_LOST
+    }
+
+    fn note_jitter(&mut self, j: Duration) {
+        self.jitter_next = Some(self.jitter_next.map_or(j, |x| x.max(j)));
+    }
+
     fn ingress(&mut self, s: &MediaIngressStats) {
         let [p, b, n, k] = growth(
             &mut self.ingress,
@@ -272,6 +309,9 @@ impl PeerCounters {
         self.loss_in_rr = None;
         self.loss_out_rr = None;
         self.rtt_rr = None;
+        if self.jitter_next.is_some() {
+            self.jitter = self.jitter_next.take();
+        }
     }
 
     /// Counts a datagram sent to this participant if it is an RTP retransmission. SRTP leaves
@@ -311,10 +351,34 @@ impl Peer {
 
     pub(crate) fn on_ingress_stats(&mut self, s: &MediaIngressStats) {
         self.counters.ingress(s);
+        if let Some(t) = self.tracks_in.iter().find(|t| t.mid == s.mid) {
+            self.counters
+                .note_jitter(jitter_time(s.jitter, t.clock_rate));
+        }
     }
 
     pub(crate) fn on_egress_stats(&mut self, s: &MediaEgressStats) {
         self.counters.egress(s);
+        if let (Some(r), Some(t)) = (
+            &s.remote,
+            self.tracks_out.iter().find(|t| t.mid() == Some(s.mid)),
+        ) {
+            let rate = t.forwarder.clock_rate();
+            self.counters.note_jitter(jitter_time(r.jitter, rate));
+        }
+    }
+
+    /// What this participant's connection quality is judged on.
+    pub(crate) fn quality_input(&self) -> crate::quality::QualityInput {
+        let c = &self.counters;
+        crate::quality::QualityInput {
+            connected: self.connected,
+            silent: c.silent(),
+            loss: worst(c.loss_in(), c.loss_out()),
+            rtt: c.rtt(),
+            jitter: c.jitter(),
+            shortfall: self.adapt.shortfall,
+        }
     }
 
     /// The operator's view of this participant.
@@ -333,7 +397,8 @@ impl Peer {
             loss_in: c.loss_in_twcc,
             loss_out: c.loss_out_twcc,
             estimate_bps: self.adapt.estimate_bps.or(c.estimate_bps),
-            silent: c.silent_for >= SILENCE_LOST,
+            silent: c.silent(),
+            quality: self.quality.shown(),
             audio_tracks: count(MediaKind::Audio),
             video_tracks: count(MediaKind::Video),
             layers: self

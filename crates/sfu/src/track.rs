@@ -31,7 +31,32 @@ pub struct TrackIn {
     pub last_keyframe_request: [Option<Instant>; MAX_LAYERS],
     /// Bitrate of each spatial and temporal layer, for the allocator.
     pub meter: LayerMeter,
+    /// Picture size of each layer, from its last VP8 keyframe.
+    pub sizes: [Option<(u16, u16)>; MAX_LAYERS],
+    /// When a keyframe of each layer was last seen.
+    pub keyframe_seen: [Option<Instant>; MAX_LAYERS],
+    /// Since when a requested keyframe of each layer has not come (cleared by a keyframe).
+    pub keyframe_awaited: [Option<Instant>; MAX_LAYERS],
+    /// The publisher's RED payload type for this (audio) track, if it negotiated RED.
+    pub red_pt: Option<u8>,
+    /// Dynacast: which encodings the publisher was last told to send, and since when each has
+    /// been unneeded (`dynacast.rs`).
+    pub active: [bool; MAX_LAYERS],
+    pub unneeded_since: [Option<Instant>; MAX_LAYERS],
+    /// Problems already logged for this track (log once): bit per [`LogOnce`].
+    pub logged: u8,
 }
+
+/// A publisher-side problem logged once per track.
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+pub enum LogOnce {
+    NoKeyframe = 1,
+}
+
+/// A keyframe awaited this long is considered not coming: subscribers waiting for it fall back
+/// to a layer that does send keyframes, and the publisher is logged once.
+pub const KEYFRAME_STARVED: Duration = Duration::from_secs(3);
 
 impl TrackIn {
     pub fn new(mid: Mid, kind: MediaKind, rids: Vec<Rid>) -> Self {
@@ -48,7 +73,43 @@ impl TrackIn {
             seen: [None; MAX_LAYERS],
             last_keyframe_request: [None; MAX_LAYERS],
             meter: LayerMeter::default(),
+            sizes: [None; MAX_LAYERS],
+            keyframe_seen: [None; MAX_LAYERS],
+            keyframe_awaited: [None; MAX_LAYERS],
+            red_pt: None,
+            active: [true; MAX_LAYERS],
+            unneeded_since: [None; MAX_LAYERS],
+            logged: 0,
         }
+    }
+
+    /// Number of spatial layers (1 without simulcast).
+    pub fn layer_count(&self) -> u8 {
+        self.rids.len().clamp(1, MAX_LAYERS) as u8
+    }
+
+    /// A keyframe of `layer` arrived.
+    pub fn on_keyframe(&mut self, layer: u8, now: Instant) {
+        let l = usize::from(layer).min(MAX_LAYERS - 1);
+        self.keyframe_seen[l] = Some(now);
+        self.keyframe_awaited[l] = None;
+    }
+
+    /// Whether keyframes of `layer` were asked for and have not come for [`KEYFRAME_STARVED`].
+    pub fn starved(&self, layer: usize, now: Instant) -> bool {
+        self.keyframe_awaited
+            .get(layer)
+            .copied()
+            .flatten()
+            .is_some_and(|t| now.saturating_duration_since(t) >= KEYFRAME_STARVED)
+    }
+
+    /// Marks a problem as logged; true the first time.
+    pub fn log_once(&mut self, what: LogOnce) -> bool {
+        let bit = what as u8;
+        let first = self.logged & bit == 0;
+        self.logged |= bit;
+        first
     }
 
     /// Layer index of a rid (0 without simulcast).
@@ -66,10 +127,13 @@ impl TrackIn {
 
     /// The best layer to forward for a subscriber wanting `desired`: the highest layer at or
     /// below it that is flowing, else the lowest flowing layer above it, else `desired` itself.
+    /// Layers whose keyframes do not come are avoided while another layer flows.
     pub fn effective_layer(&self, desired: u8, now: Instant) -> u8 {
-        let alive = |l: usize| {
+        let flowing = |l: usize| {
             self.seen[l].is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT)
         };
+        let healthy = (0..MAX_LAYERS).any(|l| flowing(l) && !self.starved(l, now));
+        let alive = |l: usize| flowing(l) && !(healthy && self.starved(l, now));
         let top = usize::from(desired).min(MAX_LAYERS - 1);
         if let Some(l) = (0..=top).rev().find(|&l| alive(l)) {
             return l as u8;
@@ -130,6 +194,20 @@ pub struct TrackOut {
     pub max_spatial: u8,
     /// Whether the subscriber shows this video at all.
     pub visible: bool,
+    /// How the subscriber last said it shows this video (`video_view`), if it did.
+    pub view: Option<kham_proto::VideoViewSize>,
+    /// Audio: RED towards this subscriber (`red.rs`), with the last primary payload sent.
+    pub red: RedOut,
+}
+
+/// RED state of one audio track towards one subscriber.
+#[derive(Debug, Default)]
+pub struct RedOut {
+    /// The subscriber's RED payload type, if it negotiated RED.
+    pub pt: Option<u8>,
+    /// The previous packet's primary payload and output timestamp (reused buffer).
+    pub prev: Vec<u8>,
+    pub prev_ts: Option<u32>,
 }
 
 impl TrackOut {

@@ -290,6 +290,12 @@ impl RoomActor {
         let result = match msg {
             ClientMsg::Offer { sdp } => self.offer(&id, sdp).await,
             ClientMsg::Answer { sdp } => self.answer(&id, sdp).await,
+            ClientMsg::AudioOnly { enabled } => self
+                .state
+                .check_media(&id)
+                .map(|_| self.media.audio_only(&self.id, id.clone(), enabled))
+                .map(|()| Vec::new()),
+            ClientMsg::VideoView { views } => self.video_view(&id, views),
             other => self.state.handle(&id, other, now_ms),
         };
         match result {
@@ -320,6 +326,22 @@ impl RoomActor {
             )]),
             Err(e) => Err(media_error(e)),
         }
+    }
+
+    fn video_view(
+        &mut self,
+        id: &ParticipantId,
+        views: Vec<kham_proto::VideoView>,
+    ) -> Result<Vec<Effect>, (ErrorCode, String)> {
+        self.state.check_media(id)?;
+        if views.len() > kham_proto::MAX_VIEWS {
+            return Err((
+                ErrorCode::BadMessage,
+                format!("at most {} views", kham_proto::MAX_VIEWS),
+            ));
+        }
+        self.media.video_view(&self.id, id.clone(), views);
+        Ok(Vec::new())
     }
 
     async fn answer(
@@ -361,6 +383,18 @@ impl RoomActor {
                     }
                 }
             }
+            MediaEvent::VideoState { peer, tracks } => {
+                self.send(&peer, ServerMsg::VideoState { tracks })
+            }
+            MediaEvent::PublishLayers { peer, mid, layers } => {
+                self.send(&peer, ServerMsg::PublishLayers { mid, layers })
+            }
+            MediaEvent::Quality { scores } => self.apply(vec![Effect::Send(
+                crate::room_state::Target::Admitted,
+                ServerMsg::Quality {
+                    participants: scores,
+                },
+            )]),
             MediaEvent::Lost { peer } => {
                 tracing::info!(room = %self.id, %peer, "media connection lost");
                 let mut fx = self.state.leave(&peer, LeaveReason::ConnectionLost);

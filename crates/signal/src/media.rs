@@ -1,7 +1,7 @@
 //! The media side as signaling sees it. The server implements [`Media`] on its shard threads;
 //! tests implement it with a fake, so signaling is tested without str0m or sockets.
 
-use kham_proto::{ParticipantId, TrackInfo};
+use kham_proto::{LayerActive, ParticipantId, QualityEntry, TrackInfo, VideoState, VideoView};
 use tokio::sync::{mpsc, oneshot};
 
 /// What a participant may send and receive (from its token's grants).
@@ -24,6 +24,19 @@ pub enum MediaEvent {
     Connected { peer: ParticipantId },
     /// The participant's media connection died (ICE consent lost).
     Lost { peer: ParticipantId },
+    /// What this subscriber's received videos are doing now (send `video_state`).
+    VideoState {
+        peer: ParticipantId,
+        tracks: Vec<VideoState>,
+    },
+    /// Dynacast for this publisher (send `publish_layers`).
+    PublishLayers {
+        peer: ParticipantId,
+        mid: String,
+        layers: Vec<LayerActive>,
+    },
+    /// Everyone's connection quality (send `quality` to the call).
+    Quality { scores: Vec<QualityEntry> },
 }
 
 /// Why a media request failed.
@@ -59,6 +72,10 @@ pub trait Media: Send + Sync + 'static {
     ) -> oneshot::Receiver<Result<(), MediaError>>;
     /// Ends a participant's media session.
     fn remove(&self, room: &str, peer: ParticipantId);
+    /// The participant chose to receive audio only (or video again).
+    fn audio_only(&self, room: &str, peer: ParticipantId, enabled: bool);
+    /// How the participant shows its received videos (adaptive stream).
+    fn video_view(&self, room: &str, peer: ParticipantId, views: Vec<VideoView>);
     /// Drops the room's media.
     fn close_room(&self, room: &str);
 }

@@ -401,7 +401,10 @@ impl RoomState {
                 require_admit(&me)?;
                 Ok(self.end("ended_by_doctor"))
             }
-            ClientMsg::Offer { .. } | ClientMsg::Answer { .. } => {
+            ClientMsg::Offer { .. }
+            | ClientMsg::Answer { .. }
+            | ClientMsg::AudioOnly { .. }
+            | ClientMsg::VideoView { .. } => {
                 Err((ErrorCode::Internal, "media message routed to state".into()))
             }
         }

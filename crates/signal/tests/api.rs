@@ -61,6 +61,18 @@ impl Media for FakeMedia {
             .unwrap()
             .push(format!("remove {room} {peer}"));
     }
+    fn audio_only(&self, room: &str, peer: ParticipantId, enabled: bool) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("audio_only {room} {peer} {enabled}"));
+    }
+    fn video_view(&self, room: &str, peer: ParticipantId, views: Vec<kham_proto::VideoView>) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("video_view {room} {peer} {}", views.len()));
+    }
     fn close_room(&self, room: &str) {
         self.log.lock().unwrap().push(format!("close {room}"));
     }
