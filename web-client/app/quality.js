@@ -39,7 +39,7 @@ export function forgetQuality(id) {
  * @param {Quality} level
  */
 export function qualityBars(level) {
-  const label = t('quality.label', { level: t(`quality.${level}`) });
+  const label = t('conn_quality.label', { level: t(`conn_quality.${level}`) });
   const lit = BARS[level];
   const bars = [1, 2, 3, 4].map((n) => h('i', { class: n <= lit ? 'on' : undefined }));
   return h('span', {
