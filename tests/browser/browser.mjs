@@ -32,10 +32,10 @@ export function launchChromium() {
 /**
  * A page in its own browser context (own storage, like a separate device).
  * @param {import('playwright-core').Browser} browser
- * @param {{width?: number, height?: number, name?: string}} [opts]
+ * @param {{width?: number, height?: number, name?: string, deviceScaleFactor?: number}} [opts]
  */
-export async function newPage(browser, { width = 1024, height = 700, name = 'page' } = {}) {
-  const context = await browser.newContext({ viewport: { width, height } });
+export async function newPage(browser, { width = 1024, height = 700, name = 'page', deviceScaleFactor = 1 } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor });
   const page = await context.newPage();
   page.on('console', (m) => {
     if (m.type() === 'error' || m.type() === 'warning' || process.env.KHAM_TEST_VERBOSE) {

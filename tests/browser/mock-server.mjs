@@ -6,6 +6,11 @@
 // Tokens are JWT-shaped but unsigned: mockToken({room, name, role}). Offers are recorded (so a
 // test can inspect the browser's SDP) and never answered.
 //
+// Tests can also play the server's part directly: push(participantId, msg) sends any server
+// message to one participant, and sentBy(participantId, type) reads what that client sent
+// (every message is recorded with its arrival time). `audio_only` is confirmed with a
+// `video_state` for the video mids last pushed to that participant in `tracks`/`offer`.
+//
 // Run by hand: node tests/browser/mock-server.mjs [port]  (prints join links)
 
 import http from 'node:http';
@@ -62,8 +67,10 @@ export async function startMockServer({ port = 0 } = {}) {
   /** @type {Map<string, Room>} */
   const rooms = new Map();
   const revoked = new Set();
-  /** Every client message received, in order: {from: participantId, msg}. */
+  /** Every client message received, in order: {from: participantId, msg, at: Date.now()}. */
   const received = [];
+  /** Types answered `unknown_type` like an older server would (tests may fill it). @type {Set<string>} */
+  const rejectTypes = new Set();
 
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
@@ -117,6 +124,8 @@ export async function startMockServer({ port = 0 } = {}) {
         ws, claims, status: claims.role === 'patient' ? 'waiting' : 'admitted', since: Date.now(),
         info: { id: `p-${crypto.randomBytes(8).toString('hex')}`, name: claims.name, role: claims.role, audio_muted: false, video_muted: false },
         gone: false,
+        /** Tracks last pushed to this client by a test (`tracks` or `offer`). */
+        tracks: [],
       };
       this.peers.set(peer.info.id, peer);
       send(peer, {
@@ -132,7 +141,11 @@ export async function startMockServer({ port = 0 } = {}) {
     onMessage(peer, text) {
       let msg;
       try { msg = JSON.parse(text); } catch { return send(peer, { type: 'error', code: 'bad_json', message: 'not JSON' }); }
-      received.push({ from: peer.info.id, msg });
+      received.push({ from: peer.info.id, msg, at: Date.now() });
+      if (rejectTypes.has(msg.type)) {
+        // The real server's wording (crates/proto ParseError::UnknownType).
+        return send(peer, { type: 'error', code: 'unknown_type', message: `unknown message type ${JSON.stringify(msg.type)}` });
+      }
       const admitter = peer.claims.role === 'doctor';
       const forbid = () => send(peer, { type: 'error', code: 'forbidden', message: 'admit grant required' });
       switch (msg.type) {
@@ -179,8 +192,19 @@ export async function startMockServer({ port = 0 } = {}) {
           return send(peer, { type: 'pong', id: msg.id });
         case 'offer':
         case 'answer':
+        case 'video_view':
           if (peer.status !== 'admitted') return send(peer, { type: 'error', code: 'bad_state', message: 'waiting' });
           return; // recorded in `received`; no media in the mock
+        case 'audio_only': {
+          if (peer.status !== 'admitted') return send(peer, { type: 'error', code: 'bad_state', message: 'waiting' });
+          const on = !!msg.enabled;
+          const tracks = peer.tracks.filter((t) => t.kind === 'video' && t.active !== false).map((t) => ({
+            mid: t.mid, participant: t.participant, paused: on,
+            reason: on ? 'audio_only' : null, layer: on ? null : { spatial: 2, temporal: 2 },
+          }));
+          if (tracks.length) send(peer, { type: 'video_state', tracks });
+          return;
+        }
         default:
           return send(peer, { type: 'error', code: 'unknown_type', message: String(msg.type) });
       }
@@ -210,12 +234,40 @@ export async function startMockServer({ port = 0 } = {}) {
     if (peer.ws.readyState === peer.ws.OPEN) peer.ws.send(JSON.stringify(msg));
   }
 
+  function findPeer(id) {
+    for (const r of rooms.values()) {
+      const p = r.peers.get(id);
+      if (p) return p;
+    }
+    return null;
+  }
+
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${server.address().port}`;
   return {
     url: base,
     received,
+    rejectTypes,
     rooms,
+    /**
+     * Sends a server message to one participant (throws for an unknown or gone id).
+     * @param {string} participantId
+     * @param {object & {type: string}} msg
+     */
+    push(participantId, msg) {
+      const peer = findPeer(participantId);
+      if (!peer || peer.gone) throw new Error(`mock: no participant ${participantId}`);
+      if ((msg.type === 'tracks' || msg.type === 'offer') && Array.isArray(msg.tracks)) peer.tracks = msg.tracks;
+      send(peer, msg);
+    },
+    /**
+     * What a participant's client sent, oldest first: [{msg, at}], optionally of one type.
+     * @param {string} participantId
+     * @param {string} [type]
+     */
+    sentBy(participantId, type) {
+      return received.filter((r) => r.from === participantId && (!type || r.msg.type === type));
+    },
     /** A join link for the web client. */
     joinLink(room, name, role, tokenRoom = room) {
       const token = mockToken({ room: tokenRoom, name, role });

@@ -12,17 +12,20 @@ import { t } from './i18n.js';
  */
 
 /**
- * A button that switches something off and on (aria-pressed = switched off).
+ * A button that switches something off and on (aria-pressed = switched off; for a mode such
+ * as "audio only", pressed = the mode is on).
  * @param {object} o
  * @param {string} o.testid
  * @param {string} o.iconOn      icon while on
  * @param {string} o.iconOff     icon while off
  * @param {string} o.labelOn     i18n key of the action while on ("Mute")
  * @param {string} o.labelOff    i18n key of the action while off ("Unmute")
+ * @param {string} [o.hint]      i18n key of a longer explanation (tooltip)
+ * @param {string} [o.pressedClass]  class while pressed; default "ctl-off" (switched off look)
  * @param {(off: boolean) => void} o.onChange
  * @returns {Toggle}
  */
-export function makeToggle({ testid, iconOn, iconOff, labelOn, labelOff, onChange }) {
+export function makeToggle({ testid, iconOn, iconOff, labelOn, labelOff, hint, pressedClass = 'ctl-off', onChange }) {
   const el = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'ctl', 'data-testid': testid }));
   let off = false;
   const draw = () => {
@@ -30,7 +33,8 @@ export function makeToggle({ testid, iconOn, iconOff, labelOn, labelOff, onChang
     el.replaceChildren(svg(off ? iconOff : iconOn), h('span', { class: 'ctl-label' }, [label]));
     el.setAttribute('aria-pressed', String(off));
     el.setAttribute('aria-label', label);
-    el.classList.toggle('ctl-off', off);
+    if (hint) el.title = t(hint);
+    el.classList.toggle(pressedClass, off);
   };
   el.addEventListener('click', () => {
     off = !off;

@@ -11,5 +11,6 @@ export const ICONS = {
   end: `<svg ${A}><path d="M3 15c5-5 13-5 18 0l-2.5 2.5-3-1.5v-3a10 10 0 0 0-7 0v3l-3 1.5z"/></svg>`,
   check: `<svg ${A}><path d="M5 12l5 5 9-10"/></svg>`,
   cross: `<svg ${A}><path d="M6 6l12 12M18 6L6 18"/></svg>`,
+  audioOnly: `<svg ${A}><path d="M4 15v-3a8 8 0 0 1 16 0v3"/><rect x="3" y="14" width="4" height="7" rx="1.5"/><rect x="17" y="14" width="4" height="7" rx="1.5"/></svg>`,
   remove: `<svg ${A}><circle cx="9" cy="8" r="4"/><path d="M2 21a7 7 0 0 1 14 0M16 11h6"/></svg>`,
 };

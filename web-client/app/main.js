@@ -9,8 +9,10 @@ import { showScreen, showEnded, renderEnded } from './screens.js';
 import { renderLobby, relabelLobby } from './lobby.js';
 import {
   setSelf, addParticipant, updateParticipant, removeParticipant, setRemoteStream,
-  relabelTiles, clearTiles, setRemoveHandler,
+  relabelTiles, clearTiles, setRemoveHandler, setVideoWatcher,
 } from './tiles.js';
+import { setQualities } from './quality.js';
+import { setVideoStates, setAudioOnlyView } from './paused.js';
 import { makeToggle, makeAction, ICONS } from './controls.js';
 import { confirmAction } from './confirm.js';
 import { showToast } from './toast.js';
@@ -20,6 +22,11 @@ import { showToast } from './toast.js';
 const client = new KhamClient();
 // For tests and debugging: the client and through it the RTCPeerConnection (`__kham.pc`).
 /** @type {any} */ (window).__kham = client;
+// Adaptive stream: the SDK reports each remote tile's size and visibility to the server.
+setVideoWatcher({
+  add: (id, video) => client.observeVideo(id, video),
+  remove: (video) => client.unobserveVideo(video),
+});
 
 /** @type {MediaStream|null} */
 let localStream = null;
@@ -58,7 +65,18 @@ const camToggle = makeToggle({
   testid: 'camera', iconOn: ICONS.cam, iconOff: ICONS.camOff, labelOn: 'camera.off', labelOff: 'camera.on',
   onChange: (off) => setMuted('video', off),
 });
-relabelers.push(micToggle.relabel, camToggle.relabel);
+// Audio only: no remote video is received (saves mobile data); pressed = audio only.
+const audioOnlyToggle = makeToggle({
+  testid: 'audio-only', iconOn: ICONS.audioOnly, iconOff: ICONS.audioOnly,
+  labelOn: 'audio_only', labelOff: 'audio_only', hint: 'audio_only.hint', pressedClass: 'ctl-active',
+  onChange: (on) => {
+    client.setAudioOnly(on);
+    // Shown at once; the server confirms with video_state (and, when switched back, resumes).
+    setAudioOnlyView(on);
+    relabelTiles();
+  },
+});
+relabelers.push(micToggle.relabel, camToggle.relabel, audioOnlyToggle.relabel);
 
 /** @param {'audio'|'video'} kind @param {boolean} muted */
 function setMuted(kind, muted) {
@@ -178,6 +196,18 @@ function onTrackChange(ev) {
 client.addEventListener('track', onTrackChange);
 client.addEventListener('trackremoved', onTrackChange);
 
+client.addEventListener('videostate', (ev) => {
+  const { tracks } = /** @type {CustomEvent<{tracks: import('/sdk/kham.js').VideoState[]}>} */ (ev).detail;
+  setVideoStates(tracks, (mid) => client.participantForMid(mid));
+  if (inCall) relabelTiles();
+});
+
+client.addEventListener('quality', (ev) => {
+  const { participants } = /** @type {CustomEvent<{participants: import('/sdk/kham.js').ParticipantQuality[]}>} */ (ev).detail;
+  setQualities(participants);
+  if (inCall) relabelTiles();
+});
+
 client.addEventListener('connectionstate', (ev) => {
   const { state } = /** @type {CustomEvent<{state: RTCPeerConnectionState}>} */ (ev).detail;
   const banner = byId('conn-banner');
@@ -225,7 +255,7 @@ function buildControls() {
   });
   relabelers.push(leave.relabel);
   const sends = client.me && client.me.role !== 'observer';
-  bar.replaceChildren(...(sends ? [micToggle.el, camToggle.el] : []), leave.el);
+  bar.replaceChildren(...(sends ? [micToggle.el, camToggle.el] : []), audioOnlyToggle.el, leave.el);
 }
 
 let doctorControls = false;

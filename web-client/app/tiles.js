@@ -1,10 +1,13 @@
-// The call grid: one tile per participant (own tile first), each with video, name, role and
-// mute indicators. Remote audio plays through the same <video> element (one MediaStream per
-// participant), which is never muted.
+// The call grid: one tile per participant (own tile first), each with video, name, role,
+// connection quality and mute indicators. Remote audio plays through the same <video> element
+// (one MediaStream per participant), which is never muted or paused: a paused remote video is
+// only made invisible (visibility, so its size is still reported to the server).
 import { byId, h, initials, svg } from './dom.js';
 import { ICONS } from './icons.js';
 import { t, roleLabel } from './i18n.js';
 import { attachStream } from './media.js';
+import { qualityOf, qualityBars, forgetQuality } from './quality.js';
+import { pausedReason, pausedPanel, forgetPaused } from './paused.js';
 
 /** @typedef {import('../sdk/kham.js').Participant} Participant */
 
@@ -21,6 +24,21 @@ import { attachStream } from './media.js';
 const tiles = new Map();
 /** Called when the doctor presses "remove" on a tile; null hides the buttons. @type {((p: Participant) => void)|null} */
 let onRemove = null;
+
+/**
+ * Told about remote <video> elements as tiles come and go (adaptive stream reporting).
+ * @typedef {object} VideoWatcher
+ * @property {(participantId: string, video: HTMLVideoElement) => void} add
+ * @property {(video: HTMLVideoElement) => void} remove
+ */
+/** @type {VideoWatcher|null} */
+let watcher = null;
+
+/** @param {VideoWatcher} w */
+export function setVideoWatcher(w) {
+  watcher = w;
+  for (const [id, tile] of tiles) if (!tile.self) w.add(id, tile.video);
+}
 
 /** @param {((p: Participant) => void)|null} fn */
 export function setRemoveHandler(fn) {
@@ -58,9 +76,12 @@ export function updateParticipant(p) {
 export function removeParticipant(id) {
   const tile = tiles.get(id);
   if (!tile) return;
+  if (watcher && !tile.self) watcher.remove(tile.video);
   tile.video.srcObject = null;
   tile.el.remove();
   tiles.delete(id);
+  forgetQuality(id);
+  forgetPaused(id);
   layout();
 }
 
@@ -77,7 +98,7 @@ export function setRemoteStream(id, stream) {
   draw(tile);
 }
 
-/** Redraws every label after a language switch. */
+/** Redraws every tile: after a language switch, new video states or quality scores. */
 export function relabelTiles() {
   for (const tile of tiles.values()) draw(tile);
 }
@@ -109,6 +130,7 @@ function ensure(p, self) {
   if (self) grid.prepend(el);
   else grid.append(el);
   layout();
+  if (watcher && !self) watcher.add(p.id, video);
   return tile;
 }
 
@@ -117,9 +139,14 @@ function draw(tile) {
   const p = tile.participant;
   const hasVideo = !!tile.stream && tile.stream.getVideoTracks().length > 0;
   const videoOff = p.video_muted || !hasVideo;
+  const paused = tile.self ? null : pausedReason(p);
   tile.el.classList.toggle('video-off', videoOff);
+  tile.el.classList.toggle('video-paused', !!paused);
   tile.el.dataset.audioMuted = String(p.audio_muted);
   tile.el.dataset.videoMuted = String(p.video_muted);
+  const quality = qualityOf(p.id);
+  if (quality) tile.el.dataset.quality = quality;
+  else delete tile.el.dataset.quality;
   tile.el.setAttribute('aria-label', `${p.name}, ${roleLabel(p.role)}`);
 
   const flags = [];
@@ -127,12 +154,13 @@ function draw(tile) {
   if (p.video_muted) flags.push(h('span', { class: 'flag', 'data-testid': 'video-muted', title: t('muted.video') }, [svg(ICONS.camOff)]));
   const name = tile.self ? `${p.name} (${t('you')})` : p.name;
   const label = h('div', { class: 'tile-label' }, [
+    quality ? qualityBars(quality) : null,
     h('span', { class: 'tile-name', 'data-testid': 'tile-name' }, [name]),
     h('span', { class: `tile-role role-${p.role}`, 'data-testid': 'tile-role' }, [roleLabel(p.role)]),
     ...flags,
   ]);
   const avatar = h('div', { class: 'avatar', 'aria-hidden': 'true' }, [h('span', {}, [initials(p.name)])]);
-  const parts = [avatar, label];
+  const parts = paused ? [pausedPanel(p, paused), label] : [avatar, label];
   if (!tile.self && onRemove) {
     const btn = h('button', {
       type: 'button', class: 'tile-remove', 'data-testid': 'remove',

@@ -7,6 +7,10 @@
 //   client.addEventListener('track', (e) => attach(e.detail.participantId, e.detail.stream));
 //   await client.connect({ room, token });
 //   await client.publish(await navigator.mediaDevices.getUserMedia({ audio: true, video: true }));
+//   client.observeVideo(participantId, videoElement); // adaptive stream: report tile sizes
+
+import { ViewReporter } from './views.js';
+import { applyPublishLayers } from './layers.js';
 
 /** Signaling protocol version this SDK speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -77,6 +81,27 @@ const LEAVE_CLOSE_TIMEOUT_MS = 1_500;
  * @property {MediaStreamTrack} track
  * @property {MediaStream} stream  all live tracks of that participant (a new object on every change)
  *
+ * @typedef {'bandwidth'|'audio_only'|'hidden'|'no_video'} PauseReason
+ *
+ * @typedef {object} VideoState  one received video, as the server forwards it
+ * @property {string} mid
+ * @property {string} participant
+ * @property {boolean} paused            nothing of this video is forwarded now
+ * @property {PauseReason|null} reason   why it is paused (null when not paused)
+ * @property {{spatial: number, temporal: number}|null} layer  the layer forwarded, null when paused
+ *
+ * @typedef {'excellent'|'good'|'poor'|'lost'} Quality
+ *
+ * @typedef {object} ParticipantQuality
+ * @property {string} id
+ * @property {Quality} quality
+ *
+ * @typedef {object} PublishLayersDetail
+ * @property {string} mid
+ * @property {{rid: string, active: boolean}[]} layers  as the server sent them
+ * @property {{rid: string, active: boolean}[]|null} encodings  the sender's encodings afterwards;
+ *                                                    null when they could not be set
+ *
  * @typedef {object} ConnectOptions
  * @property {string} room
  * @property {string} token
@@ -91,6 +116,9 @@ const LEAVE_CLOSE_TIMEOUT_MS = 1_500;
  * - `participantjoined` / `participantupdated` {participant}; `participantleft` {id, reason}
  * - `track` / `trackremoved` {TrackDetail}
  * - `connectionstate` {state} (the RTCPeerConnection's connectionState)
+ * - `videostate` {tracks: VideoState[]} (every received video: paused or forwarded, and why)
+ * - `quality` {participants: ParticipantQuality[]} (everyone's connection quality, own included)
+ * - `publishlayers` {PublishLayersDetail} (dynacast: own simulcast encodings switched on/off)
  * - `error` {code, message} (a server `error` reply; the session goes on)
  * - `closed` {ClosedDetail} (the session is over; emitted once)
  */
@@ -115,6 +143,10 @@ export class KhamClient extends EventTarget {
     this.canAdmit = false;
     /** Whether the session is over. */
     this.closed = false;
+    /** The last `video_state` list, by mid. @type {Map<string, VideoState>} */
+    this.videoStates = new Map();
+    /** Everyone's last known connection quality (own included), by participant id. @type {Map<string, Quality>} */
+    this.quality = new Map();
 
     /** @type {MediaStream|null} */
     this._localStream = null;
@@ -127,6 +159,14 @@ export class KhamClient extends EventTarget {
     this._surfaced = new Map();
     /** Own mute state, sent again after admission. */
     this._muted = { audio: false, video: false };
+    /** Audio only (receive no video), sent again after admission. */
+    this._audioOnly = false;
+    /** Adaptive stream reporting; created by the first observeVideo(). @type {ViewReporter|null} */
+    this._views = null;
+    /** Serializes dynacast setParameters calls. @type {Promise<void>} */
+    this._layersQueue = Promise.resolve();
+    /** Optional message types the server answered `unknown_type` (an older server). @type {Set<string>} */
+    this._unsupported = new Set();
     /** Serializes SDP work so server messages are applied in order. @type {Promise<void>} */
     this._queue = Promise.resolve();
     /** @type {ReturnType<typeof setInterval>|null} */
@@ -240,6 +280,60 @@ export class KhamClient extends EventTarget {
   }
 
   /**
+   * Audio only: asks the server to forward no video to this client (to save data), or video
+   * again. The server answers with `video_state` (reason `audio_only`). Remembered and sent
+   * after admission when chosen in the lobby.
+   * @param {boolean} enabled
+   */
+  setAudioOnly(enabled) {
+    this._audioOnly = !!enabled;
+    if (this.status === 'admitted' && !this._unsupported.has('audio_only')) {
+      this._send({ type: 'audio_only', enabled: this._audioOnly });
+    }
+  }
+
+  isAudioOnly() {
+    return this._audioOnly;
+  }
+
+  /**
+   * Adaptive stream: reports the element's drawn size and visibility for the participant's
+   * received video (`video_view`), so the server sends no more than it shows. Call again with a
+   * new element to replace it; see views.js on hiding a paused video.
+   * @param {string} participantId
+   * @param {Element} element
+   */
+  observeVideo(participantId, element) {
+    if (this.closed) return;
+    if (!this._views) {
+      this._views = new ViewReporter({
+        videoMids: () => this._receivedVideoMids(),
+        send: (views) => this.status === 'admitted' && !this._unsupported.has('video_view')
+          && this._send({ type: 'video_view', views }),
+      });
+    }
+    this._views.observe(participantId, element);
+  }
+
+  /** Stops reporting an element (its tile is gone). @param {Element} element */
+  unobserveVideo(element) {
+    if (this._views) this._views.unobserve(element);
+  }
+
+  /**
+   * The last video state of a participant's video (from `video_state`), or null.
+   * @param {string} participantId
+   * @returns {VideoState|null}
+   */
+  videoStateOf(participantId) {
+    for (const v of this.videoStates.values()) {
+      const owner = v.participant || this.participantForMid(v.mid);
+      if (owner === participantId) return v;
+    }
+    return null;
+  }
+
+  /**
    * Leaves the call. Resolves once the server closed the socket (or after a short timeout).
    * Local tracks are not stopped: the stream belongs to the caller.
    * @returns {Promise<void>}
@@ -295,6 +389,8 @@ export class KhamClient extends EventTarget {
     for (const kind of /** @type {MediaKind[]} */ (['audio', 'video'])) {
       if (this._muted[kind]) this._send({ type: 'mute', kind, muted: true });
     }
+    if (this._audioOnly) this._send({ type: 'audio_only', enabled: true });
+    if (this._views) this._views.changed();
     if (this._publishRequested) this._enqueue(() => this._startMedia());
   }
 
@@ -349,14 +445,47 @@ export class KhamClient extends EventTarget {
         this._pendingClose = { reason: msg.type, message: msg.reason || '' };
         break;
       case 'error':
+        if (msg.code === 'unknown_type' && this._optionalUnsupported(String(msg.message || ''))) break;
         console.warn(`kham: server error ${msg.code}: ${msg.message}`);
         this._emit('error', { code: msg.code, message: msg.message });
         break;
       case 'pong':
         break;
+      case 'video_state': {
+        /** @type {VideoState[]} */
+        const tracks = Array.isArray(msg.tracks) ? msg.tracks : [];
+        this.videoStates = new Map(tracks.map((v) => [String(v.mid), v]));
+        this._emit('videostate', { tracks });
+        break;
+      }
+      case 'quality': {
+        /** @type {ParticipantQuality[]} */
+        const list = Array.isArray(msg.participants) ? msg.participants : [];
+        for (const q of list) if (q && typeof q.id === 'string') this.quality.set(q.id, q.quality);
+        this._emit('quality', { participants: list });
+        break;
+      }
+      case 'publish_layers':
+        this._onPublishLayers(String(msg.mid), Array.isArray(msg.layers) ? msg.layers : []);
+        break;
       default:
         console.warn(`kham: ignoring unknown message type ${msg.type}`);
     }
+  }
+
+  /**
+   * An older server does not know the adaptive messages (`video_view`, `audio_only`): stop
+   * sending that type and keep the refusal from the app (no error shown every 250 ms).
+   * @param {string} message  the server's error text, naming the type
+   */
+  _optionalUnsupported(message) {
+    for (const type of ['video_view', 'audio_only']) {
+      if (!message.includes(`"${type}"`)) continue;
+      if (!this._unsupported.has(type)) console.info(`kham: the server does not support ${type}; not sent any more`);
+      this._unsupported.add(type);
+      return true;
+    }
+    return false;
   }
 
   /** @param {CloseEvent} ev */
@@ -444,6 +573,39 @@ export class KhamClient extends EventTarget {
   _setTrackInfo(tracks) {
     if (!Array.isArray(tracks)) return;
     this._trackInfo = new Map(tracks.map((t) => [String(t.mid), t]));
+    if (this._views) this._views.changed();
+  }
+
+  /** The received video mids the server currently maps, with their participant. */
+  _receivedVideoMids() {
+    const out = [];
+    for (const [mid, info] of this._trackInfo) {
+      if (info.kind === 'video' && info.active !== false) out.push({ mid, participantId: info.participant });
+    }
+    return out;
+  }
+
+  /**
+   * Dynacast: switches the own video's simulcast encodings on or off. One setParameters call
+   * at a time, in message order; failures are logged, never thrown.
+   * @param {string} mid
+   * @param {{rid: string, active: boolean}[]} layers
+   */
+  _onPublishLayers(mid, layers) {
+    const job = async () => {
+      /** @type {{rid: string, active: boolean}[]|null} */
+      let encodings = null;
+      try {
+        if (this.pc) encodings = await applyPublishLayers(this.pc, mid, layers);
+        else console.warn('kham: publish_layers before media started; ignored');
+      } catch (err) {
+        console.error('kham: could not set the simulcast layers', err);
+      }
+      this._emit('publishlayers', { mid, layers, encodings });
+    };
+    this._layersQueue = this._layersQueue.then(job).catch((err) => {
+      console.error('kham: publishlayers listener failed', err);
+    });
   }
 
   /**
@@ -567,6 +729,8 @@ export class KhamClient extends EventTarget {
     if (this.closed) return;
     this.closed = true;
     this._stopPing();
+    if (this._views) this._views.dispose();
+    this._views = null;
     this._closePc();
     this.status = null;
     this._emit('closed', detail);
