@@ -46,6 +46,10 @@ pub const RED_ON_LOSS: f32 = 0.02;
 /// ...and off again once loss stayed below this for [`RED_OFF_AFTER`].
 pub const RED_OFF_LOSS: f32 = 0.005;
 pub const RED_OFF_AFTER: Duration = Duration::from_secs(10);
+/// RED doubles the audio rate: it is only sent while the estimate is at least this many times
+/// the audio rate, so on a link that barely carries audio (60 kbit/s) it never crowds out the
+/// audio it is meant to protect.
+pub const RED_MIN_ESTIMATE_FACTOR: u64 = 4;
 
 /// How far the videos a subscriber gets fall short of what it shows (for its quality score).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,10 +102,17 @@ impl SubscriberAdapt {
         self.allocator.allocation()
     }
 
-    /// Turns RED on at [`RED_ON_LOSS`], off after [`RED_OFF_AFTER`] below [`RED_OFF_LOSS`].
-    fn update_red(&mut self, now: Instant, loss: Option<f32>) {
+    /// Turns RED on at [`RED_ON_LOSS`], off after [`RED_OFF_AFTER`] below [`RED_OFF_LOSS`], and
+    /// off at once when the estimate cannot carry it (`audio_bps` is the plain audio rate).
+    fn update_red(&mut self, now: Instant, loss: Option<f32>, audio_bps: u64) {
         let loss = loss.unwrap_or(0.0);
-        if loss >= RED_ON_LOSS {
+        let affordable = self
+            .estimate_bps
+            .is_none_or(|e| e >= audio_bps.saturating_mul(RED_MIN_ESTIMATE_FACTOR));
+        if !affordable {
+            self.red = false;
+            self.red_calm_since = None;
+        } else if loss >= RED_ON_LOSS {
             self.red = true;
             self.red_calm_since = None;
         } else if self.red {
@@ -127,7 +138,14 @@ pub(crate) fn allocate<'a>(
     find: impl Fn(&kham_proto::ParticipantId, str0m::media::Mid) -> Option<&'a TrackIn>,
 ) {
     let (loss, rtt) = (sub.counters.loss_out(), sub.counters.rtt());
-    sub.adapt.update_red(now, loss);
+    let audio_bps: u64 = sub
+        .tracks_out
+        .iter()
+        .filter(|t| t.kind == MediaKind::Audio && !t.gone)
+        .filter_map(|t| find(&t.publisher, t.source_mid))
+        .map(|t| rates_of(t).bps[0][0])
+        .sum();
+    sub.adapt.update_red(now, loss, audio_bps);
     let audio_only = sub.adapt.audio_only;
     if let Adaptation::Fixed(layer) = mode {
         for out in sub
@@ -236,4 +254,38 @@ pub(crate) fn allocate<'a>(
 /// The measured rates of a published track.
 pub(crate) fn rates_of(track: &TrackIn) -> kham_bwe::LayerRates {
     track.meter.rates()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn red_follows_loss_with_hysteresis_and_only_when_affordable() {
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        let mut a = SubscriberAdapt::new(&Adaptation::default());
+        a.estimate_bps = Some(1_000_000);
+        a.update_red(s(0), Some(0.01), 40_000);
+        assert!(!a.red);
+        a.update_red(s(1), Some(0.03), 40_000);
+        assert!(a.red);
+        // Loss between the thresholds keeps it on; low loss must last RED_OFF_AFTER.
+        a.update_red(s(2), Some(0.01), 40_000);
+        a.update_red(s(3), Some(0.0), 40_000);
+        a.update_red(s(12), Some(0.0), 40_000);
+        assert!(a.red);
+        a.update_red(s(13), Some(0.0), 40_000);
+        assert!(!a.red);
+        // A link that barely carries the audio gets no RED, whatever the loss.
+        a.estimate_bps = Some(60_000);
+        a.update_red(s(14), Some(0.2), 40_000);
+        assert!(!a.red);
+        a.estimate_bps = Some(300_000);
+        a.update_red(s(15), Some(0.2), 40_000);
+        assert!(a.red);
+        a.estimate_bps = Some(100_000);
+        a.update_red(s(16), Some(0.2), 40_000);
+        assert!(!a.red, "turned off at once when the estimate falls");
+    }
 }

@@ -474,7 +474,7 @@ impl Room {
         if track.seen[usize::from(layer)].is_none() {
             tracing::debug!(publisher = %publisher.id, mid = %track.mid, layer, "first packet of layer");
         }
-        track.seen[usize::from(layer)] = Some(now);
+        track.on_packet(layer, now);
         let vp8 = if track.codec == Codec::Vp8 {
             parse_vp8(&pkt.payload)
         } else {
@@ -698,6 +698,7 @@ impl Room {
         for p in &mut self.peers {
             for t in &mut p.tracks_in {
                 t.meter.roll(now);
+                t.expire_starvation(now);
                 for l in 0..MAX_LAYERS {
                     if t.starved(l, now) && t.log_once(LogOnce::NoKeyframe) {
                         tracing::warn!(publisher = %p.id, mid = %t.mid, layer = l, "publisher sends no keyframe on this layer despite requests; its subscribers fall back to other layers");

@@ -57,6 +57,11 @@ pub enum LogOnce {
 /// A keyframe awaited this long is considered not coming: subscribers waiting for it fall back
 /// to a layer that does send keyframes, and the publisher is logged once.
 pub const KEYFRAME_STARVED: Duration = Duration::from_secs(3);
+/// A layer silent this long has paused (and a keyframe request made meanwhile was unanswerable).
+pub const LAYER_GAP: Duration = Duration::from_millis(500);
+
+/// How long a starved layer is avoided before it is tried again.
+pub const STARVED_RETRY: Duration = Duration::from_secs(10);
 
 impl TrackIn {
     pub fn new(mid: Mid, kind: MediaKind, rids: Vec<Rid>) -> Self {
@@ -86,6 +91,30 @@ impl TrackIn {
     /// Number of spatial layers (1 without simulcast).
     pub fn layer_count(&self) -> u8 {
         self.rids.len().clamp(1, MAX_LAYERS) as u8
+    }
+
+    /// A packet of `layer` arrived. A layer that (re)starts flowing after a gap has had no chance
+    /// to answer keyframe requests made while it was stopped: its wait starts over.
+    pub fn on_packet(&mut self, layer: u8, now: Instant) {
+        let l = usize::from(layer).min(MAX_LAYERS - 1);
+        let continuous =
+            self.seen[l].is_some_and(|t| now.saturating_duration_since(t) < LAYER_GAP);
+        if !continuous {
+            self.keyframe_awaited[l] = None;
+        }
+        self.seen[l] = Some(now);
+    }
+
+    /// A starved layer is given another chance after [`STARVED_RETRY`]: subscribers may target
+    /// it again, and its keyframe wait starts over.
+    pub fn expire_starvation(&mut self, now: Instant) {
+        for a in &mut self.keyframe_awaited {
+            if a.is_some_and(|t| {
+                now.saturating_duration_since(t) >= KEYFRAME_STARVED + STARVED_RETRY
+            }) {
+                *a = None;
+            }
+        }
     }
 
     /// A keyframe of `layer` arrived.
@@ -219,5 +248,59 @@ impl TrackOut {
             | OutState::ToStop(m)
             | OutState::NegotiatingStop(m) => Some(m),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_without_keyframes_is_avoided_then_retried() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut t = TrackIn::new(
+            Mid::from("1"),
+            MediaKind::Video,
+            vec!["q".into(), "h".into(), "f".into()],
+        );
+        for ms in (0..4000).step_by(100) {
+            for l in 0..3 {
+                t.on_packet(l, at(ms));
+            }
+        }
+        t.on_keyframe(0, at(0));
+        // Keyframes of layer 2 were asked for at 500 ms and never came.
+        t.keyframe_awaited[2] = Some(at(500));
+        assert_eq!(t.effective_layer(2, at(3000)), 2, "still waiting");
+        assert_eq!(
+            t.effective_layer(2, at(3600)),
+            1,
+            "starved: the next layer down"
+        );
+        // Every layer starved: better the wanted one than nothing.
+        t.keyframe_awaited = [Some(at(0)); MAX_LAYERS];
+        assert_eq!(t.effective_layer(2, at(3900)), 2);
+        // Starvation expires and the layer is tried again.
+        t.keyframe_awaited = [None, None, Some(at(500))];
+        t.expire_starvation(at(500) + KEYFRAME_STARVED + STARVED_RETRY);
+        assert_eq!(t.keyframe_awaited[2], None);
+    }
+
+    #[test]
+    fn a_layer_that_resumes_waits_afresh() {
+        let t0 = Instant::now();
+        let mut t = TrackIn::new(
+            Mid::from("1"),
+            MediaKind::Video,
+            vec!["q".into(), "h".into()],
+        );
+        t.on_packet(1, t0);
+        // Asked for while it was flowing, then it stopped for longer than LAYER_TIMEOUT.
+        t.keyframe_awaited[1] = Some(t0);
+        let back = t0 + LAYER_GAP + Duration::from_secs(5);
+        t.on_packet(1, back);
+        assert_eq!(t.keyframe_awaited[1], None);
+        assert!(!t.starved(1, back + Duration::from_secs(1)));
     }
 }

@@ -107,7 +107,11 @@ impl World {
     }
 
     fn client_rtc(&self, addr: SocketAddr) -> Rtc {
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(self.now);
+        // Opus with RED offered, as browsers do: the room sends RED to lossy viewers.
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .enable_opus(true, true)
+            .build(self.now);
         if let Ok(c) = Candidate::host(addr, "udp") {
             rtc.add_local_candidate(c);
         }
@@ -427,12 +431,22 @@ fn endpoint_event(ep: &mut Endpoint, now: Instant, e: Event) {
             Event::RtpPacket(p),
         ) => {
             let pt = p.header.payload_type;
-            let codec = ep
+            let params = ep
                 .rtc
                 .codec_config()
-                .find(|c| c.pt() == pt)
-                .map(|c| c.spec().codec);
-            match codec {
+                .find(|c| c.pt() == pt || c.red() == Some(pt));
+            let red = params.is_some_and(|c| c.red() == Some(pt));
+            match params.map(|c| c.spec().codec) {
+                // RED: the primary, and the previous packet again if it was lost (what a
+                // browser's jitter buffer does with it).
+                Some(Codec::Opus) if red => {
+                    if let Some(r) = kham_sfu::red::parse_red(&p.payload) {
+                        for b in r.redundant() {
+                            audio.packet(now, b.data);
+                        }
+                        audio.packet(now, r.primary.data);
+                    }
+                }
                 Some(Codec::Opus) => audio.packet(now, &p.payload),
                 Some(Codec::Vp8) => {
                     *video_ssrc = Some(p.header.ssrc);
