@@ -63,10 +63,13 @@ for (let i = 0; i < Number(process.env.N || 20); i++) {
   console.log(`t=${Math.round((Date.now() - t0) / 1000)} ${line.join(' | ')} | doc ${q}`);
 }
 for (const [n, p] of [['free', free], ['weak', weak]]) { if (!p) continue;
+  const sdp = await p.evaluate(() => { const pc = window.__kham.pc; return pc ? [pc.currentRemoteDescription?.sdp.split('\n').filter((l) => /rtpmap:\d+ (red|opus)/i.test(l)).join(' ; '), pc.currentLocalDescription?.sdp.split('\n').filter((l) => /rtpmap:\d+ (red|opus)/i.test(l)).join(' ; ')] : null; }); console.log(n, 'SDP', JSON.stringify(sdp));
+  const codecs = await p.evaluate(async () => { const r = []; const st = await window.__kham.pc.getStats(); st.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') { const c = st.get(s.codecId); r.push({ mime: c && c.mimeType, pt: c && c.payloadType, pk: s.packetsReceived, bytes: s.bytesReceived, fec: s.fecPacketsReceived, conc: s.concealedSamples, tot: s.totalSamplesReceived, lost: s.packetsLost }); } }); return r; }); console.log(n, 'audio', JSON.stringify(codecs));
   const wl = await p.evaluate(() => window.__log);
   for (const e of wl) console.log(n, e.t - t0, e.type, JSON.stringify(e.type === 'conn' || e.type === 'closed' ? e.d : e.type === 'quality' ? e.d.participants.map((q) => [q.id.slice(0, 6), q.quality]) : e.d.tracks.map((x) => [x.participant?.slice(0, 6), x.paused, x.reason, x.layer?.spatial, x.layer?.temporal])));
 }
 console.log('ids', await doctor.evaluate(() => window.__kham.me.id), await free.evaluate(() => window.__kham.me.id), weak && await weak.evaluate(() => window.__kham.me.id));
+const tok = await kham.adminToken(); const rr = await fetch(`${kham.baseUrl}/api/admin/rooms/${room}`, { headers: { authorization: `Bearer ${tok}` } }); console.log('ADMIN', rr.status, (await rr.text()).slice(0, 6000));
 const fq = await free.evaluate(() => [...document.querySelectorAll('[data-participant-id]')].map((e) => [e.getAttribute('data-participant-id'), e.dataset.quality]));
 console.log('free tiles', JSON.stringify(fq));
 require_log: {

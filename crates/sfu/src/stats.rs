@@ -351,7 +351,13 @@ impl Peer {
 
     pub(crate) fn on_ingress_stats(&mut self, s: &MediaIngressStats) {
         self.counters.ingress(s);
-        if let Some(t) = self.tracks_in.iter().find(|t| t.mid == s.mid) {
+        // Audio only: video packets of one frame share a timestamp and are paced out, and layer
+        // switches jump it, so RFC 3550 jitter of video says little about the link.
+        if let Some(t) = self
+            .tracks_in
+            .iter()
+            .find(|t| t.mid == s.mid && t.kind == MediaKind::Audio)
+        {
             self.counters
                 .note_jitter(jitter_time(s.jitter, t.clock_rate));
         }
@@ -361,7 +367,9 @@ impl Peer {
         self.counters.egress(s);
         if let (Some(r), Some(t)) = (
             &s.remote,
-            self.tracks_out.iter().find(|t| t.mid() == Some(s.mid)),
+            self.tracks_out
+                .iter()
+                .find(|t| t.mid() == Some(s.mid) && t.kind == MediaKind::Audio),
         ) {
             let rate = t.forwarder.clock_rate();
             self.counters.note_jitter(jitter_time(r.jitter, rate));

@@ -97,8 +97,7 @@ impl TrackIn {
     /// to answer keyframe requests made while it was stopped: its wait starts over.
     pub fn on_packet(&mut self, layer: u8, now: Instant) {
         let l = usize::from(layer).min(MAX_LAYERS - 1);
-        let continuous =
-            self.seen[l].is_some_and(|t| now.saturating_duration_since(t) < LAYER_GAP);
+        let continuous = self.seen[l].is_some_and(|t| now.saturating_duration_since(t) < LAYER_GAP);
         if !continuous {
             self.keyframe_awaited[l] = None;
         }

@@ -16,6 +16,9 @@ mod source;
 mod viewer;
 mod world;
 
+#[cfg(test)]
+mod live_tests;
+
 pub use kham_netem as netem;
 pub use run::{BIN, run};
 pub use scenario::{CapacityEvent, LinkSpec, Scenario, ViewerSpec};

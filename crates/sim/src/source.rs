@@ -62,8 +62,11 @@ struct LayerEnc {
 #[derive(Debug, Clone)]
 pub struct VideoSource {
     layers: [LayerEnc; 3],
-    /// Whether each layer is being sent (a weak publisher could stop the top one).
+    /// Whether each layer is being sent (a weak publisher could stop the top one; dynacast
+    /// stops the ones nobody needs).
     pub active: [bool; 3],
+    /// A broken encoder: these layers never send a keyframe (bad-input tests).
+    pub never_keyframe: [bool; 3],
     frame_no: u32,
     rng: Rng,
     start: Instant,
@@ -81,6 +84,7 @@ impl VideoSource {
         VideoSource {
             layers: [enc(0), enc(1), enc(2)],
             active: [true; 3],
+            never_keyframe: [false; 3],
             frame_no: 0,
             rng: Rng::new(seed),
             start,
@@ -89,6 +93,16 @@ impl VideoSource {
 
     pub fn frame_interval() -> Duration {
         Duration::from_nanos(1_000_000_000 / u64::from(FPS))
+    }
+
+    /// Starts or stops a layer; a layer that starts again begins with a keyframe.
+    pub fn set_active(&mut self, layer: usize, on: bool) {
+        if let (Some(a), Some(enc)) = (self.active.get_mut(layer), self.layers.get_mut(layer)) {
+            if on && !*a {
+                enc.keyframe_wanted = true;
+            }
+            *a = on;
+        }
     }
 
     /// A keyframe was requested on `layer`.
@@ -109,7 +123,7 @@ impl VideoSource {
             }
             let variation = 0.75 + 0.5 * self.rng.next_f64();
             let enc = &mut self.layers[usize::from(layer)];
-            let key = enc.keyframe_wanted;
+            let key = enc.keyframe_wanted && !self.never_keyframe[usize::from(layer)];
             if key {
                 enc.keyframe_wanted = false;
                 enc.pattern_pos = 0;
@@ -146,7 +160,11 @@ impl VideoSource {
                     // code and dimensions.
                     p.extend_from_slice(&[if key { 0x10 } else { 0x11 }, 0, 0]);
                     if key {
-                        p.extend_from_slice(&[0x9d, 0x01, 0x2a, 0, 5, 0xd0, 2]);
+                        // 320x180, 640x360, 1280x720: what a 720p camera's simulcast sends.
+                        let (w, h) = (320u16 << layer, 180u16 << layer);
+                        p.extend_from_slice(&[0x9d, 0x01, 0x2a]);
+                        p.extend_from_slice(&w.to_le_bytes());
+                        p.extend_from_slice(&h.to_le_bytes());
                     }
                     p.push(layer);
                     p.extend_from_slice(&self.frame_no.to_be_bytes());

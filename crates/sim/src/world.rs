@@ -71,6 +71,8 @@ pub(crate) struct Endpoint {
     pub down: Link<Datagram>,
     pub role: Role,
     pub traffic: Traffic,
+    /// The receive m-lines the room mapped for this client (from its offers).
+    pub tracks: Vec<kham_proto::TrackInfo>,
 }
 
 pub(crate) struct World {
@@ -79,6 +81,8 @@ pub(crate) struct World {
     pub room: Room,
     pub eps: Vec<Endpoint>,
     pub bin: Duration,
+    /// What the room told participants besides offers (video states, dynacast, quality), when.
+    pub notices: Vec<(Instant, RoomEvent)>,
 }
 
 fn receive(d: &Datagram) -> Option<Receive<'_>> {
@@ -103,6 +107,7 @@ impl World {
             room: Room::new(config, seed, start),
             eps: Vec::new(),
             bin,
+            notices: Vec::new(),
         }
     }
 
@@ -221,6 +226,7 @@ impl World {
             down: Link::new(down, now),
             role,
             traffic: Traffic::default(),
+            tracks: Vec::new(),
         });
         Ok(())
     }
@@ -306,10 +312,11 @@ impl World {
                     );
                 }
             }
-            RoomOutput::Event(RoomEvent::Offer { peer, sdp, .. }) => {
+            RoomOutput::Event(RoomEvent::Offer { peer, sdp, tracks }) => {
                 let Some(ep) = self.eps.iter_mut().find(|e| e.id == peer) else {
                     return;
                 };
+                ep.tracks = tracks;
                 let Ok(offer) = SdpOffer::from_sdp_string(&sdp) else {
                     return;
                 };
@@ -317,7 +324,26 @@ impl World {
                     let _ = self.room.accept_answer(&peer, &answer.to_sdp_string());
                 }
             }
-            RoomOutput::Event(_) | RoomOutput::Timeout(_) => {}
+            RoomOutput::Event(e) => {
+                // Dynacast: the publisher's encoder starts and stops layers as told, like a
+                // browser applying `publish_layers` with setParameters.
+                if let RoomEvent::PublishLayers { peer, layers, .. } = &e
+                    && let Some(Endpoint {
+                        role: Role::Publisher { video, .. },
+                        ..
+                    }) = self.eps.iter_mut().find(|ep| ep.id == *peer)
+                {
+                    for l in layers {
+                        if let Some(i) = RIDS.iter().position(|r| *r == l.rid) {
+                            video.set_active(i, l.active);
+                        }
+                    }
+                }
+                if !matches!(e, RoomEvent::Connected { .. }) {
+                    self.notices.push((now, e));
+                }
+            }
+            RoomOutput::Timeout(_) => {}
         }
     }
 
