@@ -264,7 +264,7 @@ fn quality_is_honest_about_a_weak_lossy_link() {
 #[test]
 fn lossy_subscribers_get_red_audio() {
     let lossy = LinkSpec::fixed(1_000_000, RTT).with_loss(LossModel::Random { p: 0.05 });
-    let mut w = world(&[lossy.clone()]);
+    let mut w = world(&[lossy]);
     run_for(&mut w, secs(40));
     let (lost_with_red, total) = audio_loss(&w);
     assert!(total > 1000, "{total} audio packets");
