@@ -30,14 +30,18 @@ import assert from 'node:assert/strict';
 import { launchChromium, newPage, screenshot } from './browser.mjs';
 import { startKham } from './server.mjs';
 
-/** Frozen time: the doctor's video on a page counts as frozen during every interval of at least
- * FREEZE_MS in which no new frame was decoded (inbound-rtp framesDecoded, polled every
- * SAMPLE_MS), the whole interval counted. This covers what WebRTC's own freeze counters
- * (freezeCount / totalFreezesDuration) report, but also stalls still open at the end of the
- * window (WebRTC counts a freeze only once the next frame arrives) and the time the SFU forwards
- * no video at all (paused for bandwidth): in each case the viewer sees no moving picture. An
- * interval already under way when the window opens counts from the window's start. 600 ms is
- * WebRTC's freeze threshold for a 5 fps stream (3 x the frame interval). */
+/** Frozen time of the doctor's video on a page over a window: the increase of WebRTC's
+ * inbound-rtp totalFreezesDuration (freezes that ended in the window; WebRTC counts an
+ * inter-frame gap of at least max(3 x the mean frame interval, mean + 150 ms) as a freeze, the
+ * whole gap) plus the gap still open at the end of the window when it is at least FREEZE_MS long
+ * (from the last decoded frame, or the window's start, to its end). The second part matters:
+ * WebRTC counts a freeze only once the next frame arrives, so a video that stalls or that the SFU
+ * pauses for bandwidth (no frames at all) is not in totalFreezesDuration until it resumes, yet the
+ * viewer sees no moving picture. framesDecoded is polled every SAMPLE_MS to find that gap; the
+ * log also lists every gap of at least FREEZE_MS the polling saw (a cross-check that does not
+ * depend on WebRTC's adaptive threshold). A freeze that began before the window and ended in it
+ * is counted whole by WebRTC; the total is capped at the window's length. 600 ms is WebRTC's
+ * threshold for a 5 fps stream (3 x the frame interval). */
 const FREEZE_MS = 600;
 const SAMPLE_MS = 100;
 /** The link of the shaped subscriber in cases 1 and 2, and its rate in case 3. */
@@ -213,7 +217,7 @@ function measure(page, publisherId, ms) {
       fps: v.framesPerSecond || 0, bytes: v.bytesReceived || 0,
     };
     const pickAudio = (/** @type {any} */ a) => a && {
-      packets: a.packetsReceived || 0, lost: a.packetsLost || 0,
+      packets: a.packetsReceived || 0, lost: a.packetsLost || 0, bytes: a.bytesReceived || 0,
       concealed: a.concealedSamples || 0, samples: a.totalSamplesReceived || 0,
     };
 
@@ -224,7 +228,7 @@ function measure(page, publisherId, ms) {
     let last = performance.now();
     let lastFrames = v0 ? v0.framesDecoded : 0;
     let lastChange = t0;
-    let frozenMs = 0;
+    let sampledMs = 0;
     let pausedMs = 0;
     /** @type {number[]} */
     const stalls = [];
@@ -253,7 +257,7 @@ function measure(page, publisherId, ms) {
         if (frames > lastFrames) {
           const gap = now - lastChange;
           if (gap >= FREEZE_MS) {
-            frozenMs += gap;
+            sampledMs += gap;
             stalls.push(Math.round(gap));
           }
           lastFrames = frames;
@@ -266,15 +270,18 @@ function measure(page, publisherId, ms) {
         audioPackets.push(a ? a.packetsReceived || 0 : audioPackets[audioPackets.length - 1]);
       }
     }
-    const openStall = end - lastChange;
-    if (openStall >= FREEZE_MS) {
-      frozenMs += openStall;
-      stalls.push(Math.round(openStall));
+    const openGap = end - lastChange;
+    const openStallMs = openGap >= FREEZE_MS ? Math.round(openGap) : 0;
+    if (openStallMs) {
+      sampledMs += openGap;
+      stalls.push(openStallMs);
     }
     const v1 = pick(await inbound('video'));
     const a1 = pickAudio(await inbound('audio'));
+    const webrtcFreezesMs = v0 && v1 ? Math.round(1000 * (v1.totalFreezesDuration - v0.totalFreezesDuration)) : 0;
     return {
-      ms, frozenMs: Math.round(frozenMs), pausedMs: Math.round(pausedMs), stalls, closed,
+      ms, frozenMs: Math.min(ms, webrtcFreezesMs + openStallMs), webrtcFreezesMs, openStallMs,
+      sampledStallMs: Math.round(sampledMs), pausedMs: Math.round(pausedMs), stalls, closed,
       heightMs: Object.fromEntries(Object.entries(heightMs).map(([h, t]) => [h, Math.round(t)])),
       video: { start: v0, end: v1 }, audio: { start: a0, end: a1, perSecond: audioPackets },
       state: c.videoStateOf(publisherId), connection: c.pc ? c.pc.connectionState : 'closed',
@@ -284,6 +291,8 @@ function measure(page, publisherId, ms) {
 
 /** The frame height shown longest during a measurement. @param {{heightMs: Record<string, number>}} m */
 const mainHeight = (m) => Number(Object.entries(m.heightMs).sort((a, b) => b[1] - a[1])[0]?.[0] || 0);
+/** The largest frame height received during a measurement. @param {{heightMs: Record<string, number>}} m */
+const maxHeight = (m) => Math.max(0, ...Object.keys(m.heightMs).map(Number));
 
 /** A one-line account of a measurement. @param {string} name @param {Awaited<ReturnType<typeof measure>>} m */
 function summarize(name, m) {
@@ -291,12 +300,14 @@ function summarize(name, m) {
   const v1 = m.video.end;
   const a0 = m.audio.start;
   const a1 = m.audio.end;
-  const freezes = v0 && v1 ? `${v1.freezeCount - v0.freezeCount} freezes / ${(v1.totalFreezesDuration - v0.totalFreezesDuration).toFixed(2)} s (WebRTC)` : 'no video stats';
+  const freezes = v0 && v1 ? `freezeCount +${v1.freezeCount - v0.freezeCount}` : 'no video stats';
   const frames = v0 && v1 ? `${v1.framesDecoded - v0.framesDecoded} frames, ${v1.width}x${v1.height} at ${v1.fps} fps, ${Math.round(((v1.bytes - v0.bytes) * 8) / m.ms)} kbit/s video` : '';
   const audio = a0 && a1
-    ? `audio ${a1.packets - a0.packets} packets, concealed ${(100 * concealment(m)).toFixed(2)} %`
+    ? `audio ${a1.packets - a0.packets} packets (${Math.round((a1.bytes - a0.bytes) / Math.max(1, a1.packets - a0.packets))} payload bytes each, lost ${a1.lost - a0.lost}), concealed ${(100 * concealment(m)).toFixed(2)} %`
     : 'no audio stats';
-  return `${name}: frozen ${(m.frozenMs / 1000).toFixed(2)} s of ${m.ms / 1000} s (stalls ${JSON.stringify(m.stalls)}), `
+  return `${name}: frozen ${(m.frozenMs / 1000).toFixed(2)} s of ${(m.ms / 1000).toFixed(1)} s `
+    + `(WebRTC freezes ${(m.webrtcFreezesMs / 1000).toFixed(2)} s + open stall ${(m.openStallMs / 1000).toFixed(2)} s; `
+    + `polled gaps >= ${FREEZE_MS} ms: ${(m.sampledStallMs / 1000).toFixed(2)} s ${JSON.stringify(m.stalls)}), `
     + `paused ${(m.pausedMs / 1000).toFixed(1)} s, ${freezes}; ${frames}; time per height ${JSON.stringify(m.heightMs)}; `
     + `${audio}, packets per second ${JSON.stringify(m.audio.perSecond.slice(1).map((p, i) => p - m.audio.perSecond[i]))}; `
     + `connection ${m.connection}${m.closed ? ' (session closed)' : ''}`;
@@ -322,6 +333,12 @@ async function eventLog(page) {
     if (e.type === 'connectionstate') return `${e.t}ms ${d.state}`;
     return `${e.t}ms ${e.type} ${JSON.stringify(d)}`;
   }).join(' | ');
+}
+
+/** The `data-quality` of a participant's tile on `page` now, null without tile or score.
+ * @param {import('playwright-core').Page} page @param {string} id */
+function qualityShown(page, id) {
+  return page.evaluate((sel) => document.querySelector(sel)?.getAttribute('data-quality') ?? null, tile(id));
 }
 
 /**
@@ -394,18 +411,19 @@ test('adaptation on, 300 kbit/s / 150 ms / 3 % loss: a lower layer, audio intact
   try {
     const { mFree, mWeak } = await warmUpAndMeasure(room, 'adaptation on', { waitForFreeLayer: true });
     frozenWithAdaptation = mWeak;
-    const hFree = mainHeight(mFree);
-    const hWeak = mainHeight(mWeak);
-    console.log(`adaptation on: received height unshaped ${hFree}p, shaped ${hWeak}p`);
-    assert.ok(hWeak > 0, 'the shaped page shows the doctor video');
-    assert.ok(hWeak < hFree, `the shaped page gets a lower layer (${hWeak}p) than the unshaped one (${hFree}p)`);
+    // Compared by the largest height each page received in the window: the unshaped page's
+    // estimate can dip on a loaded machine, the shaped page must never reach its layer.
+    const [maxFree, maxWeak] = [maxHeight(mFree), maxHeight(mWeak)];
+    console.log(`adaptation on: received height unshaped ${mainHeight(mFree)}p (largest ${maxFree}p), shaped ${mainHeight(mWeak)}p (largest ${maxWeak}p)`);
+    assert.ok(maxWeak > 0, 'the shaped page shows the doctor video');
+    assert.ok(maxWeak < maxFree, `the shaped page gets a lower layer (at most ${maxWeak}p) than the unshaped one (${maxFree}p)`);
     assert.equal(mWeak.closed, false, 'the shaped session stays up');
     assertAudioFlows('adaptation on, shaped page', mWeak);
     const c = concealment(mWeak);
     assert.ok(c < 0.05, `concealed audio below 5 % (${(100 * c).toFixed(2)} %)`);
 
     // The server scores the shaped participant; the unshaped page shows it on its tile.
-    const q = await room.free.page.getAttribute(tile(room.weak.id), 'data-quality');
+    const q = await qualityShown(room.free.page, room.weak.id);
     console.log(`adaptation on: shaped participant's quality as seen by the unshaped page: ${q}`);
     assert.ok(q && q !== 'excellent', `the shaped participant is not shown as excellent (${q})`);
     await screenshot(room.weak.page, 'weak-link-300k-shaped');
@@ -438,40 +456,45 @@ test(`adaptation on, ${STARVED_DOWN_KBPS} kbit/s: the video pauses with a notice
     const pausedAfter = Date.now() - weak.joinedAt;
     console.log(`${STARVED_DOWN_KBPS} kbit/s: "video paused" shown ${pausedAfter} ms after clicking join`);
 
+    // The server scores the shaped participant; the unshaped page shows it on its tile. Right
+    // after connecting the score can read "lost" for a few seconds; wait a little for a link
+    // verdict, but any score other than "excellent" passes.
+    const q = await poll(async () => {
+      const v = await qualityShown(free.page, weak.id);
+      return v === 'good' || v === 'poor' ? v : null;
+    }, { timeout: 6000 }) || await qualityShown(free.page, weak.id);
+    console.log(`${STARVED_DOWN_KBPS} kbit/s: shaped participant's quality as seen by the unshaped page: ${q}`);
+    assert.ok(q && q !== 'excellent', `the shaped participant is not shown as excellent (${q})`);
+
     const m = await measure(weak.page, doctor.id, 5000);
     console.log(summarize(`${STARVED_DOWN_KBPS} kbit/s, 5 s after the notice`, m));
+    console.log(`${STARVED_DOWN_KBPS} kbit/s shaped page events: ${await eventLog(weak.page)}`);
     const grew = m.audio.end && m.audio.start ? m.audio.end.packets - m.audio.start.packets : 0;
     assert.ok(grew >= 10, `audio packets keep arriving while the video is paused (${grew} in 5 s)`);
     assert.ok(m.state && m.state.paused, 'still paused after the window');
     assert.equal(await weak.page.locator(notice).count(), 1, 'the notice is still shown');
-
-    const q = await poll(async () => {
-      const v = await free.page.getAttribute(tile(weak.id), 'data-quality');
-      return v && v !== 'excellent' ? v : null;
-    }, { timeout: 5000 }) || await free.page.getAttribute(tile(weak.id), 'data-quality');
-    console.log(`${STARVED_DOWN_KBPS} kbit/s: shaped participant's quality as seen by the unshaped page: ${q}`);
-    assert.ok(q && q !== 'excellent', `the shaped participant is not shown as excellent (${q})`);
     await screenshot(weak.page, 'weak-link-60k-paused');
 
-    // Known server problem, kept visible: a new subscriber starts at the allocator's initial
-    // estimate (600 kbit/s) with a high layer and its keyframe, before any feedback. On a
-    // 60 kbit/s link with a deep buffer that start is ~10 s of queue: audio arrives late and
-    // mostly concealed, the ICE checks time out (connection "disconnected", in some runs
-    // "failed" and the session is lost). Passes once a new subscriber starts low.
+    // Known server problem, kept visible as a todo: a new subscriber starts at the allocator's
+    // initial estimate (600 kbit/s) with a high layer (and its keyframe) before any feedback, and
+    // steps down over ~3 s. On a 60 kbit/s link with a deep buffer (the emulation's download
+    // queue is unbounded) that start is 10-15 s of queue: the audio behind it arrives late and
+    // mostly concealed, the ICE checks wait in the same queue and Chromium reports the
+    // connection "disconnected" (in some runs "failed": the session is lost). Expected to pass
+    // once a new subscriber starts low and probes up.
     await t.test('the media connection stays up and the audio is clear from the notice on', {
       todo: 'start-up burst at the 600 kbit/s initial estimate swamps a 60 kbit/s link',
     }, async () => {
       const settle = await measure(weak.page, doctor.id, Math.max(1000, weak.joinedAt + 25_000 - Date.now()));
       console.log(summarize(`${STARVED_DOWN_KBPS} kbit/s, until 25 s after join`, settle));
       const events = await eventLog(weak.page);
-      console.log(`${STARVED_DOWN_KBPS} kbit/s shaped page events: ${events}`);
+      console.log(`${STARVED_DOWN_KBPS} kbit/s shaped page events until then: ${events}`);
       assert.doesNotMatch(events, /disconnected|failed|closed/, 'the connection never dropped');
       const both = { audio: { start: m.audio.start, end: settle.audio.end } };
       const c = concealment(/** @type {any} */ (both));
       assert.ok(c < 0.1, `concealed audio from the notice on below 10 % (${(100 * c).toFixed(1)} %)`);
     });
   } finally {
-    console.log(`${STARVED_DOWN_KBPS} kbit/s shaped page events: ${await eventLog(weak.page).catch(() => '?')}`);
     await room.close();
   }
 });
