@@ -23,10 +23,20 @@
 //! whatever the number of subscribers waiting. Malformed input is an `Err`, never a panic.
 //!
 //! Where to look: `room.rs` (poll loop, `forward`), `forward.rs` (per-subscriber rewriting and
-//! layer switching), `track.rs` (published and received tracks, layer choice), `peer.rs`
-//! (renegotiation), `codec.rs` (keyframe detection), `stats.rs` (per-participant figures for
-//! operators, read with [`Room::media_stats`] at most once a second), `quality.rs` (the
-//! excellent/good/poor/lost verdict).
+//! layer switching), `adapt.rs` (where a layer is chosen: the allocator per subscriber, RED on or
+//! off), `view.rs` (tile size to layer), `dynacast.rs` (layers paused at the publisher),
+//! `notify.rs` (`video_state` and `quality` to participants), `red.rs` (RFC 2198), `track.rs`
+//! (published and received tracks, layer fallback, keyframe-starved layers), `peer.rs`
+//! (renegotiation), `codec.rs` (keyframe and picture-size detection), `stats.rs` (per-participant
+//! figures for operators, read with [`Room::media_stats`] at most once a second), `quality.rs`
+//! (the excellent/good/poor/lost verdict).
+//!
+//! Repair: str0m answers subscribers' NACKs with RTX from a bounded per-stream history (1024
+//! packets or 3 s, whichever is less, and at most 15 % of the stream's bytes), NACKs what a
+//! publisher's uplink lost (video negotiates RTX), and returns transport-wide congestion control
+//! feedback to publishers so the browser's own estimator adapts a weak uplink. Audio gets RED
+//! towards subscribers whose receiver reports show loss, and Opus in-band FEC is negotiated
+//! (`useinbandfec=1`).
 
 mod adapt;
 mod codec;

@@ -19,9 +19,15 @@ fn secs(s: u64) -> Duration {
 
 /// A room with the publisher and one viewer per downlink (viewer `i` is named `v<i>`).
 fn world(downs: &[LinkSpec]) -> World {
-    let mut w = World::new(RoomConfig::default(), 7, crate::BIN);
     let strong = LinkSpec::fixed(20_000_000, Duration::from_millis(20));
-    w.add_publisher(strong.config(1), strong.config(2), 7)
+    world_with(strong, false, downs)
+}
+
+fn world_with(publisher_up: LinkSpec, publisher_bwe: bool, downs: &[LinkSpec]) -> World {
+    let mut w = World::new(RoomConfig::default(), 7, crate::BIN);
+    w.publisher_bwe = publisher_bwe;
+    let strong = LinkSpec::fixed(20_000_000, Duration::from_millis(20));
+    w.add_publisher(publisher_up.config(1), strong.config(2), 7)
         .expect("publisher joins");
     for (i, d) in downs.iter().enumerate() {
         let up = LinkSpec {
@@ -272,6 +278,24 @@ fn lossy_subscribers_get_red_audio() {
     // gets none) the same link loses about 5 % of audio.
     let frac = lost_with_red as f64 / total as f64;
     assert!(frac < 0.02, "audio lost after RED: {:.1} %", frac * 100.0);
+}
+
+#[test]
+fn a_lossy_uplink_is_repaired_and_the_publisher_gets_congestion_feedback() {
+    let lossy_up = LinkSpec::fixed(5_000_000, Duration::from_millis(80))
+        .with_loss(LossModel::Random { p: 0.03 });
+    let mut w = world_with(lossy_up, true, &[LinkSpec::fixed(5_000_000, RTT)]);
+    run_for(&mut w, secs(20));
+    let stats = w.room.media_stats();
+    let publisher = stats.iter().find(|s| s.id.as_str() == "publisher").unwrap();
+    assert!(
+        publisher.totals.nacks_sent > 10,
+        "the room NACKs what the uplink lost: {:?}",
+        publisher.totals
+    );
+    // TWCC feedback from the room drives the publisher's own estimator.
+    let ep = w.eps.iter().find(|e| e.id.as_str() == "publisher").unwrap();
+    assert!(!ep.estimates.is_empty(), "the publisher got no estimate");
 }
 
 /// (audio packets the viewer never got, packets sent), after the first 10 s.

@@ -73,6 +73,9 @@ pub(crate) struct Endpoint {
     pub traffic: Traffic,
     /// The receive m-lines the room mapped for this client (from its offers).
     pub tracks: Vec<kham_proto::TrackInfo>,
+    /// Bandwidth estimates this client's own estimator produced (the publisher's, from the
+    /// room's TWCC feedback).
+    pub estimates: Vec<u64>,
 }
 
 pub(crate) struct World {
@@ -83,6 +86,9 @@ pub(crate) struct World {
     pub bin: Duration,
     /// What the room told participants besides offers (video states, dynacast, quality), when.
     pub notices: Vec<(Instant, RoomEvent)>,
+    /// Run a send-side estimator in the publisher, as a browser does (off in the benchmarks,
+    /// whose publisher sends a fixed ladder).
+    pub publisher_bwe: bool,
 }
 
 fn receive(d: &Datagram) -> Option<Receive<'_>> {
@@ -108,6 +114,7 @@ impl World {
             eps: Vec::new(),
             bin,
             notices: Vec::new(),
+            publisher_bwe: false,
         }
     }
 
@@ -131,7 +138,20 @@ impl World {
         seed: u64,
     ) -> Result<(), String> {
         let addr: SocketAddr = "10.0.1.1:5000".parse().map_err(|_| "addr")?;
-        let mut rtc = self.client_rtc(addr);
+        let mut rtc = if self.publisher_bwe {
+            Rtc::builder()
+                .set_rtp_mode(true)
+                .enable_opus(true, true)
+                .enable_bwe(Some(kham_sfu::str0m::bwe::Bitrate::kbps(5_000)))
+                .build(self.now)
+        } else {
+            self.client_rtc(addr)
+        };
+        if self.publisher_bwe
+            && let Ok(c) = Candidate::host(addr, "udp")
+        {
+            rtc.add_local_candidate(c);
+        }
         let mut change = rtc.sdp_api();
         let audio_mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let mut sim = Simulcast::new();
@@ -227,6 +247,7 @@ impl World {
             role,
             traffic: Traffic::default(),
             tracks: Vec::new(),
+            estimates: Vec::new(),
         });
         Ok(())
     }
@@ -434,6 +455,9 @@ fn poll_endpoint(ep: &mut Endpoint, now: Instant) -> bool {
 }
 
 fn endpoint_event(ep: &mut Endpoint, now: Instant, e: Event) {
+    if let Event::EgressBitrateEstimate(kham_sfu::str0m::bwe::BweKind::Twcc { estimate, .. }) = &e {
+        ep.estimates.push(estimate.as_u64());
+    }
     match (&mut ep.role, e) {
         (
             Role::Publisher {
@@ -528,8 +552,10 @@ fn media(ep: &mut Endpoint, now: Instant) {
                 for p in scratch.drain(..) {
                     let rid = RIDS[usize::from(p.layer)].into();
                     if api.stream_tx_by_mid(*video_mid, Some(rid)).is_none() {
+                        // With an RTX stream, as browsers send: the room's NACKs get resends.
                         let ssrc: Ssrc = (0x1000 + u32::from(p.layer)).into();
-                        api.declare_stream_tx(ssrc, None, *video_mid, Some(rid));
+                        let rtx: Ssrc = (0x2000 + u32::from(p.layer)).into();
+                        api.declare_stream_tx(ssrc, Some(rtx), *video_mid, Some(rid));
                     }
                     if let Some(tx) = api.stream_tx_by_mid(*video_mid, Some(rid)) {
                         tx.write_rtp(
