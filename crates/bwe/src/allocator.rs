@@ -38,6 +38,9 @@ pub struct AllocatorConfig {
     /// flows even above the estimate: an estimator that sees only audio (application-limited)
     /// would otherwise never learn that the link carries video.
     pub pause_wait: Duration,
+    /// ...except when the estimate is below this share of audio plus the lowest layers: then
+    /// video pauses at once.
+    pub deep_pause_factor: f64,
     /// A subscriber that has given no estimate this long after its first allocation sends no
     /// transport feedback at all (a client without TWCC): it is then not limited, since
     /// nothing would ever raise the initial estimate.
@@ -58,6 +61,7 @@ impl Default for AllocatorConfig {
             no_estimate_grace: Duration::from_secs(5),
             pause_factor: 0.8,
             pause_wait: Duration::from_secs(2),
+            deep_pause_factor: 0.5,
         }
     }
 }
@@ -336,9 +340,13 @@ impl Allocator {
         } else {
             self.short_since = None;
         }
-        let pause_ok = self
-            .short_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= cfg.pause_wait);
+        // Far below even the lowest layers (a 60 kbit/s link), waiting only fills the queue
+        // in front of the audio: pause at once.
+        let deep = (estimate as f64) < cfg.deep_pause_factor * lowest_bps as f64;
+        let pause_ok = deep
+            || self
+                .short_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= cfg.pause_wait);
         if !forced && current_bps > estimate {
             let mut changed = false;
             for s in &mut self.tracks {

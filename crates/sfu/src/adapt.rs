@@ -49,7 +49,7 @@ pub const RED_OFF_AFTER: Duration = Duration::from_secs(10);
 /// RED doubles the audio rate: it is only sent while the estimate is at least this many times
 /// the audio rate, so on a link that barely carries audio (60 kbit/s) it never crowds out the
 /// audio it is meant to protect.
-pub const RED_MIN_ESTIMATE_FACTOR: u64 = 4;
+pub const RED_MIN_ESTIMATE_FACTOR: u64 = 3;
 
 /// How far the videos a subscriber gets fall short of what it shows (for its quality score).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -284,7 +284,7 @@ mod tests {
         a.estimate_bps = Some(300_000);
         a.update_red(s(15), Some(0.2), 40_000);
         assert!(a.red);
-        a.estimate_bps = Some(100_000);
+        a.estimate_bps = Some(110_000);
         a.update_red(s(16), Some(0.2), 40_000);
         assert!(!a.red, "turned off at once when the estimate falls");
     }

@@ -838,10 +838,12 @@ fn new_track_out(
     t: &TrackIn,
 ) -> TrackOut {
     let mut forwarder = Forwarder::new(t.clock_rate, first_seq);
-    let desired = if t.kind == MediaKind::Audio {
-        0
-    } else {
-        config.default_layer
+    // With the allocator on, a new subscription starts on the lowest layer (its keyframe is
+    // the smallest burst) until the first allocation says more fits: a subscriber on a 60 kbit/s
+    // link must not start with a 360p keyframe queued in front of its audio.
+    let desired = match (&config.adaptation, t.kind) {
+        (_, MediaKind::Audio) | (Adaptation::Auto(_), _) => 0,
+        (Adaptation::Fixed(_), _) => config.default_layer,
     };
     forwarder.set_target(Some(desired));
     TrackOut {

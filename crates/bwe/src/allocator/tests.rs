@@ -126,6 +126,18 @@ fn pauses_video_below_the_lowest_layer_and_resumes_by_itself() {
 }
 
 #[test]
+fn a_deep_shortfall_pauses_at_once() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.update(c.at(0), &input(&t, 1_000_000));
+    // Far below audio plus the lowest layer: no two seconds of queue in front of the audio.
+    let out = a.update(c.at(100), &input(&t, 30_000));
+    assert_eq!(video(out).layer, None);
+    assert_eq!(video(out).paused, Some(Reason::BandwidthDrop));
+}
+
+#[test]
 fn an_upgrade_undone_soon_doubles_the_hold() {
     let c = Clock(Instant::now());
     let t = tracks();
