@@ -235,14 +235,16 @@ impl Allocator {
         let down_plan = plan(input.tracks, input.audio_only, budget(cfg.headroom));
         let up_plan = plan(input.tracks, input.audio_only, budget(cfg.up_headroom));
 
-        // 1. New tracks start from the down plan; limits (tile, visibility, audio-only,
+        // 1. New tracks start on their lowest layer; limits (tile, visibility, audio-only,
         //    vanished layers) apply at once.
         let mut forced = false;
         for t in input.tracks.iter().filter(|t| t.kind != Kind::Audio) {
             let Some(i) = self.tracks.iter().position(|s| s.key == t.key) else {
-                let layer = down_plan
-                    .layer_of(t.key)
-                    .or_else(|| lowest(t, input.audio_only));
+                // The lowest layer whatever the estimate says: before feedback the estimate is
+                // only the configured guess, and a 60 kbit/s link must not begin with a 720p
+                // keyframe queued in front of its audio. The normal step-up (one hold) reaches
+                // the layer that fits within a second or two.
+                let layer = lowest(t, input.audio_only);
                 self.tracks.push(TrackState {
                     key: t.key,
                     layer,
@@ -262,11 +264,9 @@ impl Allocator {
             };
             let s = self.tracks[i];
             if !s.started {
-                // Waiting for the publisher's first layer: start as soon as one flows.
-                if let Some(layer) = down_plan
-                    .layer_of(t.key)
-                    .or_else(|| lowest(t, input.audio_only))
-                {
+                // Waiting for the publisher's first layer: start on the lowest as soon as one
+                // flows.
+                if let Some(layer) = lowest(t, input.audio_only) {
                     let state = &mut self.tracks[i];
                     state.layer = Some(layer);
                     state.started = true;

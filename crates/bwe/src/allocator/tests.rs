@@ -67,10 +67,15 @@ fn starts_within_the_estimate_and_steps_down_at_once() {
     let t = tracks();
     let mut a = Allocator::new(AllocatorConfig::default());
     let out = a.update(c.at(0), &input(&t, 2_000_000));
-    assert_eq!(video(out).layer, Some(Layer::new(2, 2)));
+    // The start is on the lowest layer: the estimate is a guess before feedback.
+    assert_eq!(video(out).layer, Some(Layer::LOWEST));
     assert_eq!(out.switches[0].reason, Reason::Start);
+    // One hold later the layer that fits.
+    a.update(c.at(600), &input(&t, 2_000_000));
+    let out = a.update(c.at(1200), &input(&t, 2_000_000));
+    assert_eq!(video(out).layer, Some(Layer::new(2, 2)));
     // The estimate collapses: the very next update steps down, with its reason.
-    let out = a.update(c.at(100), &input(&t, 300_000));
+    let out = a.update(c.at(1300), &input(&t, 300_000));
     assert_eq!(video(out).layer, Some(Layer::new(1, 0)));
     assert_eq!(out.switches.len(), 1);
     assert_eq!(out.switches[0].reason, Reason::BandwidthDrop);
@@ -81,9 +86,12 @@ fn steps_up_only_after_the_estimate_held_and_probes_meanwhile() {
     let c = Clock(Instant::now());
     let t = tracks();
     let mut a = Allocator::new(AllocatorConfig::default());
-    let out = a.update(c.at(0), &input(&t, 300_000));
+    a.update(c.at(0), &input(&t, 300_000));
+    a.update(c.at(600), &input(&t, 300_000));
+    let out = a.update(c.at(1200), &input(&t, 300_000));
     let start = video(out).layer;
     assert_eq!(start, Some(Layer::new(1, 0)));
+    let c = Clock(c.at(1200));
     // Asks the estimator to probe above what is sent.
     assert!(out.probe.desired_bps > 300_000, "{:?}", out.probe);
     // Capacity returns: nothing changes before the hold has passed.
@@ -185,7 +193,8 @@ fn no_upgrade_while_loss_is_high() {
         i.loss = 0.2;
         a.update(c.at(ms), &i);
     }
-    assert_eq!(video(a.allocation()).layer, Some(Layer::new(1, 0)));
+    // Still where it started.
+    assert_eq!(video(a.allocation()).layer, Some(Layer::LOWEST));
 }
 
 #[test]
