@@ -39,8 +39,10 @@ pub struct AllocatorConfig {
     /// would otherwise never learn that the link carries video.
     pub pause_wait: Duration,
     /// ...except when the estimate is below this share of audio plus the lowest layers: then
-    /// video pauses at once.
+    /// video pauses after only `deep_pause_wait` (a transient dip of the estimator is not a
+    /// 60 kbit/s link, but two seconds of video queued in front of the audio are too many).
     pub deep_pause_factor: f64,
+    pub deep_pause_wait: Duration,
     /// A subscriber that has given no estimate this long after its first allocation sends no
     /// transport feedback at all (a client without TWCC): it is then not limited, since
     /// nothing would ever raise the initial estimate.
@@ -62,6 +64,7 @@ impl Default for AllocatorConfig {
             pause_factor: 0.8,
             pause_wait: Duration::from_secs(2),
             deep_pause_factor: 0.5,
+            deep_pause_wait: Duration::from_millis(500),
         }
     }
 }
@@ -185,6 +188,8 @@ pub struct Allocator {
     first_update: Option<Instant>,
     /// Since when the estimate has not covered even the lowest layers.
     short_since: Option<Instant>,
+    /// Since when the estimate has been below `deep_pause_factor` of the lowest layers.
+    deep_since: Option<Instant>,
 }
 
 impl Allocator {
@@ -200,6 +205,7 @@ impl Allocator {
             out: Allocation::default(),
             first_update: None,
             short_since: None,
+            deep_since: None,
         }
     }
 
@@ -341,12 +347,17 @@ impl Allocator {
             self.short_since = None;
         }
         // Far below even the lowest layers (a 60 kbit/s link), waiting only fills the queue
-        // in front of the audio: pause at once.
-        let deep = (estimate as f64) < cfg.deep_pause_factor * lowest_bps as f64;
-        let pause_ok = deep
-            || self
-                .short_since
-                .is_some_and(|t| now.saturating_duration_since(t) >= cfg.pause_wait);
+        // in front of the audio: pause soon.
+        if (estimate as f64) < cfg.deep_pause_factor * lowest_bps as f64 {
+            self.deep_since.get_or_insert(now);
+        } else {
+            self.deep_since = None;
+        }
+        let waited = |since: Option<Instant>, wait: Duration| {
+            since.is_some_and(|t| now.saturating_duration_since(t) >= wait)
+        };
+        let pause_ok = waited(self.short_since, cfg.pause_wait)
+            || waited(self.deep_since, cfg.deep_pause_wait);
         if !forced && current_bps > estimate {
             let mut changed = false;
             for s in &mut self.tracks {

@@ -141,6 +141,8 @@ fn a_deep_shortfall_pauses_at_once() {
     a.update(c.at(0), &input(&t, 1_000_000));
     // Far below audio plus the lowest layer: no two seconds of queue in front of the audio.
     let out = a.update(c.at(100), &input(&t, 30_000));
+    assert!(video(out).layer.is_some(), "a dip is not a link yet");
+    let out = a.update(c.at(700), &input(&t, 30_000));
     assert_eq!(video(out).layer, None);
     assert_eq!(video(out).paused, Some(Reason::BandwidthDrop));
 }
