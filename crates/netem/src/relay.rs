@@ -329,7 +329,7 @@ impl<A: Clone + Eq + Hash, P> Relay<A, P> {
                 self.stats.clients_expired = self.stats.clients_expired.saturating_add(1);
                 return Some(RelayOutput::Expired(report));
             }
-            // Only serializations completed: the links moved on; wait for their next event.
+            // Nothing due yet (a packet lost on the wire, or jitter): wait for the next event.
             let next = self.reschedule(id, now);
             if next.is_some_and(|n| n <= now) {
                 // A link reports an event in the past it will not act on (not expected):
@@ -339,8 +339,9 @@ impl<A: Clone + Eq + Hash, P> Relay<A, P> {
         }
     }
 
-    /// The earliest instant at which [`Relay::poll_output`] has something: a delivery, a
-    /// serialization completion or an expiry. None with no client.
+    /// The earliest instant at which [`Relay::poll_output`] may have something: a delivery
+    /// (see [`crate::Link::poll_delivery_timeout`]: a packet lost on the wire makes it a
+    /// wake-up with nothing to do) or an expiry. None with no client.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadlines.first().map(|&(at, _)| at)
     }
@@ -432,7 +433,9 @@ impl<A: Clone + Eq + Hash, P> Relay<A, P> {
             .last_seen
             .checked_add(self.config.idle_timeout)
             .map(|e| e.max(now));
-        let next = match (client.links.poll_timeout(), expires) {
+        // Deliveries only: serialization completions need no wake-up of their own (the links
+        // catch up on them when polled), which halves the caller's wake-ups on a rate limit.
+        let next = match (client.links.poll_delivery_timeout(), expires) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };

@@ -107,6 +107,15 @@ pub struct IoCounters {
     pub socket_errors: u64,
 }
 
+/// How the loop waited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WaitCounters {
+    /// epoll waits (with or without a timeout).
+    pub polls: u64,
+    /// Short sleeps of the fine wait before a delivery.
+    pub sleeps: u64,
+}
+
 /// One direction of one client, in the report. Bytes are what the link is charged: UDP payload
 /// plus 28 bytes of IPv4 and UDP headers (48 for IPv6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -253,10 +262,14 @@ pub struct Report {
     pub cpu_percent: Option<f64>,
     /// Send time minus the time the link delivered the datagram, over every datagram sent.
     pub lateness: LatenessSummary,
+    /// Timer slack of the relay's thread in nanoseconds (Linux; the relay asks for 1000).
+    pub timer_slack_ns: Option<u64>,
     /// Relay-wide counters.
     pub relay: RelayCounters,
     /// IO errors.
     pub io: IoCounters,
+    /// How the loop waited.
+    pub waits: WaitCounters,
     /// Gone clients left out of `clients` (only the first 10 000 gone ones are kept).
     pub clients_omitted: u64,
     /// Every client seen, in order of appearance (gone ones too).
