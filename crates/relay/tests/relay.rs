@@ -252,6 +252,8 @@ fn binary_refuses_extra_clients_survives_garbage_and_reports_on_sigterm() {
         .args(["--listen", &listen.to_string()])
         .args(["--upstream", &upstream.to_string()])
         .args(["--rate", "2mbit", "--delay", "5ms", "--max-clients", "2"])
+        // Only a safety net: SIGTERM below ends it long before.
+        .args(["--duration", "60s"])
         .args(["--stats-json", json.to_str().expect("utf-8 path")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
