@@ -35,8 +35,9 @@ const FINE_STEP: Duration = Duration::from_micros(200);
 /// Longest epoll wait with nothing scheduled (bounds the reaction to a stop request that raced
 /// the wait).
 const IDLE_WAIT: Duration = Duration::from_millis(250);
-/// Datagrams read from one socket before the loop looks at deliveries again.
-const READ_BATCH: usize = 64;
+/// Datagrams read from one socket before the loop looks at deliveries again (a few tens of
+/// microseconds of reading).
+const READ_BATCH: usize = 16;
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
 /// Reports of gone clients kept for the final report.
@@ -189,6 +190,8 @@ impl RelayServer {
                 if self.read_batch(token, &mut buf) {
                     still.push(token);
                 }
+                // After a stall many sockets hold datagrams: what fell due meanwhile goes first.
+                self.deliver();
             }
             std::mem::swap(&mut pending, &mut still);
         }
