@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use kham_netem::RelayConfig;
 use kham_relay::spec::{LinkArgs, TraceCache, parse_rate};
+use kham_relay::stats::thread_cpu_time;
 use kham_relay::{Options, RelayServer};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
@@ -65,12 +66,18 @@ fn main() -> Result<()> {
     let upstream = echo.local_addr()?;
     let echo_stop = Arc::clone(&stop);
     let echo_thread = thread::Builder::new().name("echo".into()).spawn(move || {
+        let cpu0 = thread_cpu_time();
+        let t0 = Instant::now();
         let mut buf = vec![0u8; 65_536];
         while !echo_stop.load(Ordering::Relaxed) {
             if let Ok((n, from)) = echo.recv_from(&mut buf) {
                 let _ = echo.send_to(&buf[..n], from);
             }
         }
+        let cpu = thread_cpu_time()
+            .zip(cpu0)
+            .map(|(b, a)| b.saturating_sub(a));
+        cpu.map(|c| 100.0 * c.as_secs_f64() / t0.elapsed().as_secs_f64())
     })?;
 
     // Relay.
@@ -106,7 +113,7 @@ fn main() -> Result<()> {
     let report = relay_thread
         .join()
         .map_err(|_| anyhow::anyhow!("relay thread panicked"))??;
-    let _ = echo_thread.join();
+    let echo_cpu = echo_thread.join().ok().flatten();
 
     let l = &report.lateness;
     println!(
@@ -125,6 +132,11 @@ fn main() -> Result<()> {
             .map_or("n/a".into(), |p| format!("{p:.1} %")),
         report.cpu_s.map_or("n/a".into(), |c| format!("{c:.2}")),
         report.elapsed_s
+    );
+    println!(
+        "for scale, the echo upstream's thread (one recv and one send per datagram, as the relay \
+         does per direction): {} of one core",
+        echo_cpu.map_or("n/a".into(), |p| format!("{p:.1} %"))
     );
     println!(
         "lateness over {} datagrams (send time - scheduled delivery): mean {:.0} us, p50 {:.0} \

@@ -164,7 +164,13 @@ impl RelayServer {
                 }
             };
             self.waits.polls += 1;
-            match self.poll.poll(&mut events, Some(timeout)) {
+            let before = Instant::now();
+            let polled = self.poll.poll(&mut events, Some(timeout));
+            // mio rounds the timeout up to whole milliseconds.
+            let asked = Duration::from_millis(timeout.as_nanos().div_ceil(1_000_000) as u64);
+            self.waits
+                .note_overrun(before.elapsed().saturating_sub(asked));
+            match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -181,7 +187,10 @@ impl RelayServer {
                 {
                     // Fine wait: the next delivery is under FINE_WAIT away.
                     self.waits.sleeps += 1;
+                    let before = Instant::now();
                     std::thread::sleep(r.min(FINE_STEP));
+                    self.waits
+                        .note_overrun(before.elapsed().saturating_sub(r.min(FINE_STEP)));
                 }
                 continue;
             }

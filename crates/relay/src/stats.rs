@@ -114,6 +114,22 @@ pub struct WaitCounters {
     pub polls: u64,
     /// Short sleeps of the fine wait before a delivery.
     pub sleeps: u64,
+    /// Longest a wait (epoll or sleep) lasted beyond what was asked, in microseconds: the
+    /// thread was ready but not running (CPU contention), not the relay's doing.
+    pub max_overrun_us: u64,
+    /// Waits that overran by more than a millisecond.
+    pub overruns_over_1ms: u64,
+}
+
+impl WaitCounters {
+    /// Records how long a wait lasted beyond what was asked.
+    pub fn note_overrun(&mut self, over: Duration) {
+        let us = u64::try_from(over.as_micros()).unwrap_or(u64::MAX);
+        self.max_overrun_us = self.max_overrun_us.max(us);
+        if over > Duration::from_millis(1) {
+            self.overruns_over_1ms += 1;
+        }
+    }
 }
 
 /// One direction of one client, in the report. Bytes are what the link is charged: UDP payload
