@@ -247,11 +247,24 @@ pub struct SpecFile {
 }
 
 impl SpecFile {
-    /// Reads a spec file (JSON).
+    /// Reads a spec file (JSON). Relative trace paths in it are relative to its folder.
     pub fn read(path: &Path) -> Result<SpecFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading client spec file {}", path.display()))?;
-        SpecFile::parse(&text).with_context(|| format!("client spec file {}", path.display()))
+        let mut file = SpecFile::parse(&text)
+            .with_context(|| format!("client spec file {}", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for entry in file.clients.iter_mut().chain(file.default.as_mut()) {
+            for trace in [&mut entry.trace, &mut entry.uplink_trace]
+                .into_iter()
+                .flatten()
+            {
+                if trace.is_relative() {
+                    *trace = dir.join(&*trace);
+                }
+            }
+        }
+        Ok(file)
     }
 
     /// Parses a spec file's text.
@@ -543,6 +556,15 @@ mod tests {
             ..LinkArgs::default()
         };
         assert!(missing.build(&mut TraceCache::default()).is_err());
+        // A spec file's relative trace paths start from its folder.
+        let spec = dir.join("spec.json");
+        std::fs::write(&spec, r#"{"clients": [{"trace": "t.txt"}]}"#).unwrap();
+        let file = SpecFile::read(&spec).unwrap();
+        assert_eq!(file.clients[0].trace.as_deref(), Some(path.as_path()));
+        let (specs, _) = file
+            .build(&LinkArgs::default(), &mut TraceCache::default())
+            .unwrap();
+        assert_eq!(specs[0].down.trace.mean_bps(), 12_000_000);
         std::fs::write(&path, "garbage here now\n").unwrap();
         assert!(args.build(&mut TraceCache::default()).is_err());
         let _ = std::fs::remove_dir_all(&dir);
