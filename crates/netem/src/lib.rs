@@ -38,6 +38,12 @@
 //! - **Randomness.** xoshiro256++ (hand-written, see `rng.rs`), one stream for loss (drawn in send
 //!   order) and one for jitter (drawn in departure order).
 //!
+//! # Relay
+//!
+//! [`Relay`] is the pure core of the `kham-relay` UDP relay: a table of clients keyed by source
+//! address, each with its own [`LinkPair`] from a [`ClientSpec`] chosen by order of appearance,
+//! idle expiry and a bounded client count; the relay binary adds the sockets and the clock.
+//!
 //! `send` and `poll_deliver` are O(1) amortized (plus a binary search over the trace's steps
 //! for rate lookups); queue and in-flight storage are reserved up front and reused.
 //!
@@ -60,6 +66,7 @@
 mod link;
 mod loss;
 mod queue;
+mod relay;
 mod rng;
 mod serializer;
 mod trace;
@@ -68,5 +75,9 @@ mod trace_parse;
 pub use link::{Delivered, Link, LinkConfig, LinkPair, LinkStats, SendOutcome};
 pub use loss::LossModel;
 pub use queue::QueueLimit;
+pub use relay::{
+    ClientId, ClientReport, ClientSpec, FromClient, Relay, RelayConfig, RelayOutput, RelayStats,
+    client_seeds,
+};
 pub use trace::{SegmentParams, Trace};
 pub use trace_parse::{Direction, TraceError};

@@ -244,6 +244,26 @@ impl<P> Link<P> {
         Some(self.instant(next))
     }
 
+    /// The earliest instant at which [`Link::poll_deliver`] may return a packet: the next
+    /// packet in flight, or the packet being serialized when its last bit leaves plus the
+    /// propagation delay it will get (jitter and the no-reordering rule only add to that).
+    /// A lower bound, not a promise: polling then may find that packet lost on the wire, and
+    /// this moves on. A caller that only forwards deliveries (the relay) wakes about half as
+    /// often with this as with [`Link::poll_timeout`], which also reports each serialization
+    /// completion; outcomes are the same either way. None when nothing is queued or in flight.
+    pub fn poll_delivery_timeout(&self) -> Option<Instant> {
+        let delivery = self.in_flight.front().map(|&(at, _)| at);
+        let head = self.head.and_then(|(_, done)| done).map(|done| {
+            done.saturating_add(duration_ns(self.delay_at(done)))
+                .max(self.last_delivery)
+        });
+        let next = match (head, delivery) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(self.instant(next))
+    }
+
     /// Capacity of the trace at `now` (see [`Trace::capacity_bps_at`]).
     pub fn capacity_bps_at(&self, now: Instant) -> u64 {
         self.config
@@ -322,16 +342,23 @@ impl<P> Link<P> {
         }
     }
 
+    /// Propagation delay of a packet whose last bit leaves at `done`.
+    fn delay_at(&self, done: u64) -> Duration {
+        self.config
+            .trace
+            .segment_at_ns(done)
+            .and_then(|s| s.rtt)
+            .filter(|r| !r.is_zero())
+            .map_or(self.config.delay, |rtt| rtt / 2)
+    }
+
     /// The packet's last bit left at `done`: on to the far end, unless lost on the wire.
     fn depart(&mut self, entry: Queued<P>, start: u64, done: u64) {
         let Some(packet) = entry.packet else {
             return;
         };
         let seg = self.config.trace.segment_at_ns(done);
-        let delay = seg
-            .and_then(|s| s.rtt)
-            .filter(|r| !r.is_zero())
-            .map_or(self.config.delay, |rtt| rtt / 2);
+        let delay = self.delay_at(done);
         let jitter = seg
             .and_then(|s| s.jitter)
             .filter(|j| !j.is_zero())
@@ -378,6 +405,17 @@ impl<P> LinkPair<P> {
     /// The earlier of the two links' timeouts.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match (self.up.poll_timeout(), self.down.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The earlier of the two links' [`Link::poll_delivery_timeout`].
+    pub fn poll_delivery_timeout(&self) -> Option<Instant> {
+        match (
+            self.up.poll_delivery_timeout(),
+            self.down.poll_delivery_timeout(),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

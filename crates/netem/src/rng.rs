@@ -5,7 +5,7 @@
 //! after any dependency upgrade, and the crate stays dependency-light. Not cryptographic.
 
 /// SplitMix64 step: expands one `u64` seed into well-mixed state words.
-fn splitmix64(state: &mut u64) -> u64 {
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -155,8 +155,20 @@ type Record = (
     Vec<(usize, usize, Duration, Duration, Duration)>,
 );
 
-/// Runs the scenario, polling after every send when `poll_often`, else only at the end.
-fn run(s: &Scenario, poll_often: bool) -> (Record, Link<usize>) {
+/// How `run` polls the link.
+#[derive(Clone, Copy, PartialEq)]
+enum Polling {
+    /// At every `poll_timeout` and after every send.
+    Often,
+    /// Only at `poll_delivery_timeout`, as the relay does; each delivery must come out exactly
+    /// at the wake-up (the bound is never past a delivery).
+    Deliveries,
+    /// Only at the end.
+    AtEnd,
+}
+
+/// Runs the scenario, polling as `polling` says.
+fn run(s: &Scenario, polling: Polling) -> (Record, Link<usize>) {
     let t0 = Instant::now();
     let cfg = LinkConfig {
         trace: s.trace.clone(),
@@ -172,17 +184,28 @@ fn run(s: &Scenario, poll_often: bool) -> (Record, Link<usize>) {
     let mut ds: Vec<Delivered<usize>> = Vec::new();
     for (i, &(gap_us, size)) in s.sends.iter().enumerate() {
         now += Duration::from_micros(gap_us);
-        if poll_often {
+        if polling == Polling::Often {
             // As an event-driven simulator does: wake at every timeout before the next send.
             while let Some(t) = link.poll_timeout().filter(|&t| t < now) {
                 drain(&mut link, t, &mut ds);
+            }
+        }
+        if polling == Polling::Deliveries {
+            while let Some(t) = link.poll_delivery_timeout().filter(|&t| t < now) {
+                let from = ds.len();
+                drain(&mut link, t, &mut ds);
+                for d in &ds[from..] {
+                    assert_eq!(d.delivered_at, t, "delivery bound past a delivery");
+                }
+                let next = link.poll_delivery_timeout();
+                assert!(next.is_none_or(|n| n > t), "bound does not move on");
             }
         }
         outcomes.push(link.send(now, size, i));
         if let QueueLimit::Bytes(max) = s.queue {
             assert!(link.queued_bytes() <= max);
         }
-        if poll_often {
+        if polling == Polling::Often {
             drain(&mut link, now, &mut ds);
             if let Some(next) = link.poll_timeout() {
                 assert!(next >= now || link.poll_deliver(now).is_none());
@@ -212,7 +235,7 @@ proptest! {
 
     #[test]
     fn link_invariants(s in scenario()) {
-        let ((outcomes, ds), link) = run(&s, true);
+        let ((outcomes, ds), link) = run(&s, Polling::Often);
         // Delivered in send order, times monotonic, never faster than propagation.
         for w in ds.windows(2) {
             prop_assert!(w[0].0 < w[1].0);
@@ -241,10 +264,12 @@ proptest! {
 
     #[test]
     fn outcome_does_not_depend_on_polling_or_run(s in scenario()) {
-        let (a, _) = run(&s, true);
-        let (b, _) = run(&s, false);
+        let (a, _) = run(&s, Polling::Often);
+        let (b, _) = run(&s, Polling::AtEnd);
         prop_assert_eq!(&a, &b);
-        let (c, _) = run(&s, true);
+        let (c, _) = run(&s, Polling::Often);
         prop_assert_eq!(&a, &c);
+        let (d, _) = run(&s, Polling::Deliveries);
+        prop_assert_eq!(&a, &d);
     }
 }

@@ -229,6 +229,7 @@ struct RoomEntry {
 
 struct Shard {
     socket: UdpSocket,
+    /// Destination given to str0m for every datagram: the first announced address.
     local: SocketAddr,
     announce: Vec<SocketAddr>,
     max_participants: usize,
@@ -253,9 +254,15 @@ impl Shard {
         adaptation: kham_sfu::Adaptation,
         board: Board,
     ) -> Self {
-        let local = socket
+        let bound = socket
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        // str0m's ICE agent drops a STUN request whose destination is not one of its local
+        // candidates, which are the announced addresses. Behind a 1:1 NAT or the link
+        // emulator's relay (`media.announce`) datagrams still arrive on the bound socket, so they
+        // are handed in as addressed to the (first) announced address. Without an announce
+        // list the first announced address is the bound one.
+        let local = announce.first().copied().unwrap_or(bound);
         Shard {
             socket,
             local,
