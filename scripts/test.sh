@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\n==> %s\n' "$*"; }
+log() { printf '\n==> [%ds] %s\n' "$SECONDS" "$*"; }
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
@@ -40,3 +40,4 @@ cargo test --workspace --quiet
 
 log "browser tests (Chromium + playwright-core)"
 bash tests/browser/run.sh
+log "all green"
