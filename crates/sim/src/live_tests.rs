@@ -300,14 +300,7 @@ fn a_lossy_uplink_is_repaired_and_the_publisher_gets_congestion_feedback() {
 
 /// (audio packets the viewer never got, packets sent), after the first 10 s.
 fn audio_loss(w: &World) -> (usize, usize) {
-    let sent = w
-        .eps
-        .iter()
-        .find_map(|e| match &e.role {
-            Role::Publisher { sent_audio, .. } => Some(sent_audio.clone()),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let sent = w.sent_audio();
     let received = w
         .eps
         .iter()

@@ -91,14 +91,7 @@ pub fn run(scenario: &Scenario, config: ConfigName) -> Result<Vec<RunResult>, St
     });
 
     let mut out = Vec::new();
-    let sent_audio = w
-        .eps
-        .iter()
-        .find_map(|e| match &e.role {
-            Role::Publisher { sent_audio, .. } => Some(sent_audio.clone()),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let sent_audio = w.sent_audio().to_vec();
     for (k, ep) in w
         .eps
         .iter()

@@ -252,6 +252,17 @@ impl World {
         Ok(())
     }
 
+    /// The audio packets the publisher has sent so far (empty without a publisher).
+    pub fn sent_audio(&self) -> &[SentAudio] {
+        self.eps
+            .iter()
+            .find_map(|e| match &e.role {
+                Role::Publisher { sent_audio, .. } => Some(sent_audio.as_slice()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
     fn bin_of(&self, t: Instant) -> usize {
         (t.saturating_duration_since(self.start).as_nanos() / self.bin.as_nanos().max(1)) as usize
     }
