@@ -2,7 +2,7 @@
 // subscriber), Janus in its netns, both behind kham-relay; prints the subscriber's inbound video
 // and the relays' figures; exits 1 if the subscriber decoded no frame.
 //
-//   sudo node benches/browser/janus/smoke.mjs [--sub-rate 300kbit] [--seconds 20]
+//   sudo node benches/browser/janus/smoke.mjs [--sub-rate 300kbit] [--pub-rate 1mbit|none] [--seconds 20]
 // Needs: target/release/kham-relay (cargo build --release -p kham-relay), npm ci in
 // tests/browser (playwright-core), /usr/bin/chromium, root.
 import os from 'node:os';
@@ -51,7 +51,8 @@ try {
   session = await start({
     name: 'janus', publisher, subscriber, relayBin, relayIp: opt['relay-ip'],
     linkArgs: {
-      publisher: ['--rate', opt['pub-rate'], '--uplink-rate', opt['pub-rate'], '--delay', opt.delay],
+      // --pub-rate none: the publisher's link only delays (all three layers flow).
+      publisher: [...(opt['pub-rate'] === 'none' ? [] : ['--rate', opt['pub-rate'], '--uplink-rate', opt['pub-rate']]), '--delay', opt.delay],
       subscriber: ['--rate', opt['sub-rate'], '--delay', opt.delay],
     },
     seed: 1, durationS: Number(opt.seconds), workDir, log,
