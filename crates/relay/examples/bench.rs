@@ -95,6 +95,7 @@ fn main() -> Result<()> {
     let server = RelayServer::bind(Options {
         listen: "127.0.0.1:0".parse()?,
         upstream,
+        ports: 1,
         upstream_bind: None,
         relay: config,
         duration: None,

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 use clap::Parser;
 use kham_netem::RelayConfig;
-use kham_relay::spec::{LinkArgs, SpecFile, TraceCache, parse_duration};
+use kham_relay::spec::{LinkArgs, SpecFile, TraceCache, parse_addr_range, parse_duration};
 use kham_relay::{Options, RelayServer};
 
 #[derive(Parser)]
@@ -23,11 +23,13 @@ use kham_relay::{Options, RelayServer};
 )]
 struct Cli {
     /// Address clients send to: the address kham announces (media.announce) with kham's port.
-    #[arg(long, value_name = "ADDR")]
-    listen: SocketAddr,
-    /// kham's media socket (media.bind and media.udp_port).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7882")]
-    upstream: SocketAddr,
+    /// A port range (IP:FIRST-LAST) maps port to port onto an --upstream range of the same
+    /// length (a server with a port per peer connection); a client keeps one link across ports.
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr_range)]
+    listen: (SocketAddr, u16),
+    /// kham's media socket (media.bind and media.udp_port), or the first port of the range.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7882", value_parser = parse_addr_range)]
+    upstream: (SocketAddr, u16),
     /// IP the per-client upstream-facing sockets bind to (default: any; the route's source).
     #[arg(long, value_name = "IP")]
     upstream_bind: Option<IpAddr>,
@@ -89,23 +91,28 @@ fn run(cli: Cli) -> Result<()> {
         .context("--duration")?;
     let stats_interval = Some(parse_duration(&cli.stats_interval).context("--stats-interval")?)
         .filter(|d| !d.is_zero());
-    if cli.listen.port() != cli.upstream.port() {
+    let ((listen, ports), (upstream, upstream_ports)) = (cli.listen, cli.upstream);
+    if upstream_ports != 1 && upstream_ports != ports {
+        anyhow::bail!("--upstream: {upstream_ports} ports, --listen has {ports}");
+    }
+    if ports == 1 && listen.port() != upstream.port() {
         eprintln!(
             "kham-relay: warning: kham announces its own media port ({}) with the media.announce \
              IPs; browsers will reach this relay only if it listens on that port",
-            cli.upstream.port()
+            upstream.port()
         );
     }
     let server = RelayServer::bind(Options {
-        listen: cli.listen,
-        upstream: cli.upstream,
+        listen,
+        upstream,
+        ports,
         upstream_bind: cli.upstream_bind,
         relay,
         duration,
         stats_interval,
         verbose: true,
     })
-    .with_context(|| format!("binding {}", cli.listen))?;
+    .with_context(|| format!("binding {listen} ({ports} ports)"))?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("signal handler")?;
@@ -113,7 +120,7 @@ fn run(cli: Cli) -> Result<()> {
     eprintln!(
         "kham-relay: listening on {}, upstream {}; run kham with KHAM_MEDIA__ANNOUNCE='[\"{}\"]'",
         server.local_addr(),
-        cli.upstream,
+        upstream,
         server.local_addr().ip()
     );
     let report = server.run(&stop)?;

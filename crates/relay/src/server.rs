@@ -1,9 +1,11 @@
 //! The IO shell: sockets, the clock and the wait loop around `kham_netem::Relay`.
 //!
-//! One thread, one `mio` poll. Token 0 is the listening socket; each client has an
-//! upstream-facing UDP socket (token `id + 1`), bound to an ephemeral port and connected to the
-//! upstream, so kham sees one source address per client and the kernel filters out anything
-//! not from the upstream.
+//! One thread, one `mio` poll. Tokens `0..ports` are the listening sockets (one per port of the
+//! listen range); each client has one upstream-facing UDP socket (token `ports + id`), bound to
+//! an ephemeral port, so the upstream sees one source address per client. A datagram to listen
+//! port `first + i` goes to upstream port `upstream + i` and the replies from there go back
+//! from listen port `first + i`; the client's links are shared by all ports (a browser sends
+//! every media stream from one socket). Replies from outside the upstream range are dropped.
 //!
 //! Waiting: epoll's timeout has millisecond resolution (mio rounds up), which alone would make
 //! deliveries up to a millisecond late. So the loop sleeps in epoll until about a millisecond
@@ -26,7 +28,8 @@ use crate::stats::{
     ClientSummary, IoCounters, Lateness, RelayCounters, Report, WaitCounters, thread_cpu_time,
 };
 
-const LISTEN: Token = Token(0);
+/// A datagram and the offset of its port in the listen and upstream ranges.
+type Datagram = (u16, Vec<u8>);
 /// Below this much time before the next delivery, wait in short sleeps rather than in epoll.
 const FINE_WAIT: Duration = Duration::from_millis(1);
 /// Longest single sleep of the fine wait: incoming datagrams wait at most about this long
@@ -46,10 +49,13 @@ const MAX_GONE_REPORTS: usize = 10_000;
 /// Where the relay listens and forwards, and how.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Address clients send to (the address kham announces).
+    /// Address clients send to (the address kham announces); the first of `ports`.
     pub listen: SocketAddr,
-    /// kham's media socket.
+    /// kham's media socket; the first of `ports`.
     pub upstream: SocketAddr,
+    /// Consecutive ports from `listen` and from `upstream` mapped one to one (1: one address;
+    /// more for a server with a port per peer connection, e.g. Janus's `rtp_port_range`).
+    pub ports: u16,
     /// IP the per-client upstream-facing sockets bind to (default: the unspecified address of
     /// the upstream's family; the kernel then picks the source address of the route).
     pub upstream_bind: Option<IpAddr>,
@@ -67,9 +73,9 @@ pub struct Options {
 pub struct RelayServer {
     opts: Options,
     poll: Poll,
-    listen: UdpSocket,
+    listen: Vec<UdpSocket>,
     local: SocketAddr,
-    relay: Relay<SocketAddr, Vec<u8>>,
+    relay: Relay<SocketAddr, Datagram>,
     upstream_sockets: HashMap<u64, UdpSocket>,
     gone: Vec<ClientSummary>,
     gone_omitted: u64,
@@ -88,11 +94,30 @@ impl RelayServer {
                 "listen and upstream are the same address",
             ));
         }
+        let invalid = |msg| Err(io::Error::new(ErrorKind::InvalidInput, msg));
+        if opts.ports == 0 {
+            return invalid("no ports");
+        }
+        if opts.ports > 1 && (opts.listen.port() == 0 || opts.upstream.port() == 0) {
+            return invalid("a port range cannot start at port 0");
+        }
+        let last = opts.ports - 1;
+        if opts.listen.port().checked_add(last).is_none()
+            || opts.upstream.port().checked_add(last).is_none()
+        {
+            return invalid("port range past 65535");
+        }
         let poll = Poll::new()?;
-        let mut listen = UdpSocket::bind(opts.listen)?;
-        let local = listen.local_addr()?;
-        poll.registry()
-            .register(&mut listen, LISTEN, Interest::READABLE)?;
+        let mut listen = Vec::with_capacity(usize::from(opts.ports));
+        for i in 0..opts.ports {
+            let mut addr = opts.listen;
+            addr.set_port(opts.listen.port() + i);
+            let mut socket = UdpSocket::bind(addr)?;
+            poll.registry()
+                .register(&mut socket, Token(usize::from(i)), Interest::READABLE)?;
+            listen.push(socket);
+        }
+        let local = listen[0].local_addr()?;
         let relay = Relay::new(opts.relay.clone());
         Ok(RelayServer {
             opts,
@@ -110,7 +135,7 @@ impl RelayServer {
         })
     }
 
-    /// The address clients send to.
+    /// The address clients send to (the first of the range).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
@@ -222,10 +247,15 @@ impl RelayServer {
                 return;
             };
             match out {
-                RelayOutput::ToUpstream { id, packet, due } => {
+                RelayOutput::ToUpstream {
+                    id,
+                    packet: (port, data),
+                    due,
+                } => {
                     self.lateness.record(now.saturating_duration_since(due));
+                    let to = self.upstream_addr(port);
                     let sent = match self.upstream_sockets.get(&id.0) {
-                        Some(s) => s.send(&packet).is_ok(),
+                        Some(s) => s.send_to(&data, to).is_ok(),
                         None => false,
                     };
                     if !sent {
@@ -233,10 +263,14 @@ impl RelayServer {
                     }
                 }
                 RelayOutput::ToClient {
-                    addr, packet, due, ..
+                    addr,
+                    packet: (port, data),
+                    due,
+                    ..
                 } => {
                     self.lateness.record(now.saturating_duration_since(due));
-                    if self.listen.send_to(&packet, addr).is_err() {
+                    let socket = &self.listen[usize::from(port)];
+                    if socket.send_to(&data, addr).is_err() {
                         self.io.send_errors += 1;
                     }
                 }
@@ -256,24 +290,33 @@ impl RelayServer {
 
     /// Reads up to a batch from one socket; true if it may hold more.
     fn read_batch(&mut self, token: Token, buf: &mut [u8]) -> bool {
+        let ports = self.listen.len();
         for _ in 0..READ_BATCH {
-            if token == LISTEN {
-                match self.listen.recv_from(buf) {
-                    Ok((n, from)) => self.on_client_datagram(from, &buf[..n]),
+            if token.0 < ports {
+                // Token i is listen port i (ports is at most 65535).
+                let port = token.0 as u16;
+                match self.listen[token.0].recv_from(buf) {
+                    Ok((n, from)) => self.on_client_datagram(from, port, &buf[..n]),
                     Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(_) => self.io.recv_errors += 1,
                 }
             } else {
-                let id = ClientId(token.0 as u64 - 1);
+                let id = ClientId((token.0 - ports) as u64);
                 let Some(socket) = self.upstream_sockets.get(&id.0) else {
                     return false;
                 };
-                match socket.recv(buf) {
-                    Ok(n) => {
+                match socket.recv_from(buf) {
+                    Ok((n, from)) => {
+                        let Some(port) = self.upstream_offset(from) else {
+                            // Not from the upstream range: unconnected sockets see anything.
+                            self.io.foreign_datagrams += 1;
+                            continue;
+                        };
                         let now = Instant::now();
                         let size = n + header_bytes(&self.opts.upstream);
-                        self.relay.from_upstream(now, id, size, buf[..n].to_vec());
+                        self.relay
+                            .from_upstream(now, id, size, (port, buf[..n].to_vec()));
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -285,11 +328,26 @@ impl RelayServer {
         true
     }
 
-    fn on_client_datagram(&mut self, from: SocketAddr, data: &[u8]) {
+    /// The upstream address at offset `port` of the range.
+    fn upstream_addr(&self, port: u16) -> SocketAddr {
+        let mut addr = self.opts.upstream;
+        addr.set_port(self.opts.upstream.port() + port);
+        addr
+    }
+
+    /// The offset of `from` in the upstream range, if it is in it.
+    fn upstream_offset(&self, from: SocketAddr) -> Option<u16> {
+        let up = self.opts.upstream;
+        let offset = from.port().checked_sub(up.port())?;
+        (from.ip() == up.ip() && offset < self.opts.ports).then_some(offset)
+    }
+
+    fn on_client_datagram(&mut self, from: SocketAddr, port: u16, data: &[u8]) {
         let now = Instant::now();
         let size = data.len() + header_bytes(&from);
         if let FromClient::Accepted { id, new: true, .. } =
-            self.relay.from_client(now, from, size, data.to_vec())
+            self.relay
+                .from_client(now, from, size, (port, data.to_vec()))
         {
             match self.open_upstream(id) {
                 Ok(()) => {
@@ -323,11 +381,11 @@ impl RelayServer {
             SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         });
+        // Not connected: one socket talks to every port of the upstream range.
         let mut socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
-        socket.connect(self.opts.upstream)?;
         let token = usize::try_from(id.0)
             .ok()
-            .and_then(|i| i.checked_add(1))
+            .and_then(|i| i.checked_add(self.listen.len()))
             .ok_or_else(|| io::Error::other("client id out of range"))?;
         self.poll
             .registry()
@@ -381,6 +439,7 @@ impl RelayServer {
         Report {
             listen: self.local,
             upstream: self.opts.upstream,
+            ports: self.opts.ports,
             seed: self.opts.relay.seed,
             elapsed_s,
             cpu_s,

@@ -9,6 +9,7 @@
 //! downlink is unconstrained too, so the relay only adds delay, jitter and loss.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -348,6 +349,28 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     humantime::parse_duration(t).with_context(|| format!("{s:?}: not a duration (e.g. 75ms)"))
 }
 
+/// An address or a range of consecutive ports on one IP: `127.0.0.9:7882`,
+/// `127.0.0.9:20000-20019`, `[::1]:20000-20019`. Returns the first address and the number of
+/// ports.
+pub fn parse_addr_range(s: &str) -> Result<(SocketAddr, u16)> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok((addr, 1));
+    }
+    let Some((base, last)) = s.rsplit_once('-') else {
+        bail!("{s:?}: not an address (IP:PORT or IP:FIRST-LAST)");
+    };
+    let addr: SocketAddr = base
+        .parse()
+        .with_context(|| format!("{s:?}: not an address range (IP:FIRST-LAST)"))?;
+    let last: u16 = last
+        .parse()
+        .with_context(|| format!("{s:?}: not a port after '-'"))?;
+    if addr.port() == 0 || last < addr.port() {
+        bail!("{s:?}: empty port range");
+    }
+    Ok((addr, last - addr.port() + 1))
+}
+
 /// A queue limit: a drain time (`100ms`) or a size (`64kB`, `64KiB`, `1MB`, `65536B`).
 pub fn parse_queue(s: &str) -> Result<QueueLimit> {
     let (value, unit) = split_number(s)?;
@@ -435,6 +458,25 @@ mod tests {
             "NaN",
         ] {
             assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn address_ranges() {
+        let one = parse_addr_range("127.0.0.2:7882").unwrap();
+        assert_eq!(one, ("127.0.0.2:7882".parse().unwrap(), 1));
+        let range = parse_addr_range("10.77.0.2:20000-20019").unwrap();
+        assert_eq!(range, ("10.77.0.2:20000".parse().unwrap(), 20));
+        let v6 = parse_addr_range("[::1]:5-5").unwrap();
+        assert_eq!(v6, ("[::1]:5".parse().unwrap(), 1));
+        for bad in [
+            "10.0.0.1:20-10",
+            "10.0.0.1:0-3",
+            "10.0.0.1",
+            "x:1-2",
+            "10.0.0.1:1-x",
+        ] {
+            assert!(parse_addr_range(bad).is_err(), "{bad}");
         }
     }
 

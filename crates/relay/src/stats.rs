@@ -105,6 +105,9 @@ pub struct IoCounters {
     pub recv_errors: u64,
     /// Clients whose upstream-facing socket could not be opened: forgotten at once.
     pub socket_errors: u64,
+    /// Datagrams on a client's upstream-facing socket from outside the upstream range:
+    /// dropped.
+    pub foreign_datagrams: u64,
 }
 
 /// How the loop waited.
@@ -264,10 +267,12 @@ impl From<RelayStats> for RelayCounters {
 /// Everything the relay reports at the end (and writes with `--stats-json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
-    /// Listening address.
+    /// Listening address (the first of the range).
     pub listen: SocketAddr,
-    /// Upstream address.
+    /// Upstream address (the first of the range).
     pub upstream: SocketAddr,
+    /// Ports in the listen and upstream ranges.
+    pub ports: u16,
     /// Main seed.
     pub seed: u64,
     /// Wall time the relay ran.

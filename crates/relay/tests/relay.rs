@@ -46,6 +46,7 @@ fn relay(
     let server = RelayServer::bind(Options {
         listen: "127.0.0.1:0".parse().expect("addr"),
         upstream,
+        ports: 1,
         upstream_bind: None,
         relay: config,
         duration: Some(Duration::from_secs(30)),
@@ -309,4 +310,108 @@ fn binary_refuses_extra_clients_survives_garbage_and_reports_on_sigterm() {
     // Each datagram came back through the echo: 4 up, 4 down (the 64 kB one fits the
     // 300 ms queue at 2 Mbit/s).
     assert_eq!(c1["down"]["out_packets"].as_u64(), Some(4));
+}
+
+/// `n` consecutive free UDP ports on 127.0.0.1 (bound; retried, since another process may take
+/// one between probes).
+fn consecutive_ports(n: u16) -> Vec<UdpSocket> {
+    for _ in 0..100 {
+        let first = UdpSocket::bind("127.0.0.1:0").expect("probe");
+        let base = first.local_addr().expect("addr").port();
+        let mut all = vec![first];
+        for i in 1..n {
+            match base
+                .checked_add(i)
+                .and_then(|p| UdpSocket::bind(("127.0.0.1", p)).ok())
+            {
+                Some(s) => all.push(s),
+                None => break,
+            }
+        }
+        if all.len() == usize::from(n) {
+            return all;
+        }
+    }
+    panic!("no {n} consecutive free ports");
+}
+
+#[test]
+fn port_range_maps_port_to_port_with_one_link_per_client() {
+    // Upstream: three echo servers on consecutive ports, each prefixing its port offset.
+    let stop = Arc::new(AtomicBool::new(false));
+    let echoes = consecutive_ports(3);
+    let upstream = echoes[0].local_addr().expect("addr");
+    let echo_threads: Vec<_> = echoes
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let stop = Arc::clone(&stop);
+            s.set_read_timeout(Some(50 * MS)).expect("timeout");
+            thread::spawn(move || {
+                let mut buf = vec![0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = s.recv_from(&mut buf[1..]) {
+                        buf[0] = i as u8;
+                        let _ = s.send_to(&buf[..n + 1], from);
+                    }
+                }
+            })
+        })
+        .collect();
+    // Listen range: free ports found the same way, released just before the relay binds them.
+    let listen = {
+        let probe = consecutive_ports(3);
+        probe[0].local_addr().expect("addr")
+    };
+    let link = LinkArgs {
+        delay: Some("10ms".into()),
+        ..LinkArgs::default()
+    };
+    let server = RelayServer::bind(Options {
+        listen,
+        upstream,
+        ports: 3,
+        upstream_bind: None,
+        relay: RelayConfig::new(spec(link)),
+        duration: Some(Duration::from_secs(30)),
+        stats_interval: None,
+        verbose: false,
+    })
+    .expect("bind relay range");
+    let relay_stop = Arc::clone(&stop);
+    let relay_thread = thread::spawn(move || server.run(&relay_stop).expect("relay run"));
+
+    // One client socket talks to all three ports; a second socket is a second client.
+    let a = UdpSocket::bind("127.0.0.1:0").expect("client a");
+    let b = UdpSocket::bind("127.0.0.1:0").expect("client b");
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(2000 * MS)).expect("timeout");
+    }
+    let mut buf = [0u8; 64];
+    for round in 0..2u8 {
+        for i in 0..3u16 {
+            let to = SocketAddr::new(listen.ip(), listen.port() + i);
+            a.send_to(&[round, i as u8], to).expect("send");
+            let (n, from) = a.recv_from(&mut buf).expect("echo through the range");
+            // Echoed by upstream port i, and back from listen port i.
+            assert_eq!((&buf[..n], from), (&[i as u8, round, i as u8][..], to));
+        }
+    }
+    let to = SocketAddr::new(listen.ip(), listen.port() + 2);
+    b.send_to(b"b", to).expect("send");
+    let (n, from) = b.recv_from(&mut buf).expect("echo for b");
+    assert_eq!((&buf[..n], from), (&b"\x02b"[..], to));
+
+    stop.store(true, Ordering::Relaxed);
+    let report = relay_thread.join().expect("relay thread");
+    for t in echo_threads {
+        t.join().expect("echo thread");
+    }
+    // Client a: one link for its six datagrams to three ports; client b its own.
+    assert_eq!(report.ports, 3);
+    assert_eq!(report.clients.len(), 2);
+    assert_eq!(report.clients[0].up.in_packets, 6);
+    assert_eq!(report.clients[0].down.out_packets, 6);
+    assert_eq!(report.clients[1].up.in_packets, 1);
+    assert_eq!(report.io.foreign_datagrams, 0);
 }
