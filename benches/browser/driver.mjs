@@ -55,7 +55,8 @@ async function page(browser, subscriber, label) {
 /** @type {{name: string, t0: number, handle: any, publisher: any, subscriber: any}[]} */
 const running = [];
 await Promise.all(spec.configs.map(async (/** @type {string} */ name) => {
-  const file = path.join(here, 'configs', `${name}.mjs`);
+  // kham_no_adaptation is kham.mjs with adaptation off (the module reads ctx.name).
+  const file = path.join(here, 'configs', `${name === 'kham_no_adaptation' ? 'kham' : name}.mjs`);
   if (!fs.existsSync(file)) {
     emit({ type: 'error', config: name, message: `no configuration module ${path.relative(process.cwd(), file)}: skipped` });
     return;

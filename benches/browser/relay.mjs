@@ -34,9 +34,9 @@ function ms(v) {
 
 /**
  * One link standing for a publisher's uplink followed by a subscriber's downlink (what a
- * direct call crosses), and the reverse path for what the subscriber sends back. Capacity: the
- * subscriber's downlink, else the publisher's uplink (scenarios constrain one of them); delays
- * add; losses combine.
+ * direct call crosses), and the reverse path for what the subscriber sends back. Capacity: a
+ * trace wins over a fixed rate (the publisher's uplink trace first), two fixed rates give the
+ * smaller; delays add; losses combine.
  * @param {string[]} publisher @param {string[]} subscriber
  */
 export function composeDirect(publisher, subscriber) {
@@ -44,11 +44,17 @@ export function composeDirect(publisher, subscriber) {
   const s = specEntry(subscriber);
   /** @type {Record<string, string|number>} */
   const out = {};
-  if (s.trace !== undefined) out.trace = s.trace;
-  else if (s.rate !== undefined) out.rate = s.rate;
-  else if (p['uplink-trace'] !== undefined) out.trace = p['uplink-trace'];
-  else if (p['uplink-rate'] !== undefined) out.rate = p['uplink-rate'];
-  if (s['trace-scale'] !== undefined && s.trace !== undefined) out['trace-scale'] = s['trace-scale'];
+  if (p['uplink-trace'] !== undefined) {
+    out.trace = p['uplink-trace'];
+    if (p['uplink-queue'] !== undefined) out.queue = p['uplink-queue'];
+  } else if (s.trace !== undefined) {
+    out.trace = s.trace;
+    if (s['trace-scale'] !== undefined) out['trace-scale'] = s['trace-scale'];
+  } else {
+    const rates = [p['uplink-rate'], s.rate].filter((r) => r !== undefined);
+    if (rates.length) out.rate = rates.sort((a, b) => bits(a) - bits(b))[0];
+  }
+  if (out.queue === undefined && s.queue !== undefined) out.queue = s.queue;
   const pUpDelay = p['uplink-delay'] ?? p.delay;
   out.delay = `${ms(pUpDelay) + ms(s.delay)}ms`;
   out['uplink-delay'] = `${ms(s['uplink-delay'] ?? s.delay) + ms(p.delay)}ms`;
@@ -59,9 +65,15 @@ export function composeDirect(publisher, subscriber) {
   const up = both(s['uplink-loss'] ?? s.loss, p.loss);
   if (down) out.loss = down;
   if (up !== down) out['uplink-loss'] = up;
-  if (s.queue !== undefined) out.queue = s.queue;
   if (s['bursty-loss'] !== undefined) out['bursty-loss'] = s['bursty-loss'];
   return out;
+}
+
+/** `500kbit` / `2mbit` / `300000` -> bit/s. @param {string|number} r */
+function bits(r) {
+  const m = /^([\d.]+)\s*(bit|kbit|mbit|gbit)?$/.exec(String(r));
+  if (!m) throw new Error(`unsupported rate ${r}`);
+  return Number(m[1]) * ({ bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9 }[m[2] || 'bit'] || 1);
 }
 
 /** A UDP port free on `ip` right now. @param {string} ip */

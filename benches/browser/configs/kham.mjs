@@ -8,14 +8,17 @@ import { specEntry, startRelay } from '../relay.mjs';
 const visible = (/** @type {string} */ testid) => `[data-testid="${testid}"]:not([hidden])`;
 
 /**
- * Opens a join link and joins the call; resolves when the call screen shows.
+ * Opens a join link and joins the call; resolves with the instant of the join click when the
+ * call screen shows.
  * @param {import('playwright-core').Page} page @param {string} link
  */
 async function join(page, link) {
   await page.goto(link);
   await page.waitForSelector('[data-testid="join"]:not([disabled])', { timeout: 30_000 });
+  const clicked = Date.now();
   await page.click('[data-testid="join"]');
   await page.waitForSelector(visible('call'), { timeout: 30_000 });
+  return clicked;
 }
 
 /** @param {any} ctx */
@@ -44,21 +47,22 @@ export async function start(ctx) {
     const admin = await kham.adminToken();
 
     await join(ctx.publisher, doctor);
-    // Wait until the publisher's video flows through the relay before the subscriber appears.
+    // Wait until the publisher's media flows through the relay (so it is the relay's client 0)
+    // before the subscriber appears. Audio: with nobody subscribed, dynacast may pause video.
     const until = Date.now() + 20_000;
     for (;;) {
       const sent = await ctx.publisher.evaluate(async () => {
         const pc = /** @type {any} */ (window).__kham.pc;
         let bytes = 0;
-        if (pc) (await pc.getStats()).forEach((/** @type {any} */ s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') bytes += s.bytesSent || 0; });
+        if (pc) (await pc.getStats()).forEach((/** @type {any} */ s) => { if (s.type === 'outbound-rtp') bytes += s.bytesSent || 0; });
         return bytes;
       });
       if (sent > 0) break;
-      if (Date.now() > until) throw new Error(`${ctx.name}: the publisher sent no video within 20 s`);
+      if (Date.now() > until) throw new Error(`${ctx.name}: the publisher sent no media within 20 s`);
       await new Promise((r) => setTimeout(r, 250));
     }
-    const t0 = Date.now();
-    await join(ctx.subscriber, observer);
+    // t0 (time to first frame, sample times): the subscriber's join click.
+    const t0 = await join(ctx.subscriber, observer);
 
     return {
       t0,

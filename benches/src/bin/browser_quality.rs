@@ -45,8 +45,10 @@ struct Args {
     seed: u64,
 }
 
+/// The repository (canonical: Chromium refuses a fake-camera path containing `..`).
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    p.canonicalize().unwrap_or(p)
 }
 
 fn main() -> ExitCode {
@@ -79,7 +81,8 @@ fn binary(env: &str, name: &str) -> Result<PathBuf, String> {
 fn run_all(args: &Args) -> Result<bool, String> {
     let repo = repo_root();
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
-    let work = args.out.join("work");
+    let out_dir = std::path::absolute(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let work = out_dir.join("work");
     let duration = args.duration.unwrap_or(if args.quick { 30 } else { 120 });
     let traces_dir = if args.traces_dir.is_absolute() { args.traces_dir.clone() } else { repo.join(&args.traces_dir) };
     let mut list = if args.quick {
