@@ -16,7 +16,9 @@ const QUICK_TOLERANCE: f64 = 0.15;
 const QUICK_FROM_S: f64 = 10.0;
 
 #[derive(Parser, Debug)]
-#[command(about = "Real-browser quality under emulated weak links (kham, kham without adaptation, p2p, Janus)")]
+#[command(
+    about = "Real-browser quality under emulated weak links (kham, kham without adaptation, p2p, Janus)"
+)]
 struct Args {
     /// One scenario (fixed 500 kbit/s), 30 s, kham without adaptation only; fails unless the
     /// received rate is within 15 % of the link's capacity (the relay constrains the link).
@@ -74,21 +76,33 @@ fn binary(env: &str, name: &str) -> Result<PathBuf, String> {
     if p.exists() {
         Ok(p)
     } else {
-        Err(format!("{} missing: build it (cargo build --release -p kham-server -p kham-relay) or set {env}", p.display()))
+        Err(format!(
+            "{} missing: build it (cargo build --release -p kham-server -p kham-relay) or set {env}",
+            p.display()
+        ))
     }
 }
 
 fn run_all(args: &Args) -> Result<bool, String> {
     let repo = repo_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
-    let out_dir = std::path::absolute(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
+    let out_dir =
+        std::path::absolute(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let work = out_dir.join("work");
     let duration = args.duration.unwrap_or(if args.quick { 30 } else { 120 });
-    let traces_dir = if args.traces_dir.is_absolute() { args.traces_dir.clone() } else { repo.join(&args.traces_dir) };
+    let traces_dir = if args.traces_dir.is_absolute() {
+        args.traces_dir.clone()
+    } else {
+        repo.join(&args.traces_dir)
+    };
     let mut list = if args.quick {
         vec![scenarios::quick()]
     } else if !args.traces.is_empty() {
-        args.traces.iter().map(|p| scenarios::trace_file(p)).collect::<Result<Vec<_>, _>>()?
+        args.traces
+            .iter()
+            .map(|p| scenarios::trace_file(p))
+            .collect::<Result<Vec<_>, _>>()?
     } else {
         scenarios::all(&traces_dir, &work, duration)?
     };
@@ -99,7 +113,9 @@ fn run_all(args: &Args) -> Result<bool, String> {
         if args.quick {
             vec!["kham_no_adaptation".into()]
         } else {
-            ["kham", "kham_no_adaptation", "p2p", "janus"].map(String::from).to_vec()
+            ["kham", "kham_no_adaptation", "p2p", "janus"]
+                .map(String::from)
+                .to_vec()
         }
     });
     let tools = run::Tools {
@@ -110,20 +126,42 @@ fn run_all(args: &Args) -> Result<bool, String> {
     };
     run::node_modules(&repo)?;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    eprintln!("browser-quality: {} scenario(s) x {} s, configs {}", list.len(), duration, configs.join(","));
+    eprintln!(
+        "browser-quality: {} scenario(s) x {} s, configs {}",
+        list.len(),
+        duration,
+        configs.join(",")
+    );
 
     let started = Instant::now();
     let mut results = Vec::new();
     for (i, sc) in list.iter().enumerate() {
-        eprintln!("[{}/{}] {} ({})", i + 1, list.len(), sc.name, sc.description);
+        eprintln!(
+            "[{}/{}] {} ({})",
+            i + 1,
+            list.len(),
+            sc.name,
+            sc.description
+        );
         let t0 = Instant::now();
-        let out = run::scenario(&tools, sc, &configs, duration, args.seed, &work.join(format!("{i:02}")))?;
+        let out = run::scenario(
+            &tools,
+            sc,
+            &configs,
+            duration,
+            args.seed,
+            &work.join(format!("{i:02}")),
+        )?;
         let result = ScenarioResult {
             scenario: sc.clone(),
             configs: out
                 .series
                 .into_iter()
-                .map(|(config, samples)| ConfigResult { figures: metrics::figures(&samples), config, samples })
+                .map(|(config, samples)| ConfigResult {
+                    figures: metrics::figures(&samples),
+                    config,
+                    samples,
+                })
                 .collect(),
             errors: out.errors,
             loadavg_mean: report::mean_of(&out.loadavg),
@@ -141,9 +179,15 @@ fn run_all(args: &Args) -> Result<bool, String> {
     let md_path = args.out.join("browser-quality.md");
     std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
     let json_path = args.out.join("browser-quality.json");
-    let json = serde_json::to_string_pretty(&report::json(&results, args.quick)).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&report::json(&results, args.quick))
+        .map_err(|e| e.to_string())?;
     std::fs::write(&json_path, json).map_err(|e| format!("{}: {e}", json_path.display()))?;
-    eprintln!("wrote {} and {} ({:.0} s)", md_path.display(), json_path.display(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "wrote {} and {} ({:.0} s)",
+        md_path.display(),
+        json_path.display(),
+        started.elapsed().as_secs_f64()
+    );
 
     if args.quick {
         return Ok(quick_check(&results, duration));
@@ -168,7 +212,10 @@ fn quick_check(results: &[ScenarioResult], duration: u64) -> bool {
         .collect();
     let capacity = report::mean_of(&cap);
     let Some(got) = metrics::transport_kbps(&c.samples, QUICK_FROM_S, end) else {
-        eprintln!("quick: {}: no samples between {QUICK_FROM_S} s and {end} s", c.config);
+        eprintln!(
+            "quick: {}: no samples between {QUICK_FROM_S} s and {end} s",
+            c.config
+        );
         return false;
     };
     let ratio = got / capacity;

@@ -38,12 +38,17 @@ pub struct Figures {
 /// Computes the figures; an empty series gives 100 % frozen and nothing else.
 pub fn figures(samples: &[Sample]) -> Figures {
     let Some(last) = samples.last() else {
-        return Figures { frozen_time_pct: 100.0, ..Figures::default() };
+        return Figures {
+            frozen_time_pct: 100.0,
+            ..Figures::default()
+        };
     };
     let duration = last.t.max(1.0);
-    let first_frame = samples.iter().rev().find_map(|s| s.first_frame_s).or_else(|| {
-        samples.iter().find(|s| s.frames_decoded > 0.0).map(|s| s.t)
-    });
+    let first_frame = samples
+        .iter()
+        .rev()
+        .find_map(|s| s.first_frame_s)
+        .or_else(|| samples.iter().find(|s| s.frames_decoded > 0.0).map(|s| s.t));
     let mut f = Figures {
         first_frame_s: first_frame,
         duration_s: duration,
@@ -57,7 +62,10 @@ pub fn figures(samples: &[Sample]) -> Figures {
     } else {
         f.audio_concealed_pct = 100.0;
     }
-    let paused = samples.iter().filter(|s| s.layer.as_deref() == Some("paused")).count();
+    let paused = samples
+        .iter()
+        .filter(|s| s.layer.as_deref() == Some("paused"))
+        .count();
     f.audio_only_pct = 100.0 * paused as f64 / samples.len() as f64;
 
     let Some(ff) = first_frame else {
@@ -70,7 +78,7 @@ pub fn figures(samples: &[Sample]) -> Figures {
         .windows(2)
         .filter(|w| w[1].frames_decoded > w[0].frames_decoded)
         .map(|w| w[1].t)
-        .last()
+        .next_back()
         .unwrap_or(ff);
     let open = (last.t - last_new_frame).max(0.0);
     let open = if open >= OPEN_GAP_MIN_S { open } else { 0.0 };
@@ -109,15 +117,33 @@ pub fn transport_kbps(samples: &[Sample], from: f64, to: f64) -> Option<f64> {
     (b.t > a.t).then(|| (b.transport_bytes - a.transport_bytes) * 8.0 / (b.t - a.t) / 1000.0)
 }
 
-/// Per-second received kbit/s (inbound-rtp payload) and frame height, for the plots.
-pub fn per_second(samples: &[Sample]) -> Vec<(f64, f64, f64)> {
+/// One second of a configuration, for the plots and the JSON series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub t: f64,
+    /// Received kbit/s (inbound-rtp payload, video + audio) over the second before `t`.
+    pub kbps: f64,
+    /// Frame height, 0 when no frame was decoded in that second.
+    pub height: f64,
+}
+
+/// Per-second received kbit/s and frame height.
+pub fn per_second(samples: &[Sample]) -> Vec<Point> {
     samples
         .windows(2)
         .map(|w| {
             let dt = (w[1].t - w[0].t).max(0.001);
             let kbps = (w[1].inbound_bytes - w[0].inbound_bytes) * 8.0 / dt / 1000.0;
-            let h = if w[1].frames_decoded > w[0].frames_decoded { w[1].height } else { 0.0 };
-            (w[1].t, kbps.max(0.0), h)
+            let h = if w[1].frames_decoded > w[0].frames_decoded {
+                w[1].height
+            } else {
+                0.0
+            };
+            Point {
+                t: w[1].t,
+                kbps: kbps.max(0.0),
+                height: h,
+            }
         })
         .collect()
 }
@@ -127,7 +153,14 @@ mod tests {
     use super::*;
 
     fn s(t: f64, frames: f64, bytes: f64) -> Sample {
-        Sample { t, frames_decoded: frames, inbound_bytes: bytes, height: 360.0, audio_samples: 48_000.0 * t, ..Sample::default() }
+        Sample {
+            t,
+            frames_decoded: frames,
+            inbound_bytes: bytes,
+            height: 360.0,
+            audio_samples: 48_000.0 * t,
+            ..Sample::default()
+        }
     }
 
     #[test]
@@ -138,13 +171,18 @@ mod tests {
     #[test]
     fn open_gap_at_end_counts() {
         // Frames for 10 s, then 5 s without: 5 of 14 s after the first frame frozen.
-        let mut v: Vec<Sample> = (1..=10).map(|t| s(f64::from(t), f64::from(t) * 15.0, f64::from(t) * 1000.0)).collect();
+        let mut v: Vec<Sample> = (1..=10)
+            .map(|t| s(f64::from(t), f64::from(t) * 15.0, f64::from(t) * 1000.0))
+            .collect();
         v.extend((11..=15).map(|t| s(f64::from(t), 150.0, 10_000.0)));
         for x in &mut v {
             x.first_frame_s = Some(1.0);
         }
         let f = figures(&v);
-        assert!((f.frozen_time_pct - 100.0 * 5.0 / 14.0).abs() < 0.01, "{f:?}");
+        assert!(
+            (f.frozen_time_pct - 100.0 * 5.0 / 14.0).abs() < 0.01,
+            "{f:?}"
+        );
         assert!((f.freezes_per_min - 60.0 / 14.0).abs() < 0.01);
         assert_eq!(f.mean_height, 360.0);
         assert!((f.mean_kbps - 10_000.0 * 8.0 / 15.0 / 1000.0).abs() < 0.01);
@@ -154,7 +192,11 @@ mod tests {
     #[test]
     fn transport_rate_over_a_window() {
         let v: Vec<Sample> = (0..=10)
-            .map(|t| Sample { t: f64::from(t), transport_bytes: f64::from(t) * 62_500.0, ..Sample::default() })
+            .map(|t| Sample {
+                t: f64::from(t),
+                transport_bytes: f64::from(t) * 62_500.0,
+                ..Sample::default()
+            })
             .collect();
         assert_eq!(transport_kbps(&v, 2.0, 10.0), Some(500.0));
         assert_eq!(transport_kbps(&[], 0.0, 1.0), None);

@@ -29,7 +29,11 @@ pub struct ScenarioResult {
 }
 
 fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
 }
 
 /// Mean of a series (0 when empty), for the load figures.
@@ -43,7 +47,10 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 
 /// The figures of `config` in `r`, if it ran.
 fn find<'a>(r: &'a ScenarioResult, config: &str) -> Option<&'a Figures> {
-    r.configs.iter().find(|c| c.config == config).map(|c| &c.figures)
+    r.configs
+        .iter()
+        .find(|c| c.config == config)
+        .map(|c| &c.figures)
 }
 
 /// The targets on one scenario, as short verdicts.
@@ -52,18 +59,29 @@ fn targets(r: &ScenarioResult) -> Vec<String> {
     let Some(k) = find(r, "kham") else { return out };
     if let Some(p) = find(r, "p2p") {
         let ok = k.frozen_time_pct <= p.frozen_time_pct + 1.0;
-        out.push(format!("frozen <= p2p + 1 point: {}", if ok { "met" } else { "NOT met" }));
+        out.push(format!(
+            "frozen <= p2p + 1 point: {}",
+            if ok { "met" } else { "NOT met" }
+        ));
     }
     for base in ["janus", "kham_no_adaptation"] {
         if let Some(b) = find(r, base) {
             let ok = k.frozen_time_pct <= b.frozen_time_pct / 2.0;
-            out.push(format!("frozen <= half of {base}: {}", if ok { "met" } else { "NOT met" }));
+            out.push(format!(
+                "frozen <= half of {base}: {}",
+                if ok { "met" } else { "NOT met" }
+            ));
         }
     }
-    let capacity: Vec<f64> = (0..120).filter_map(|t| r.scenario.capacity_kbps(f64::from(t))).collect();
+    let capacity: Vec<f64> = (0..120)
+        .filter_map(|t| r.scenario.capacity_kbps(f64::from(t)))
+        .collect();
     if capacity.is_empty() || mean(&capacity) >= 100.0 {
         let ok = k.audio_concealed_pct < 2.0;
-        out.push(format!("audio concealment < 2 %: {}", if ok { "met" } else { "NOT met" }));
+        out.push(format!(
+            "audio concealment < 2 %: {}",
+            if ok { "met" } else { "NOT met" }
+        ));
     }
     out
 }
@@ -72,15 +90,27 @@ fn targets(r: &ScenarioResult) -> Vec<String> {
 pub fn markdown(results: &[ScenarioResult]) -> String {
     let mut md = String::new();
     for r in results {
-        let _ = writeln!(md, "### {}\n\n{}. Machine: load average {:.2}, CPU busy {:.0} % (2 cores shared by everything); wall {:.0} s.\n", r.scenario.name, r.scenario.description, r.loadavg_mean, r.cpu_busy_pct_mean, r.wall_s);
+        let _ = writeln!(
+            md,
+            "### {}\n\n{}. Machine: load average {:.2}, CPU busy {:.0} % (2 cores shared by everything); wall {:.0} s.\n",
+            r.scenario.name, r.scenario.description, r.loadavg_mean, r.cpu_busy_pct_mean, r.wall_s
+        );
         md.push_str("| config | frozen time % | freezes/min | mean height | mean kbit/s | audio concealed % | first frame s | fps | jitter buffer ms | audio-only % |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for c in &r.configs {
             let f = &c.figures;
             let _ = writeln!(
                 md,
                 "| {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.2} | {} | {:.1} | {:.0} | {:.1} |",
-                c.config, f.frozen_time_pct, f.freezes_per_min, f.mean_height, f.mean_kbps,
-                f.audio_concealed_pct, opt(f.first_frame_s, 2), f.mean_fps, f.jitter_buffer_ms, f.audio_only_pct
+                c.config,
+                f.frozen_time_pct,
+                f.freezes_per_min,
+                f.mean_height,
+                f.mean_kbps,
+                f.audio_concealed_pct,
+                opt(f.first_frame_s, 2),
+                f.mean_fps,
+                f.jitter_buffer_ms,
+                f.audio_only_pct
             );
         }
         for (config, msg) in &r.errors {
@@ -105,7 +135,7 @@ pub fn json(results: &[ScenarioResult], quick: bool) -> Value {
             let series: Vec<Value> = metrics::per_second(&c.samples)
                 .iter()
                 .zip(c.samples.iter().skip(1))
-                .map(|((t, kbps, h), s)| json!({"t": t, "kbps": kbps, "height": h, "fps": s.fps, "estimate_kbps": s.estimate_kbps, "layer": s.layer, "sent_layers": s.sent_layers}))
+                .map(|(p, s)| json!({"t": p.t, "kbps": p.kbps, "height": p.height, "fps": s.fps, "estimate_kbps": s.estimate_kbps, "layer": s.layer, "sent_layers": s.sent_layers}))
                 .collect();
             entries.push(json!({
                 "scenario": r.scenario.name,
@@ -130,7 +160,11 @@ pub fn json(results: &[ScenarioResult], quick: bool) -> Value {
     }
     let errors: Vec<Value> = results
         .iter()
-        .flat_map(|r| r.errors.iter().map(|(c, m)| json!({"scenario": r.scenario.name, "config": c, "message": m})))
+        .flat_map(|r| {
+            r.errors
+                .iter()
+                .map(|(c, m)| json!({"scenario": r.scenario.name, "config": c, "message": m}))
+        })
         .collect();
     json!({"quick": quick, "entries": entries, "errors": errors})
 }

@@ -38,14 +38,23 @@ pub fn camera_file(target: &Path) -> Result<PathBuf, String> {
     if path.exists() {
         return Ok(path);
     }
-    if Command::new("ffmpeg").arg("-version").stdout(Stdio::null()).status().is_err() {
+    if Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
         eprintln!("installing ffmpeg (apt)");
-        run_ok(Command::new("apt-get").args(["install", "-y", "-qq", "ffmpeg"]), "apt-get install ffmpeg")?;
+        run_ok(
+            Command::new("apt-get").args(["install", "-y", "-qq", "ffmpeg"]),
+            "apt-get install ffmpeg",
+        )?;
     }
     std::fs::create_dir_all(target).map_err(|e| format!("{}: {e}", target.display()))?;
     let tmp = path.with_extension("tmp.y4m");
     run_ok(
-        Command::new("ffmpeg").args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
             .arg(format!("testsrc2=size=1280x720:rate={CAMERA_FPS}"))
             .args(["-t", &CAMERA_SECS.to_string(), "-pix_fmt", "yuv420p"])
             .arg(&tmp),
@@ -62,7 +71,12 @@ pub fn node_modules(repo: &Path) -> Result<(), String> {
         return Ok(());
     }
     eprintln!("installing the browser tests' Node packages (npm ci)");
-    run_ok(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir), "npm ci in tests/browser")
+    run_ok(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+        "npm ci in tests/browser",
+    )
 }
 
 /// Runs the driver for `scenario` with `configs`, each behind a relay on its own 127.0.0.x.
@@ -92,7 +106,8 @@ pub fn scenario(
         "relayIps": relay_ips,
     });
     let spec_path = work.join("driver-spec.json");
-    std::fs::write(&spec_path, spec.to_string()).map_err(|e| format!("{}: {e}", spec_path.display()))?;
+    std::fs::write(&spec_path, spec.to_string())
+        .map_err(|e| format!("{}: {e}", spec_path.display()))?;
     let out = Command::new("node")
         .arg(tools.repo.join("benches/browser/driver.mjs"))
         .arg(&spec_path)

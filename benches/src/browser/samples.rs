@@ -58,7 +58,11 @@ fn parse_sample(v: &Value) -> Sample {
             ls.iter()
                 .map(|l| {
                     let rid = l.get("rid").and_then(Value::as_str).unwrap_or("");
-                    format!("{}:{}", if rid.is_empty() { "-" } else { rid }, num(l, &["height"]))
+                    format!(
+                        "{}:{}",
+                        if rid.is_empty() { "-" } else { rid },
+                        num(l, &["height"])
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(",")
@@ -95,8 +99,14 @@ fn parse_sample(v: &Value) -> Sample {
 pub fn parse(text: &str) -> DriverOutput {
     let mut out = DriverOutput::default();
     for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
-        let config = v.get("config").and_then(Value::as_str).unwrap_or("").to_owned();
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let config = v
+            .get("config")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         match v.get("type").and_then(Value::as_str) {
             Some("sample") => {
                 let s = parse_sample(&v);
@@ -106,7 +116,11 @@ pub fn parse(text: &str) -> DriverOutput {
                 }
             }
             Some("error") => {
-                let msg = v.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
+                let msg = v
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
                 out.errors.push((config, msg));
             }
             Some("load") => {

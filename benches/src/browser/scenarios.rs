@@ -47,14 +47,20 @@ fn args(list: &[&str]) -> Vec<String> {
 }
 
 /// A subscriber downlink on `trace_file` (RTT 150 ms), publisher unconstrained.
-fn downlink_trace(name: &str, description: String, trace_file: &Path) -> Result<BrowserScenario, String> {
+fn downlink_trace(
+    name: &str,
+    description: String,
+    trace_file: &Path,
+) -> Result<BrowserScenario, String> {
     let trace = read_trace(trace_file)?;
     let file = trace_file.to_string_lossy().into_owned();
     Ok(BrowserScenario {
         name: name.to_owned(),
         description,
         publisher: Vec::new(),
-        subscriber: args(&["--trace", &file, "--delay", DELAY, "--jitter", JITTER, "--queue", QUEUE]),
+        subscriber: args(&[
+            "--trace", &file, "--delay", DELAY, "--jitter", JITTER, "--queue", QUEUE,
+        ]),
         capacity: Some(trace),
     })
 }
@@ -80,12 +86,21 @@ fn write_rate_trace(work: &Path, name: &str, kbps: &[f64]) -> Result<PathBuf, St
 fn step(work: &Path, secs: u64) -> Result<BrowserScenario, String> {
     let third = secs / 3;
     let kbps: Vec<f64> = (0..secs)
-        .map(|s| if s >= third && s < 2 * third { 300.0 } else { 2000.0 })
+        .map(|s| {
+            if s >= third && s < 2 * third {
+                300.0
+            } else {
+                2000.0
+            }
+        })
         .collect();
     let path = write_rate_trace(work, "step-2m-300k-2m", &kbps)?;
     downlink_trace(
         "step-2M-300k-2M",
-        format!("2 Mbit/s -> 300 kbit/s at {third} s -> 2 Mbit/s at {} s, RTT 150 ms", 2 * third),
+        format!(
+            "2 Mbit/s -> 300 kbit/s at {third} s -> 2 Mbit/s at {} s, RTT 150 ms",
+            2 * third
+        ),
         &path,
     )
 }
@@ -97,7 +112,9 @@ fn lte(traces: &Path, work: &Path, secs: u64) -> Result<BrowserScenario, String>
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut per_s: Vec<f64> = Vec::new();
     for line in text.lines() {
-        let Ok(ms) = line.trim().parse::<u64>() else { continue };
+        let Ok(ms) = line.trim().parse::<u64>() else {
+            continue;
+        };
         let s = usize::try_from(ms / 1000).unwrap_or(usize::MAX);
         if s > 100_000 {
             break;
@@ -112,11 +129,17 @@ fn lte(traces: &Path, work: &Path, secs: u64) -> Result<BrowserScenario, String>
     }
     let mean = per_s.iter().sum::<f64>() / per_s.len() as f64;
     let factor = LTE_MEAN_BPS / 1000.0 / mean.max(1.0);
-    let scaled: Vec<f64> = per_s.iter().map(|k| (k * factor).min(LTE_MAX_BPS / 1000.0)).collect();
+    let scaled: Vec<f64> = per_s
+        .iter()
+        .map(|k| (k * factor).min(LTE_MAX_BPS / 1000.0))
+        .collect();
     let len = usize::try_from(secs).unwrap_or(120).min(scaled.len());
     let (mut best, mut best_dips) = (0, 0);
     for start in (0..=scaled.len() - len).step_by(10) {
-        let dips = scaled[start..start + len].iter().filter(|k| **k < LTE_DIP_BPS / 1000.0).count();
+        let dips = scaled[start..start + len]
+            .iter()
+            .filter(|k| **k < LTE_DIP_BPS / 1000.0)
+            .count();
         if dips > best_dips {
             (best, best_dips) = (start, dips);
         }
@@ -155,7 +178,10 @@ pub fn all(traces: &Path, work: &Path, secs: u64) -> Result<Vec<BrowserScenario>
         name: "loss-3pct-rtt-300ms".into(),
         description: "1 Mbit/s, 3 % random loss both ways, RTT 300 ms".into(),
         publisher: Vec::new(),
-        subscriber: args(&["--rate", "1mbit", "--delay", "150ms", "--jitter", JITTER, "--loss", "0.03", "--queue", QUEUE]),
+        subscriber: args(&[
+            "--rate", "1mbit", "--delay", "150ms", "--jitter", JITTER, "--loss", "0.03", "--queue",
+            QUEUE,
+        ]),
         capacity: Some(Trace::fixed(1_000_000)),
     });
     let metro = dir.join("metro-1.txt");
@@ -178,8 +204,19 @@ pub fn trace_file(path: &Path) -> Result<BrowserScenario, String> {
         .and_then(|p| p.file_name())
         .and_then(|n| n.to_str())
         .unwrap_or("");
-    let name = if parent.is_empty() { stem.to_owned() } else { format!("{parent}/{stem}") };
-    downlink_trace(&name, format!("{} as the subscriber's downlink, RTT 150 ms", path.display()), path)
+    let name = if parent.is_empty() {
+        stem.to_owned()
+    } else {
+        format!("{parent}/{stem}")
+    };
+    downlink_trace(
+        &name,
+        format!(
+            "{} as the subscriber's downlink, RTT 150 ms",
+            path.display()
+        ),
+        path,
+    )
 }
 
 /// The quick scenario: a fixed 500 kbit/s downlink at RTT 150 ms.
@@ -188,7 +225,9 @@ pub fn quick() -> BrowserScenario {
         name: "fixed-500k".into(),
         description: "fixed 500 kbit/s downlink, RTT 150 ms".into(),
         publisher: Vec::new(),
-        subscriber: args(&["--rate", "500kbit", "--delay", DELAY, "--jitter", JITTER, "--queue", QUEUE]),
+        subscriber: args(&[
+            "--rate", "500kbit", "--delay", DELAY, "--jitter", JITTER, "--queue", QUEUE,
+        ]),
         capacity: Some(Trace::fixed(500_000)),
     }
 }
