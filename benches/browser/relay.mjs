@@ -103,9 +103,12 @@ export async function startRelay(o) {
     '--stats-interval', '3600s', '--stats-json', path.join(o.workDir, `relay-${o.name}.json`)];
   const proc = spawn(o.relayBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  let partial = '';
   const collect = (/** @type {Buffer} */ d) => {
     out += d.toString();
-    for (const line of d.toString().split('\n')) if (/client \d+/.test(line)) o.log(`relay ${o.name}: ${line.trim()}`);
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() || '';
+    for (const line of lines) if (/client \d+/.test(line)) o.log(`relay ${o.name}: ${line.trim()}`);
   };
   proc.stdout.on('data', collect);
   proc.stderr.on('data', collect);
