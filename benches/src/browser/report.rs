@@ -76,6 +76,13 @@ fn targets(r: &ScenarioResult) -> Vec<String> {
     let capacity: Vec<f64> = (0..120)
         .filter_map(|t| r.scenario.capacity_kbps(f64::from(t)))
         .collect();
+    if r.scenario.name.contains("rtt-300ms") {
+        let ok = k.first_frame_s.is_some_and(|s| s < 1.5);
+        out.push(format!(
+            "first frame < 1.5 s at RTT 300 ms: {}",
+            if ok { "met" } else { "NOT met" }
+        ));
+    }
     if capacity.is_empty() || mean(&capacity) >= 100.0 {
         let ok = k.audio_concealed_pct < 2.0;
         out.push(format!(
