@@ -144,14 +144,8 @@ fn run_all(args: &Args) -> Result<bool, String> {
             sc.description
         );
         let t0 = Instant::now();
-        let out = run::scenario(
-            &tools,
-            sc,
-            &configs,
-            duration,
-            args.seed,
-            &work.join(format!("{i:02}")),
-        )?;
+        let sc_work = work.join(format!("{i:02}"));
+        let out = run::scenario(&tools, sc, &configs, duration, args.seed, &sc_work)?;
         let result = ScenarioResult {
             scenario: sc.clone(),
             configs: out
@@ -159,6 +153,7 @@ fn run_all(args: &Args) -> Result<bool, String> {
                 .into_iter()
                 .map(|(config, samples)| ConfigResult {
                     figures: metrics::figures(&samples),
+                    relay: run::relay_summary(&sc_work, &config),
                     config,
                     samples,
                 })

@@ -13,6 +13,8 @@ use super::scenarios::BrowserScenario;
 #[derive(Debug, Clone)]
 pub struct ConfigResult {
     pub config: String,
+    /// The relay's own report, summarised (`run::relay_summary`).
+    pub relay: Option<Value>,
     pub figures: Figures,
     pub samples: Vec<Sample>,
 }
@@ -120,6 +122,20 @@ pub fn markdown(results: &[ScenarioResult]) -> String {
                 f.audio_only_pct
             );
         }
+        for c in &r.configs {
+            let held = c
+                .relay
+                .as_ref()
+                .and_then(|v| v.get("client_mapping_ok"))
+                .and_then(Value::as_bool);
+            if held == Some(false) {
+                let _ = writeln!(
+                    md,
+                    "\n- {}: WARNING: the relay's busiest clients were not the publisher on spec 0 and the subscriber on its link (see relay-{}.json)",
+                    c.config, c.config
+                );
+            }
+        }
         for (config, msg) in &r.errors {
             let first = msg.lines().next().unwrap_or("");
             let _ = writeln!(md, "\n- {config}: {first}");
@@ -161,6 +177,7 @@ pub fn json(results: &[ScenarioResult], quick: bool) -> Value {
                 "audio_only_pct": f.audio_only_pct,
                 "duration_s": f.duration_s,
                 "load": {"loadavg1_mean": r.loadavg_mean, "cpu_busy_pct_mean": r.cpu_busy_pct_mean},
+                "relay": c.relay,
                 "per_second": series,
             }));
         }
