@@ -40,4 +40,14 @@ cargo test --workspace --quiet
 
 log "browser tests (Chromium + playwright-core)"
 bash tests/browser/run.sh
+
+log "browser-quality --quick (real Chromium behind kham-relay: the relay constrains the link)"
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq ffmpeg >/dev/null
+fi
+cargo build -p kham-relay --quiet
+KHAM_RELAY_BIN="$PWD/target/debug/kham-relay" \
+  cargo run -p kham-benches --bin browser-quality --quiet -- --quick --out target/browser-quality-quick
 log "all green"

@@ -90,6 +90,8 @@ export async function startKham({ extraEnv = {}, https = false } = {}) {
 
   return {
     baseUrl,
+    /** The UDP media port (kham's socket on 127.0.0.1). */
+    udpPort,
     log: () => log,
     /**
      * A join link from the kham CLI, pointed at this server.

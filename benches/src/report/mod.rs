@@ -9,6 +9,7 @@ mod plot;
 mod table;
 
 pub use json::write_json;
+pub(crate) use plot::font as plot_font;
 pub use plot::write_plots;
 pub use table::tables;
 

@@ -294,7 +294,7 @@ fn sanitize(name: &str) -> String {
 
 /// The registered font family, loading a system TTF on first use; `None` (and a note on
 /// stderr, once) when no usable font exists.
-fn font() -> Option<&'static str> {
+pub(crate) fn font() -> Option<&'static str> {
     static FONT: OnceLock<Option<&'static str>> = OnceLock::new();
     *FONT.get_or_init(|| {
         for path in font_candidates() {

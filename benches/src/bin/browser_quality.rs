@@ -1,0 +1,226 @@
+//! Real-browser quality benchmark: a Chromium publisher (720p fake camera, simulcast, Opus) and
+//! a Chromium subscriber behind an emulated link (kham-relay), per scenario, under kham, kham
+//! without adaptation, a direct browser-to-browser call and Janus at once. See benches/README.md.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use kham_benches::browser::report::{self, ConfigResult, ScenarioResult};
+use kham_benches::browser::{metrics, plot, run, scenarios};
+
+/// In quick mode, received kbit/s must be within this fraction of the emulated capacity.
+const QUICK_TOLERANCE: f64 = 0.15;
+/// Quick mode measures from this second on (the publisher's encoder has ramped up).
+const QUICK_FROM_S: f64 = 10.0;
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Real-browser quality under emulated weak links (kham, kham without adaptation, p2p, Janus)"
+)]
+struct Args {
+    /// One scenario (fixed 500 kbit/s), 30 s, kham without adaptation only; fails unless the
+    /// received rate is within 15 % of the link's capacity (the relay constrains the link).
+    #[arg(long)]
+    quick: bool,
+    /// Trace files to run (as the subscriber's downlink) instead of the built-in scenarios.
+    #[arg(long = "trace", value_name = "FILE")]
+    traces: Vec<PathBuf>,
+    /// Where the reports go.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Configurations, comma-separated (kham, kham_no_adaptation, p2p, janus).
+    #[arg(long, value_delimiter = ',')]
+    configs: Option<Vec<String>>,
+    /// Seconds per scenario (default 120, quick 30).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Only scenarios whose name contains this.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Folder of the shared traces.
+    #[arg(long, default_value = "../shared/traces")]
+    traces_dir: PathBuf,
+    /// Link seed (every configuration's relay gets the same).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// The repository (canonical: Chromium refuses a fake-camera path containing `..`).
+fn repo_root() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    p.canonicalize().unwrap_or(p)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run_all(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The kham and kham-relay binaries: `KHAM_BIN` / `KHAM_RELAY_BIN`, else next to this binary.
+fn binary(env: &str, name: &str) -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os(env) {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe.parent().ok_or("no folder for the current binary")?;
+    let p = dir.join(name);
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{} missing: build it (cargo build --release -p kham-server -p kham-relay) or set {env}",
+            p.display()
+        ))
+    }
+}
+
+fn run_all(args: &Args) -> Result<bool, String> {
+    let repo = repo_root();
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
+    let out_dir =
+        std::path::absolute(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let work = out_dir.join("work");
+    let duration = args.duration.unwrap_or(if args.quick { 30 } else { 120 });
+    let traces_dir = if args.traces_dir.is_absolute() {
+        args.traces_dir.clone()
+    } else {
+        repo.join(&args.traces_dir)
+    };
+    let mut list = if args.quick {
+        vec![scenarios::quick()]
+    } else if !args.traces.is_empty() {
+        args.traces
+            .iter()
+            .map(|p| scenarios::trace_file(p))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        scenarios::all(&traces_dir, &work, duration)?
+    };
+    if let Some(f) = &args.scenario {
+        list.retain(|s| s.name.contains(f.as_str()));
+    }
+    let configs: Vec<String> = args.configs.clone().unwrap_or_else(|| {
+        if args.quick {
+            vec!["kham_no_adaptation".into()]
+        } else {
+            ["kham", "kham_no_adaptation", "p2p", "janus"]
+                .map(String::from)
+                .to_vec()
+        }
+    });
+    let tools = run::Tools {
+        repo: repo.clone(),
+        relay_bin: binary("KHAM_RELAY_BIN", "kham-relay")?,
+        kham_bin: binary("KHAM_BIN", "kham")?,
+        y4m: run::camera_file(&target)?,
+    };
+    run::node_modules(&repo)?;
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    eprintln!(
+        "browser-quality: {} scenario(s) x {} s, configs {}",
+        list.len(),
+        duration,
+        configs.join(",")
+    );
+
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for (i, sc) in list.iter().enumerate() {
+        eprintln!(
+            "[{}/{}] {} ({})",
+            i + 1,
+            list.len(),
+            sc.name,
+            sc.description
+        );
+        let t0 = Instant::now();
+        let sc_work = work.join(format!("{i:02}"));
+        let out = run::scenario(&tools, sc, &configs, duration, args.seed, &sc_work)?;
+        let result = ScenarioResult {
+            scenario: sc.clone(),
+            configs: out
+                .series
+                .into_iter()
+                .map(|(config, samples)| ConfigResult {
+                    figures: metrics::figures(&samples),
+                    relay: run::relay_summary(&sc_work, &config),
+                    config,
+                    samples,
+                })
+                .collect(),
+            errors: out.errors,
+            loadavg_mean: report::mean_of(&out.loadavg),
+            cpu_busy_pct_mean: report::mean_of(&out.cpu_busy_pct),
+            wall_s: t0.elapsed().as_secs_f64(),
+        };
+        match plot::write(&args.out, &result) {
+            Ok(p) => eprintln!("plot: {}", p.display()),
+            Err(e) => eprintln!("plot failed: {e}"),
+        }
+        print!("{}", report::markdown(std::slice::from_ref(&result)));
+        results.push(result);
+    }
+    let md = report::markdown(&results);
+    let md_path = args.out.join("browser-quality.md");
+    std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
+    let json_path = args.out.join("browser-quality.json");
+    let json = serde_json::to_string_pretty(&report::json(&results, args.quick))
+        .map_err(|e| e.to_string())?;
+    std::fs::write(&json_path, json).map_err(|e| format!("{}: {e}", json_path.display()))?;
+    eprintln!(
+        "wrote {} and {} ({:.0} s)",
+        md_path.display(),
+        json_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+
+    if args.quick {
+        return Ok(quick_check(&results, duration));
+    }
+    Ok(true)
+}
+
+/// The quick mode's assertion: the first configuration's received rate (transport payload)
+/// over [QUICK_FROM_S, end] within QUICK_TOLERANCE of the capacity.
+fn quick_check(results: &[ScenarioResult], duration: u64) -> bool {
+    let Some(r) = results.first() else {
+        eprintln!("quick: no scenario ran");
+        return false;
+    };
+    let Some(c) = r.configs.first() else {
+        eprintln!("quick: no configuration produced samples: {:?}", r.errors);
+        return false;
+    };
+    let end = duration as f64;
+    let cap: Vec<f64> = (QUICK_FROM_S as u32..duration as u32)
+        .filter_map(|t| r.scenario.capacity_kbps(f64::from(t)))
+        .collect();
+    let capacity = report::mean_of(&cap);
+    let Some(got) = metrics::transport_kbps(&c.samples, QUICK_FROM_S, end) else {
+        eprintln!(
+            "quick: {}: no samples between {QUICK_FROM_S} s and {end} s",
+            c.config
+        );
+        return false;
+    };
+    let ratio = got / capacity;
+    let ok = (ratio - 1.0).abs() <= QUICK_TOLERANCE;
+    eprintln!(
+        "quick: {} received {got:.0} kbit/s (transport payload) over {QUICK_FROM_S}-{end} s on a {capacity:.0} kbit/s link: {:.1} % of capacity, bound +-{:.0} %: {}",
+        c.config,
+        100.0 * ratio,
+        100.0 * QUICK_TOLERANCE,
+        if ok { "ok" } else { "FAILED" }
+    );
+    ok
+}
