@@ -96,6 +96,7 @@ fn run_all(args: &Args) -> Result<bool, String> {
     } else {
         repo.join(&args.traces_dir)
     };
+    let traces_dir = traces_dir.canonicalize().unwrap_or(traces_dir);
     let mut list = if args.quick {
         vec![scenarios::quick()]
     } else if !args.traces.is_empty() {

@@ -198,6 +198,10 @@ pub fn all(traces: &Path, work: &Path, secs: u64) -> Result<Vec<BrowserScenario>
 
 /// A scenario for any trace file given on the command line (subscriber downlink, RTT 150 ms).
 pub fn trace_file(path: &Path) -> Result<BrowserScenario, String> {
+    // Absolute: the relay reads relative trace paths from its spec file's folder.
+    let path = &path
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let stem = path.file_stem().and_then(|n| n.to_str()).unwrap_or("trace");
     let parent = path
         .parent()
