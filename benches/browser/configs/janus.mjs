@@ -15,6 +15,8 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
+import { serveBlank } from '../blank.mjs';
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const JANUS_SH = path.join(HERE, '..', 'janus', 'janus.sh');
 const JANUS_IP = '10.77.0.2';
@@ -36,7 +38,7 @@ export async function start(ctx) {
   const dir = path.join(ctx.workDir, 'janus');
   fs.mkdirSync(dir, { recursive: true });
   const subIp = subscriberRelayIp(ctx.relayIp);
-  const started = { relays: [], janus: false };
+  const started = { relays: [], janus: false, blank: null };
   const stop = async () => {
     for (const page of [ctx.publisher, ctx.subscriber]) {
       await page.evaluate(() => window.__janus?.close()).catch(() => {});
@@ -44,8 +46,13 @@ export async function start(ctx) {
     await Promise.all(started.relays.map((r) => r.stop()));
     if (started.janus) await promisify(execFile)(JANUS_SH, ['down', dir]).catch((e) => ctx.log(`janus down: ${e.message}`));
     started.janus = false;
+    await started.blank?.close();
+    started.blank = null;
   };
   try {
+    // getUserMedia needs a secure context: an empty page on http://127.0.0.1.
+    started.blank = await serveBlank();
+    await Promise.all([ctx.publisher.goto(started.blank.url), ctx.subscriber.goto(started.blank.url)]);
     const up = await promisify(execFile)(JANUS_SH, ['up', dir, ctx.relayIp]);
     started.janus = true;
     ctx.log(up.stdout.trim());
@@ -58,12 +65,15 @@ export async function start(ctx) {
     const pub = await ctx.publisher.evaluate(janusPage, { role: 'publisher', ws, room: ROOM });
     ctx.log(`janus: publisher joined as feed ${pub.feed}; waiting for its media at Janus`);
     await ctx.publisher.waitForFunction(() => window.__janus.mediaUp, null, { timeout: 20000, polling: 200 });
+    // Time to first frame counts from the subscriber's start, as for the other configurations.
+    const t0 = Date.now();
     const sub = await ctx.subscriber.evaluate(janusPage, {
       role: 'subscriber', ws, room: ROOM, feed: pub.feed, rewrite: [ctx.relayIp, subIp],
     });
     ctx.log('janus: subscriber started');
     return {
       stop,
+      t0,
       relayStats: Object.fromEntries(started.relays.map((r) => [r.side, r.statsFile])),
       /** The subscriber's video substream as Janus reports it (Admin API handle_info). */
       async serverSample() {
@@ -201,8 +211,12 @@ async function janusPage({ role, ws: url, room, feed, rewrite }) {
   const video = document.createElement('video');
   video.autoplay = true; video.muted = true; video.playsInline = true;
   document.body.appendChild(video);
+  // Audio plays through an element too, as in a real call (and as the other configurations).
+  const audio = document.createElement('audio');
+  audio.autoplay = true;
+  document.body.appendChild(audio);
   pc.ontrack = (e) => {
-    if (e.track.kind === 'video') video.srcObject = new MediaStream([e.track]);
+    (e.track.kind === 'video' ? video : audio).srcObject = new MediaStream([e.track]);
   };
   const res = await send({ janus: 'message', body: { request: 'join', ptype: 'subscriber', room, streams: [{ feed }] } });
   let sdp = res.jsep.sdp;
