@@ -39,6 +39,7 @@ async fn media_flows_through_the_relay() -> Result<()> {
     let relay = RelayServer::bind(Options {
         listen,
         upstream,
+        ports: 1,
         upstream_bind: None,
         relay: RelayConfig::new(link.build(&mut TraceCache::default())?),
         duration: Some(Duration::from_secs(60)),
