@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::metrics;
 use super::report::ScenarioResult;
-use crate::report::plot_font;
+use crate::report::{plot_file_name, plot_font};
 
 const WIDTH: u32 = 1400;
 const HEIGHT: u32 = 900;
@@ -22,23 +22,11 @@ fn colour(config: &str) -> RGBColor {
     }
 }
 
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// Writes `dir/plots/<scenario>.png`; returns its path.
 pub fn write(dir: &Path, r: &ScenarioResult) -> Result<std::path::PathBuf, String> {
     let plots = dir.join("plots");
     std::fs::create_dir_all(&plots).map_err(|e| format!("{}: {e}", plots.display()))?;
-    let path = plots.join(format!("{}.png", sanitize(&r.scenario.name)));
+    let path = plots.join(format!("{}.png", plot_file_name(&r.scenario.name)));
     draw(&path, r).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }

@@ -10,6 +10,7 @@ mod table;
 
 pub use json::write_json;
 pub(crate) use plot::font as plot_font;
+pub(crate) use plot::sanitize as plot_file_name;
 pub use plot::write_plots;
 pub use table::tables;
 

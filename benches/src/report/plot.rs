@@ -277,7 +277,7 @@ fn finite_max(values: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 /// Lower case, anything outside `[a-z0-9_-]` replaced by `_`.
-fn sanitize(name: &str) -> String {
+pub(crate) fn sanitize(name: &str) -> String {
     let s: String = name
         .chars()
         .map(|c| c.to_ascii_lowercase())
