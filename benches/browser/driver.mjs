@@ -36,6 +36,29 @@ function cpuTimes() {
   return { busy: total - idle, total };
 }
 
+/** Each configuration's module (kham_no_adaptation is kham.mjs, which reads ctx.name). */
+/** @type {Record<string, any>} */
+const modules = {};
+for (const name of spec.configs) {
+  const file = path.join(here, 'configs', `${name === 'kham_no_adaptation' ? 'kham' : name}.mjs`);
+  if (!fs.existsSync(file)) {
+    emit({ type: 'error', config: name, message: `no configuration module ${path.relative(process.cwd(), file)}: skipped` });
+    continue;
+  }
+  modules[name] = await import(pathToFileURL(file).href);
+}
+// Network setup (Janus's namespace and veth) before the browsers start, one at a time: a
+// network change while a page loads fails its requests with net::ERR_NETWORK_CHANGED.
+for (const [name, mod] of Object.entries(modules)) {
+  if (typeof mod.prepare !== 'function') continue;
+  try {
+    await mod.prepare({ name, relayIp: spec.relayIps[name], workDir: spec.workDir, log: (/** @type {string} */ m) => log(`${name}: ${m}`) });
+  } catch (err) {
+    emit({ type: 'error', config: name, message: `prepare failed: ${/** @type {Error} */ (err).stack || err}` });
+    delete modules[name];
+  }
+}
+
 const extraArgs = ['--disable-features=WebRtcHideLocalIpsWithMdns'];
 const [pubBrowser, subBrowser] = await Promise.all([
   chromium.launch({ executablePath: CHROMIUM, headless: false, args: [...CHROMIUM_ARGS, ...extraArgs, `--use-file-for-fake-video-capture=${spec.y4m}`] }),
@@ -54,15 +77,8 @@ async function page(browser, subscriber, label) {
 
 /** @type {{name: string, t0: number, handle: any, publisher: any, subscriber: any}[]} */
 const running = [];
-await Promise.all(spec.configs.map(async (/** @type {string} */ name) => {
-  // kham_no_adaptation is kham.mjs with adaptation off (the module reads ctx.name).
-  const file = path.join(here, 'configs', `${name === 'kham_no_adaptation' ? 'kham' : name}.mjs`);
-  if (!fs.existsSync(file)) {
-    emit({ type: 'error', config: name, message: `no configuration module ${path.relative(process.cwd(), file)}: skipped` });
-    return;
-  }
+await Promise.all(Object.entries(modules).map(async ([name, mod]) => {
   try {
-    const mod = await import(pathToFileURL(file).href);
     const [publisher, subscriber] = await Promise.all([page(pubBrowser, false, `${name} publisher`), page(subBrowser, true, `${name} subscriber`)]);
     const startedAt = Date.now();
     const handle = await mod.start({
