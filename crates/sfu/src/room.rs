@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kham_proto::{ParticipantId, TrackInfo};
@@ -529,6 +530,10 @@ impl Room {
             ..Default::default()
         };
         let mut want_keyframe = [false; MAX_LAYERS];
+        // One copy of the payload per incoming packet, shared by every subscriber that gets it
+        // unchanged (str0m keeps an `Arc<[u8]>` and patches VP8 descriptors on serialization):
+        // a reference count per subscriber instead of an allocation per subscriber.
+        let mut shared: Option<Arc<[u8]>> = None;
         let mut switches = 0;
         let mut sent = 0;
         let (pubs, rest) = split_one(&mut self.peers, i);
@@ -578,9 +583,10 @@ impl Room {
                     }
                 };
                 let (pt_write, data) = if is_video {
-                    (pt_out, payload.to_vec())
+                    (pt_out, share(&mut shared, payload))
                 } else {
-                    audio_payload(&mut out.red, sub.adapt.red, pt_out, o.ts, payload)
+                    let red = &mut out.red;
+                    audio_payload(red, sub.adapt.red, pt_out, o.ts, payload, &mut shared)
                 };
                 let mut write = RtpWrite::new(pt_write.into(), o.seq.into(), o.ts, now, data)
                     .marker(pkt.header.marker)
@@ -799,10 +805,23 @@ impl Room {
     }
 }
 
+/// The packet's payload as shared by all its subscribers (copied on first use).
+fn share(shared: &mut Option<Arc<[u8]>>, payload: &[u8]) -> Arc<[u8]> {
+    shared.get_or_insert_with(|| Arc::from(payload)).clone()
+}
+
 /// The payload type and payload of an audio packet for one subscriber: RED with the previous
-/// packet when `red_on` and the subscriber negotiated RED, the plain primary otherwise. The
-/// previous payload is kept in a buffer reused from packet to packet.
-fn audio_payload(red: &mut RedOut, red_on: bool, pt: u8, ts: u32, primary: &[u8]) -> (u8, Vec<u8>) {
+/// packet when `red_on` and the subscriber negotiated RED (its own buffer: the previous packet
+/// is the subscriber's), the shared primary otherwise. The previous payload is kept in a buffer
+/// reused from packet to packet.
+fn audio_payload(
+    red: &mut RedOut,
+    red_on: bool,
+    pt: u8,
+    ts: u32,
+    primary: &[u8],
+    shared: &mut Option<Arc<[u8]>>,
+) -> (u8, Arc<[u8]>) {
     let out = match red.pt.filter(|_| red_on) {
         Some(red_pt) => {
             let mut v = Vec::with_capacity(primary.len() + red.prev.len() + 5);
@@ -811,9 +830,9 @@ fn audio_payload(red: &mut RedOut, red_on: bool, pt: u8, ts: u32, primary: &[u8]
                 .map(|p| (ts.wrapping_sub(p), red.prev.as_slice()))
                 .filter(|(off, _)| *off > 0);
             write_red(&mut v, pt, primary, prev);
-            (red_pt, v)
+            (red_pt, Arc::from(v))
         }
-        None => (pt, primary.to_vec()),
+        None => (pt, share(shared, primary)),
     };
     red.prev.clear();
     red.prev.extend_from_slice(primary);
