@@ -175,7 +175,7 @@ impl Collector for NodeCollector {
         gauge(
             &mut e,
             "kham_audio_only_subscriptions",
-            "Participants whose video is paused to save a weak link (always 0 until the allocator can decide it)",
+            "Participants whose video is paused to save a weak link (chosen audio-only, or paused by the allocator)",
             n(view.audio_only),
         )?;
         labelled_counter(

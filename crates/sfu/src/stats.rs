@@ -111,7 +111,7 @@ pub struct PeerMediaStats {
     pub audio_tracks: u8,
     pub video_tracks: u8,
     pub layers: Vec<LayerReceived>,
-    /// Video paused to save a weak link (always false until the allocator can decide it).
+    /// Video paused to save a weak link: chosen by the participant, or paused by the allocator.
     pub audio_only: bool,
     /// The connection quality the room shows everyone (`quality.rs`), once judged.
     pub quality: Option<crate::quality::Quality>,
