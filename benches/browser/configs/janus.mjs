@@ -44,11 +44,16 @@ const prepared = new Set();
  * @param {{workDir: string, relayIp: string, log: (m: string) => void}} ctx
  */
 export async function prepare(ctx) {
+  prepared.add(await up(ctx));
+}
+
+/** `janus.sh up` in the configuration's work directory; resolves with that directory. */
+async function up(/** @type {{workDir: string, relayIp: string, log: (m: string) => void}} */ ctx) {
   const dir = path.join(ctx.workDir, 'janus');
   fs.mkdirSync(dir, { recursive: true });
-  const up = await promisify(execFile)(JANUS_SH, ['up', dir, ctx.relayIp]);
-  ctx.log(up.stdout.trim());
-  prepared.add(dir);
+  const out = await promisify(execFile)(JANUS_SH, ['up', dir, ctx.relayIp]);
+  ctx.log(out.stdout.trim());
+  return dir;
 }
 
 /** @param {any} ctx see benches/browser/driver.mjs */
@@ -73,8 +78,7 @@ export async function start(ctx) {
     started.blank = await serveBlank();
     await Promise.all([ctx.publisher.goto(started.blank.url), ctx.subscriber.goto(started.blank.url)]);
     if (!started.janus) {
-      await prepare(ctx);
-      prepared.delete(dir);
+      await up(ctx);
       started.janus = true;
     }
     const secret = fs.readFileSync(path.join(dir, 'admin_secret'), 'utf8').trim();

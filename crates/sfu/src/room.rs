@@ -824,13 +824,13 @@ fn audio_payload(
 ) -> (u8, Arc<[u8]>) {
     let out = match red.pt.filter(|_| red_on) {
         Some(red_pt) => {
-            let mut v = Vec::with_capacity(primary.len() + red.prev.len() + 5);
+            red.scratch.clear();
             let prev = red
                 .prev_ts
                 .map(|p| (ts.wrapping_sub(p), red.prev.as_slice()))
                 .filter(|(off, _)| *off > 0);
-            write_red(&mut v, pt, primary, prev);
-            (red_pt, Arc::from(v))
+            write_red(&mut red.scratch, pt, primary, prev);
+            (red_pt, Arc::from(red.scratch.as_slice()))
         }
         None => (pt, share(shared, primary)),
     };

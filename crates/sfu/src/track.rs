@@ -236,6 +236,8 @@ pub struct RedOut {
     /// The previous packet's primary payload and output timestamp (reused buffer).
     pub prev: Vec<u8>,
     pub prev_ts: Option<u32>,
+    /// Where the RED payload is built before its single copy into the packet (reused buffer).
+    pub scratch: Vec<u8>,
 }
 
 impl TrackOut {
