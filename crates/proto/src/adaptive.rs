@@ -45,11 +45,37 @@ pub struct VideoState {
     pub layer: Option<LayerRef>,
 }
 
-/// One simulcast encoding of a publisher's video and whether some subscriber needs it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One simulcast encoding of a publisher's video: whether some subscriber needs it and, for an
+/// encoding shaped to fit a weak subscriber (the video floor), the limits to apply with
+/// `RTCRtpSender.setParameters`. A limit left out (`None`) means the client's own default for
+/// that encoding (what it published with); the server always sends the full set it wants, so a
+/// client applies each message as it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerActive {
     pub rid: String,
     pub active: bool,
+    /// `maxBitrate` in bits per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bitrate: Option<u32>,
+    /// `maxFramerate` in frames per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_framerate: Option<f32>,
+    /// `scaleResolutionDownBy` relative to the captured size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_resolution_down_by: Option<f32>,
+}
+
+impl LayerActive {
+    /// An encoding switched on or off with the client's default limits.
+    pub fn plain(rid: impl Into<String>, active: bool) -> Self {
+        LayerActive {
+            rid: rid.into(),
+            active,
+            max_bitrate: None,
+            max_framerate: None,
+            scale_resolution_down_by: None,
+        }
+    }
 }
 
 /// Connection quality, best first.

@@ -363,14 +363,23 @@ mod tests {
         );
         let l = ServerMsg::PublishLayers {
             mid: "1".into(),
-            layers: vec![LayerActive {
-                rid: "f".into(),
-                active: false,
-            }],
+            layers: vec![LayerActive::plain("f", false)],
         };
         assert_eq!(
             serde_json::to_string(&l).unwrap(),
             r#"{"type":"publish_layers","mid":"1","layers":[{"rid":"f","active":false}]}"#
+        );
+        let shaped = ServerMsg::PublishLayers {
+            mid: "1".into(),
+            layers: vec![LayerActive {
+                max_bitrate: Some(60_000),
+                max_framerate: Some(7.5),
+                ..LayerActive::plain("q", true)
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&shaped).unwrap(),
+            r#"{"type":"publish_layers","mid":"1","layers":[{"rid":"q","active":true,"max_bitrate":60000,"max_framerate":7.5}]}"#
         );
         let e = ServerMsg::error(ErrorCode::BadSdp, "x");
         assert_eq!(

@@ -62,10 +62,7 @@ pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<Roo
                     .rids
                     .iter()
                     .zip(track.active)
-                    .map(|(rid, active)| LayerActive {
-                        rid: rid.to_string(),
-                        active,
-                    })
+                    .map(|(rid, active)| LayerActive::plain(rid.to_string(), active))
                     .collect();
                 tracing::debug!(%publisher, %mid, active = ?track.active, "dynacast");
                 events.push_back(RoomEvent::PublishLayers {
