@@ -29,13 +29,38 @@ struct Args {
     /// Folder of the shared traces.
     #[arg(long, default_value = "../shared/traces")]
     traces_dir: PathBuf,
+    /// Only scenarios whose name contains this (case-insensitive).
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Only these configurations (comma-separated: kham, no_adaptation, lowest_layer).
+    #[arg(long, value_delimiter = ',')]
+    configs: Vec<String>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
 }
 
+/// Log lines stamped with the simulation's virtual time (seconds since the call started).
+struct VirtualTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for VirtualTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{:9.3}", kham_sim::clock::now().as_secs_f64())
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    // A debugging aid: `KHAM_SIM_LOG=str0m::bwe=debug,kham_sfu=debug` (with `--jobs 1` and one
+    // scenario) logs to stderr with virtual time stamps.
+    if let Ok(filter) = std::env::var("KHAM_SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_timer(VirtualTime)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+    }
     let started = Instant::now();
     let mut list: Vec<Scenario> = scenarios::synthetic(args.quick);
     let files = if !args.traces.is_empty() {
@@ -76,8 +101,16 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+    if let Some(want) = &args.scenario {
+        let want = want.to_lowercase();
+        list.retain(|s| s.name.to_lowercase().contains(&want));
+    }
+    let configs: Vec<ConfigName> = ConfigName::ALL
+        .into_iter()
+        .filter(|c| args.configs.is_empty() || args.configs.iter().any(|n| n == c.as_str()))
+        .collect();
     let jobs: Vec<(usize, ConfigName)> = (0..list.len())
-        .flat_map(|i| ConfigName::ALL.into_iter().map(move |c| (i, c)))
+        .flat_map(|i| configs.iter().map(move |&c| (i, c)))
         .collect();
     let workers = args
         .jobs

@@ -1,5 +1,32 @@
-//! The per-subscriber policy: hysteresis, fast step-down, probe-confirmed step-up, pause and
-//! resume, and the probing target for the estimator.
+//! The per-subscriber policy: which layer each video gets, when it changes, and what the
+//! estimator is asked to probe for.
+//!
+//! Version 2, after measuring version 1 against "lowest layer only" (issue 12). The rules, and
+//! the failure each one answers:
+//!
+//! - **Probe for the ideal, in pulses.** `desired` covers every layer the subscriber's tiles could
+//!   use, so str0m's probes (capped at twice `desired`) can find the link's real capacity; a
+//!   *pulse* (desired raised for one update) re-triggers an allocation probe every
+//!   [`AllocatorConfig::probe_interval`] while the estimate is short of the ideal, backing off
+//!   while pulses find nothing. Version 1 asked only for the next step, so on a clean link the
+//!   estimate crawled for a minute, and a paused subscriber never learnt the link had room.
+//! - **Never probe on top of a keyframe.** No pulse for [`AllocatorConfig::probe_quiet`] after a
+//!   spatial switch: version 1 raised `desired` at the upgrade itself, and the probe plus the new
+//!   layer's keyframe overran the link and collapsed the estimate (measured: a 2 Mbit/s link,
+//!   the estimate from 1.7 Mbit/s to 450 kbit/s at every 720p upgrade).
+//! - **Step down on evidence, not on a dip.** At once when the estimate falls clearly below
+//!   what is sent ([`AllocatorConfig::down_margin`]); otherwise only after it stayed below for
+//!   [`AllocatorConfig::down_confirm`]. After a transient overuse str0m's estimate sits at 0.85x
+//!   what was acknowledged for a second or two: version 1 stepped down at every such dip.
+//! - **Few spatial switches.** A spatial upgrade (a keyframe burst) needs more headroom and a
+//!   longer hold than a temporal one, is padded to before it is made (the link carries the new
+//!   rate for the hold, or the upgrade is not made), and one that had to be undone blocks further
+//!   spatial upgrades for a backoff that doubles up to a minute.
+//! - **Frame rate before resolution** is in the ladder ([`crate::LayerRates::ladder`]).
+//! - **Pause only when even the floor does not fit**, and keep probing and padding towards the
+//!   floor while paused so video comes back by itself.
+//!
+//! Every change carries a [`Reason`].
 
 use std::time::{Duration, Instant};
 
@@ -13,58 +40,81 @@ pub const UNLIMITED_BPS: u64 = 100_000_000;
 /// Tuning of the policy. The defaults are what kham ships; the simulator measures them.
 #[derive(Debug, Clone)]
 pub struct AllocatorConfig {
-    /// Share of the estimate used when choosing layers after a drop or at start.
+    /// Share of the estimate layers are chosen in after a step down, and the budget the
+    /// publisher-side steering (floor, encoder follows) aims at.
     pub headroom: f64,
-    /// Share of the estimate the allocation must fit in before an upgrade (below `headroom`:
-    /// the gap is the hysteresis band in which a steady link changes nothing).
+    /// Share of the estimate an allocation must fit in before a temporal upgrade.
     pub up_headroom: f64,
-    /// Estimate assumed before the estimator has one: low, so the first frames come from the
-    /// lowest layer fast and probing raises it.
+    /// Share of the estimate an allocation must fit in before a spatial upgrade: its keyframe is
+    /// a burst the link must absorb on top of the new rate.
+    pub spatial_up_headroom: f64,
+    /// Step down at once when the estimate falls below this share of what is sent...
+    pub down_margin: f64,
+    /// ...or when it stays below what is sent for this long.
+    pub down_confirm: Duration,
+    /// Estimate assumed before the estimator has one.
     pub initial_estimate_bps: u64,
-    /// How long the estimate must cover an upgrade before it is made.
+    /// How long the estimate must cover a temporal upgrade before it is made.
     pub up_hold: Duration,
-    /// Upper bound of the hold after repeated failed upgrades.
-    pub max_up_hold: Duration,
-    /// A step-down this soon after an upgrade marks the upgrade as failed (hold doubles).
+    /// How long the estimate (padded towards the new rate) must cover a spatial upgrade.
+    pub spatial_up_hold: Duration,
+    /// No spatial upgrade this long after one had to be undone; doubles with each failure...
+    pub spatial_backoff: Duration,
+    /// ...up to this.
+    pub max_spatial_backoff: Duration,
+    /// A step down this soon after a spatial upgrade marks the upgrade as failed.
     pub failed_upgrade_window: Duration,
-    /// After this long without a step-down the hold returns to `up_hold`.
+    /// After this long without a failed upgrade the backoff returns to `spatial_backoff`.
     pub calm_after: Duration,
     /// No upgrades while the subscriber reports more loss than this.
     pub max_loss_for_upgrade: f32,
-    /// Video is paused (audio only) when the estimate stays below this share of audio plus
-    /// the lowest layers...
-    pub pause_factor: f64,
-    /// ...for this long. Until then, and at the start of a subscription, the lowest layer
-    /// flows even above the estimate: an estimator that sees only audio (application-limited)
-    /// would otherwise never learn that the link carries video.
+    /// Video is paused (audio only) when the estimate stays below audio plus the lowest layers
+    /// for this long. Until then the lowest layer flows even above the estimate: an estimator
+    /// that sees only audio would otherwise never learn that the link carries video.
     pub pause_wait: Duration,
-    /// ...except when the estimate is below this share of audio plus the lowest layers: then
-    /// video pauses after only `deep_pause_wait` (a transient dip of the estimator is not a
-    /// 60 kbit/s link, but two seconds of video queued in front of the audio are too many).
+    /// ...or at once (after `deep_pause_wait`) below this share of it: two seconds of video
+    /// queued in front of the audio of a 40 kbit/s link are too many.
     pub deep_pause_factor: f64,
     pub deep_pause_wait: Duration,
+    /// A paused video resumes once the estimate covers this share of audio plus the lowest
+    /// layer for `up_hold`.
+    pub resume_factor: f64,
     /// A subscriber that has given no estimate this long after its first allocation sends no
-    /// transport feedback at all (a client without TWCC): it is then not limited, since
-    /// nothing would ever raise the initial estimate.
+    /// transport feedback at all (a client without TWCC): it is then not limited.
     pub no_estimate_grace: Duration,
+    /// Pulses (an allocation probe) at most this often while the estimate is short of the
+    /// ideal...
+    pub probe_interval: Duration,
+    /// ...backing off to this while pulses find no more capacity.
+    pub max_probe_interval: Duration,
+    /// No pulse this soon after a spatial switch (its keyframe is in flight).
+    pub probe_quiet: Duration,
 }
 
 impl Default for AllocatorConfig {
     fn default() -> Self {
         AllocatorConfig {
-            headroom: 0.9,
-            up_headroom: 0.8,
+            headroom: 0.95,
+            up_headroom: 0.85,
+            spatial_up_headroom: 0.75,
+            down_margin: 0.8,
+            down_confirm: Duration::from_millis(1200),
             initial_estimate_bps: 600_000,
             up_hold: Duration::from_millis(1000),
-            max_up_hold: Duration::from_secs(6),
-            failed_upgrade_window: Duration::from_secs(4),
-            calm_after: Duration::from_secs(20),
-            max_loss_for_upgrade: 0.12,
-            no_estimate_grace: Duration::from_secs(5),
-            pause_factor: 0.8,
+            spatial_up_hold: Duration::from_millis(2000),
+            spatial_backoff: Duration::from_secs(8),
+            max_spatial_backoff: Duration::from_secs(64),
+            failed_upgrade_window: Duration::from_secs(6),
+            calm_after: Duration::from_secs(30),
+            max_loss_for_upgrade: 0.10,
             pause_wait: Duration::from_secs(2),
-            deep_pause_factor: 0.5,
+            deep_pause_factor: 0.6,
             deep_pause_wait: Duration::from_millis(500),
+            resume_factor: 1.1,
+            no_estimate_grace: Duration::from_secs(5),
+            probe_interval: Duration::from_secs(2),
+            max_probe_interval: Duration::from_secs(16),
+            probe_quiet: Duration::from_secs(2),
         }
     }
 }
@@ -141,12 +191,15 @@ pub struct Switch {
     pub reason: Reason,
 }
 
-/// What to ask the estimator for (str0m `bwe().set_bitrate(min, desired)`): desired above the
-/// estimate makes it probe.
+/// What to ask the estimator for (str0m `bwe().set_bitrate(min, desired)`): `desired` above
+/// the estimate lets it probe, a rise of `desired` triggers a probe, and `min_bps` is padded up
+/// to (capped by the estimate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Probe {
     pub min_bps: u64,
     pub desired_bps: u64,
+    /// This update raised `desired` to trigger a probe.
+    pub pulse: bool,
 }
 
 /// The result of one update.
@@ -159,6 +212,11 @@ pub struct Allocation {
     pub probe: Probe,
     /// Estimate used (the input's, or the initial one).
     pub estimate_bps: u64,
+    /// What the estimate leaves for video after audio, at `headroom`: the rate publishers are
+    /// steered towards for this subscriber.
+    pub video_budget_bps: u64,
+    /// Audio's share of the estimate (RED included).
+    pub audio_bps: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -174,44 +232,74 @@ struct TrackState {
     audio_only: bool,
 }
 
+/// An upgrade waiting for its hold time.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    since: Instant,
+    spatial: bool,
+}
+
+/// Probe pulses.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pulses {
+    next: Option<Instant>,
+    interval: Duration,
+    /// Estimate when the last pulse was sent, to judge whether it found anything.
+    at_estimate: Option<u64>,
+}
+
 /// Allocation state for one subscriber.
 #[derive(Debug)]
 pub struct Allocator {
     config: AllocatorConfig,
     tracks: Vec<TrackState>,
-    /// Since when the estimate has covered an upgrade.
-    pending_up: Option<Instant>,
-    last_up: Option<Instant>,
-    last_down: Option<Instant>,
-    hold: Duration,
+    pending: Option<Pending>,
+    /// Last spatial upgrade, to attribute a quick step down to it.
+    last_spatial_up: Option<Instant>,
+    /// Last spatial switch either way (its keyframe burst: no probe around it).
+    last_spatial_switch: Option<Instant>,
+    spatial_blocked_until: Option<Instant>,
+    backoff: Duration,
+    last_failure: Option<Instant>,
     out: Allocation,
     first_update: Option<Instant>,
+    /// Since when the estimate has been below what is sent.
+    below_since: Option<Instant>,
     /// Since when the estimate has not covered even the lowest layers.
     short_since: Option<Instant>,
     /// Since when the estimate has been below `deep_pause_factor` of the lowest layers.
     deep_since: Option<Instant>,
+    pulses: Pulses,
 }
 
 impl Allocator {
     pub fn new(config: AllocatorConfig) -> Self {
-        let hold = config.up_hold;
+        let backoff = config.spatial_backoff;
+        let interval = config.probe_interval;
         Allocator {
             config,
             tracks: Vec::new(),
-            pending_up: None,
-            last_up: None,
-            last_down: None,
-            hold,
+            pending: None,
+            last_spatial_up: None,
+            last_spatial_switch: None,
+            spatial_blocked_until: None,
+            backoff,
+            last_failure: None,
             out: Allocation::default(),
             first_update: None,
+            below_since: None,
             short_since: None,
             deep_since: None,
+            pulses: Pulses {
+                interval,
+                ..Pulses::default()
+            },
         }
     }
 
-    /// The current upgrade hold (grows after failed upgrades).
-    pub fn hold(&self) -> Duration {
-        self.hold
+    /// How long spatial upgrades are held back after the next failed one.
+    pub fn backoff(&self) -> Duration {
+        self.backoff
     }
 
     /// Decides every track's layer at `now`. Call on every new estimate and a few times a
@@ -228,6 +316,13 @@ impl Allocator {
         .max(1);
         self.out.switches.clear();
         self.out.estimate_bps = estimate;
+        // The unsmoothed estimate only ever lowers it: a collapse shows there first, and no
+        // upgrade is made while the estimator is backing off. A dip of it alone (0.85x what was
+        // acknowledged after a transient overuse) is not a reason to step down: only the
+        // smoothed estimate staying below what is sent is (`down_confirm`).
+        let low = input
+            .raw_estimate_bps
+            .map_or(estimate, |raw| raw.clamp(1, estimate));
         self.tracks
             .retain(|s| input.tracks.iter().any(|t| t.key == s.key));
 
@@ -237,19 +332,71 @@ impl Allocator {
             .filter(|t| t.kind == Kind::Audio)
             .map(|t| t.rates.bps[0][0])
             .sum();
-        let budget = |share: f64| ((estimate as f64 * share) as u64).saturating_sub(audio_bps);
+        let budget = |share: f64| ((low as f64 * share) as u64).saturating_sub(audio_bps);
         let down_plan = plan(input.tracks, input.audio_only, budget(cfg.headroom));
-        let up_plan = plan(input.tracks, input.audio_only, budget(cfg.up_headroom));
+        self.out.video_budget_bps = budget(cfg.headroom);
+        self.out.audio_bps = audio_bps;
 
         // 1. New tracks start on their lowest layer; limits (tile, visibility, audio-only,
         //    vanished layers) apply at once.
+        let forced = self.apply_limits(input, &down_plan);
+
+        // 2. Pause bookkeeping: how long the estimate has not covered even the lowest layers
+        //    (far below: the unsmoothed one, so a collapse sheds video within a second).
+        let current_bps = self.video_bps(input.tracks) + audio_bps;
+        let floor_bps = audio_bps + self.floor_video_bps(input);
+        track_since(
+            &mut self.short_since,
+            (estimate as f64) < floor_bps as f64,
+            now,
+        );
+        track_since(
+            &mut self.deep_since,
+            (low as f64) < cfg.deep_pause_factor * floor_bps as f64,
+            now,
+        );
+        let waited = |since: Option<Instant>, wait: Duration| {
+            since.is_some_and(|t| now.saturating_duration_since(t) >= wait)
+        };
+        let pause_ok = waited(self.short_since, cfg.pause_wait)
+            || waited(self.deep_since, cfg.deep_pause_wait);
+
+        // 3. Step down on evidence: clearly below, or below for a while.
+        track_since(&mut self.below_since, estimate < current_bps, now);
+        let clear_drop = (low as f64) < cfg.down_margin * current_bps as f64;
+        let confirmed = waited(self.below_since, cfg.down_confirm);
+        if !forced && current_bps > low && (clear_drop || confirmed) {
+            self.step_down(now, input, &down_plan, pause_ok);
+        } else if !forced {
+            // 4. Step up once the estimate has covered a better allocation for its hold.
+            self.step_up(now, input, low, audio_bps, floor_bps);
+        }
+        if self
+            .last_failure
+            .is_none_or(|f| now.saturating_duration_since(f) >= cfg.calm_after)
+        {
+            self.backoff = cfg.spatial_backoff;
+        }
+
+        self.fill_decisions(input, &down_plan);
+        self.out.probe = self.probe(now, input, low, audio_bps, floor_bps, &down_plan);
+        &self.out
+    }
+
+    /// The last allocation.
+    pub fn allocation(&self) -> &Allocation {
+        &self.out
+    }
+
+    /// Starts new subscriptions and applies the tile, visibility and audio-only limits and
+    /// vanished layers. True when something changed (no bandwidth decision this round).
+    fn apply_limits(&mut self, input: &SubscriberInput<'_>, down_plan: &Plan) -> bool {
         let mut forced = false;
         for t in input.tracks.iter().filter(|t| t.kind != Kind::Audio) {
             let Some(i) = self.tracks.iter().position(|s| s.key == t.key) else {
                 // The lowest layer whatever the estimate says: before feedback the estimate is
                 // only the configured guess, and a 60 kbit/s link must not begin with a 720p
-                // keyframe queued in front of its audio. The normal step-up (one hold) reaches
-                // the layer that fits within a second or two.
+                // keyframe queued in front of its audio. Probing finds the layer that fits.
                 let layer = lowest(t, input.audio_only);
                 self.tracks.push(TrackState {
                     key: t.key,
@@ -311,9 +458,12 @@ impl Allocator {
                     to: clamped,
                     reason,
                 });
-            } else if limits_grew && s.layer.is_none() {
-                // Back from hidden or audio-only: start at the layer that fits now.
-                let layer = down_plan.layer_of(t.key);
+            } else if limits_grew && s.layer.is_none() && s.paused != Some(Reason::BandwidthDrop) {
+                // Back from hidden or audio-only: start at the layer that fits now, the lowest
+                // if none does (the pause rules decide from there).
+                let layer = down_plan
+                    .layer_of(t.key)
+                    .or_else(|| lowest(t, input.audio_only));
                 if layer.is_some() {
                     state.layer = layer;
                     forced = true;
@@ -326,106 +476,202 @@ impl Allocator {
                 }
             }
         }
+        forced
+    }
 
-        // 2. Step down at once when the estimate no longer covers what is sent; pause video
-        //    only once the estimate has stayed below even the lowest layers.
-        let current_bps = self.video_bps(input.tracks) + audio_bps;
-        let lowest_bps: u64 = audio_bps
-            + input
-                .tracks
+    fn step_down(
+        &mut self,
+        now: Instant,
+        input: &SubscriberInput<'_>,
+        down_plan: &Plan,
+        pause_ok: bool,
+    ) {
+        let mut changed = false;
+        let mut spatial = false;
+        for s in &mut self.tracks {
+            let target = down_plan.layer_of(s.key);
+            let mut new = s.layer.min(target);
+            if new.is_none() && !pause_ok {
+                let floor = input
+                    .tracks
+                    .iter()
+                    .find(|t| t.key == s.key)
+                    .and_then(|t| lowest(t, input.audio_only));
+                new = s.layer.min(floor);
+            }
+            if new != s.layer {
+                spatial |= new.map(|l| l.spatial) != s.layer.map(|l| l.spatial);
+                self.out.switches.push(Switch {
+                    key: s.key,
+                    from: s.layer,
+                    to: new,
+                    reason: Reason::BandwidthDrop,
+                });
+                s.layer = new;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+        let cfg = &self.config;
+        if self
+            .last_spatial_up
+            .is_some_and(|u| now.saturating_duration_since(u) < cfg.failed_upgrade_window)
+        {
+            // The upgrade did not hold: wait before trying a spatial one again, longer each time.
+            if self
+                .last_failure
+                .is_some_and(|f| now.saturating_duration_since(f) < cfg.calm_after)
+            {
+                self.backoff = (self.backoff * 2).min(cfg.max_spatial_backoff);
+            }
+            self.spatial_blocked_until = Some(now + self.backoff);
+            self.last_failure = Some(now);
+            self.last_spatial_up = None;
+        }
+        if spatial {
+            self.last_spatial_switch = Some(now);
+        }
+        self.pending = None;
+        self.below_since = None;
+        // Capacity may come back any time: probe for it at the base rhythm.
+        self.pulses.interval = cfg.probe_interval;
+    }
+
+    fn step_up(
+        &mut self,
+        now: Instant,
+        input: &SubscriberInput<'_>,
+        estimate: u64,
+        audio_bps: u64,
+        floor_bps: u64,
+    ) {
+        let cfg = self.config.clone();
+        if input.loss > cfg.max_loss_for_upgrade {
+            self.pending = None;
+            return;
+        }
+        let budget = |share: f64| ((estimate as f64 * share) as u64).saturating_sub(audio_bps);
+        let spatial_ok = self.spatial_blocked_until.is_none_or(|t| now >= t);
+        // A spatial upgrade (or a resume from a pause) when the stricter budget buys one...
+        let spatial_plan = plan(
+            input.tracks,
+            input.audio_only,
+            budget(cfg.spatial_up_headroom),
+        );
+        let resume_ok = estimate as f64 >= cfg.resume_factor * floor_bps as f64;
+        let spatial_target: Vec<(u32, Option<Layer>)> =
+            self.tracks
                 .iter()
-                .filter(|t| {
-                    self.tracks
-                        .iter()
-                        .any(|s| s.key == t.key && s.layer.is_some())
+                .map(|s| {
+                    let want = spatial_plan.layer_of(s.key);
+                    let new = match s.layer {
+                        // A paused video resumes on the lowest layer as soon as the floor fits.
+                        None if s.paused == Some(Reason::BandwidthDrop) && resume_ok => want
+                            .or_else(|| {
+                                input
+                                    .tracks
+                                    .iter()
+                                    .find(|t| t.key == s.key)
+                                    .and_then(|t| lowest(t, input.audio_only))
+                            }),
+                        None => None,
+                        Some(cur) => match want {
+                            Some(w) if w.spatial > cur.spatial && spatial_ok => Some(w),
+                            _ => Some(cur),
+                        },
+                    };
+                    (s.key, new.max(s.layer))
                 })
-                .filter_map(|t| lowest(t, input.audio_only).and_then(|l| t.rates.get(l)))
-                .sum::<u64>();
-        if (estimate as f64) < cfg.pause_factor * lowest_bps as f64 {
-            self.short_since.get_or_insert(now);
-        } else {
-            self.short_since = None;
-        }
-        // Far below even the lowest layers (a 60 kbit/s link), waiting only fills the queue
-        // in front of the audio: pause soon.
-        if (estimate as f64) < cfg.deep_pause_factor * lowest_bps as f64 {
-            self.deep_since.get_or_insert(now);
-        } else {
-            self.deep_since = None;
-        }
-        let waited = |since: Option<Instant>, wait: Duration| {
-            since.is_some_and(|t| now.saturating_duration_since(t) >= wait)
-        };
-        let pause_ok = waited(self.short_since, cfg.pause_wait)
-            || waited(self.deep_since, cfg.deep_pause_wait);
-        if !forced && current_bps > estimate {
-            let mut changed = false;
-            for s in &mut self.tracks {
-                let target = down_plan.layer_of(s.key);
-                let mut new = s.layer.min(target);
-                if new.is_none() && !pause_ok {
-                    let floor = input
+                .collect();
+        let spatial_better = spatial_target
+            .iter()
+            .zip(&self.tracks)
+            .any(|((_, n), s)| *n > s.layer);
+        // ...otherwise a temporal one within the spatial layers held now.
+        let temporal_plan = plan(input.tracks, input.audio_only, budget(cfg.up_headroom));
+        let temporal_target: Vec<(u32, Option<Layer>)> = self
+            .tracks
+            .iter()
+            .map(|s| {
+                let new = match (s.layer, temporal_plan.layer_of(s.key)) {
+                    (Some(cur), Some(w)) if w.spatial == cur.spatial => Some(w.max(cur)),
+                    (Some(cur), Some(w)) if w.spatial > cur.spatial => input
                         .tracks
                         .iter()
                         .find(|t| t.key == s.key)
-                        .and_then(|t| lowest(t, input.audio_only));
-                    new = s.layer.min(floor);
-                }
-                if new != s.layer {
-                    self.out.switches.push(Switch {
-                        key: s.key,
-                        from: s.layer,
-                        to: new,
-                        reason: Reason::BandwidthDrop,
-                    });
-                    s.layer = new;
-                    changed = true;
-                }
+                        .and_then(|t| top_temporal(t, input.audio_only, cur.spatial))
+                        .map(|l| l.max(cur)),
+                    (cur, _) => cur,
+                };
+                (s.key, new)
+            })
+            .collect();
+        let temporal_better = temporal_target
+            .iter()
+            .zip(&self.tracks)
+            .any(|((_, n), s)| *n > s.layer);
+        let (target, spatial) = if spatial_better {
+            (spatial_target, true)
+        } else if temporal_better {
+            (temporal_target, false)
+        } else {
+            self.pending = None;
+            return;
+        };
+        let pending = match self.pending {
+            Some(p) if p.spatial == spatial => p,
+            _ => {
+                let p = Pending {
+                    since: now,
+                    spatial,
+                };
+                self.pending = Some(p);
+                p
             }
-            if changed {
-                if self
-                    .last_up
-                    .is_some_and(|u| now.saturating_duration_since(u) < cfg.failed_upgrade_window)
-                {
-                    self.hold = (self.hold * 2).min(cfg.max_up_hold);
-                }
-                self.last_down = Some(now);
-                self.pending_up = None;
-            }
-        } else if !forced {
-            // 3. Step up once the estimate has covered a better allocation for the hold time.
-            let better = self.improves(&up_plan);
-            let lossy = input.loss > cfg.max_loss_for_upgrade;
-            if better && !lossy {
-                let since = *self.pending_up.get_or_insert(now);
-                if now.saturating_duration_since(since) >= self.hold {
-                    for s in &mut self.tracks {
-                        let new = s.layer.max(up_plan.layer_of(s.key));
-                        if new != s.layer {
-                            self.out.switches.push(Switch {
-                                key: s.key,
-                                from: s.layer,
-                                to: new,
-                                reason: Reason::ProbeConfirmed,
-                            });
-                            s.layer = new;
-                        }
-                    }
-                    self.last_up = Some(now);
-                    self.pending_up = None;
-                }
-            } else {
-                self.pending_up = None;
+        };
+        let hold = if spatial {
+            cfg.spatial_up_hold
+        } else {
+            cfg.up_hold
+        };
+        if now.saturating_duration_since(pending.since) < hold {
+            return;
+        }
+        let mut spatial_changed = false;
+        for (s, (_, new)) in self.tracks.iter_mut().zip(target) {
+            if new != s.layer {
+                spatial_changed |= new.map(|l| l.spatial) != s.layer.map(|l| l.spatial);
+                self.out.switches.push(Switch {
+                    key: s.key,
+                    from: s.layer,
+                    to: new,
+                    reason: Reason::ProbeConfirmed,
+                });
+                s.layer = new;
             }
         }
-        if self
-            .last_down
-            .is_none_or(|d| now.saturating_duration_since(d) >= cfg.calm_after)
-        {
-            self.hold = cfg.up_hold;
+        if spatial_changed {
+            self.last_spatial_up = Some(now);
+            self.last_spatial_switch = Some(now);
         }
+        self.pending = None;
+    }
 
-        self.fill_decisions(input, &down_plan);
+    /// What to ask the estimator for: the ideal as `desired` (raised for one update when a
+    /// pulse is due), padding up to the floor while paused and up to the candidate while a
+    /// spatial upgrade waits for its hold.
+    fn probe(
+        &mut self,
+        now: Instant,
+        input: &SubscriberInput<'_>,
+        estimate: u64,
+        audio_bps: u64,
+        floor_bps: u64,
+        down_plan: &Plan,
+    ) -> Probe {
+        let cfg = &self.config;
         let video_now: u64 = self
             .out
             .decisions
@@ -433,23 +679,59 @@ impl Allocator {
             .filter(|d| d.kind != Kind::Audio)
             .map(|d| d.bps)
             .sum();
-        // Ask the estimator for the next step above what is sent: above the estimate it probes
-        // with padding. Probing for everything the subscriber could use at once was measured
-        // (adaptation bench, 2M-300k-2M) to recover faster but to freeze twice as often: the
-        // padding plus an upgrade's keyframe burst overshoot the link and the estimate collapses.
-        let next = plan_next_step(input, &self.tracks, video_now, &down_plan, &up_plan);
-        let wanted = audio_bps + video_now + next;
-        let desired = (wanted as f64 / cfg.up_headroom) as u64;
-        self.out.probe = Probe {
-            min_bps: audio_bps.max(20_000),
-            desired_bps: desired.max(audio_bps + 20_000),
+        let ideal = audio_bps + down_plan.full_bps;
+        let desired = ((ideal as f64 / cfg.headroom) as u64).max(audio_bps + 20_000);
+        let paused = self
+            .tracks
+            .iter()
+            .any(|s| s.layer.is_none() && s.paused == Some(Reason::BandwidthDrop));
+        let mut min_bps = audio_bps + video_now;
+        if paused {
+            // Keep the link exercised at the rate video needs to come back.
+            min_bps = min_bps.max((floor_bps as f64 * cfg.resume_factor) as u64);
+        }
+        if let Some(p) = self.pending
+            && p.spatial
+        {
+            // Pad to confirm: the link carries the upgrade's rate before the upgrade is made.
+            let spatial_plan = plan(
+                input.tracks,
+                input.audio_only,
+                ((estimate as f64 * cfg.spatial_up_headroom) as u64).saturating_sub(audio_bps),
+            );
+            min_bps = min_bps.max(audio_bps + spatial_plan.video_bps);
+        }
+        // Pulses: while the estimate is short of the ideal, re-trigger an allocation probe
+        // every interval, backing off while they find nothing; never around a keyframe burst,
+        // during a confirmed shortfall, or with heavy loss.
+        let quiet = self
+            .last_spatial_switch
+            .is_some_and(|t| now.saturating_duration_since(t) < cfg.probe_quiet)
+            || self.below_since.is_some()
+            || input.loss > cfg.max_loss_for_upgrade;
+        let mut pulse = false;
+        if estimate < desired && !quiet && self.pulses.next.is_none_or(|t| now >= t) {
+            if let Some(before) = self.pulses.at_estimate {
+                self.pulses.interval = if estimate * 10 > before * 11 {
+                    cfg.probe_interval
+                } else {
+                    (self.pulses.interval * 2).min(cfg.max_probe_interval)
+                };
+            }
+            self.pulses.at_estimate = Some(estimate);
+            self.pulses.next = Some(now + self.pulses.interval);
+            pulse = true;
+        }
+        let desired_bps = if pulse {
+            desired + desired / 4
+        } else {
+            desired
         };
-        &self.out
-    }
-
-    /// The last allocation.
-    pub fn allocation(&self) -> &Allocation {
-        &self.out
+        Probe {
+            min_bps: min_bps.min(desired_bps),
+            desired_bps,
+            pulse,
+        }
     }
 
     fn video_bps(&self, tracks: &[TrackInput]) -> u64 {
@@ -462,17 +744,14 @@ impl Allocator {
             .sum()
     }
 
-    /// Whether `p` raises some track without lowering any.
-    fn improves(&self, p: &Plan) -> bool {
-        let mut any = false;
-        for s in &self.tracks {
-            let l = p.layer_of(s.key);
-            if l < s.layer {
-                return false;
-            }
-            any |= l > s.layer;
-        }
-        any
+    /// What the lowest layers of the videos that want video cost.
+    fn floor_video_bps(&self, input: &SubscriberInput<'_>) -> u64 {
+        input
+            .tracks
+            .iter()
+            .filter(|t| self.tracks.iter().any(|s| s.key == t.key))
+            .filter_map(|t| lowest(t, input.audio_only).and_then(|l| t.rates.get(l)))
+            .sum()
     }
 
     fn fill_decisions(&mut self, input: &SubscriberInput<'_>, down_plan: &Plan) {
@@ -511,6 +790,15 @@ impl Allocator {
     }
 }
 
+/// Keeps `since` at the first instant `cond` held, `None` once it does not.
+fn track_since(since: &mut Option<Instant>, cond: bool, now: Instant) {
+    if cond {
+        since.get_or_insert(now);
+    } else {
+        *since = None;
+    }
+}
+
 /// The layers a track may send now, lowest first (empty when it may not send video).
 fn allowed(t: &TrackInput, audio_only: bool) -> Vec<(Layer, u64)> {
     let mut ladder = Vec::new();
@@ -525,6 +813,15 @@ fn lowest(t: &TrackInput, audio_only: bool) -> Option<Layer> {
     allowed(t, audio_only).first().map(|&(l, _)| l)
 }
 
+/// The highest allowed temporal layer of spatial layer `spatial`.
+fn top_temporal(t: &TrackInput, audio_only: bool, spatial: u8) -> Option<Layer> {
+    allowed(t, audio_only)
+        .iter()
+        .rev()
+        .map(|&(l, _)| l)
+        .find(|l| l.spatial == spatial)
+}
+
 /// A layer still allowed by the track's limits and availability: the highest available layer
 /// at or below `layer` (`None` when the video must not or cannot flow).
 fn clamp(layer: Option<Layer>, t: &TrackInput, audio_only: bool) -> Option<Layer> {
@@ -536,28 +833,6 @@ fn clamp(layer: Option<Layer>, t: &TrackInput, audio_only: bool) -> Option<Layer
         .map(|&(l, _)| l)
         .find(|&l| l <= layer)
         .or_else(|| ladder.first().map(|&(l, _)| l))
-}
-
-/// Extra video bitrate of the next upgrade beyond what is allocated now (0 at the top).
-fn plan_next_step(
-    input: &SubscriberInput<'_>,
-    tracks: &[TrackState],
-    video_now: u64,
-    down_plan: &Plan,
-    up_plan: &Plan,
-) -> u64 {
-    // Budget-monotone plans: the plan bought with what is sent now names the next step.
-    if video_now >= down_plan.full_bps {
-        return 0;
-    }
-    let current = plan(input.tracks, input.audio_only, video_now);
-    let at_current = tracks.iter().all(|s| current.layer_of(s.key) >= s.layer);
-    let step = if at_current {
-        current.next_step_bps
-    } else {
-        up_plan.next_step_bps
-    };
-    step.unwrap_or(0)
 }
 
 #[cfg(test)]

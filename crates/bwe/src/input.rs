@@ -41,8 +41,12 @@ pub struct TrackInput {
 /// Everything known about one subscriber at one instant.
 #[derive(Debug, Clone, Copy)]
 pub struct SubscriberInput<'a> {
-    /// Egress estimate towards the subscriber (str0m's GoogCC), `None` before the first one.
+    /// Egress estimate towards the subscriber (str0m's GoogCC, smoothed over 3 s), `None`
+    /// before the first one.
     pub estimate_bps: Option<u64>,
+    /// The same estimate before smoothing: it falls within a feedback interval of a capacity
+    /// collapse, where the smoothed one takes seconds. `None` when unknown.
+    pub raw_estimate_bps: Option<u64>,
     /// Fraction of packets the subscriber reports lost (0..1).
     pub loss: f32,
     pub rtt: Option<Duration>,

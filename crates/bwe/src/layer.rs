@@ -24,12 +24,19 @@ impl Layer {
     }
 }
 
+/// Frame rate below which a layer above the lowest resolution is not worth its pixels: at
+/// low rates a subscriber gets 180p at a fluid frame rate rather than 360p at 4 frames a second
+/// (frame rate before resolution, as Jitsi's allocator does).
+pub const MIN_UPPER_FPS: u8 = 12;
+
 /// Measured bitrate of each layer, cumulative over temporal layers: `bps[s][t]` is what the
 /// subscriber receives when forwarded spatial layer `s` with temporal layers `0..=t`.
 /// Zero means the layer is not flowing (or has no such temporal layer).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LayerRates {
     pub bps: [[u64; MAX_TEMPORAL]; MAX_SPATIAL],
+    /// Frames per second of each layer, cumulative like `bps`; 0 when not measured.
+    pub fps: [[u8; MAX_TEMPORAL]; MAX_SPATIAL],
 }
 
 impl LayerRates {
@@ -42,9 +49,34 @@ impl LayerRates {
         (r > 0).then_some(r)
     }
 
+    /// Rates from bitrates alone (frame rates unknown).
+    pub fn from_bps(bps: [[u64; MAX_TEMPORAL]; MAX_SPATIAL]) -> Self {
+        LayerRates {
+            bps,
+            fps: [[0; MAX_TEMPORAL]; MAX_SPATIAL],
+        }
+    }
+
+    /// Whether a layer is on the ladder at all: above the lowest resolution, only temporal
+    /// layers with a fluid frame rate ([`MIN_UPPER_FPS`]), unless the whole spatial layer runs
+    /// slower than that (a slide share) or its frame rates are unknown.
+    fn fluid_enough(&self, layer: Layer) -> bool {
+        let s = usize::from(layer.spatial);
+        if s == 0 {
+            return true;
+        }
+        let Some(fps) = self.fps.get(s) else {
+            return true;
+        };
+        let own = fps.get(usize::from(layer.temporal)).copied().unwrap_or(0);
+        let best = fps.iter().copied().max().unwrap_or(0);
+        own == 0 || own >= MIN_UPPER_FPS || best < MIN_UPPER_FPS
+    }
+
     /// The available layers at or below `max_spatial`, lowest first, keeping only those that
     /// cost more than the one before (a measured rate that dips below a lower layer's would
-    /// make an "upgrade" that saves bits, which the plan must not contain).
+    /// make an "upgrade" that saves bits, which the plan must not contain) and, above the
+    /// lowest resolution, only fluid ones (frame rate before resolution).
     pub fn ladder(&self, max_spatial: u8, out: &mut Vec<(Layer, u64)>) {
         out.clear();
         let top = usize::from(max_spatial).min(MAX_SPATIAL - 1);
@@ -52,6 +84,7 @@ impl LayerRates {
             for t in 0..MAX_TEMPORAL {
                 let layer = Layer::new(s as u8, t as u8);
                 if let Some(bps) = self.get(layer)
+                    && self.fluid_enough(layer)
                     && out.last().is_none_or(|&(_, prev)| bps > prev)
                 {
                     out.push((layer, bps));
@@ -74,13 +107,11 @@ mod tests {
 
     #[test]
     fn ladder_skips_missing_and_non_increasing_layers() {
-        let rates = LayerRates {
-            bps: [
-                [60_000, 90_000, 150_000],
-                [0, 0, 0],
-                [600_000, 550_000, 1_500_000],
-            ],
-        };
+        let rates = LayerRates::from_bps([
+            [60_000, 90_000, 150_000],
+            [0, 0, 0],
+            [600_000, 550_000, 1_500_000],
+        ]);
         let mut v = Vec::new();
         rates.ladder(2, &mut v);
         let layers: Vec<Layer> = v.iter().map(|&(l, _)| l).collect();
@@ -99,5 +130,48 @@ mod tests {
         assert_eq!(rates.top_bps(), 1_500_000);
         assert_eq!(rates.get(Layer::new(1, 0)), None);
         assert_eq!(rates.get(Layer::new(7, 0)), None);
+    }
+
+    #[test]
+    fn frame_rate_before_resolution_above_the_lowest_layer() {
+        let rates = LayerRates {
+            bps: [
+                [60_000, 90_000, 150_000],
+                [200_000, 300_000, 500_000],
+                [600_000, 900_000, 1_500_000],
+            ],
+            // A 30 fps camera: T0 7.5, T0+T1 15, all 30 frames a second.
+            fps: [[7, 15, 30], [7, 15, 30], [7, 15, 30]],
+        };
+        let mut v = Vec::new();
+        rates.ladder(2, &mut v);
+        let layers: Vec<Layer> = v.iter().map(|&(l, _)| l).collect();
+        assert_eq!(
+            layers,
+            vec![
+                Layer::new(0, 0),
+                Layer::new(0, 1),
+                Layer::new(0, 2),
+                Layer::new(1, 1),
+                Layer::new(1, 2),
+                Layer::new(2, 1),
+                Layer::new(2, 2)
+            ]
+        );
+        // A 15 fps camera: above 180p only the full frame rate.
+        let slow = LayerRates {
+            fps: [[3, 7, 15], [3, 7, 15], [3, 7, 15]],
+            ..rates
+        };
+        slow.ladder(2, &mut v);
+        let layers: Vec<Layer> = v.iter().map(|&(l, _)| l).collect();
+        assert_eq!(layers[3..], [Layer::new(1, 2), Layer::new(2, 2)]);
+        // A slide share at 5 fps keeps every layer.
+        let slides = LayerRates {
+            fps: [[1, 2, 5], [1, 2, 5], [1, 2, 5]],
+            ..rates
+        };
+        slides.ladder(2, &mut v);
+        assert_eq!(v.len(), 9);
     }
 }

@@ -135,13 +135,11 @@ mod tests {
     use crate::layer::LayerRates;
 
     pub(crate) fn sim_rates() -> LayerRates {
-        LayerRates {
-            bps: [
-                [60_000, 90_000, 150_000],
-                [200_000, 300_000, 500_000],
-                [600_000, 900_000, 1_500_000],
-            ],
-        }
+        LayerRates::from_bps([
+            [60_000, 90_000, 150_000],
+            [200_000, 300_000, 500_000],
+            [600_000, 900_000, 1_500_000],
+        ])
     }
 
     fn video(key: u32, priority: Priority) -> TrackInput {

@@ -196,8 +196,10 @@ pub(crate) fn allocate<'a>(
             visible: out.visible,
         });
     }
+    let raw = sub.rtc.bwe().raw_estimate().map(|(e, _)| e.as_u64());
     let input = kham_bwe::SubscriberInput {
         estimate_bps: adapt.estimate_bps,
+        raw_estimate_bps: raw,
         loss: loss.unwrap_or(0.0),
         rtt,
         audio_only,
@@ -205,7 +207,22 @@ pub(crate) fn allocate<'a>(
     };
     let alloc = adapt.allocator.update(now, &input);
     for s in &alloc.switches {
-        tracing::debug!(subscriber = %sub.id, track = s.key, from = ?s.from, to = ?s.to, reason = s.reason.as_str(), "layer switch");
+        let queue = sub
+            .tracks_out
+            .iter()
+            .find(|t| t.key == s.key)
+            .and_then(|t| t.mid())
+            .and_then(|mid| {
+                let mut api = sub.rtc.direct_api();
+                let tx = api.stream_tx_by_mid(mid, None)?;
+                let q = tx.queue_info()?;
+                Some((
+                    q.byte_size(),
+                    q.first_unsent()
+                        .map(|f| now.saturating_duration_since(f).as_millis()),
+                ))
+            });
+        tracing::debug!(subscriber = %sub.id, track = s.key, from = ?s.from, to = ?s.to, reason = s.reason.as_str(), ?queue, "layer switch");
     }
     let mut shortfall = Shortfall::None;
     for d in alloc.decisions.iter().filter(|d| d.kind != Kind::Audio) {

@@ -488,6 +488,7 @@ impl Room {
             layer,
             tid,
             pkt.payload.len() + pkt.header.header_len + 28,
+            pkt.header.marker,
         );
         // Parsed once per packet for all subscribers; each gets its own picture-id patch.
         let vp8_desc = match vp8 {

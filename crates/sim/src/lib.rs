@@ -6,10 +6,12 @@
 //! layers with temporal layers and Opus-like audio; each subscriber reassembles frames and records
 //! what a viewer would see.
 
+pub mod clock;
 mod result;
 
 pub use result::{ConfigName, Metrics, RunResult, Sample};
 mod metrics;
+mod playout;
 mod run;
 mod scenario;
 mod source;

@@ -65,6 +65,7 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
             if gap > threshold && !o.in_outage(w[0], w[1]) && !o.paused_between(w[0], w[1]) {
                 frozen += gap;
                 freezes += 1;
+                tracing::debug!(target: "kham_sim::freeze", config = config.as_str(), at_s = w[0].as_secs_f64(), gap_ms = (gap * 1000.0) as u64, "freeze");
             }
         }
         intervals.push(gap);

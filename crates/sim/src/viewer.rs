@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use kham_sfu::parse_vp8;
 
+use crate::playout::Playout;
 use crate::source::MARK_LEN;
 
-/// A rendered (complete and decodable) frame.
+/// A rendered frame: complete and decodable, shown at its playout time.
 #[derive(Debug, Clone, Copy)]
 pub struct Rendered {
+    /// When it is shown (the receiver's playout delay applied: `playout.rs`).
     pub at: Instant,
     pub spatial: u8,
     pub capture_us: u64,
@@ -44,14 +46,19 @@ pub struct VideoModel {
     broken: bool,
     pid_base: Option<(u16, u64)>,
     give_up: Duration,
+    /// The publisher's clock origin (capture times are relative to it) and the playout clock.
+    start: Instant,
+    playout: Playout,
     pub rendered: Vec<Rendered>,
     /// Set when a keyframe should be requested.
     pub want_keyframe: bool,
 }
 
 impl VideoModel {
-    pub fn new(give_up: Duration) -> Self {
+    pub fn new(give_up: Duration, start: Instant) -> Self {
         VideoModel {
+            start,
+            playout: Playout::default(),
             frames: BTreeMap::new(),
             last_rendered: None,
             last_tl0: None,
@@ -138,8 +145,9 @@ impl VideoModel {
                 }
                 self.broken = false;
                 self.last_rendered = Some(pid);
+                let at = self.playout.show(now, self.start, a.capture_us);
                 self.rendered.push(Rendered {
-                    at: now,
+                    at,
                     spatial: a.spatial,
                     capture_us: a.capture_us,
                 });

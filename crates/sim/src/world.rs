@@ -203,7 +203,7 @@ impl World {
         change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let (offer, pending) = change.apply().ok_or("no offer")?;
         let role = Role::Viewer {
-            video: VideoModel::new(give_up),
+            video: VideoModel::new(give_up, self.start),
             audio: AudioLog::default(),
             last_pli: None,
             video_ssrc: None,
@@ -302,6 +302,7 @@ impl World {
                 next
             };
             let now = self.now;
+            crate::clock::set(now.saturating_duration_since(self.start));
             if now >= next_tick {
                 next_tick += self.bin;
                 tick(self);

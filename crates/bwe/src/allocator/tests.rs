@@ -11,6 +11,8 @@ fn rates() -> LayerRates {
             [200_000, 300_000, 500_000],
             [600_000, 900_000, 1_500_000],
         ],
+        // A 30 fps camera.
+        fps: [[7, 15, 30], [7, 15, 30], [7, 15, 30]],
     }
 }
 
@@ -20,9 +22,7 @@ fn tracks() -> Vec<TrackInput> {
             key: 1,
             kind: Kind::Audio,
             priority: Priority::Featured,
-            rates: LayerRates {
-                bps: [[40_000, 0, 0], [0; 3], [0; 3]],
-            },
+            rates: LayerRates::from_bps([[40_000, 0, 0], [0; 3], [0; 3]]),
             max_spatial: 0,
             visible: true,
         },
@@ -40,6 +40,7 @@ fn tracks() -> Vec<TrackInput> {
 fn input(t: &[TrackInput], est: u64) -> SubscriberInput<'_> {
     SubscriberInput {
         estimate_bps: Some(est),
+        raw_estimate_bps: None,
         loss: 0.0,
         rtt: None,
         audio_only: false,
@@ -61,8 +62,15 @@ impl Clock {
     }
 }
 
+/// Runs updates every 200 ms over `[from, to)` with a fixed estimate.
+fn run(a: &mut Allocator, c: &Clock, t: &[TrackInput], from: u64, to: u64, est: u64) {
+    for ms in (from..to).step_by(200) {
+        a.update(c.at(ms), &input(t, est));
+    }
+}
+
 #[test]
-fn starts_within_the_estimate_and_steps_down_at_once() {
+fn starts_on_the_lowest_layer_climbs_with_holds_and_steps_down_at_once() {
     let c = Clock(Instant::now());
     let t = tracks();
     let mut a = Allocator::new(AllocatorConfig::default());
@@ -70,38 +78,68 @@ fn starts_within_the_estimate_and_steps_down_at_once() {
     // The start is on the lowest layer: the estimate is a guess before feedback.
     assert_eq!(video(out).layer, Some(Layer::LOWEST));
     assert_eq!(out.switches[0].reason, Reason::Start);
-    // One hold later the layer that fits.
-    a.update(c.at(600), &input(&t, 2_000_000));
-    let out = a.update(c.at(1200), &input(&t, 2_000_000));
-    assert_eq!(video(out).layer, Some(Layer::new(2, 2)));
+    // A spatial upgrade waits its hold (2 s) and then jumps to what fits in 0.75 x the
+    // estimate (1.46 M: 720p at 15 fps).
+    run(&mut a, &c, &t, 200, 1800, 2_000_000);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::LOWEST));
+    run(&mut a, &c, &t, 1800, 2400, 2_000_000);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 1)));
+    // The full frame rate a temporal hold later (0.85 x 2 M covers 1.5 M + audio).
+    run(&mut a, &c, &t, 2400, 3800, 2_000_000);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
     // The estimate collapses: the very next update steps down, with its reason.
-    let out = a.update(c.at(1300), &input(&t, 300_000));
-    assert_eq!(video(out).layer, Some(Layer::new(1, 0)));
+    let out = a.update(c.at(3800), &input(&t, 300_000));
+    assert_eq!(video(out).layer, Some(Layer::new(0, 2)));
     assert_eq!(out.switches.len(), 1);
     assert_eq!(out.switches[0].reason, Reason::BandwidthDrop);
 }
 
 #[test]
-fn steps_up_only_after_the_estimate_held_and_probes_meanwhile() {
+fn a_small_dip_below_what_is_sent_steps_down_only_once_confirmed() {
     let c = Clock(Instant::now());
     let t = tracks();
     let mut a = Allocator::new(AllocatorConfig::default());
-    a.update(c.at(0), &input(&t, 300_000));
-    a.update(c.at(600), &input(&t, 300_000));
-    let out = a.update(c.at(1200), &input(&t, 300_000));
-    let start = video(out).layer;
-    assert_eq!(start, Some(Layer::new(1, 0)));
-    let c = Clock(c.at(1200));
-    // Asks the estimator to probe above what is sent.
-    assert!(out.probe.desired_bps > 300_000, "{:?}", out.probe);
-    // Capacity returns: nothing changes before the hold has passed.
-    let out = a.update(c.at(500), &input(&t, 2_500_000));
-    assert_eq!(video(out).layer, start);
-    let out = a.update(c.at(1000), &input(&t, 2_500_000));
-    assert_eq!(video(out).layer, start);
-    let out = a.update(c.at(1600), &input(&t, 2_500_000));
-    assert_eq!(video(out).layer, Some(Layer::new(2, 2)));
-    assert_eq!(out.switches[0].reason, Reason::ProbeConfirmed);
+    run(&mut a, &c, &t, 0, 6000, 2_500_000);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
+    // 0.9 x what is sent (the estimator's dip after an overuse): held for a second...
+    run(&mut a, &c, &t, 6000, 7000, 1_390_000);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
+    // ...and the estimate recovers: nothing happened.
+    run(&mut a, &c, &t, 7000, 8000, 2_000_000);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
+    // A dip that lasts is a smaller link.
+    run(&mut a, &c, &t, 8000, 9600, 1_390_000);
+    assert!(video(a.allocation()).layer < Some(Layer::new(2, 2)));
+}
+
+#[test]
+fn probes_for_the_ideal_in_pulses_that_back_off() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let mut pulses = Vec::new();
+    for ms in (0..40_000).step_by(200) {
+        let out = a.update(c.at(ms), &input(&t, 300_000));
+        // Desired covers the ideal (every layer, with audio), not the next step.
+        assert!(out.probe.desired_bps >= 1_540_000, "{:?}", out.probe);
+        if out.probe.pulse {
+            pulses.push(ms);
+        }
+    }
+    // Pulses at the base interval first, then further apart as they find nothing.
+    assert!(pulses.len() >= 4, "{pulses:?}");
+    let gaps: Vec<u64> = pulses.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.last() > gaps.first(), "{gaps:?}");
+    assert!(*gaps.last().unwrap_or(&0) <= 16_000, "{gaps:?}");
+    // At the ideal: no pulse.
+    let mut b = Allocator::new(AllocatorConfig::default());
+    for ms in (0..10_000).step_by(200) {
+        let out = b.update(c.at(ms), &input(&t, 5_000_000));
+        assert!(
+            !out.probe.pulse || ms < 6_000,
+            "pulse at {ms} with room to spare"
+        );
+    }
 }
 
 #[test]
@@ -111,11 +149,11 @@ fn pauses_video_below_the_lowest_layer_and_resumes_by_itself() {
     let mut a = Allocator::new(AllocatorConfig::default());
     a.update(c.at(0), &input(&t, 1_000_000));
     // A shortfall below the lowest layer first keeps the lowest layer...
-    let out = a.update(c.at(100), &input(&t, 70_000));
+    let out = a.update(c.at(100), &input(&t, 90_000));
     assert_eq!(video(out).layer, Some(Layer::LOWEST));
-    a.update(c.at(1100), &input(&t, 70_000));
+    a.update(c.at(1100), &input(&t, 90_000));
     // ...and pauses video once it has lasted `pause_wait`.
-    let out = a.update(c.at(2200), &input(&t, 70_000));
+    let out = a.update(c.at(2200), &input(&t, 90_000));
     assert_eq!(video(out).layer, None);
     assert_eq!(video(out).paused, Some(Reason::BandwidthDrop));
     // Audio keeps its allocation even above the estimate.
@@ -124,13 +162,13 @@ fn pauses_video_below_the_lowest_layer_and_resumes_by_itself() {
             .iter()
             .any(|d| d.kind == Kind::Audio && d.layer.is_some())
     );
-    assert!(out.probe.desired_bps >= 100_000, "{:?}", out.probe);
-    for ms in (2400..20_000).step_by(200) {
-        a.update(c.at(ms), &input(&t, 400_000));
-    }
-    let out = a.update(c.at(20_000), &input(&t, 400_000));
-    assert!(video(out).layer.is_some());
-    assert_eq!(video(out).paused, None);
+    // While paused the link is padded towards the resume rate and probed.
+    let out = a.update(c.at(2400), &input(&t, 90_000));
+    assert!(out.probe.min_bps >= 100_000, "{:?}", out.probe);
+    // The floor fits again: video is back within seconds.
+    run(&mut a, &c, &t, 2600, 5000, 120_000);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::LOWEST));
+    assert_eq!(video(a.allocation()).paused, None);
 }
 
 #[test]
@@ -148,17 +186,38 @@ fn a_deep_shortfall_pauses_at_once() {
 }
 
 #[test]
-fn an_upgrade_undone_soon_doubles_the_hold() {
+fn a_spatial_upgrade_undone_soon_blocks_the_next_for_a_growing_backoff() {
     let c = Clock(Instant::now());
     let t = tracks();
     let cfg = AllocatorConfig::default();
     let mut a = Allocator::new(cfg.clone());
-    a.update(c.at(0), &input(&t, 300_000));
-    a.update(c.at(100), &input(&t, 2_500_000));
-    a.update(c.at(1700), &input(&t, 2_500_000));
-    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
-    a.update(c.at(2500), &input(&t, 300_000));
-    assert_eq!(a.hold(), cfg.up_hold * 2);
+    run(&mut a, &c, &t, 0, 2400, 2_500_000);
+    assert_eq!(video(a.allocation()).layer.map(|l| l.spatial), Some(2));
+    // The upgrade collapses the link: back down, and no spatial upgrade for the backoff.
+    run(&mut a, &c, &t, 2400, 3000, 600_000);
+    let down = video(a.allocation()).layer;
+    assert!(down.map(|l| l.spatial) < Some(2), "{down:?}");
+    run(&mut a, &c, &t, 3000, 3000 + 7000, 2_500_000);
+    assert_eq!(
+        video(a.allocation()).layer.map(|l| l.spatial),
+        down.map(|l| l.spatial),
+        "spatial upgrade before the backoff ended"
+    );
+    run(&mut a, &c, &t, 10_000, 14_000, 2_500_000);
+    assert_eq!(video(a.allocation()).layer.map(|l| l.spatial), Some(2));
+    // A second failure soon after doubles the backoff.
+    run(&mut a, &c, &t, 14_000, 14_600, 600_000);
+    assert_eq!(a.backoff(), cfg.spatial_backoff * 2);
+}
+
+#[test]
+fn temporal_upgrades_come_before_a_spatial_one_is_affordable() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    // 0.85 x 260 k - 40 k = 181 k: 180p at 30 fps fits, 360p (15 fps, 300 k) does not.
+    run(&mut a, &c, &t, 0, 4000, 260_000);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(0, 2)));
 }
 
 #[test]
@@ -193,7 +252,8 @@ fn no_upgrade_while_loss_is_high() {
     for ms in (100..10_000).step_by(100) {
         let mut i = input(&t, 2_500_000);
         i.loss = 0.2;
-        a.update(c.at(ms), &i);
+        let out = a.update(c.at(ms), &i);
+        assert!(!out.probe.pulse, "no probing into a lossy link");
     }
     // Still where it started.
     assert_eq!(video(a.allocation()).layer, Some(Layer::LOWEST));
@@ -212,8 +272,37 @@ fn a_subscriber_without_feedback_is_not_held_at_the_initial_estimate() {
         first.is_some() && first < Some(Layer::new(2, 0)),
         "initial estimate first: {first:?}"
     );
-    for ms in (200..7000).step_by(200) {
+    for ms in (200..10_000).step_by(200) {
         a.update(c.at(ms), &i);
     }
     assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
+}
+
+#[test]
+fn the_unsmoothed_estimate_sheds_a_collapse_at_once_but_a_dip_of_it_is_held() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    run(&mut a, &c, &t, 0, 6000, 2_500_000);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
+    let with_raw = |est: u64, raw: u64| {
+        let mut i = input(&t, est);
+        i.raw_estimate_bps = Some(raw);
+        i
+    };
+    // After a keyframe's transient overuse the estimator sits at 0.85x what was sent while the
+    // smoothed estimate has not moved: held.
+    for ms in (6000..8000).step_by(200) {
+        a.update(c.at(ms), &with_raw(2_400_000, 1_480_000));
+    }
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
+    // A collapse to 300 kbit/s shows in the unsmoothed estimate first: stepped down in the same
+    // update, while the smoothed one still says 2 Mbit/s.
+    let out = a.update(c.at(8000), &with_raw(2_000_000, 300_000));
+    assert_eq!(video(out).layer, Some(Layer::new(0, 2)));
+    // And no upgrade while it stays low.
+    for ms in (8200..14_000).step_by(200) {
+        a.update(c.at(ms), &with_raw(1_800_000, 300_000));
+    }
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(0, 2)));
 }
