@@ -52,6 +52,11 @@ pub struct AllocatorConfig {
     pub down_margin: f64,
     /// ...or when it stays below what is sent for this long.
     pub down_confirm: Duration,
+    /// For this long after a spatial upgrade (its keyframe is a burst the estimator reads as
+    /// overuse: 0.85x what was acknowledged), a dip is a step down only below `grace_margin`
+    /// of what is sent. The upgrade was padded to first, so the link has carried its rate.
+    pub upgrade_grace: Duration,
+    pub grace_margin: f64,
     /// Estimate assumed before the estimator has one.
     pub initial_estimate_bps: u64,
     /// How long the estimate must cover a temporal upgrade before it is made.
@@ -99,6 +104,8 @@ impl Default for AllocatorConfig {
             spatial_up_headroom: 0.75,
             down_margin: 0.8,
             down_confirm: Duration::from_millis(1200),
+            upgrade_grace: Duration::from_secs(2),
+            grace_margin: 0.6,
             initial_estimate_bps: 600_000,
             up_hold: Duration::from_millis(1000),
             spatial_up_hold: Duration::from_millis(2000),
@@ -233,10 +240,17 @@ struct TrackState {
 }
 
 /// An upgrade waiting for its hold time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Pending {
     since: Instant,
+    /// A big step: a new spatial layer, or a quarter more bits (padded to, longer hold).
     spatial: bool,
+    /// The layers it will make, as chosen when the hold began: what the link is padded to
+    /// meanwhile. A larger candidate waits for the next hold (the link was not shown to carry
+    /// it), a smaller one (the estimate fell) starts the hold again.
+    target: Vec<(u32, Option<Layer>)>,
+    /// What the target's videos cost.
+    video_bps: u64,
 }
 
 /// Probe pulses.
@@ -254,7 +268,8 @@ pub struct Allocator {
     config: AllocatorConfig,
     tracks: Vec<TrackState>,
     pending: Option<Pending>,
-    /// Last spatial upgrade, to attribute a quick step down to it.
+    /// Last big (padded) upgrade, to attribute a quick step down to it and to give the
+    /// estimator's reading of its burst a grace.
     last_spatial_up: Option<Instant>,
     /// Last spatial switch either way (its keyframe burst: no probe around it).
     last_spatial_switch: Option<Instant>,
@@ -362,9 +377,22 @@ impl Allocator {
             || waited(self.deep_since, cfg.deep_pause_wait);
 
         // 3. Step down on evidence: clearly below, or below for a while.
-        track_since(&mut self.below_since, estimate < current_bps, now);
-        let clear_drop = (low as f64) < cfg.down_margin * current_bps as f64;
-        let confirmed = waited(self.below_since, cfg.down_confirm);
+        // Below for a while: both estimates (the smoothed one lags a recovery of the raw one by
+        // seconds after a transient overuse).
+        let high = input
+            .raw_estimate_bps
+            .map_or(estimate, |raw| raw.max(estimate));
+        track_since(&mut self.below_since, high < current_bps, now);
+        let in_grace = self
+            .last_spatial_up
+            .is_some_and(|u| now.saturating_duration_since(u) < cfg.upgrade_grace);
+        let margin = if in_grace {
+            cfg.grace_margin
+        } else {
+            cfg.down_margin
+        };
+        let clear_drop = (low as f64) < margin * current_bps as f64;
+        let confirmed = !in_grace && waited(self.below_since, cfg.down_confirm);
         if !forced && current_bps > low && (clear_drop || confirmed) {
             self.step_down(now, input, &down_plan, pause_ok);
         } else if !forced {
@@ -378,7 +406,7 @@ impl Allocator {
             self.backoff = cfg.spatial_backoff;
         }
 
-        self.fill_decisions(input, &down_plan);
+        self.fill_decisions(input);
         self.out.probe = self.probe(now, input, low, audio_bps, floor_bps, &down_plan);
         &self.out
     }
@@ -458,6 +486,20 @@ impl Allocator {
                     to: clamped,
                     reason,
                 });
+            } else if s.layer.is_none()
+                && s.paused == Some(Reason::LayerGone)
+                && let Some(layer) = lowest(t, input.audio_only)
+            {
+                // The publisher's layers flow again (they had stopped, e.g. nobody showed the
+                // video): start on the lowest, as a new subscription does.
+                state.layer = Some(layer);
+                forced = true;
+                self.out.switches.push(Switch {
+                    key: t.key,
+                    from: None,
+                    to: Some(layer),
+                    reason: Reason::LayerGone,
+                });
             } else if limits_grew && s.layer.is_none() && s.paused != Some(Reason::BandwidthDrop) {
                 // Back from hidden or audio-only: start at the layer that fits now, the lowest
                 // if none does (the pause rules decide from there).
@@ -508,6 +550,9 @@ impl Allocator {
                     reason: Reason::BandwidthDrop,
                 });
                 s.layer = new;
+                if new.is_none() {
+                    s.paused = Some(Reason::BandwidthDrop);
+                }
                 changed = true;
             }
         }
@@ -620,16 +665,39 @@ impl Allocator {
             self.pending = None;
             return;
         };
-        let pending = match self.pending {
-            Some(p) if p.spatial == spatial => p,
-            _ => {
-                let p = Pending {
-                    since: now,
-                    spatial,
-                };
-                self.pending = Some(p);
-                p
-            }
+        let video_of = |target: &[(u32, Option<Layer>)]| -> u64 {
+            target
+                .iter()
+                .filter_map(|(k, l)| {
+                    let t = input.tracks.iter().find(|t| t.key == *k)?;
+                    t.rates.get((*l)?)
+                })
+                .sum()
+        };
+        let video_bps = video_of(&target);
+        let current: Vec<(u32, Option<Layer>)> =
+            self.tracks.iter().map(|s| (s.key, s.layer)).collect();
+        // A big step (a new resolution, or a quarter more bits) is padded to first and gets the
+        // grace after it; a small temporal step is made after the short hold.
+        let spatial = spatial || video_bps as f64 > video_of(&current) as f64 * 1.25;
+        let keep = self.pending.as_ref().is_some_and(|p| {
+            p.spatial == spatial
+                && p.target.len() == target.len()
+                && p.target
+                    .iter()
+                    .zip(&target)
+                    .all(|((k1, l1), (k2, l2))| k1 == k2 && l1 <= l2)
+        });
+        if !keep {
+            self.pending = Some(Pending {
+                since: now,
+                spatial,
+                target,
+                video_bps,
+            });
+        }
+        let Some(pending) = self.pending.as_ref() else {
+            return;
         };
         let hold = if spatial {
             cfg.spatial_up_hold
@@ -639,6 +707,8 @@ impl Allocator {
         if now.saturating_duration_since(pending.since) < hold {
             return;
         }
+        let target = pending.target.clone();
+        let padded = pending.spatial;
         let mut spatial_changed = false;
         for (s, (_, new)) in self.tracks.iter_mut().zip(target) {
             if new != s.layer {
@@ -652,8 +722,10 @@ impl Allocator {
                 s.layer = new;
             }
         }
-        if spatial_changed {
+        if padded {
             self.last_spatial_up = Some(now);
+        }
+        if spatial_changed {
             self.last_spatial_switch = Some(now);
         }
         self.pending = None;
@@ -690,16 +762,11 @@ impl Allocator {
             // Keep the link exercised at the rate video needs to come back.
             min_bps = min_bps.max((floor_bps as f64 * cfg.resume_factor) as u64);
         }
-        if let Some(p) = self.pending
+        if let Some(p) = &self.pending
             && p.spatial
         {
             // Pad to confirm: the link carries the upgrade's rate before the upgrade is made.
-            let spatial_plan = plan(
-                input.tracks,
-                input.audio_only,
-                ((estimate as f64 * cfg.spatial_up_headroom) as u64).saturating_sub(audio_bps),
-            );
-            min_bps = min_bps.max(audio_bps + spatial_plan.video_bps);
+            min_bps = min_bps.max(audio_bps + p.video_bps);
         }
         // Pulses: while the estimate is short of the ideal, re-trigger an allocation probe
         // every interval, backing off while they find nothing; never around a keyframe burst,
@@ -754,7 +821,7 @@ impl Allocator {
             .sum()
     }
 
-    fn fill_decisions(&mut self, input: &SubscriberInput<'_>, down_plan: &Plan) {
+    fn fill_decisions(&mut self, input: &SubscriberInput<'_>) {
         self.out.decisions.clear();
         for t in input.tracks {
             if t.kind == Kind::Audio {
@@ -775,8 +842,11 @@ impl Allocator {
                 Some(_) => None,
                 None if input.audio_only => Some(Reason::AudioOnlyChosen),
                 None if !t.visible => Some(Reason::Hidden),
-                None if down_plan.full_bps == 0 => Some(Reason::LayerGone),
-                None => Some(Reason::BandwidthDrop),
+                // Paused by a step down: for bandwidth until the resume rule brings it back.
+                None if s.paused == Some(Reason::BandwidthDrop) => Some(Reason::BandwidthDrop),
+                // Otherwise the publisher's layers are not flowing (yet, or any more): the
+                // video starts on its lowest layer as soon as one does.
+                None => Some(Reason::LayerGone),
             };
             s.paused = paused;
             self.out.decisions.push(Decision {

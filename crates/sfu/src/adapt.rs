@@ -14,7 +14,7 @@ use crate::track::TrackIn;
 #[derive(Debug, Clone)]
 pub enum Adaptation {
     /// Per-subscriber allocation from the bandwidth estimate (what kham ships).
-    Auto(AllocatorConfig),
+    Auto(Box<AllocatorConfig>),
     /// Always this layer (or the closest flowing one): the benchmark baselines
     /// ("no adaptation" = top layer, "lowest layer only").
     Fixed(Layer),
@@ -22,7 +22,7 @@ pub enum Adaptation {
 
 impl Default for Adaptation {
     fn default() -> Self {
-        Adaptation::Auto(AllocatorConfig::default())
+        Adaptation::Auto(Box::default())
     }
 }
 
@@ -78,12 +78,21 @@ pub struct SubscriberAdapt {
     pub shortfall: Shortfall,
     /// Scratch space reused between allocations.
     inputs: Vec<TrackInput>,
+    /// The highest video budget of the last [`PEAK_WINDOW`] (dynacast keeps the layers it
+    /// could carry flowing), and since when the estimate has been known.
+    peak: Option<(u64, Instant)>,
+    known_since: Option<Instant>,
 }
+
+/// How long a video budget counts as what the link can carry after it fell.
+pub const PEAK_WINDOW: Duration = Duration::from_secs(10);
+/// An estimate this young says too little to stop a publisher's layers.
+pub const PEAK_WARMUP: Duration = Duration::from_secs(10);
 
 impl SubscriberAdapt {
     pub fn new(config: &Adaptation) -> Self {
         let cfg = match config {
-            Adaptation::Auto(c) => c.clone(),
+            Adaptation::Auto(c) => (**c).clone(),
             Adaptation::Fixed(_) => AllocatorConfig::default(),
         };
         SubscriberAdapt {
@@ -94,6 +103,29 @@ impl SubscriberAdapt {
             red_calm_since: None,
             shortfall: Shortfall::None,
             inputs: Vec::new(),
+            peak: None,
+            known_since: None,
+        }
+    }
+
+    /// The highest video budget of the last seconds, `None` while the estimate is too young.
+    pub fn budget_peak(&self) -> Option<u64> {
+        self.peak.map(|(p, _)| p)
+    }
+
+    fn track_peak(&mut self, now: Instant) {
+        if self.estimate_bps.is_none() {
+            return;
+        }
+        let since = *self.known_since.get_or_insert(now);
+        let budget = self.allocator.allocation().video_budget_bps;
+        let stale = self
+            .peak
+            .is_none_or(|(p, at)| budget >= p || now.saturating_duration_since(at) >= PEAK_WINDOW);
+        if now.saturating_duration_since(since) < PEAK_WARMUP {
+            self.peak = None;
+        } else if stale {
+            self.peak = Some((budget, now));
         }
     }
 
@@ -222,7 +254,7 @@ pub(crate) fn allocate<'a>(
                         .map(|f| now.saturating_duration_since(f).as_millis()),
                 ))
             });
-        tracing::debug!(subscriber = %sub.id, track = s.key, from = ?s.from, to = ?s.to, reason = s.reason.as_str(), ?queue, "layer switch");
+        tracing::debug!(subscriber = %sub.id, track = s.key, from = ?s.from, to = ?s.to, reason = s.reason.as_str(), ?queue, estimate = alloc.estimate_bps, ?raw, "layer switch");
     }
     let mut shortfall = Shortfall::None;
     for d in alloc.decisions.iter().filter(|d| d.kind != Kind::Audio) {
@@ -261,8 +293,9 @@ pub(crate) fn allocate<'a>(
             }
         }
     }
-    adapt.shortfall = shortfall;
     let probe = alloc.probe;
+    adapt.shortfall = shortfall;
+    adapt.track_peak(now);
     sub.rtc
         .bwe()
         .set_bitrate(Bitrate::bps(probe.min_bps), Bitrate::bps(probe.desired_bps));

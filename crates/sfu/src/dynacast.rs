@@ -1,26 +1,122 @@
-//! Dynacast: simulcast layers no subscriber needs are paused at the publisher, sparing its
-//! uplink (a commune station on 3G sending a 720p layer nobody shows is wasting most of it).
+//! Dynacast: what each publisher's simulcast encoder should send, told to its browser
+//! (`publish_layers`, applied with `RTCRtpSender.setParameters`).
 //!
-//! "Needed" follows what subscribers show, not what their links carry: a subscriber whose link
-//! only fits the lowest layer today still needs the higher ones offered so it can step up when
-//! capacity returns. A layer is needed up to the largest `max_spatial` (tile size) among the
-//! subscribers that show the video; nothing is needed when nobody shows it (everyone audio-only,
-//! every tile hidden, or nobody else in the room). A needed layer is resumed at once; an unneeded
-//! one is paused after [`PAUSE_AFTER`], so a tile briefly resized does not toggle the encoder.
+//! Three rules, per published video:
+//!
+//! - **Needed layers.** A layer is needed up to the largest `max_spatial` (tile size) among the
+//!   subscribers that show the video; nothing is needed when nobody shows it. A needed layer is
+//!   resumed at once; an unneeded one is paused after [`PAUSE_AFTER`], so a tile briefly resized
+//!   does not toggle the encoder. A station on 3G does not upload a 720p layer nobody shows.
+//! - **The encoder follows the best link.** Above the lowest layer, only layers the strongest
+//!   subscriber's budget can carry are sent (a layer starts once the budget covers its minimum
+//!   with a margin and stops after it has not for [`PAUSE_AFTER`]), and the highest one sent is
+//!   capped at that budget: in a 1:1 consult the publisher's top encoding then runs at what the
+//!   subscriber's link carries, adapting continuously as a direct call's encoder does, instead of
+//!   the subscriber jumping between three fixed rates. The cap never exceeds what the encoding's
+//!   resolution can use (libwebrtc's maximum for it).
+//! - **A video floor that fits.** When a subscriber that shows the video is on the lowest layer
+//!   or paused for bandwidth, and its budget cannot carry the lowest layer as the publisher sends
+//!   it, the lowest encoding is shaped down to that budget (down to [`FLOOR_MIN_BPS`], Chrome's
+//!   own minimum for small encodings), with a lower frame rate and resolution at the bottom, so
+//!   video pauses only when even that does not fit beside the audio. The floor is lowered after
+//!   [`FLOOR_LOWER_AFTER`] of need, raised as the weakest budget grows, and lifted after
+//!   [`FLOOR_LIFT_AFTER`] without need.
+//!
+//! A client that ignores these messages (or cannot apply them) keeps its own encodings: the
+//! allocator works from measured layer rates, so nothing depends on being obeyed.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use kham_bwe::{Kind, Reason};
 use kham_proto::LayerActive;
 use str0m::media::MediaKind;
 
 use crate::peer::Peer;
 use crate::room::RoomEvent;
+use crate::track::{MAX_LAYERS, TrackIn};
 
 /// An unneeded layer keeps flowing this long before the publisher is told to stop it.
 pub const PAUSE_AFTER: Duration = Duration::from_secs(3);
+/// A layer no subscriber's link can carry keeps flowing this long before it is stopped: an
+/// estimate that is only application-limited (audio-only for a while, or the start of a call)
+/// must not stop the layers a probe is about to show the link can carry.
+pub const UNAFFORDABLE_PAUSE_AFTER: Duration = Duration::from_secs(10);
+/// The lowest encoding is never shaped below this (libwebrtc's minimum for 180p and below).
+pub const FLOOR_MIN_BPS: u64 = 30_000;
+/// A floor is applied (or lowered) once needed this long...
+pub const FLOOR_LOWER_AFTER: Duration = Duration::from_secs(1);
+/// ...and lifted after this long without need.
+pub const FLOOR_LIFT_AFTER: Duration = Duration::from_secs(10);
+/// Limits are re-sent at most this often for rate changes (starting or stopping a layer is
+/// sent at once).
+const RESEND_AFTER: Duration = Duration::from_secs(1);
+/// A cap changes only when it moves by more than this share.
+const CAP_CHANGE: f64 = 0.15;
+/// A layer above the lowest starts once the best budget covers its minimum by this factor.
+const START_MARGIN: f64 = 1.3;
+/// The top layer's cap is this share of the best subscriber's budget for the video: the
+/// allocator keeps its up-switch headroom (`kham_bwe::AllocatorConfig::up_headroom`).
+const FOLLOW_SHARE: f64 = 0.85;
+/// Below these floors the lowest encoding also lowers its frame rate / resolution.
+const FLOOR_HALF_FPS_BELOW: u64 = 80_000;
+const FLOOR_HALF_SIZE_BELOW: u64 = 50_000;
 
-/// Updates every simulcast track's needed layers; queues `publish_layers` for those changed.
+/// What an encoding is told to do.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EncodingLimits {
+    pub active: bool,
+    pub max_bitrate: Option<u32>,
+    pub max_framerate: Option<f32>,
+    pub scale_resolution_down_by: Option<f32>,
+}
+
+/// Per published video: what was last told, and the floor's hysteresis.
+#[derive(Debug, Clone, Default)]
+pub struct Dynacast {
+    pub sent: [EncodingLimits; MAX_LAYERS],
+    sent_at: Option<Instant>,
+    /// Since when each layer has been unneeded (not shown), or unaffordable.
+    unneeded_since: [Option<Instant>; MAX_LAYERS],
+    unaffordable_since: [Option<Instant>; MAX_LAYERS],
+    /// Layers stopped because no link could carry them (not because nobody shows them).
+    unaffordable: [bool; MAX_LAYERS],
+    floor: Option<u64>,
+    floor_wanted_since: Option<Instant>,
+    floor_unneeded_since: Option<Instant>,
+}
+
+impl Dynacast {
+    pub fn new() -> Self {
+        Dynacast {
+            sent: [EncodingLimits {
+                active: true,
+                ..EncodingLimits::default()
+            }; MAX_LAYERS],
+            ..Dynacast::default()
+        }
+    }
+
+    /// Whether the publisher was told to send layer `l`.
+    pub fn active(&self, l: usize) -> bool {
+        self.sent.get(l).is_some_and(|e| e.active)
+    }
+}
+
+/// What one subscriber wants of one published video.
+#[derive(Debug, Clone, Copy)]
+struct Want {
+    max_spatial: u8,
+    /// The subscriber's budget for this video (its video budget less its other videos).
+    budget_bps: u64,
+    /// The highest such budget of the last few seconds (the layers to keep flowing), or
+    /// `u64::MAX` while its estimate is too young to tell.
+    peak_bps: u64,
+    /// On the lowest layer or paused for bandwidth: the floor matters to it.
+    at_floor: bool,
+}
+
+/// Updates every simulcast track's encodings; queues `publish_layers` for those changed.
 pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<RoomEvent>) {
     for i in 0..peers.len() {
         for ti in 0..peers[i].tracks_in.len() {
@@ -31,40 +127,22 @@ pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<Roo
                 }
                 (peers[i].id.clone(), t.mid, t.layer_count())
             };
-            let need = peers
+            let wants: Vec<Want> = peers
                 .iter()
                 .enumerate()
                 .filter(|(j, p)| *j != i && p.perms.subscribe && !p.adapt.audio_only)
-                .flat_map(|(_, p)| p.tracks_out.iter())
-                .filter(|t| t.publisher == publisher && t.source_mid == mid && !t.gone && t.visible)
-                .map(|t| t.max_spatial.min(count - 1))
-                .max();
+                .flat_map(|(_, p)| {
+                    p.tracks_out
+                        .iter()
+                        .filter(|t| {
+                            t.publisher == publisher && t.source_mid == mid && !t.gone && t.visible
+                        })
+                        .map(move |t| want_of(p, t.key, t.max_spatial.min(count - 1)))
+                })
+                .collect();
             let track = &mut peers[i].tracks_in[ti];
-            let mut changed = false;
-            for l in 0..usize::from(count) {
-                let needed = need.is_some_and(|n| l <= usize::from(n));
-                if needed {
-                    track.unneeded_since[l] = None;
-                    if !track.active[l] {
-                        track.active[l] = true;
-                        changed = true;
-                    }
-                } else if track.active[l] {
-                    let since = *track.unneeded_since[l].get_or_insert(now);
-                    if now.saturating_duration_since(since) >= PAUSE_AFTER {
-                        track.active[l] = false;
-                        changed = true;
-                    }
-                }
-            }
-            if changed {
-                let layers = track
-                    .rids
-                    .iter()
-                    .zip(track.active)
-                    .map(|(rid, active)| LayerActive::plain(rid.to_string(), active))
-                    .collect();
-                tracing::debug!(%publisher, %mid, active = ?track.active, "dynacast");
+            if let Some(layers) = decide(now, track, count, &wants) {
+                tracing::debug!(%publisher, %mid, ?layers, "dynacast");
                 events.push_back(RoomEvent::PublishLayers {
                     peer: publisher,
                     mid: mid.to_string(),
@@ -72,5 +150,353 @@ pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<Roo
                 });
             }
         }
+    }
+}
+
+fn want_of(sub: &Peer, key: u32, max_spatial: u8) -> Want {
+    let alloc = sub.adapt.allocation();
+    let mine = alloc.decisions.iter().find(|d| d.key == key);
+    let others: u64 = alloc
+        .decisions
+        .iter()
+        .filter(|d| d.key != key && d.kind != Kind::Audio)
+        .map(|d| d.bps)
+        .sum();
+    let at_floor = match mine {
+        Some(d) => match d.layer {
+            Some(l) => l.spatial == 0,
+            None => d.paused == Some(Reason::BandwidthDrop),
+        },
+        None => false,
+    };
+    // Before its first estimate a subscriber is not a reason to shape anything.
+    let known = sub.adapt.estimate_bps.is_some();
+    Want {
+        max_spatial,
+        budget_bps: if known {
+            alloc.video_budget_bps.saturating_sub(others)
+        } else {
+            u64::MAX
+        },
+        peak_bps: match sub.adapt.budget_peak() {
+            Some(p) if known => p.saturating_sub(others),
+            _ => u64::MAX,
+        },
+        at_floor,
+    }
+}
+
+/// The encodings the publisher should send now; `Some` when the message must be sent.
+fn decide(
+    now: Instant,
+    track: &mut TrackIn,
+    count: u8,
+    wants: &[Want],
+) -> Option<Vec<LayerActive>> {
+    let count = usize::from(count).min(MAX_LAYERS);
+    let need = wants.iter().map(|w| w.max_spatial).max();
+    let best = wants.iter().map(|w| w.budget_bps).max().unwrap_or(0);
+    let best_peak = wants.iter().map(|w| w.peak_bps).max().unwrap_or(0);
+    let d = &mut track.dynacast;
+    let mut next = d.sent;
+
+    // Which layers to send: those a tile needs, except (above the lowest) those no link has
+    // been able to carry for a while. A layer shown again starts at once whatever the links
+    // say (their estimates fell while nothing was sent); one stopped as unaffordable starts
+    // again once the best link of the last seconds covers its minimum with a margin.
+    for (l, enc) in next.iter_mut().enumerate().take(count) {
+        let shown = need.is_some_and(|n| l <= usize::from(n));
+        let min = min_bps(track.sizes[l], l);
+        let affordable = l == 0 || best_peak >= min;
+        if !shown {
+            d.unaffordable_since[l] = None;
+            let since = *d.unneeded_since[l].get_or_insert(now);
+            if enc.active && now.saturating_duration_since(since) >= PAUSE_AFTER {
+                enc.active = false;
+                d.unaffordable[l] = false;
+            }
+            continue;
+        }
+        d.unneeded_since[l] = None;
+        if !enc.active {
+            let back = !d.unaffordable[l] || best_peak as f64 >= min as f64 * START_MARGIN;
+            if back {
+                enc.active = true;
+                d.unaffordable[l] = false;
+                d.unaffordable_since[l] = None;
+            }
+        } else if affordable {
+            d.unaffordable_since[l] = None;
+        } else {
+            let since = *d.unaffordable_since[l].get_or_insert(now);
+            if now.saturating_duration_since(since) >= UNAFFORDABLE_PAUSE_AFTER {
+                enc.active = false;
+                d.unaffordable[l] = true;
+            }
+        }
+    }
+
+    // The top layer sent runs at the best budget (within what its resolution can use); the
+    // others keep the client's defaults, the lowest its floor.
+    let top = (0..count).rev().find(|&l| next[l].active);
+    for (l, enc) in next.iter_mut().enumerate().take(count) {
+        enc.max_bitrate = None;
+        if Some(l) == top && l > 0 && best != u64::MAX {
+            let cap = (best as f64 * FOLLOW_SHARE) as u64;
+            let (min, max) = (min_bps(track.sizes[l], l), max_bps(track.sizes[l], l));
+            if cap < max {
+                enc.max_bitrate = Some(cap.clamp(min, max) as u32);
+            }
+        }
+    }
+    let floor = floor(now, d, wants);
+    next[0].max_bitrate = floor.map(|f| f as u32);
+    next[0].max_framerate = floor.filter(|&f| f < FLOOR_HALF_FPS_BELOW).map(|_| 15.0);
+    next[0].scale_resolution_down_by = floor.filter(|&f| f < FLOOR_HALF_SIZE_BELOW).map(|_| 8.0);
+
+    let changed_state = next
+        .iter()
+        .zip(&d.sent)
+        .take(count)
+        .any(|(a, b)| a.active != b.active || a.max_framerate != b.max_framerate);
+    let changed_rate =
+        next.iter()
+            .zip(&d.sent)
+            .take(count)
+            .any(|(a, b)| match (a.max_bitrate, b.max_bitrate) {
+                (Some(x), Some(y)) => {
+                    f64::from(x).max(1.0) / f64::from(y).max(1.0) > 1.0 + CAP_CHANGE
+                        || f64::from(y).max(1.0) / f64::from(x).max(1.0) > 1.0 + CAP_CHANGE
+                }
+                (x, y) => x != y,
+            });
+    let due = d
+        .sent_at
+        .is_none_or(|t| now.saturating_duration_since(t) >= RESEND_AFTER);
+    if !(changed_state || changed_rate && due) {
+        return None;
+    }
+    d.sent = next;
+    d.sent_at = Some(now);
+    Some(
+        track
+            .rids
+            .iter()
+            .zip(next)
+            .map(|(rid, e)| LayerActive {
+                rid: rid.to_string(),
+                active: e.active,
+                max_bitrate: e.max_bitrate,
+                max_framerate: e.max_framerate,
+                scale_resolution_down_by: e.scale_resolution_down_by,
+            })
+            .collect(),
+    )
+}
+
+/// The lowest encoding's bitrate cap, with its hysteresis; `None` = the client's default.
+fn floor(now: Instant, d: &mut Dynacast, wants: &[Want]) -> Option<u64> {
+    // What the weakest subscriber at the floor can carry.
+    let wanted = wants
+        .iter()
+        .filter(|w| w.at_floor && w.budget_bps != u64::MAX)
+        .map(|w| w.budget_bps.max(FLOOR_MIN_BPS))
+        .min()
+        .filter(|&b| d.floor.is_some_and(|f| b < f) || b < default_floor_bps());
+    match wanted {
+        Some(w) => {
+            d.floor_unneeded_since = None;
+            let since = *d.floor_wanted_since.get_or_insert(now);
+            let lower = d
+                .floor
+                .is_none_or(|f| (w as f64) < f as f64 / (1.0 + CAP_CHANGE));
+            let raise = d
+                .floor
+                .is_some_and(|f| w as f64 > f as f64 * (1.0 + CAP_CHANGE));
+            if (lower && now.saturating_duration_since(since) >= FLOOR_LOWER_AFTER) || raise {
+                d.floor = Some(w);
+            }
+        }
+        None => {
+            d.floor_wanted_since = None;
+            if d.floor.is_some() {
+                let since = *d.floor_unneeded_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= FLOOR_LIFT_AFTER {
+                    d.floor = None;
+                    d.floor_unneeded_since = None;
+                }
+            }
+        }
+    }
+    d.floor
+}
+
+/// What the lowest encoding sends when not shaped (the web client's 180p default).
+fn default_floor_bps() -> u64 {
+    150_000
+}
+
+/// libwebrtc's minimum bitrate for an encoding of this picture size (its simulcast table);
+/// by layer index for a 720p camera while the size is unknown.
+fn min_bps(size: Option<(u16, u16)>, layer: usize) -> u64 {
+    match height(size, layer) {
+        0..=180 => 30_000,
+        181..=360 => 150_000,
+        361..=540 => 350_000,
+        541..=720 => 600_000,
+        _ => 800_000,
+    }
+}
+
+/// libwebrtc's maximum bitrate for an encoding of this picture size.
+fn max_bps(size: Option<(u16, u16)>, layer: usize) -> u64 {
+    match height(size, layer) {
+        0..=180 => 200_000,
+        181..=270 => 450_000,
+        271..=360 => 700_000,
+        361..=540 => 1_200_000,
+        541..=720 => 2_500_000,
+        _ => 4_000_000,
+    }
+}
+
+fn height(size: Option<(u16, u16)>, layer: usize) -> u16 {
+    size.map_or([180, 360, 720][layer.min(2)], |(w, h)| w.min(h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::media::{Mid, Rid};
+
+    fn track() -> TrackIn {
+        TrackIn::new(
+            Mid::from("v"),
+            MediaKind::Video,
+            vec![Rid::from("q"), Rid::from("h"), Rid::from("f")],
+        )
+    }
+
+    fn want(max_spatial: u8, budget_bps: u64, at_floor: bool) -> Want {
+        Want {
+            max_spatial,
+            budget_bps,
+            peak_bps: budget_bps,
+            at_floor,
+        }
+    }
+
+    fn run(t: &mut TrackIn, from: Instant, secs: u64, wants: &[Want]) -> Option<Vec<LayerActive>> {
+        let mut last = None;
+        for ms in (0..secs * 1000).step_by(200) {
+            if let Some(l) = decide(from + Duration::from_millis(ms), t, 3, wants) {
+                last = Some(l);
+            }
+        }
+        last
+    }
+
+    #[test]
+    fn a_strong_subscriber_gets_every_layer_with_default_limits() {
+        let t0 = Instant::now();
+        let mut t = track();
+        // The defaults are what the client started with: nothing to say.
+        assert!(run(&mut t, t0, 5, &[want(2, 5_000_000, false)]).is_none());
+        assert!(
+            t.dynacast
+                .sent
+                .iter()
+                .all(|e| e.active && e.max_bitrate.is_none())
+        );
+    }
+
+    #[test]
+    fn the_top_encoding_follows_a_single_subscribers_budget() {
+        let t0 = Instant::now();
+        let mut t = track();
+        // 500 kbit/s for video: 720p (min 600 k) stops once that lasted, 360p is capped at 85 %
+        // of the budget.
+        let l = run(&mut t, t0, 11, &[want(2, 500_000, false)]).expect("message");
+        assert!(!l[2].active);
+        assert!(l[1].active);
+        assert_eq!(l[1].max_bitrate, Some(425_000));
+        assert_eq!(l[0].max_bitrate, None);
+        // The link grows: 720p starts again once 1.3 x its minimum fits, capped likewise.
+        let l = run(
+            &mut t,
+            t0 + Duration::from_secs(11),
+            2,
+            &[want(2, 1_000_000, false)],
+        )
+        .expect("message");
+        assert!(l[2].active);
+        assert_eq!(l[2].max_bitrate, Some(850_000));
+        assert_eq!(l[1].max_bitrate, None, "only the top layer follows");
+    }
+
+    #[test]
+    fn the_floor_shapes_the_lowest_encoding_for_the_weakest_subscriber_and_lifts_later() {
+        let t0 = Instant::now();
+        let mut t = track();
+        let weak = want(2, 60_000, true);
+        let strong = want(2, 3_000_000, false);
+        let l = run(&mut t, t0, 3, &[weak, strong]).expect("message");
+        assert_eq!(l[0].max_bitrate, Some(60_000));
+        assert_eq!(l[0].max_framerate, Some(15.0));
+        assert_eq!(l[0].scale_resolution_down_by, None);
+        assert!(l[2].active, "the strong subscriber still gets 720p");
+        // Lower still: smaller pictures too, never under Chrome's minimum.
+        let l = run(
+            &mut t,
+            t0 + Duration::from_secs(3),
+            3,
+            &[want(2, 10_000, true), strong],
+        )
+        .expect("message");
+        assert_eq!(l[0].max_bitrate, Some(FLOOR_MIN_BPS as u32));
+        assert_eq!(l[0].scale_resolution_down_by, Some(8.0));
+        // The weak link recovers: the floor rises with it, then lifts after a quiet while.
+        let l = run(
+            &mut t,
+            t0 + Duration::from_secs(6),
+            2,
+            &[want(2, 120_000, true), strong],
+        )
+        .expect("message");
+        assert_eq!(l[0].max_bitrate, Some(120_000));
+        assert!(
+            run(
+                &mut t,
+                t0 + Duration::from_secs(8),
+                5,
+                &[want(2, 400_000, false), strong]
+            )
+            .is_none()
+        );
+        let l = run(
+            &mut t,
+            t0 + Duration::from_secs(13),
+            8,
+            &[want(2, 400_000, false), strong],
+        )
+        .expect("message");
+        assert_eq!(l[0].max_bitrate, None);
+    }
+
+    #[test]
+    fn nobody_shows_it_nothing_is_sent_and_it_resumes_at_once() {
+        let t0 = Instant::now();
+        let mut t = track();
+        let l = run(&mut t, t0, 5, &[]).expect("message");
+        assert!(l.iter().all(|e| !e.active));
+        // A subscriber shows it again: resumed at once.
+        let l = decide(
+            t0 + Duration::from_secs(6),
+            &mut t,
+            3,
+            &[want(0, 5_000_000, false)],
+        )
+        .expect("message");
+        assert!(l[0].active && !l[1].active);
     }
 }

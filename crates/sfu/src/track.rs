@@ -39,10 +39,8 @@ pub struct TrackIn {
     pub keyframe_awaited: [Option<Instant>; MAX_LAYERS],
     /// The publisher's RED payload type for this (audio) track, if it negotiated RED.
     pub red_pt: Option<u8>,
-    /// Dynacast: which encodings the publisher was last told to send, and since when each has
-    /// been unneeded (`dynacast.rs`).
-    pub active: [bool; MAX_LAYERS],
-    pub unneeded_since: [Option<Instant>; MAX_LAYERS],
+    /// Dynacast: what the publisher was last told to send (`dynacast.rs`).
+    pub dynacast: crate::dynacast::Dynacast,
     /// Problems already logged for this track (log once): bit per [`LogOnce`].
     pub logged: u8,
 }
@@ -82,8 +80,7 @@ impl TrackIn {
             keyframe_seen: [None; MAX_LAYERS],
             keyframe_awaited: [None; MAX_LAYERS],
             red_pt: None,
-            active: [true; MAX_LAYERS],
-            unneeded_since: [None; MAX_LAYERS],
+            dynacast: crate::dynacast::Dynacast::new(),
             logged: 0,
         }
     }

@@ -84,11 +84,12 @@ fn starts_on_the_lowest_layer_climbs_with_holds_and_steps_down_at_once() {
     assert_eq!(video(a.allocation()).layer, Some(Layer::LOWEST));
     run(&mut a, &c, &t, 1800, 2400, 2_000_000);
     assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 1)));
-    // The full frame rate a temporal hold later (0.85 x 2 M covers 1.5 M + audio).
-    run(&mut a, &c, &t, 2400, 3800, 2_000_000);
+    // The full frame rate after another (padded: 900 k to 1.5 M is a big step) hold, since
+    // 0.85 x 2 M covers 1.5 M + audio.
+    run(&mut a, &c, &t, 2400, 4800, 2_000_000);
     assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
     // The estimate collapses: the very next update steps down, with its reason.
-    let out = a.update(c.at(3800), &input(&t, 300_000));
+    let out = a.update(c.at(4800), &input(&t, 300_000));
     assert_eq!(video(out).layer, Some(Layer::new(0, 2)));
     assert_eq!(out.switches.len(), 1);
     assert_eq!(out.switches[0].reason, Reason::BandwidthDrop);
