@@ -51,6 +51,14 @@ pub const RED_OFF_AFTER: Duration = Duration::from_secs(10);
 /// audio it is meant to protect.
 pub const RED_MIN_ESTIMATE_FACTOR: u64 = 3;
 
+/// A subscriber's videos must fall short of its tiles this long before its quality score says
+/// so: a call ramping up on a clean link (probing, then padded upgrades, and the publisher's own
+/// encoder ramp) is not a poor connection.
+pub const SHORTFALL_AFTER: Duration = Duration::from_secs(10);
+/// Video paused for bandwidth this long counts at once as a severe shortfall (a shed of a
+/// moment while a collapse drains is not).
+pub const PAUSED_AFTER: Duration = Duration::from_secs(3);
+
 /// How far the videos a subscriber gets fall short of what it shows (for its quality score).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Shortfall {
@@ -74,8 +82,11 @@ pub struct SubscriberAdapt {
     /// RED on for this subscriber's audio, and since when loss has been low.
     pub red: bool,
     red_calm_since: Option<Instant>,
-    /// Result of the last allocation, for the quality score.
+    /// How far the videos fall short of the tiles, once it has lasted (for the quality score).
     pub shortfall: Shortfall,
+    /// Since when the allocation has fallen short (of a layer, and paused for bandwidth).
+    short_since: Option<Instant>,
+    paused_since: Option<Instant>,
     /// Scratch space reused between allocations.
     inputs: Vec<TrackInput>,
     /// The highest video budget of the last [`PEAK_WINDOW`] (dynacast keeps the layers it
@@ -102,9 +113,38 @@ impl SubscriberAdapt {
             red: false,
             red_calm_since: None,
             shortfall: Shortfall::None,
+            short_since: None,
+            paused_since: None,
             inputs: Vec::new(),
             peak: None,
             known_since: None,
+        }
+    }
+
+    /// The shortfall the quality score sees: a layer short only once it lasted
+    /// [`SHORTFALL_AFTER`], paused for bandwidth once it lasted [`PAUSED_AFTER`].
+    fn lasting_shortfall(&mut self, now: Instant, short: Shortfall, paused: bool) -> Shortfall {
+        let lasted = |since: &mut Option<Instant>, cond: bool, after: Duration| {
+            if cond {
+                let t = *since.get_or_insert(now);
+                now.saturating_duration_since(t) >= after
+            } else {
+                *since = None;
+                false
+            }
+        };
+        let long_paused = lasted(&mut self.paused_since, paused, PAUSED_AFTER);
+        let long_short = lasted(
+            &mut self.short_since,
+            short > Shortfall::None || paused,
+            SHORTFALL_AFTER,
+        );
+        if long_paused {
+            Shortfall::Severe
+        } else if long_short {
+            if paused { Shortfall::Severe } else { short }
+        } else {
+            Shortfall::None
         }
     }
 
@@ -257,6 +297,7 @@ pub(crate) fn allocate<'a>(
         tracing::debug!(subscriber = %sub.id, track = s.key, from = ?s.from, to = ?s.to, reason = s.reason.as_str(), ?queue, estimate = alloc.estimate_bps, ?raw, "layer switch");
     }
     let mut shortfall = Shortfall::None;
+    let mut paused = false;
     for d in alloc.decisions.iter().filter(|d| d.kind != Kind::Audio) {
         let Some(out) = sub.tracks_out.iter_mut().find(|t| t.key == d.key) else {
             continue;
@@ -285,16 +326,21 @@ pub(crate) fn allocate<'a>(
             }
             None => {
                 if d.paused == Some(kham_bwe::Reason::BandwidthDrop) {
-                    shortfall = Shortfall::Severe;
+                    paused = true;
                 }
-                if out.forwarder.target().is_some() {
+                // Paused on purpose: nothing is forwarded. When the publisher's layers are only
+                // not measured yet (the start of a subscription) the forwarder keeps its lowest
+                // layer target, so the first keyframe that comes is shown without another
+                // keyframe request.
+                if d.paused != Some(kham_bwe::Reason::LayerGone) && out.forwarder.target().is_some()
+                {
                     out.forwarder.set_target(None);
                 }
             }
         }
     }
     let probe = alloc.probe;
-    adapt.shortfall = shortfall;
+    adapt.shortfall = adapt.lasting_shortfall(now, shortfall, paused);
     adapt.track_peak(now);
     sub.rtc
         .bwe()
@@ -337,5 +383,52 @@ mod tests {
         a.estimate_bps = Some(110_000);
         a.update_red(s(16), Some(0.2), 40_000);
         assert!(!a.red, "turned off at once when the estimate falls");
+    }
+
+    #[test]
+    fn a_shortfall_counts_only_once_it_lasted() {
+        let t0 = Instant::now();
+        let s = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut a = SubscriberAdapt::new(&Adaptation::default());
+        // Ramping up on a clean link: two layers short for a few seconds, then fine.
+        for ms in (0..8_000).step_by(200) {
+            assert_eq!(
+                a.lasting_shortfall(s(ms), Shortfall::Severe, false),
+                Shortfall::None
+            );
+        }
+        assert_eq!(
+            a.lasting_shortfall(s(8_200), Shortfall::None, false),
+            Shortfall::None
+        );
+        // A weak link: short for good.
+        for ms in (10_000..19_800).step_by(200) {
+            assert_eq!(
+                a.lasting_shortfall(s(ms), Shortfall::Reduced, false),
+                Shortfall::None
+            );
+        }
+        assert_eq!(
+            a.lasting_shortfall(s(20_000), Shortfall::Reduced, false),
+            Shortfall::Reduced
+        );
+        // ...and then paused for bandwidth: severe.
+        assert_eq!(
+            a.lasting_shortfall(s(21_000), Shortfall::None, true),
+            Shortfall::Severe
+        );
+        // A pause on a link that was fine: severe only after a few seconds.
+        assert_eq!(
+            a.lasting_shortfall(s(22_000), Shortfall::None, false),
+            Shortfall::None
+        );
+        assert_eq!(
+            a.lasting_shortfall(s(23_000), Shortfall::None, true),
+            Shortfall::None
+        );
+        assert_eq!(
+            a.lasting_shortfall(s(26_000), Shortfall::None, true),
+            Shortfall::Severe
+        );
     }
 }

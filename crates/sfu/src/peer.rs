@@ -47,6 +47,8 @@ pub(crate) struct Peer {
     pub video_states: Vec<kham_proto::VideoState>,
     /// Bad reports from this participant already logged (log once), bits of [`ViewProblem`].
     pub logged: u8,
+    /// The estimator was restarted once video started flowing to this subscriber (`room.rs`).
+    pub bwe_restarted: bool,
 }
 
 /// Something wrong in a participant's `video_view`, logged once per participant.
@@ -109,6 +111,7 @@ impl Peer {
             quality: Default::default(),
             video_states: Vec::new(),
             logged: 0,
+            bwe_restarted: false,
         })
     }
 

@@ -563,6 +563,18 @@ impl Room {
                 let decided = out.forwarder.process(&input);
                 if !was_forwarding && out.forwarder.current().is_some() {
                     tracing::debug!(subscriber = %sub.id, publisher = %publisher_id, %mid, layer, "forwarding starts");
+                    if is_video && !sub.bwe_restarted {
+                        // str0m probes once at the start of a session, and the subscriber's
+                        // first packets are audio, which gives its probes no padding to send:
+                        // their result is the audio rate and the estimate starts near its
+                        // 40 kbit/s floor. Now that video (and its RTX stream, the padding
+                        // source) flows, start the estimator again so its initial probes
+                        // measure the link.
+                        sub.bwe_restarted = true;
+                        if let Some(init) = self.config.adaptation.initial_estimate() {
+                            sub.rtc.bwe().reset(init);
+                        }
+                    }
                 }
                 switches += out.forwarder.switches() - before;
                 if let Want::Keyframe(l) = out.forwarder.want()
