@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::encoder::DEFAULT_MAX_BPS;
 use crate::result::{ConfigName, Metrics, Sample};
 use crate::scenario::CapacityEvent;
-use crate::source::{LAYER_BPS, LAYER_HEIGHT, SentAudio};
+use crate::source::SentAudio;
 use crate::viewer::Rendered;
 
 /// Audio arriving later than this after capture missed its playout: counted as lost.
@@ -110,7 +111,7 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
 
     // Utilisation: received / min(capacity, everything subscribed at the top layer), per
     // second, outside outages.
-    let top_kbps = (LAYER_BPS[2] as f64 + 32_000.0) / 1000.0;
+    let top_kbps = (DEFAULT_MAX_BPS[2] as f64 + 32_000.0) / 1000.0;
     let per_sec = (1.0 / o.bin.as_secs_f64()).round() as usize;
     let mut util = Vec::new();
     for (k, chunk) in o.samples.chunks(per_sec.max(1)).enumerate() {
@@ -185,11 +186,7 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
     m.mean_height = if o.rendered.is_empty() {
         0.0
     } else {
-        o.rendered
-            .iter()
-            .map(|r| f64::from(LAYER_HEIGHT[usize::from(r.spatial.min(2))]))
-            .sum::<f64>()
-            / o.rendered.len() as f64
+        o.rendered.iter().map(|r| f64::from(r.height)).sum::<f64>() / o.rendered.len() as f64
     };
     m.mean_kbps =
         o.samples.iter().map(|s| s.received_kbps).sum::<f64>() / o.samples.len().max(1) as f64;

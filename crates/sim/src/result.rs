@@ -46,7 +46,8 @@ pub struct Metrics {
     pub recovery_s: Option<f64>,
     pub switches_per_min: f64,
     pub audio_only_pct: f64,
-    /// Mean height of rendered frames (360 p per spatial layer step: 180/360/720).
+    /// Mean height of rendered frames as encoded (180/360/720 by default; less when the
+    /// server scales an encoding down).
     pub mean_height: f64,
     /// Mean received kbit/s (video + audio).
     pub mean_kbps: f64,

@@ -13,6 +13,8 @@ use crate::source::MARK_LEN;
 pub struct Rendered {
     pub at: Instant,
     pub spatial: u8,
+    /// Frame height as encoded (the encoding's `scaleResolutionDownBy` applied).
+    pub height: u16,
     pub capture_us: u64,
 }
 
@@ -25,6 +27,7 @@ struct Assembly {
     tl0: u8,
     key: bool,
     spatial: u8,
+    height: u16,
     capture_us: u64,
     complete_at: Option<Instant>,
 }
@@ -102,6 +105,7 @@ impl VideoModel {
             if let Some(m) = payload.get(head..head + MARK_LEN) {
                 a.spatial = m[0];
                 a.capture_us = u64::from_be_bytes(m[5..13].try_into().unwrap_or([0; 8]));
+                a.height = u16::from_be_bytes(m[13..15].try_into().unwrap_or([0; 2]));
             }
         }
         if marker {
@@ -141,6 +145,7 @@ impl VideoModel {
                 self.rendered.push(Rendered {
                     at: now,
                     spatial: a.spatial,
+                    height: a.height,
                     capture_us: a.capture_us,
                 });
                 continue;
