@@ -56,27 +56,36 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
     let mut times: Vec<Duration> = o.rendered.iter().map(|r| o.offset(r.at)).collect();
     times.push(o.duration);
     let mut intervals: Vec<f64> = Vec::new();
-    let (mut frozen, mut freezes) = (0.0, 0u32);
+    // The same gaps with deliberate pauses included: time without moving video, as a user (and
+    // the browser benchmark) sees it.
+    let (mut frozen, mut freezes, mut still) = (0.0, 0u32, 0.0);
     for w in times.windows(2) {
         let gap = w[1].saturating_sub(w[0]).as_secs_f64();
         let recent = &intervals[intervals.len().saturating_sub(30)..];
         if !recent.is_empty() {
             let mean = recent.iter().sum::<f64>() / recent.len() as f64;
             let threshold = (3.0 * mean).max(mean + 0.150);
-            if gap > threshold && !o.in_outage(w[0], w[1]) && !o.paused_between(w[0], w[1]) {
-                frozen += gap;
-                freezes += 1;
+            if gap > threshold && !o.in_outage(w[0], w[1]) {
+                still += gap;
+                if !o.paused_between(w[0], w[1]) {
+                    frozen += gap;
+                    freezes += 1;
+                }
             }
         }
         intervals.push(gap);
     }
     let first = times.first().copied().unwrap_or(o.duration);
     let watched = (o.duration.saturating_sub(first)).as_secs_f64().max(1e-9);
-    m.frozen_time_pct = if o.rendered.is_empty() {
-        100.0
-    } else {
-        100.0 * frozen / watched
+    let pct = |x: f64| {
+        if o.rendered.is_empty() {
+            100.0
+        } else {
+            100.0 * x / watched
+        }
     };
+    m.frozen_time_pct = pct(frozen);
+    m.frozen_or_paused_pct = pct(still);
     m.freezes_per_min = f64::from(freezes) / minutes;
 
     // Audio after repair: lost if never received or too late to play.
@@ -161,12 +170,7 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
                 if config != ConfigName::Kham {
                     continue;
                 }
-                let top = o
-                    .rendered
-                    .iter()
-                    .find(|r| o.offset(r.at) >= at && r.spatial == 2)
-                    .map(|r| o.offset(r.at).saturating_sub(at).as_secs_f64());
-                let s = top.unwrap_or((o.duration.saturating_sub(at)).as_secs_f64());
+                let s = recovery_after(o, at, e, per_sec);
                 recovery = Some(recovery.map_or(s, |d: f64| d.max(s)));
             }
         }
@@ -190,5 +194,173 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
     };
     m.mean_kbps =
         o.samples.iter().map(|s| s.received_kbps).sum::<f64>() / o.samples.len().max(1) as f64;
+    m.mean_capacity_kbps =
+        o.samples.iter().map(|s| s.capacity_kbps).sum::<f64>() / o.samples.len().max(1) as f64;
     m
+}
+
+/// Seconds from capacity returning at `at` (event `index`) until the viewer has recovered:
+/// the first frame of the top spatial layer, or the end of the first second that receives at
+/// least 90 % of what the 5 s before the capacity fell received (QUALITY.md), whichever comes
+/// first; the rest of the call if neither does. The fall is the last `Drop` before `at`, or the
+/// start of the outage that ends at `at`.
+fn recovery_after(o: &Observed<'_>, at: Duration, index: usize, per_sec: usize) -> f64 {
+    let per_sec = per_sec.max(1);
+    let top = o
+        .rendered
+        .iter()
+        .find(|r| o.offset(r.at) >= at && r.spatial == 2)
+        .map(|r| o.offset(r.at).saturating_sub(at).as_secs_f64());
+    let fell = o.events[..index]
+        .iter()
+        .rev()
+        .find_map(|e| match *e {
+            CapacityEvent::Drop { at, .. } => Some(at),
+            CapacityEvent::Return { .. } => None,
+        })
+        .or_else(|| {
+            o.outages
+                .iter()
+                .filter(|&&(s, e)| s < at && e + o.bin >= at)
+                .map(|&(s, _)| s)
+                .max()
+        });
+    let bin_s = o.bin.as_secs_f64();
+    let mean = |a: usize, b: usize| -> Option<f64> {
+        let w = o.samples.get(a..b.min(o.samples.len()))?;
+        (!w.is_empty()).then(|| w.iter().map(|s| s.received_kbps).sum::<f64>() / w.len() as f64)
+    };
+    let rate = fell.and_then(|f| {
+        let end = (f.as_secs_f64() / bin_s) as usize;
+        let pre = mean(end.saturating_sub(5 * per_sec), end)?;
+        let i0 = (at.as_secs_f64() / bin_s).ceil() as usize;
+        (i0..o.samples.len().saturating_sub(per_sec - 1))
+            .find(|&i| mean(i, i + per_sec).is_some_and(|m| m >= 0.9 * pre))
+            .map(|i| (i + per_sec) as f64 * bin_s - at.as_secs_f64())
+    });
+    match (top, rate) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a
+            .or(b)
+            .unwrap_or_else(|| o.duration.saturating_sub(at).as_secs_f64()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Received kbit/s per 200 ms bin from `rates` (one value per second).
+    fn samples(rates: &[f64]) -> Vec<Sample> {
+        rates
+            .iter()
+            .flat_map(|&r| std::iter::repeat_n(r, 5))
+            .enumerate()
+            .map(|(i, r)| Sample {
+                t: i as f64 * 0.2,
+                capacity_kbps: 1000.0,
+                received_kbps: r,
+                ..Sample::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recovery_counts_from_the_return_to_the_pre_drop_rate_or_the_top_layer() {
+        let start = Instant::now();
+        // 10 s at 800, an outage from 10 to 14 s, then 300 for 4 s, then 760 (95 %).
+        let mut rates = vec![800.0; 10];
+        rates.extend([0.0; 4]);
+        rates.extend([300.0; 4]);
+        rates.extend([760.0; 12]);
+        let samples = samples(&rates);
+        let paused = vec![false; samples.len()];
+        let events = [CapacityEvent::Return {
+            at: Duration::from_secs(14),
+        }];
+        let outages = [(Duration::from_secs(10), Duration::from_secs(14))];
+        let audio = BTreeMap::new();
+        let mut o = Observed {
+            start,
+            duration: Duration::from_secs(30),
+            rendered: &[],
+            sent_audio: &[],
+            received_audio: &audio,
+            samples: &samples,
+            paused: &paused,
+            queue_ms: &[],
+            events: &events,
+            outages: &outages,
+            bin: Duration::from_millis(200),
+        };
+        let m = measure(&o, ConfigName::Kham);
+        // The first full second at >= 720 kbit/s ends 5 s after the return.
+        assert!(
+            (m.recovery_s.unwrap() - 5.0).abs() < 1e-6,
+            "{:?}",
+            m.recovery_s
+        );
+        assert!((m.mean_capacity_kbps - 1000.0).abs() < 1e-9);
+        // A top-layer frame 2 s after the return counts first.
+        let top = [Rendered {
+            at: start + Duration::from_secs(16),
+            spatial: 2,
+            height: 720,
+            capture_us: 0,
+        }];
+        o.rendered = &top;
+        let m = measure(&o, ConfigName::Kham);
+        assert!(
+            (m.recovery_s.unwrap() - 2.0).abs() < 1e-6,
+            "{:?}",
+            m.recovery_s
+        );
+        // Baselines are not measured for recovery.
+        assert_eq!(measure(&o, ConfigName::LowestLayer).recovery_s, None);
+    }
+
+    #[test]
+    fn a_deliberate_pause_is_not_a_freeze_but_is_time_without_moving_video() {
+        let start = Instant::now();
+        // 30 fps from 0 to 10 s and from 15 to 30 s; video paused by the room from 10 to 15 s.
+        let frame = |ms: u64| Rendered {
+            at: start + Duration::from_millis(ms),
+            spatial: 0,
+            height: 180,
+            capture_us: 0,
+        };
+        let rendered: Vec<Rendered> = (0..300)
+            .map(|i| frame(i * 100 / 3))
+            .chain((450..900).map(|i| frame(i * 100 / 3)))
+            .collect();
+        let samples = samples(&[500.0; 30]);
+        let paused: Vec<bool> = (0..samples.len()).map(|i| (50..75).contains(&i)).collect();
+        let audio = BTreeMap::new();
+        let o = Observed {
+            start,
+            duration: Duration::from_secs(30),
+            rendered: &rendered,
+            sent_audio: &[],
+            received_audio: &audio,
+            samples: &samples,
+            paused: &paused,
+            queue_ms: &[],
+            events: &[],
+            outages: &[],
+            bin: Duration::from_millis(200),
+        };
+        let m = measure(&o, ConfigName::Kham);
+        assert!(m.frozen_time_pct < 0.01, "{}", m.frozen_time_pct);
+        let want = 100.0 * 5.0 / 30.0;
+        assert!(
+            (m.frozen_or_paused_pct - want).abs() < 0.5,
+            "{}",
+            m.frozen_or_paused_pct
+        );
+        assert!(
+            (m.audio_only_pct - want).abs() < 0.5,
+            "{}",
+            m.audio_only_pct
+        );
+    }
 }
