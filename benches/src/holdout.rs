@@ -55,6 +55,15 @@ pub struct HoldoutLink {
 struct Draw(Pcg64Mcg);
 
 impl Draw {
+    /// Stream `stream` of the link `seed`: the link's parameters, its capacity chain and its
+    /// outages each draw from their own stream, so a shorter link has the same RTT and loss and
+    /// begins with the same capacity as a longer one of the same seed.
+    fn new(seed: u64, stream: u64) -> Draw {
+        Draw(Pcg64Mcg::seed_from_u64(
+            seed ^ stream.wrapping_mul(0xA24B_AED4_963E_E407),
+        ))
+    }
+
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
         (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
@@ -85,11 +94,16 @@ impl HoldoutLink {
     /// Link `index` of the set `set_seed`, `secs` long.
     pub fn generate(set_seed: u64, index: u64, secs: u64) -> HoldoutLink {
         let seed = link_seed(set_seed, index);
-        let mut d = Draw(Pcg64Mcg::seed_from_u64(seed));
         let total = secs as f64;
         let last = LEVELS_KBPS.len() as i64 - 1;
+        let mut p = Draw::new(seed, 1);
         // The link's typical level: never the extremes, so the chain reaches both ways.
-        let centre = d.int((1, last as u64 - 1)) as i64;
+        let centre = p.int((1, last as u64 - 1)) as i64;
+        let rtt = Duration::from_millis(p.int(RTT_MS));
+        let jitter = Duration::from_millis(p.int(JITTER_MS));
+        let loss = p.uniform(LOSS);
+        let burst = (p.unit() < 0.5).then(|| p.uniform(BURST));
+        let mut d = Draw::new(seed, 2);
         let mut level = centre;
         let mut steps: Vec<(f64, f64, u64)> = Vec::new();
         let mut t = 0.0;
@@ -112,6 +126,7 @@ impl HoldoutLink {
             level = (level + step).clamp(0, last);
         }
         // Handover outages, apart from each other and from the first and last 10 s.
+        let mut d = Draw::new(seed, 3);
         let max = (MAX_OUTAGES_PER_2MIN * secs).div_ceil(120);
         let count = d.int((0, max));
         let mut outages: Vec<(f64, f64)> = Vec::new();
@@ -130,10 +145,6 @@ impl HoldoutLink {
             }
         }
         outages.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let rtt = Duration::from_millis(d.int(RTT_MS));
-        let jitter = Duration::from_millis(d.int(JITTER_MS));
-        let loss = d.uniform(LOSS);
-        let burst = (d.unit() < 0.5).then(|| d.uniform(BURST));
         let ms = |s: f64| Duration::from_millis((s * 1000.0).round() as u64);
         let outages: Vec<(Duration, Duration)> =
             outages.iter().map(|&(s, e)| (ms(s), ms(e))).collect();
@@ -174,9 +185,11 @@ impl HoldoutLink {
             .iter()
             .map(|(s, e)| format!("{:.0}", (*e - *s).as_secs_f64()))
             .collect();
+        let length: Duration = self.steps.iter().map(|s| s.0).sum();
         format!(
-            "{} ({}k mean, {}-{}k, rtt {} ms, loss {loss}, outages [{}] s)",
+            "{} ({} s, {}k mean, {}-{}k, rtt {} ms, loss {loss}, outages [{}] s)",
             self.id,
+            length.as_secs(),
             self.mean_bps() / 1000,
             lo / 1000,
             hi / 1000,
@@ -255,10 +268,28 @@ mod tests {
         let b = HoldoutLink::generate(7, 3, 120);
         assert_eq!(a.steps, b.steps);
         assert_eq!(a.name(), b.name());
-        assert!(a.name().starts_with("holdout-7.3 ("), "{}", a.name());
+        assert!(a.name().starts_with("holdout-7.3 (120 s, "), "{}", a.name());
         // Another index or another set is another link.
         assert_ne!(a.steps, HoldoutLink::generate(7, 4, 120).steps);
         assert_ne!(a.steps, HoldoutLink::generate(8, 3, 120).steps);
+        // A shorter one of the same seed: same RTT and loss, the same capacity at the start.
+        let short = HoldoutLink::generate(7, 3, 60);
+        assert_eq!(
+            (short.rtt, short.loss, short.burst),
+            (a.rtt, a.loss, a.burst)
+        );
+        let (long, shorter) = (Trace::from_steps(&a.steps), Trace::from_steps(&short.steps));
+        let outage = |l: &HoldoutLink, t: Duration| l.outages.iter().any(|&(s, e)| t >= s && t < e);
+        for t in (0..60).map(Duration::from_secs) {
+            if !outage(&a, t) && !outage(&short, t) {
+                assert_eq!(long.capacity_bps_at(t), shorter.capacity_bps_at(t), "{t:?}");
+            }
+        }
+        assert!(
+            short.name().starts_with("holdout-7.3 (60 s, "),
+            "{}",
+            short.name()
+        );
     }
 
     #[test]
