@@ -170,7 +170,7 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
                 if config != ConfigName::Kham {
                     continue;
                 }
-                let s = recovery_after(o, at, e, per_sec);
+                let s = recovery_after(o, at, e);
                 recovery = Some(recovery.map_or(s, |d: f64| d.max(s)));
             }
         }
@@ -200,16 +200,19 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
 }
 
 /// Seconds from capacity returning at `at` (event `index`) until the viewer has recovered:
-/// the first frame of the top spatial layer, or the end of the first second that receives at
-/// least 90 % of what the 5 s before the capacity fell received (QUALITY.md), whichever comes
-/// first; the rest of the call if neither does. The fall is the last `Drop` before `at`, or the
-/// start of the outage that ends at `at`.
-fn recovery_after(o: &Observed<'_>, at: Duration, index: usize, per_sec: usize) -> f64 {
-    let per_sec = per_sec.max(1);
+/// the first frame of the top spatial layer, or the end of the first second (in 200 ms steps)
+/// whose frames, counting only those captured after the return (not the backlog the link
+/// flushes), come at 90 % of the frame rate and 90 % of the mean height of the 5 s before the
+/// capacity fell (QUALITY.md's "90 % of the pre-drop rate", read as what the viewer sees),
+/// whichever comes first; the rest of the call if neither does. The fall is the last `Drop`
+/// before `at`, or the start of the outage that ends at `at`.
+fn recovery_after(o: &Observed<'_>, at: Duration, index: usize) -> f64 {
+    let captured_after = |r: &&Rendered| Duration::from_micros(r.capture_us) >= at;
     let top = o
         .rendered
         .iter()
-        .find(|r| o.offset(r.at) >= at && r.spatial == 2)
+        .filter(captured_after)
+        .find(|r| r.spatial == 2)
         .map(|r| o.offset(r.at).saturating_sub(at).as_secs_f64());
     let fell = o.events[..index]
         .iter()
@@ -225,20 +228,31 @@ fn recovery_after(o: &Observed<'_>, at: Duration, index: usize, per_sec: usize) 
                 .map(|&(s, _)| s)
                 .max()
         });
-    let bin_s = o.bin.as_secs_f64();
-    let mean = |a: usize, b: usize| -> Option<f64> {
-        let w = o.samples.get(a..b.min(o.samples.len()))?;
-        (!w.is_empty()).then(|| w.iter().map(|s| s.received_kbps).sum::<f64>() / w.len() as f64)
+    // (frames, mean height) rendered in [a, b), of those `keep` accepts.
+    let seen = |a: Duration, b: Duration, keep: &dyn Fn(&&Rendered) -> bool| -> (usize, f64) {
+        let (n, h) = o
+            .rendered
+            .iter()
+            .filter(|r| (a..b).contains(&o.offset(r.at)))
+            .filter(keep)
+            .fold((0usize, 0.0), |(n, h), r| (n + 1, h + f64::from(r.height)));
+        (n, if n > 0 { h / n as f64 } else { 0.0 })
     };
-    let rate = fell.and_then(|f| {
-        let end = (f.as_secs_f64() / bin_s) as usize;
-        let pre = mean(end.saturating_sub(5 * per_sec), end)?;
-        let i0 = (at.as_secs_f64() / bin_s).ceil() as usize;
-        (i0..o.samples.len().saturating_sub(per_sec - 1))
-            .find(|&i| mean(i, i + per_sec).is_some_and(|m| m >= 0.9 * pre))
-            .map(|i| (i + per_sec) as f64 * bin_s - at.as_secs_f64())
+    let second = Duration::from_secs(1);
+    let back = fell.and_then(|f| {
+        let (n, height) = seen(f.saturating_sub(5 * second), f, &|_| true);
+        let fps = n as f64 / f.min(5 * second).as_secs_f64().max(1e-9);
+        let mut t = at;
+        while t + second <= o.duration {
+            let (k, h) = seen(t, t + second, &captured_after);
+            if k > 0 && k as f64 >= 0.9 * fps && h >= 0.9 * height {
+                return Some((t + second - at).as_secs_f64());
+            }
+            t += o.bin;
+        }
+        None
     });
-    match (top, rate) {
+    match (top, back) {
         (Some(a), Some(b)) => a.min(b),
         (a, b) => a
             .or(b)
@@ -266,14 +280,29 @@ mod tests {
     }
 
     #[test]
-    fn recovery_counts_from_the_return_to_the_pre_drop_rate_or_the_top_layer() {
+    fn recovery_counts_from_the_return_to_the_pre_drop_picture_or_the_top_layer() {
         let start = Instant::now();
-        // 10 s at 800, an outage from 10 to 14 s, then 300 for 4 s, then 760 (95 %).
-        let mut rates = vec![800.0; 10];
-        rates.extend([0.0; 4]);
-        rates.extend([300.0; 4]);
-        rates.extend([760.0; 12]);
-        let samples = samples(&rates);
+        let frame = |ms: u64, captured_ms: u64, height: u16| Rendered {
+            at: start + Duration::from_millis(ms),
+            spatial: u8::from(height >= 360),
+            height,
+            capture_us: captured_ms * 1000,
+        };
+        // 360p at 30 fps until an outage from 10 to 14 s; at 14 s the link flushes a backlog
+        // captured before it; 180p from 14 to 17 s, 360p at 15 fps from 17 to 19 s, 360p at
+        // 30 fps from 19 s.
+        let mut rendered: Vec<Rendered> = (0..300)
+            .map(|i| frame(i * 100 / 3, i * 100 / 3, 360))
+            .collect();
+        rendered.extend((0..12).map(|i| frame(14_000 + i * 10, 9_600 + i * 33, 360)));
+        rendered.extend((420..510).map(|i| frame(i * 100 / 3 + 20, i * 100 / 3, 180)));
+        rendered.extend(
+            (510..570)
+                .step_by(2)
+                .map(|i| frame(i * 100 / 3 + 20, i * 100 / 3, 360)),
+        );
+        rendered.extend((570..900).map(|i| frame(i * 100 / 3 + 20, i * 100 / 3, 360)));
+        let samples = samples(&[500.0; 30]);
         let paused = vec![false; samples.len()];
         let events = [CapacityEvent::Return {
             at: Duration::from_secs(14),
@@ -283,7 +312,7 @@ mod tests {
         let mut o = Observed {
             start,
             duration: Duration::from_secs(30),
-            rendered: &[],
+            rendered: &rendered,
             sent_audio: &[],
             received_audio: &audio,
             samples: &samples,
@@ -294,21 +323,24 @@ mod tests {
             bin: Duration::from_millis(200),
         };
         let m = measure(&o, ConfigName::Kham);
-        // The first full second at >= 720 kbit/s ends 5 s after the return.
+        // Neither the backlog nor 180p nor 15 fps is the picture of before: the first full
+        // second of 360p at 30 fps ends 6 s after the return (19.0 to 20.0 s, in 200 ms steps).
         assert!(
-            (m.recovery_s.unwrap() - 5.0).abs() < 1e-6,
+            (m.recovery_s.unwrap() - 6.0).abs() < 0.21,
             "{:?}",
             m.recovery_s
         );
         assert!((m.mean_capacity_kbps - 1000.0).abs() < 1e-9);
-        // A top-layer frame 2 s after the return counts first.
+        // A top-layer frame captured 2 s after the return counts first.
         let top = [Rendered {
-            at: start + Duration::from_secs(16),
             spatial: 2,
             height: 720,
-            capture_us: 0,
+            ..frame(16_000, 15_900, 720)
         }];
-        o.rendered = &top;
+        let mut with_top = rendered.clone();
+        with_top.extend(top);
+        with_top.sort_by_key(|r| r.at);
+        o.rendered = &with_top;
         let m = measure(&o, ConfigName::Kham);
         assert!(
             (m.recovery_s.unwrap() - 2.0).abs() < 1e-6,
