@@ -1,5 +1,7 @@
-//! Shared code of the kham benchmarks: reporting of simulated adaptation runs.
+//! Shared code of the kham benchmarks: scenarios, held-out links and reporting of simulated
+//! adaptation runs, and the real-browser benchmark.
 
 pub mod browser;
+pub mod holdout;
 pub mod report;
 pub mod scenarios;

@@ -1,8 +1,12 @@
 //! The adaptation benchmark: every scenario family in virtual time, under kham's allocator and
-//! the two baselines (top layer always, lowest layer only). Prints one table per family and
-//! writes `DIR/adaptation.json` and a plot per scenario to `DIR/plots/`.
+//! the two baselines (top layer always, lowest layer only), each with several link/publisher
+//! seeds. Prints one table per family (median and range over the seeds) with issue 12's
+//! targets, and writes `DIR/adaptation.json` (every run, medians, verdicts) and a plot per
+//! scenario (first seed) to `DIR/plots/`.
 //!
-//! cargo run --release -p kham-benches --bin adaptation -- [--quick] [--trace FILE ...] --out DIR
+//! cargo run --release -p kham-benches --bin adaptation -- [--quick] [--seeds N] [--seed S]
+//!     [--same-seed] [--holdout N] [--holdout-seed S] [--trace FILE ...] [--family F ...]
+//!     [--scenario SUBSTRING] --out DIR
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -10,58 +14,57 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use clap::Parser;
-use kham_benches::{report, scenarios};
+use kham_benches::{holdout, report, scenarios};
 use kham_sim::{ConfigName, RunResult, Scenario, run};
 
 #[derive(Parser)]
 #[command(about = "kham adaptation benchmark (virtual time)")]
 struct Args {
-    /// A representative subset in under a minute.
+    /// A representative subset in well under a minute.
     #[arg(long)]
     quick: bool,
+    /// Runs per scenario and configuration, each with its own link and publisher seed.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// The first seed (runs use SEED, SEED+1, ...).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Use the first seed for every run: what varies is then only str0m's own randomness.
+    #[arg(long)]
+    same_seed: bool,
+    /// Held-out synthetic rural links to add (default 10, quick 2; 0 for none).
+    #[arg(long)]
+    holdout: Option<u64>,
+    /// Seed of the held-out set; change it between evaluations, never tune on one.
+    #[arg(long, default_value_t = 2026)]
+    holdout_seed: u64,
     /// Run the trace family on these files instead of ../shared/traces (repeatable; Mahimahi,
     /// OpenNetLab JSON, Norway HSDPA or Belgium 4G, detected from the content).
     #[arg(long = "trace")]
     traces: Vec<PathBuf>,
+    /// Only these families (repeatable): steps, outages, loss, rtt, two_subscribers, traces,
+    /// holdout.
+    #[arg(long = "family")]
+    families: Vec<String>,
+    /// Only scenarios whose name contains this.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Only these configurations (comma-separated: kham, no_adaptation, lowest_layer).
+    #[arg(long, value_delimiter = ',')]
+    configs: Vec<String>,
     /// Where adaptation.json and plots/ go.
     #[arg(long, default_value = "target/adaptation")]
     out: PathBuf,
     /// Folder of the shared traces.
     #[arg(long, default_value = "../shared/traces")]
     traces_dir: PathBuf,
-    /// Only scenarios whose name contains this (case-insensitive).
-    #[arg(long)]
-    scenario: Option<String>,
-    /// Only these configurations (comma-separated: kham, no_adaptation, lowest_layer).
-    #[arg(long, value_delimiter = ',')]
-    configs: Vec<String>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
 }
 
-/// Log lines stamped with the simulation's virtual time (seconds since the call started).
-struct VirtualTime;
-
-impl tracing_subscriber::fmt::time::FormatTime for VirtualTime {
-    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        write!(w, "{:9.3}", kham_sim::clock::now().as_secs_f64())
-    }
-}
-
-fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    // A debugging aid: `KHAM_SIM_LOG=str0m::bwe=debug,kham_sfu=debug` (with `--jobs 1` and one
-    // scenario) logs to stderr with virtual time stamps.
-    if let Ok(filter) = std::env::var("KHAM_SIM_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_timer(VirtualTime)
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
-            .try_init();
-    }
-    let started = Instant::now();
+/// The scenarios the arguments select.
+fn scenario_list(args: &Args) -> Result<Vec<Scenario>, String> {
     let mut list: Vec<Scenario> = scenarios::synthetic(args.quick);
     let files = if !args.traces.is_empty() {
         args.traces.clone()
@@ -88,37 +91,84 @@ fn main() -> std::process::ExitCode {
     };
     let secs = if args.quick { 60 } else { 120 };
     for f in &files {
-        match scenarios::trace_scenarios(f, secs) {
-            Ok(mut v) => {
-                if args.quick {
-                    v.truncate(1);
-                }
-                list.extend(v);
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return std::process::ExitCode::FAILURE;
-            }
+        let mut v = scenarios::trace_scenarios(f, secs)?;
+        if args.quick {
+            v.truncate(1);
         }
+        list.extend(v);
     }
-    if let Some(want) = &args.scenario {
-        let want = want.to_lowercase();
-        list.retain(|s| s.name.to_lowercase().contains(&want));
+    let n = args.holdout.unwrap_or(if args.quick { 2 } else { 10 });
+    list.extend(holdout::holdout(n, args.holdout_seed, secs));
+    list.retain(|s| args.families.is_empty() || args.families.contains(&s.family));
+    if let Some(sub) = &args.scenario {
+        list.retain(|s| s.name.contains(sub.as_str()));
+    }
+    Ok(list)
+}
+
+/// Log lines stamped with the simulation's virtual time (seconds since the call started).
+struct VirtualTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for VirtualTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{:9.3}", kham_sim::clock::now().as_secs_f64())
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    // A debugging aid: `KHAM_SIM_LOG=str0m::bwe=debug,kham_sfu=debug` (with `--jobs 1` and one
+    // scenario) logs to stderr with virtual time stamps; `kham_sim::freeze=debug` lists freezes.
+    if let Ok(filter) = std::env::var("KHAM_SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_timer(VirtualTime)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
     }
     let configs: Vec<ConfigName> = ConfigName::ALL
         .into_iter()
         .filter(|c| args.configs.is_empty() || args.configs.iter().any(|n| n == c.as_str()))
         .collect();
-    let jobs: Vec<(usize, ConfigName)> = (0..list.len())
-        .flat_map(|i| configs.iter().map(move |&c| (i, c)))
+    let started = Instant::now();
+    let list = match scenario_list(&args) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let seeds: Vec<u64> = (0..args.seeds.max(1))
+        .map(|k| {
+            if args.same_seed {
+                args.seed
+            } else {
+                args.seed + k
+            }
+        })
+        .collect();
+    // (scenario, seed index, configuration): one seed's configurations run together so a
+    // partial run still compares them.
+    let jobs: Vec<(usize, usize, ConfigName)> = (0..list.len())
+        .flat_map(|i| {
+            let configs = &configs;
+            (0..seeds.len()).flat_map(move |k| configs.iter().map(move |&c| (i, k, c)))
+        })
         .collect();
     let workers = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     eprintln!(
-        "{} scenarios x {} configurations on {workers} threads",
+        "{} scenarios x {} configurations x {} seeds ({}) on {workers} threads",
         list.len(),
-        ConfigName::ALL.len()
+        configs.len(),
+        seeds.len(),
+        if args.same_seed {
+            format!("all {}", args.seed)
+        } else {
+            format!("{}..={}", seeds[0], seeds[seeds.len() - 1])
+        }
     );
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, Vec<RunResult>)>> = Mutex::new(Vec::new());
@@ -127,17 +177,26 @@ fn main() -> std::process::ExitCode {
         for _ in 0..workers {
             s.spawn(|| {
                 loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(i, config)) = jobs.get(k) else {
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(i, k, config)) = jobs.get(j) else {
                         break;
                     };
-                    match run(&list[i], config) {
+                    let scenario = Scenario {
+                        seed: seeds[k],
+                        ..list[i].clone()
+                    };
+                    match run(&scenario, config) {
                         Ok(r) => results
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .push((k, r)),
+                            .push((j, r)),
                         Err(e) => {
-                            eprintln!("{} / {}: {e}", list[i].name, config.as_str());
+                            eprintln!(
+                                "{} / {} / seed {}: {e}",
+                                scenario.name,
+                                config.as_str(),
+                                scenario.seed
+                            );
                             failed.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -146,14 +205,24 @@ fn main() -> std::process::ExitCode {
         }
     });
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.sort_by_key(|(k, _)| *k);
+    results.sort_by_key(|(j, _)| *j);
     let results: Vec<RunResult> = results.into_iter().flat_map(|(_, r)| r).collect();
     report::tables(&results);
     if let Err(e) = report::write_json(&args.out, &results) {
         eprintln!("error: writing json: {e}");
         return std::process::ExitCode::FAILURE;
     }
-    match report::write_plots(&args.out, &results) {
+    // One plot per scenario, of each configuration's first run (the others are in the JSON).
+    let mut seen: Vec<(&str, &str, ConfigName)> = Vec::new();
+    let mut first: Vec<RunResult> = Vec::new();
+    for r in &results {
+        let key = (r.scenario.as_str(), r.subscriber.as_str(), r.config);
+        if !seen.contains(&key) {
+            seen.push(key);
+            first.push(r.clone());
+        }
+    }
+    match report::write_plots(&args.out, &first) {
         Ok(n) => eprintln!("{n} plots in {}", args.out.join("plots").display()),
         Err(e) => eprintln!("error: plots: {e}"),
     }

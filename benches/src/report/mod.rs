@@ -1,12 +1,16 @@
 //! Reports of the adaptation benchmark: markdown tables ([`tables`]), a JSON file for other
-//! tools ([`write_json`]) and one PNG plot per scenario ([`write_plots`]).
+//! tools ([`write_json`]) and one PNG plot per scenario ([`write_plots`]), with the median and
+//! spread over seeds ([`aggregate`]) and the targets ([`targets`]).
 //!
 //! Every function takes the flat list of [`RunResult`]s the simulator produced (one per
-//! scenario × subscriber × configuration) and never panics on odd input (empty series, `NaN`).
+//! scenario × subscriber × configuration × seed) and never panics on odd input (empty series,
+//! `NaN`).
 
+pub mod aggregate;
 mod json;
 mod plot;
 mod table;
+pub mod targets;
 
 pub use json::write_json;
 pub(crate) use plot::font as plot_font;
@@ -30,12 +34,9 @@ fn subject(r: &RunResult) -> String {
 }
 
 /// Keys in first-seen order with the items of each, so reports follow the order of the run.
-fn group_by<K: PartialEq>(
-    results: &[RunResult],
-    key: impl Fn(&RunResult) -> K,
-) -> Vec<(K, Vec<&RunResult>)> {
-    let mut groups: Vec<(K, Vec<&RunResult>)> = Vec::new();
-    for r in results {
+fn group_by<T, K: PartialEq>(items: &[T], key: impl Fn(&T) -> K) -> Vec<(K, Vec<&T>)> {
+    let mut groups: Vec<(K, Vec<&T>)> = Vec::new();
+    for r in items {
         let k = key(r);
         match groups.iter_mut().find(|(g, _)| *g == k) {
             Some((_, items)) => items.push(r),
@@ -95,9 +96,11 @@ pub(crate) mod fixture {
                     family: family.into(),
                     config,
                     subscriber: subscriber.into(),
+                    seed: 1,
                     duration_s: 20.0,
                     metrics: Metrics {
                         frozen_time_pct: 1.34,
+                        frozen_or_paused_pct: 1.34,
                         freezes_per_min: 0.5,
                         audio_gaps: 2,
                         audio_loss_after_repair_pct: 0.04,
@@ -109,6 +112,7 @@ pub(crate) mod fixture {
                         audio_only_pct: 7.5,
                         mean_height: 540.0,
                         mean_kbps: 1234.5,
+                        mean_capacity_kbps: 1000.0,
                     },
                     series,
                 });

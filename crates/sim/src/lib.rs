@@ -2,14 +2,17 @@
 //!
 //! Runs the real room engine (`kham_sfu::Room`, str0m inside) with str0m client peers whose
 //! datagrams cross emulated links (`kham_netem`), on a virtual clock: a ten-minute call takes
-//! seconds and one seed gives one result. A synthetic publisher sends three VP8-like simulcast
-//! layers with temporal layers and Opus-like audio; each subscriber reassembles frames and records
-//! what a viewer would see.
+//! seconds. A seed fixes the links and the publisher's media; str0m's own random SSRCs, keys and
+//! map orders still vary a run's figures a little (benches/README.md states by how much). A
+//! synthetic publisher sends three VP8-like simulcast encodings with temporal layers, shaped by
+//! `publish_layers` limits and capped by REMB as a browser's encoder is (`encoder`), and
+//! Opus-like audio; each subscriber reassembles frames and records what a viewer would see.
 
 pub mod clock;
 mod result;
 
 pub use result::{ConfigName, Metrics, RunResult, Sample};
+mod encoder;
 mod metrics;
 mod playout;
 mod run;
@@ -20,6 +23,10 @@ mod world;
 
 #[cfg(test)]
 mod live_tests;
+#[cfg(test)]
+mod source_tests;
+#[cfg(test)]
+mod steer_tests;
 
 pub use kham_netem as netem;
 pub use run::{BIN, run};

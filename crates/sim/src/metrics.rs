@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::encoder::DEFAULT_MAX_BPS;
 use crate::result::{ConfigName, Metrics, Sample};
 use crate::scenario::CapacityEvent;
-use crate::source::{LAYER_BPS, LAYER_HEIGHT, SentAudio};
+use crate::source::SentAudio;
 use crate::viewer::Rendered;
 
 /// Audio arriving later than this after capture missed its playout: counted as lost.
@@ -55,28 +56,37 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
     let mut times: Vec<Duration> = o.rendered.iter().map(|r| o.offset(r.at)).collect();
     times.push(o.duration);
     let mut intervals: Vec<f64> = Vec::new();
-    let (mut frozen, mut freezes) = (0.0, 0u32);
+    // The same gaps with deliberate pauses included: time without moving video, as a user (and
+    // the browser benchmark) sees it.
+    let (mut frozen, mut freezes, mut still) = (0.0, 0u32, 0.0);
     for w in times.windows(2) {
         let gap = w[1].saturating_sub(w[0]).as_secs_f64();
         let recent = &intervals[intervals.len().saturating_sub(30)..];
         if !recent.is_empty() {
             let mean = recent.iter().sum::<f64>() / recent.len() as f64;
             let threshold = (3.0 * mean).max(mean + 0.150);
-            if gap > threshold && !o.in_outage(w[0], w[1]) && !o.paused_between(w[0], w[1]) {
-                frozen += gap;
-                freezes += 1;
-                tracing::debug!(target: "kham_sim::freeze", config = config.as_str(), at_s = w[0].as_secs_f64(), gap_ms = (gap * 1000.0) as u64, "freeze");
+            if gap > threshold && !o.in_outage(w[0], w[1]) {
+                still += gap;
+                if !o.paused_between(w[0], w[1]) {
+                    frozen += gap;
+                    freezes += 1;
+                    tracing::debug!(target: "kham_sim::freeze", config = config.as_str(), at_s = w[0].as_secs_f64(), gap_ms = (gap * 1000.0) as u64, "freeze");
+                }
             }
         }
         intervals.push(gap);
     }
     let first = times.first().copied().unwrap_or(o.duration);
     let watched = (o.duration.saturating_sub(first)).as_secs_f64().max(1e-9);
-    m.frozen_time_pct = if o.rendered.is_empty() {
-        100.0
-    } else {
-        100.0 * frozen / watched
+    let pct = |x: f64| {
+        if o.rendered.is_empty() {
+            100.0
+        } else {
+            100.0 * x / watched
+        }
     };
+    m.frozen_time_pct = pct(frozen);
+    m.frozen_or_paused_pct = pct(still);
     m.freezes_per_min = f64::from(freezes) / minutes;
 
     // Audio after repair: lost if never received or too late to play.
@@ -111,7 +121,7 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
 
     // Utilisation: received / min(capacity, everything subscribed at the top layer), per
     // second, outside outages.
-    let top_kbps = (LAYER_BPS[2] as f64 + 32_000.0) / 1000.0;
+    let top_kbps = (DEFAULT_MAX_BPS[2] as f64 + 32_000.0) / 1000.0;
     let per_sec = (1.0 / o.bin.as_secs_f64()).round() as usize;
     let mut util = Vec::new();
     for (k, chunk) in o.samples.chunks(per_sec.max(1)).enumerate() {
@@ -161,12 +171,7 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
                 if config != ConfigName::Kham {
                     continue;
                 }
-                let top = o
-                    .rendered
-                    .iter()
-                    .find(|r| o.offset(r.at) >= at && r.spatial == 2)
-                    .map(|r| o.offset(r.at).saturating_sub(at).as_secs_f64());
-                let s = top.unwrap_or((o.duration.saturating_sub(at)).as_secs_f64());
+                let s = recovery_after(o, at, e);
                 recovery = Some(recovery.map_or(s, |d: f64| d.max(s)));
             }
         }
@@ -186,13 +191,209 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
     m.mean_height = if o.rendered.is_empty() {
         0.0
     } else {
-        o.rendered
-            .iter()
-            .map(|r| f64::from(LAYER_HEIGHT[usize::from(r.spatial.min(2))]))
-            .sum::<f64>()
-            / o.rendered.len() as f64
+        o.rendered.iter().map(|r| f64::from(r.height)).sum::<f64>() / o.rendered.len() as f64
     };
     m.mean_kbps =
         o.samples.iter().map(|s| s.received_kbps).sum::<f64>() / o.samples.len().max(1) as f64;
+    m.mean_capacity_kbps =
+        o.samples.iter().map(|s| s.capacity_kbps).sum::<f64>() / o.samples.len().max(1) as f64;
     m
+}
+
+/// Seconds from capacity returning at `at` (event `index`) until the viewer has recovered:
+/// the first frame of the top spatial layer, or the end of the first second (in 200 ms steps)
+/// whose frames, counting only those captured after the return (not the backlog the link
+/// flushes), come at 90 % of the frame rate and 90 % of the mean height of the 5 s before the
+/// capacity fell (QUALITY.md's "90 % of the pre-drop rate", read as what the viewer sees),
+/// whichever comes first; the rest of the call if neither does. The fall is the last `Drop`
+/// before `at`, or the start of the outage that ends at `at`.
+fn recovery_after(o: &Observed<'_>, at: Duration, index: usize) -> f64 {
+    let captured_after = |r: &&Rendered| Duration::from_micros(r.capture_us) >= at;
+    let top = o
+        .rendered
+        .iter()
+        .filter(captured_after)
+        .find(|r| r.spatial == 2)
+        .map(|r| o.offset(r.at).saturating_sub(at).as_secs_f64());
+    let fell = o.events[..index]
+        .iter()
+        .rev()
+        .find_map(|e| match *e {
+            CapacityEvent::Drop { at, .. } => Some(at),
+            CapacityEvent::Return { .. } => None,
+        })
+        .or_else(|| {
+            o.outages
+                .iter()
+                .filter(|&&(s, e)| s < at && e + o.bin >= at)
+                .map(|&(s, _)| s)
+                .max()
+        });
+    // (frames, mean height) rendered in [a, b), of those `keep` accepts.
+    let seen = |a: Duration, b: Duration, keep: &dyn Fn(&&Rendered) -> bool| -> (usize, f64) {
+        let (n, h) = o
+            .rendered
+            .iter()
+            .filter(|r| (a..b).contains(&o.offset(r.at)))
+            .filter(keep)
+            .fold((0usize, 0.0), |(n, h), r| (n + 1, h + f64::from(r.height)));
+        (n, if n > 0 { h / n as f64 } else { 0.0 })
+    };
+    let second = Duration::from_secs(1);
+    let back = fell.and_then(|f| {
+        let (n, height) = seen(f.saturating_sub(5 * second), f, &|_| true);
+        let fps = n as f64 / f.min(5 * second).as_secs_f64().max(1e-9);
+        let mut t = at;
+        while t + second <= o.duration {
+            let (k, h) = seen(t, t + second, &captured_after);
+            if k > 0 && k as f64 >= 0.9 * fps && h >= 0.9 * height {
+                return Some((t + second - at).as_secs_f64());
+            }
+            t += o.bin;
+        }
+        None
+    });
+    match (top, back) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a
+            .or(b)
+            .unwrap_or_else(|| o.duration.saturating_sub(at).as_secs_f64()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Received kbit/s per 200 ms bin from `rates` (one value per second).
+    fn samples(rates: &[f64]) -> Vec<Sample> {
+        rates
+            .iter()
+            .flat_map(|&r| std::iter::repeat_n(r, 5))
+            .enumerate()
+            .map(|(i, r)| Sample {
+                t: i as f64 * 0.2,
+                capacity_kbps: 1000.0,
+                received_kbps: r,
+                ..Sample::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recovery_counts_from_the_return_to_the_pre_drop_picture_or_the_top_layer() {
+        let start = Instant::now();
+        let frame = |ms: u64, captured_ms: u64, height: u16| Rendered {
+            at: start + Duration::from_millis(ms),
+            spatial: u8::from(height >= 360),
+            height,
+            capture_us: captured_ms * 1000,
+        };
+        // 360p at 30 fps until an outage from 10 to 14 s; at 14 s the link flushes a backlog
+        // captured before it; 180p from 14 to 17 s, 360p at 15 fps from 17 to 19 s, 360p at
+        // 30 fps from 19 s.
+        let mut rendered: Vec<Rendered> = (0..300)
+            .map(|i| frame(i * 100 / 3, i * 100 / 3, 360))
+            .collect();
+        rendered.extend((0..12).map(|i| frame(14_000 + i * 10, 9_600 + i * 33, 360)));
+        rendered.extend((420..510).map(|i| frame(i * 100 / 3 + 20, i * 100 / 3, 180)));
+        rendered.extend(
+            (510..570)
+                .step_by(2)
+                .map(|i| frame(i * 100 / 3 + 20, i * 100 / 3, 360)),
+        );
+        rendered.extend((570..900).map(|i| frame(i * 100 / 3 + 20, i * 100 / 3, 360)));
+        let samples = samples(&[500.0; 30]);
+        let paused = vec![false; samples.len()];
+        let events = [CapacityEvent::Return {
+            at: Duration::from_secs(14),
+        }];
+        let outages = [(Duration::from_secs(10), Duration::from_secs(14))];
+        let audio = BTreeMap::new();
+        let mut o = Observed {
+            start,
+            duration: Duration::from_secs(30),
+            rendered: &rendered,
+            sent_audio: &[],
+            received_audio: &audio,
+            samples: &samples,
+            paused: &paused,
+            queue_ms: &[],
+            events: &events,
+            outages: &outages,
+            bin: Duration::from_millis(200),
+        };
+        let m = measure(&o, ConfigName::Kham);
+        // Neither the backlog nor 180p nor 15 fps is the picture of before: the first full
+        // second of 360p at 30 fps ends 6 s after the return (19.0 to 20.0 s, in 200 ms steps).
+        assert!(
+            (m.recovery_s.unwrap() - 6.0).abs() < 0.21,
+            "{:?}",
+            m.recovery_s
+        );
+        assert!((m.mean_capacity_kbps - 1000.0).abs() < 1e-9);
+        // A top-layer frame captured 2 s after the return counts first.
+        let top = [Rendered {
+            spatial: 2,
+            height: 720,
+            ..frame(16_000, 15_900, 720)
+        }];
+        let mut with_top = rendered.clone();
+        with_top.extend(top);
+        with_top.sort_by_key(|r| r.at);
+        o.rendered = &with_top;
+        let m = measure(&o, ConfigName::Kham);
+        assert!(
+            (m.recovery_s.unwrap() - 2.0).abs() < 1e-6,
+            "{:?}",
+            m.recovery_s
+        );
+        // Baselines are not measured for recovery.
+        assert_eq!(measure(&o, ConfigName::LowestLayer).recovery_s, None);
+    }
+
+    #[test]
+    fn a_deliberate_pause_is_not_a_freeze_but_is_time_without_moving_video() {
+        let start = Instant::now();
+        // 30 fps from 0 to 10 s and from 15 to 30 s; video paused by the room from 10 to 15 s.
+        let frame = |ms: u64| Rendered {
+            at: start + Duration::from_millis(ms),
+            spatial: 0,
+            height: 180,
+            capture_us: 0,
+        };
+        let rendered: Vec<Rendered> = (0..300)
+            .map(|i| frame(i * 100 / 3))
+            .chain((450..900).map(|i| frame(i * 100 / 3)))
+            .collect();
+        let samples = samples(&[500.0; 30]);
+        let paused: Vec<bool> = (0..samples.len()).map(|i| (50..75).contains(&i)).collect();
+        let audio = BTreeMap::new();
+        let o = Observed {
+            start,
+            duration: Duration::from_secs(30),
+            rendered: &rendered,
+            sent_audio: &[],
+            received_audio: &audio,
+            samples: &samples,
+            paused: &paused,
+            queue_ms: &[],
+            events: &[],
+            outages: &[],
+            bin: Duration::from_millis(200),
+        };
+        let m = measure(&o, ConfigName::Kham);
+        assert!(m.frozen_time_pct < 0.01, "{}", m.frozen_time_pct);
+        let want = 100.0 * 5.0 / 30.0;
+        assert!(
+            (m.frozen_or_paused_pct - want).abs() < 0.5,
+            "{}",
+            m.frozen_or_paused_pct
+        );
+        assert!(
+            (m.audio_only_pct - want).abs() < 0.5,
+            "{}",
+            m.audio_only_pct
+        );
+    }
 }

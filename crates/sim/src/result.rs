@@ -35,7 +35,10 @@ impl ConfigName {
 /// bottleneck queue...).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Metrics {
+    /// Freezes by the WebRTC rule, not counting deliberate pauses (audio-only) or outages.
     pub frozen_time_pct: f64,
+    /// The same with deliberate pauses counted: time without moving video outside outages.
+    pub frozen_or_paused_pct: f64,
     pub freezes_per_min: f64,
     /// Runs of 200 ms or more of speech missing after repair.
     pub audio_gaps: u32,
@@ -46,10 +49,13 @@ pub struct Metrics {
     pub recovery_s: Option<f64>,
     pub switches_per_min: f64,
     pub audio_only_pct: f64,
-    /// Mean height of rendered frames (360 p per spatial layer step: 180/360/720).
+    /// Mean height of rendered frames as encoded (180/360/720 by default; less when the
+    /// server scales an encoding down).
     pub mean_height: f64,
     /// Mean received kbit/s (video + audio).
     pub mean_kbps: f64,
+    /// Mean capacity of the subscriber's downlink over the call.
+    pub mean_capacity_kbps: f64,
 }
 
 /// One point of the time series (one per 200 ms of virtual time).
@@ -79,6 +85,8 @@ pub struct RunResult {
     pub config: ConfigName,
     /// Which subscriber (`viewer`, or `strong`/`weak` in two-subscriber scenarios).
     pub subscriber: String,
+    /// The scenario's seed (links and publisher media).
+    pub seed: u64,
     pub duration_s: f64,
     pub metrics: Metrics,
     #[serde(skip)]

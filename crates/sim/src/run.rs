@@ -119,6 +119,7 @@ pub fn run(scenario: &Scenario, config: ConfigName) -> Result<Vec<RunResult>, St
             family: scenario.family.clone(),
             config,
             subscriber: scenario.viewers[k].name.clone(),
+            seed: scenario.seed,
             duration_s: scenario.duration.as_secs_f64(),
             metrics: measure(&obs, config),
             series: samples[k].clone(),

@@ -1,25 +1,31 @@
-//! The synthetic publisher's media: three VP8-like simulcast layers with three temporal layers
-//! and keyframes on request, and Opus-like audio with DTX pauses.
+//! The synthetic publisher's media: three VP8-like simulcast encodings with three temporal
+//! layers and keyframes on request, shaped and rate-controlled as a browser's are
+//! ([`crate::encoder`]), and Opus-like audio with DTX pauses.
 //!
 //! Payloads carry a small marker after the codec headers (layer, frame or packet number,
-//! capture time) so the viewer can tell what it got; the SFU never looks past the VP8 header.
+//! capture time, frame height) so the viewer can tell what it got; the SFU never looks past the
+//! VP8 header.
 
 use std::time::{Duration, Instant};
 
-/// Bitrate of each simulcast layer with all temporal layers (about 180p/360p/720p).
-pub const LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
-/// Frame height of each layer, for the mean-resolution figure.
-pub const LAYER_HEIGHT: [u32; 3] = [180, 360, 720];
-/// Frames per second of every layer.
-pub const FPS: u32 = 30;
+use crate::encoder::{
+    CAPTURE_FPS, Encoding, EncodingLimits, MTU_PAYLOAD, RATE_LAG, SimulcastAllocator,
+    TEMPORAL_FRAMES, TEMPORAL_SHARE, encoder_budget,
+};
+
+/// Frames per second of the camera.
+pub const FPS: u32 = CAPTURE_FPS as u32;
 /// Temporal layer of each frame in libwebrtc's three-layer pattern.
 const PATTERN: [u8; 4] = [0, 2, 1, 2];
-/// Share of a layer's bitrate per temporal layer (libwebrtc's 40/20/40 split).
-const TEMPORAL_SHARE: [f64; 3] = [0.4, 0.2, 0.4];
-/// Largest RTP payload.
-const MTU_PAYLOAD: usize = 1150;
-/// Marker written after the codec headers: layer (1) + number (4) + capture micros (8).
-pub const MARK_LEN: usize = 13;
+/// Marker written after the codec headers: layer (1) + number (4) + capture micros (8) +
+/// frame height (2).
+pub const MARK_LEN: usize = 15;
+/// A keyframe is this many times the size of a base-layer (TL0) frame at the same rate.
+const KEYFRAME_FACTOR: f64 = 4.0;
+/// Bytes on the wire per second of the audio source while talking: 75-byte Opus-like payloads
+/// every 20 ms, plus RTP, SRTP and UDP/IP headers (about 50 bytes). A publisher's own
+/// estimate covers audio too; the encoders get what is left.
+pub const AUDIO_WIRE_BPS: u64 = (75 + 50) * 8 * 50;
 
 /// Deterministic xorshift for frame size variation and talk spurts.
 #[derive(Debug, Clone)]
@@ -48,7 +54,7 @@ pub struct OutPacket {
     pub payload: Vec<u8>,
 }
 
-/// State of one simulcast layer's encoder.
+/// State of one simulcast encoding's encoder.
 #[derive(Debug, Clone)]
 struct LayerEnc {
     seq: u64,
@@ -56,17 +62,33 @@ struct LayerEnc {
     tl0: u8,
     pattern_pos: usize,
     keyframe_wanted: bool,
+    limits: EncodingLimits,
+    params: Encoding,
+    /// Rate the allocator gives this encoding; 0 = not sent.
+    allocated: u64,
+    /// Rate the encoder produces now: follows `allocated` with [`RATE_LAG`].
+    rate: f64,
+    /// When `rate` was last moved towards `allocated`.
+    rate_at: Option<Instant>,
+    /// Frame-rate limiter: captured frames are encoded while this reaches 1.
+    credit: f64,
 }
 
 /// The video encoder of the synthetic publisher.
 #[derive(Debug, Clone)]
 pub struct VideoSource {
     layers: [LayerEnc; 3],
-    /// Whether each layer is being sent (a weak publisher could stop the top one; dynacast
-    /// stops the ones nobody needs).
+    /// Whether each encoding is active (dynacast: `publish_layers`' `active`; a weak publisher
+    /// could stop the top one). An active encoding may still not be sent when the send target
+    /// does not cover its minimum ([`VideoSource::sending`]).
     pub active: [bool; 3],
     /// A broken encoder: these layers never send a keyframe (bad-input tests).
     pub never_keyframe: [bool; 3],
+    /// Latest REMB from the server (video bit/s), if any.
+    remb: Option<u64>,
+    /// The publisher's own estimate less audio, when it runs one.
+    own_estimate: Option<u64>,
+    allocator: SimulcastAllocator,
     frame_no: u32,
     rng: Rng,
     start: Instant,
@@ -74,34 +96,115 @@ pub struct VideoSource {
 
 impl VideoSource {
     pub fn new(seed: u64, start: Instant) -> Self {
-        let enc = |i: u64| LayerEnc {
-            seq: 1000 * (i + 1),
-            picture_id: (100 * i) as u16,
-            tl0: 0,
-            pattern_pos: 0,
-            keyframe_wanted: true,
+        let enc = |i: u64| {
+            let limits = EncodingLimits::default();
+            LayerEnc {
+                seq: 1000 * (i + 1),
+                picture_id: (100 * i) as u16,
+                tl0: 0,
+                pattern_pos: 0,
+                keyframe_wanted: true,
+                limits,
+                params: Encoding::resolve(i as usize, &limits),
+                allocated: 0,
+                rate: 0.0,
+                rate_at: None,
+                credit: 1.0,
+            }
         };
-        VideoSource {
+        let mut v = VideoSource {
             layers: [enc(0), enc(1), enc(2)],
             active: [true; 3],
             never_keyframe: [false; 3],
+            remb: None,
+            own_estimate: None,
+            allocator: SimulcastAllocator::default(),
             frame_no: 0,
             rng: Rng::new(seed),
             start,
-        }
+        };
+        v.reallocate();
+        v
     }
 
     pub fn frame_interval() -> Duration {
         Duration::from_nanos(1_000_000_000 / u64::from(FPS))
     }
 
-    /// Starts or stops a layer; a layer that starts again begins with a keyframe.
+    /// Starts or stops an encoding (dynacast); one that starts again begins with a keyframe.
     pub fn set_active(&mut self, layer: usize, on: bool) {
-        if let (Some(a), Some(enc)) = (self.active.get_mut(layer), self.layers.get_mut(layer)) {
-            if on && !*a {
-                enc.keyframe_wanted = true;
-            }
+        if let Some(a) = self.active.get_mut(layer)
+            && *a != on
+        {
             *a = on;
+            self.allocator.reconfigured();
+            self.reallocate();
+        }
+    }
+
+    /// Applies the server's limits to an encoding (`setParameters`).
+    pub fn set_limits(&mut self, layer: usize, limits: EncodingLimits) {
+        if let Some(l) = self.layers.get_mut(layer)
+            && l.limits != limits
+        {
+            l.limits = limits;
+            l.params = Encoding::resolve(layer, &limits);
+            self.allocator.reconfigured();
+            self.reallocate();
+        }
+    }
+
+    /// A REMB from the server: the video budget (bit/s) until the next one.
+    pub fn set_remb(&mut self, bps: u64) {
+        if self.remb != Some(bps) {
+            self.remb = Some(bps);
+            self.reallocate();
+        }
+    }
+
+    /// The publisher's own send-side estimate (bit/s, audio included).
+    pub fn set_own_estimate(&mut self, bps: u64) {
+        let video = bps.saturating_sub(AUDIO_WIRE_BPS);
+        if self.own_estimate != Some(video) {
+            self.own_estimate = Some(video);
+            self.reallocate();
+        }
+    }
+
+    /// Which encodings are being sent.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn sending(&self) -> [bool; 3] {
+        self.layers.each_ref().map(|l| l.allocated > 0)
+    }
+
+    /// The rate the allocator gives each encoding (0 = not sent).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn allocation(&self) -> [u64; 3] {
+        self.layers.each_ref().map(|l| l.allocated)
+    }
+
+    /// The effective parameters of each encoding.
+    pub fn encodings(&self) -> [Encoding; 3] {
+        self.layers.each_ref().map(|l| l.params)
+    }
+
+    fn reallocate(&mut self) {
+        let encodings = self.encodings();
+        let cap = match (self.remb, self.own_estimate) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let budget = encoder_budget(cap, &encodings, self.active, &self.allocator);
+        let rates = self.allocator.allocate(budget, &encodings, self.active);
+        for (l, rate) in self.layers.iter_mut().zip(rates) {
+            if rate > 0 && l.allocated == 0 {
+                // An encoding that starts sends a keyframe and begins at its rate.
+                l.keyframe_wanted = true;
+                l.rate = rate as f64;
+                l.rate_at = None;
+                l.credit = 1.0;
+            }
+            l.allocated = rate;
         }
     }
 
@@ -112,17 +215,31 @@ impl VideoSource {
         }
     }
 
-    /// Encodes the frame captured at `now` on every active layer.
+    /// Encodes the frame captured at `now` on every encoding being sent.
     pub fn frame(&mut self, now: Instant, out: &mut Vec<OutPacket>) {
         let capture_us = now.saturating_duration_since(self.start).as_micros() as u64;
         let ts = (capture_us * 90 / 1000) as u32;
         self.frame_no += 1;
         for layer in 0..3u8 {
-            if !self.active[usize::from(layer)] {
+            let enc = &mut self.layers[usize::from(layer)];
+            if enc.allocated == 0 {
                 continue;
             }
+            // maxFramerate: encode only as many captured frames as the limit allows.
+            let fps = enc.params.fps;
+            enc.credit += fps / CAPTURE_FPS;
+            if enc.credit < 1.0 - 1e-9 {
+                continue;
+            }
+            enc.credit = (enc.credit - 1.0).min(1.0);
+            // Rate control settles on a new rate over about a second.
+            if let Some(at) = enc.rate_at {
+                let dt = now.saturating_duration_since(at).as_secs_f64();
+                let k = 1.0 - (-dt / RATE_LAG.as_secs_f64()).exp();
+                enc.rate += (enc.allocated as f64 - enc.rate) * k;
+            }
+            enc.rate_at = Some(now);
             let variation = 0.75 + 0.5 * self.rng.next_f64();
-            let enc = &mut self.layers[usize::from(layer)];
             let key = enc.keyframe_wanted && !self.never_keyframe[usize::from(layer)];
             if key {
                 enc.keyframe_wanted = false;
@@ -134,14 +251,16 @@ impl VideoSource {
                 enc.tl0 = enc.tl0.wrapping_add(1);
             }
             enc.picture_id = (enc.picture_id + 1) & 0x7fff;
-            let rate = LAYER_BPS[usize::from(layer)] as f64;
+            let rate = enc.rate;
             // Frames of a temporal layer per second: TL0 and TL1 a quarter each, TL2 half.
-            let per_sec = f64::from(FPS) * if tid == 2 { 0.5 } else { 0.25 };
+            let per_sec = fps * TEMPORAL_FRAMES[usize::from(tid)];
             let mut bytes = rate * TEMPORAL_SHARE[usize::from(tid)] / per_sec / 8.0 * variation;
             if key {
-                bytes = rate * TEMPORAL_SHARE[0] / (f64::from(FPS) * 0.25) / 8.0 * 4.0;
+                bytes =
+                    rate * TEMPORAL_SHARE[0] / (fps * TEMPORAL_FRAMES[0]) / 8.0 * KEYFRAME_FACTOR;
             }
             let bytes = (bytes as usize).max(MARK_LEN + 10);
+            let (width, height) = (enc.params.width as u16, enc.params.height as u16);
             let mut left = bytes;
             let mut first = true;
             while left > 0 {
@@ -160,15 +279,14 @@ impl VideoSource {
                     // code and dimensions.
                     p.extend_from_slice(&[if key { 0x10 } else { 0x11 }, 0, 0]);
                     if key {
-                        // 320x180, 640x360, 1280x720: what a 720p camera's simulcast sends.
-                        let (w, h) = (320u16 << layer, 180u16 << layer);
                         p.extend_from_slice(&[0x9d, 0x01, 0x2a]);
-                        p.extend_from_slice(&w.to_le_bytes());
-                        p.extend_from_slice(&h.to_le_bytes());
+                        p.extend_from_slice(&width.to_le_bytes());
+                        p.extend_from_slice(&height.to_le_bytes());
                     }
                     p.push(layer);
                     p.extend_from_slice(&self.frame_no.to_be_bytes());
                     p.extend_from_slice(&capture_us.to_be_bytes());
+                    p.extend_from_slice(&height.to_be_bytes());
                 }
                 // `chunk` counts the frame's own bytes, after the 6-byte descriptor.
                 p.resize((6 + chunk).max(p.len()), 0xab);

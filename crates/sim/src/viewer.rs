@@ -15,6 +15,8 @@ pub struct Rendered {
     /// When it is shown (the receiver's playout delay applied: `playout.rs`).
     pub at: Instant,
     pub spatial: u8,
+    /// Frame height as encoded (the encoding's `scaleResolutionDownBy` applied).
+    pub height: u16,
     pub capture_us: u64,
 }
 
@@ -27,6 +29,7 @@ struct Assembly {
     tl0: u8,
     key: bool,
     spatial: u8,
+    height: u16,
     capture_us: u64,
     complete_at: Option<Instant>,
 }
@@ -109,6 +112,7 @@ impl VideoModel {
             if let Some(m) = payload.get(head..head + MARK_LEN) {
                 a.spatial = m[0];
                 a.capture_us = u64::from_be_bytes(m[5..13].try_into().unwrap_or([0; 8]));
+                a.height = u16::from_be_bytes(m[13..15].try_into().unwrap_or([0; 2]));
             }
         }
         if marker {
@@ -149,6 +153,7 @@ impl VideoModel {
                 self.rendered.push(Rendered {
                     at,
                     spatial: a.spatial,
+                    height: a.height,
                     capture_us: a.capture_us,
                 });
                 continue;

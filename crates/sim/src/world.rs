@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use kham_netem::{Link, LinkConfig};
 use kham_proto::ParticipantId;
+use kham_sfu::str0m::bwe::{Bitrate, BweKind};
 use kham_sfu::str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use kham_sfu::str0m::format::Codec;
 use kham_sfu::str0m::media::{
@@ -16,7 +17,8 @@ use kham_sfu::str0m::rtp::{RtpWrite, Ssrc};
 use kham_sfu::str0m::{Candidate, Event, Input, Output, Rtc};
 use kham_sfu::{Permissions, Room, RoomConfig, RoomEvent, RoomOutput};
 
-use crate::source::{AudioSource, OutPacket, SentAudio, VideoSource};
+use crate::encoder::{DEFAULT_MAX_BPS, EncodingLimits};
+use crate::source::{AUDIO_WIRE_BPS, AudioSource, OutPacket, SentAudio, VideoSource};
 use crate::viewer::{AudioLog, VideoModel};
 
 const SERVER: &str = "10.0.0.1:7882";
@@ -45,7 +47,8 @@ pub struct Traffic {
 
 pub(crate) enum Role {
     Publisher {
-        video: VideoSource,
+        /// Boxed: the encoder state is much larger than a viewer's.
+        video: Box<VideoSource>,
         audio: AudioSource,
         video_mid: Mid,
         audio_mid: Mid,
@@ -142,15 +145,18 @@ impl World {
             Rtc::builder()
                 .set_rtp_mode(true)
                 .enable_opus(true, true)
-                .enable_bwe(Some(kham_sfu::str0m::bwe::Bitrate::kbps(5_000)))
+                .enable_bwe(Some(Bitrate::kbps(5_000)))
                 .build(self.now)
         } else {
             self.client_rtc(addr)
         };
-        if self.publisher_bwe
-            && let Ok(c) = Candidate::host(addr, "udp")
-        {
-            rtc.add_local_candidate(c);
+        if self.publisher_bwe {
+            if let Ok(c) = Candidate::host(addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+            // As a browser does: probe for everything its encodings and audio could send.
+            let all: u64 = DEFAULT_MAX_BPS.iter().sum::<u64>() + AUDIO_WIRE_BPS;
+            rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(all));
         }
         let mut change = rtc.sdp_api();
         let audio_mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
@@ -163,7 +169,7 @@ impl World {
         let (offer, pending) = change.apply().ok_or("no offer")?;
         let now = self.now;
         let role = Role::Publisher {
-            video: VideoSource::new(seed, now),
+            video: Box::new(VideoSource::new(seed, now)),
             audio: AudioSource::new(seed, now),
             video_mid,
             audio_mid,
@@ -326,7 +332,7 @@ impl World {
         }
     }
 
-    fn room_output(&mut self, out: RoomOutput) {
+    pub(crate) fn room_output(&mut self, out: RoomOutput) {
         let now = self.now;
         match out {
             RoomOutput::Transmit(t) => {
@@ -358,8 +364,8 @@ impl World {
                 }
             }
             RoomOutput::Event(e) => {
-                // Dynacast: the publisher's encoder starts and stops layers as told, like a
-                // browser applying `publish_layers` with setParameters.
+                // Dynacast: the publisher's encoder starts, stops and shapes encodings as told,
+                // like a browser applying `publish_layers` with setParameters.
                 if let RoomEvent::PublishLayers { peer, layers, .. } = &e
                     && let Some(Endpoint {
                         role: Role::Publisher { video, .. },
@@ -368,6 +374,14 @@ impl World {
                 {
                     for l in layers {
                         if let Some(i) = RIDS.iter().position(|r| *r == l.rid) {
+                            video.set_limits(
+                                i,
+                                EncodingLimits {
+                                    max_bitrate: l.max_bitrate,
+                                    max_framerate: l.max_framerate,
+                                    scale_resolution_down_by: l.scale_resolution_down_by,
+                                },
+                            );
                             video.set_active(i, l.active);
                         }
                     }
@@ -466,11 +480,23 @@ fn poll_endpoint(ep: &mut Endpoint, now: Instant) -> bool {
     }
 }
 
-fn endpoint_event(ep: &mut Endpoint, now: Instant, e: Event) {
-    if let Event::EgressBitrateEstimate(kham_sfu::str0m::bwe::BweKind::Twcc { estimate, .. }) = &e {
+pub(crate) fn endpoint_event(ep: &mut Endpoint, now: Instant, e: Event) {
+    if let Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) = &e {
         ep.estimates.push(estimate.as_u64());
     }
     match (&mut ep.role, e) {
+        // The publisher's own estimate (only with `publisher_bwe`) and the server's REMB cap
+        // its encoders' send target, as in a browser.
+        (
+            Role::Publisher { video, .. },
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }),
+        ) => video.set_own_estimate(estimate.as_u64()),
+        (
+            Role::Publisher {
+                video, video_mid, ..
+            },
+            Event::EgressBitrateEstimate(BweKind::Remb { estimate, mid }),
+        ) if mid == *video_mid => video.set_remb(estimate.as_u64()),
         (
             Role::Publisher {
                 video, video_mid, ..
