@@ -373,8 +373,10 @@ test('publish_layers switches the own simulcast encodings, in message order, and
   await page.waitForFunction(() => /** @type {any} */ (window).__layerEvents.length === 3);
   assert.deepEqual((await state()).encodings, ['q:false', 'h:true', 'f:false']);
   const ev = await events();
-  assert.deepEqual(ev[1].encodings, [{ rid: 'q', active: false }, { rid: 'h', active: true }, { rid: 'f', active: true }]);
-  assert.deepEqual(ev[2].encodings, [{ rid: 'q', active: false }, { rid: 'h', active: true }, { rid: 'f', active: false }]);
+  /** @param {{rid: string, active: boolean}[]} e */
+  const onOff = (e) => e.map(({ rid, active }) => ({ rid, active }));
+  assert.deepEqual(onOff(ev[1].encodings), [{ rid: 'q', active: false }, { rid: 'h', active: true }, { rid: 'f', active: true }]);
+  assert.deepEqual(onOff(ev[2].encodings), [{ rid: 'q', active: false }, { rid: 'h', active: true }, { rid: 'f', active: false }]);
   assert.equal(await page.evaluate(() => /** @type {any} */ (window).__maxInFlight), 1, 'one setParameters call at a time');
 
   // An unknown mid and a malformed layer list: logged, nothing changes, the session goes on.
@@ -386,6 +388,28 @@ test('publish_layers switches the own simulcast encodings, in message order, and
   mock.push(me, { type: 'publish_layers', mid, layers: [{ rid: 'q', active: true }, { rid: 'h', active: true }, { rid: 'f', active: true }] });
   await page.waitForFunction(() => /** @type {any} */ (window).__layerEvents.length === 6);
   assert.deepEqual((await state()).encodings, ['q:true', 'h:true', 'f:true']);
+
+  // The video floor and the encoder following the viewer: limits applied, then the defaults
+  // back when the server leaves them out.
+  const limits = () => page.evaluate(() => {
+    const pc = /** @type {any} */ (window).__kham.pc;
+    const tr = pc.getTransceivers().find((t) => t.sender.track && t.sender.track.kind === 'video');
+    return tr.sender.getParameters().encodings.map((e) => [e.rid, e.maxBitrate, e.maxFramerate ?? null, e.scaleResolutionDownBy]);
+  });
+  mock.push(me, {
+    type: 'publish_layers',
+    mid,
+    layers: [
+      { rid: 'q', active: true, max_bitrate: 60_000, max_framerate: 15, scale_resolution_down_by: 8 },
+      { rid: 'h', active: true, max_bitrate: 420_000 },
+      { rid: 'f', active: false },
+    ],
+  });
+  await page.waitForFunction(() => /** @type {any} */ (window).__layerEvents.length === 7);
+  assert.deepEqual(await limits(), [['q', 60_000, 15, 8], ['h', 420_000, null, 2], ['f', 1_500_000, null, 1]]);
+  mock.push(me, { type: 'publish_layers', mid, layers: [{ rid: 'q', active: true }, { rid: 'h', active: true }, { rid: 'f', active: true }] });
+  await page.waitForFunction(() => /** @type {any} */ (window).__layerEvents.length === 8);
+  assert.deepEqual(await limits(), [['q', 150_000, null, 4], ['h', 500_000, null, 2], ['f', 1_500_000, null, 1]]);
   assert.equal(await page.locator('[data-testid="call"]:not([hidden])').count(), 1);
   assert.deepEqual(errors, []);
   await page.context().close();

@@ -586,17 +586,19 @@ export class KhamClient extends EventTarget {
   }
 
   /**
-   * Dynacast: switches the own video's simulcast encodings on or off. One setParameters call
-   * at a time, in message order; failures are logged, never thrown.
+   * Dynacast: switches the own video's simulcast encodings on or off and applies the limits
+   * the server asks for (the video floor, the encoder following the best viewer). One
+   * setParameters call at a time, in message order; failures are logged, never thrown (the
+   * server does not depend on being obeyed).
    * @param {string} mid
-   * @param {{rid: string, active: boolean}[]} layers
+   * @param {import('./layers.js').LayerWish[]} layers
    */
   _onPublishLayers(mid, layers) {
     const job = async () => {
       /** @type {{rid: string, active: boolean}[]|null} */
       let encodings = null;
       try {
-        if (this.pc) encodings = await applyPublishLayers(this.pc, mid, layers);
+        if (this.pc) encodings = await applyPublishLayers(this.pc, mid, layers, SIMULCAST_ENCODINGS);
         else console.warn('kham: publish_layers before media started; ignored');
       } catch (err) {
         console.error('kham: could not set the simulcast layers', err);

@@ -1,47 +1,100 @@
-// Dynacast for the kham SDK: the server's `publish_layers` message says which simulcast
-// encodings of this client's own video some subscriber needs (crates/proto/PROTOCOL.md). The
-// others are switched off with RTCRtpSender.setParameters, so a weak uplink carries only what
-// is watched.
+// Dynacast for the kham SDK: the server's `publish_layers` message says what each simulcast
+// encoding of this client's own video should send (crates/proto/PROTOCOL.md): whether it is
+// needed at all, and, for an encoding the server shapes, a bitrate, frame-rate and resolution
+// limit. They are applied with RTCRtpSender.setParameters (no renegotiation), so a weak uplink
+// carries only what is watched, the lowest encoding fits the weakest viewer, and the top one
+// follows the best viewer's link.
 
 /**
  * @typedef {object} LayerWish
  * @property {string} rid     simulcast encoding id (q, h or f)
  * @property {boolean} active
+ * @property {number} [max_bitrate]               bit/s; absent = this client's default
+ * @property {number} [max_framerate]             frames/s; absent = no limit
+ * @property {number} [scale_resolution_down_by]  absent = this client's default
  */
 
 /**
- * Sets `active` on the encodings of the sender whose transceiver has `mid`; encodings whose rid
- * is not listed keep their state (setParameters is only called when something changes).
- * Resolves with every encoding's rid and `active` flag afterwards, or null when there is no
- * such sender.
+ * @typedef {object} EncodingDefaults
+ * @property {string} rid
+ * @property {number} [maxBitrate]
+ * @property {number} [scaleResolutionDownBy]
+ */
+
+/** Smallest picture the server may ask for, in lines: below it the limit is ignored. */
+const MIN_HEIGHT = 90;
+
+/**
+ * A positive finite number, or undefined.
+ * @param {unknown} v
+ * @returns {number|undefined}
+ */
+function positive(v) {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined;
+}
+
+/**
+ * Applies the server's wishes to the encodings of the sender whose transceiver has `mid`;
+ * encodings whose rid is not listed keep their state. A limit the message leaves out returns to
+ * `defaults` (what the client published with). setParameters is called only when something
+ * changes. A scale that would make the picture smaller than 90 lines is not applied. Resolves
+ * with every encoding's state afterwards, or null when there is no such sender.
  * @param {RTCPeerConnection} pc
  * @param {string} mid
  * @param {LayerWish[]} layers
- * @returns {Promise<{rid: string, active: boolean}[]|null>}
+ * @param {readonly EncodingDefaults[]} [defaults]
+ * @returns {Promise<{rid: string, active: boolean, maxBitrate?: number, maxFramerate?: number, scaleResolutionDownBy?: number}[]|null>}
  */
-export async function applyPublishLayers(pc, mid, layers) {
+export async function applyPublishLayers(pc, mid, layers, defaults = []) {
   const transceiver = pc.getTransceivers().find((tr) => tr.mid === mid);
   if (!transceiver || !transceiver.sender) {
     console.warn(`kham: publish_layers for mid ${mid}: no such sender`);
     return null;
   }
   const sender = transceiver.sender;
-  /** @type {Map<string, boolean>} */
+  /** @type {Map<string, LayerWish>} */
   const wanted = new Map();
   for (const l of layers) {
-    if (l && typeof l.rid === 'string' && typeof l.active === 'boolean') wanted.set(l.rid, l.active);
+    if (l && typeof l.rid === 'string' && typeof l.active === 'boolean') wanted.set(l.rid, l);
   }
   const params = sender.getParameters();
   const encodings = params.encodings || [];
+  const captureHeight = sender.track?.getSettings?.().height;
   let changed = false;
-  for (const enc of encodings) {
-    if (enc.rid === undefined || !wanted.has(enc.rid)) continue;
-    const active = /** @type {boolean} */ (wanted.get(enc.rid));
-    if (enc.active !== active) {
-      enc.active = active;
-      changed = true;
+  /**
+   * @param {RTCRtpEncodingParameters} enc
+   * @param {'active'|'maxBitrate'|'maxFramerate'|'scaleResolutionDownBy'} key
+   * @param {unknown} value
+   */
+  const set = (enc, key, value) => {
+    const e = /** @type {Record<string, unknown>} */ (/** @type {unknown} */ (enc));
+    if (e[key] === value) return;
+    if (value === undefined) {
+      if (!(key in e)) return;
+      delete e[key];
+    } else {
+      e[key] = value;
     }
+    changed = true;
+  };
+  for (const enc of encodings) {
+    const wish = enc.rid === undefined ? undefined : wanted.get(enc.rid);
+    if (!wish) continue;
+    /** @type {EncodingDefaults} */
+    const base = defaults.find((d) => d.rid === enc.rid) || { rid: enc.rid };
+    set(enc, 'active', wish.active);
+    set(enc, 'maxBitrate', positive(wish.max_bitrate) ?? base.maxBitrate);
+    set(enc, 'maxFramerate', positive(wish.max_framerate));
+    let scale = positive(wish.scale_resolution_down_by);
+    if (scale !== undefined && captureHeight && captureHeight / scale < MIN_HEIGHT) scale = undefined;
+    set(enc, 'scaleResolutionDownBy', Math.max(1, scale ?? base.scaleResolutionDownBy ?? 1));
   }
   if (changed) await sender.setParameters(params);
-  return encodings.map((e) => ({ rid: e.rid || '', active: e.active !== false }));
+  return encodings.map((e) => ({
+    rid: e.rid || '',
+    active: e.active !== false,
+    maxBitrate: e.maxBitrate,
+    maxFramerate: e.maxFramerate,
+    scaleResolutionDownBy: e.scaleResolutionDownBy,
+  }));
 }

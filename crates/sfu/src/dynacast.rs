@@ -55,9 +55,14 @@ const RESEND_AFTER: Duration = Duration::from_secs(1);
 const CAP_CHANGE: f64 = 0.15;
 /// A layer above the lowest starts once the best budget covers its minimum by this factor.
 const START_MARGIN: f64 = 1.3;
-/// The top layer's cap is this share of the best subscriber's budget for the video: the
-/// allocator keeps its up-switch headroom (`kham_bwe::AllocatorConfig::up_headroom`).
+/// The top layer's cap is this share of the best subscriber's budget for the video while some
+/// subscriber receives it: the allocator keeps its up-switch headroom
+/// (`kham_bwe::AllocatorConfig::up_headroom`)...
 const FOLLOW_SHARE: f64 = 0.85;
+/// ...and this share while nobody does yet, so that the upgrade into it fits the allocator's
+/// spatial headroom (`spatial_up_headroom` 0.75 of the estimate, the budget being 0.95 of it);
+/// once forwarded it grows to `FOLLOW_SHARE`.
+const ENTRY_SHARE: f64 = 0.7;
 /// Below these floors the lowest encoding also lowers its frame rate / resolution.
 const FLOOR_HALF_FPS_BELOW: u64 = 80_000;
 const FLOOR_HALF_SIZE_BELOW: u64 = 50_000;
@@ -114,6 +119,8 @@ struct Want {
     peak_bps: u64,
     /// On the lowest layer or paused for bandwidth: the floor matters to it.
     at_floor: bool,
+    /// The spatial layer it receives now.
+    on_layer: Option<u8>,
 }
 
 /// Updates every simulcast track's encodings; queues `publish_layers` for those changed.
@@ -162,6 +169,7 @@ fn want_of(sub: &Peer, key: u32, max_spatial: u8) -> Want {
         .filter(|d| d.key != key && d.kind != Kind::Audio)
         .map(|d| d.bps)
         .sum();
+    let on_layer = mine.and_then(|d| d.layer).map(|l| l.spatial);
     let at_floor = match mine {
         Some(d) => match d.layer {
             Some(l) => l.spatial == 0,
@@ -183,6 +191,7 @@ fn want_of(sub: &Peer, key: u32, max_spatial: u8) -> Want {
             _ => u64::MAX,
         },
         at_floor,
+        on_layer,
     }
 }
 
@@ -242,7 +251,9 @@ fn decide(
     for (l, enc) in next.iter_mut().enumerate().take(count) {
         enc.max_bitrate = None;
         if Some(l) == top && l > 0 && best != u64::MAX {
-            let cap = (best as f64 * FOLLOW_SHARE) as u64;
+            let received = wants.iter().any(|w| w.on_layer == Some(l as u8));
+            let share = if received { FOLLOW_SHARE } else { ENTRY_SHARE };
+            let cap = (best as f64 * share) as u64;
             let (min, max) = (min_bps(track.sizes[l], l), max_bps(track.sizes[l], l));
             if cap < max {
                 enc.max_bitrate = Some(cap.clamp(min, max) as u32);
@@ -383,6 +394,7 @@ mod tests {
             budget_bps,
             peak_bps: budget_bps,
             at_floor,
+            on_layer: Some(if at_floor { 0 } else { max_spatial }),
         }
     }
 
@@ -414,12 +426,13 @@ mod tests {
     fn the_top_encoding_follows_a_single_subscribers_budget() {
         let t0 = Instant::now();
         let mut t = track();
-        // 500 kbit/s for video: 720p (min 600 k) stops once that lasted, 360p is capped at 85 %
-        // of the budget.
+        // 500 kbit/s for video: 720p (min 600 k) stops once that lasted, 360p is capped below
+        // the budget.
         let l = run(&mut t, t0, 11, &[want(2, 500_000, false)]).expect("message");
         assert!(!l[2].active);
         assert!(l[1].active);
-        assert_eq!(l[1].max_bitrate, Some(425_000));
+        // Nobody receives 360p yet: capped lower, so the upgrade into it fits.
+        assert_eq!(l[1].max_bitrate, Some(350_000));
         assert_eq!(l[0].max_bitrate, None);
         // The link grows: 720p starts again once 1.3 x its minimum fits, capped likewise.
         let l = run(

@@ -324,3 +324,4 @@ fn audio_loss(w: &World) -> (usize, usize) {
         .count();
     (lost, window.len())
 }
+

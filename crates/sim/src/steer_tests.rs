@@ -102,10 +102,8 @@ fn a_remb_on_the_publishers_video_caps_its_uplink() {
     let mut w = world(None);
     run_for(&mut w, Duration::from_secs(3));
     let free = uplink_bps(&mut w, Duration::from_secs(3));
-    assert!(
-        free > 2_000_000.0,
-        "the whole ladder first: {free:.0} bit/s"
-    );
+    // The ladder first (its top encoding capped at what the viewer's link carries: dynacast).
+    assert!(free > 1_000_000.0, "the ladder first: {free:.0} bit/s");
     let now = w.now;
     let ep = publisher(&mut w);
     let Role::Publisher { video_mid, .. } = &ep.role else {
