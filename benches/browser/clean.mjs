@@ -165,7 +165,7 @@ for (const phase of spec.phases) {
     await Promise.all(Object.entries(call.pages).map(async ([role, p]) => {
       try {
         const s = await p.evaluate(rampSample);
-        emit({ type: 'sample', phase, page: role, t, videos: s.videos, badges: s.badges });
+        emit({ type: 'sample', phase, page: role, t, videos: s.videos, sent: s.sent, badges: s.badges });
       } catch (err) {
         emit({ type: 'error', phase, page: role, message: `sample failed: ${/** @type {Error} */ (err).message}` });
       }

@@ -62,7 +62,8 @@ export function rampRecorder({ heights }) {
 
 /**
  * Runs in a page every 500 ms: each received video (who sends it, height, fps, frames decoded,
- * bytes) and each tile's quality badge (kham pages: `data-quality` on `[data-testid="tile"]`),
+ * bytes), each own encoding (rid, height, fps, bytes, quality limitation) and each tile's quality
+ * badge (kham pages: `data-quality` on `[data-testid="tile"]`),
  * plus the ramp recorder's notes. Senders are named by the kham client's participant map; in a
  * direct call there is one, `peer`.
  */
@@ -78,9 +79,14 @@ export async function rampSample() {
   const fromOf = (/** @type {string} */ mid) => (kham ? nameOf(kham.participantForMid(mid)) || `mid ${mid}` : 'peer');
   /** @type {any[]} */
   const videos = [];
+  /** What the page's own encoders send (CPU or bandwidth limits show here). @type {any[]} */
+  const sent = [];
   for (const pc of w.__pcs) {
     if (pc.connectionState === 'closed') continue;
     (await pc.getStats()).forEach((/** @type {any} */ s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') {
+        sent.push({ rid: s.rid || '', height: s.frameHeight || 0, fps: s.framesPerSecond || 0, bytes: s.bytesSent || 0, limitation: s.qualityLimitationReason || '' });
+      }
       if (s.type !== 'inbound-rtp' || s.kind !== 'video' || !s.mid) return;
       videos.push({
         mid: s.mid, from: fromOf(s.mid), height: s.frameHeight || 0, fps: s.framesPerSecond || 0,
@@ -95,7 +101,7 @@ export async function rampSample() {
   /** @type {Record<string, any>} */
   const ramp = {};
   for (const [mid, r] of Object.entries(w.__ramp || {})) ramp[mid] = { ...r, from: fromOf(mid) };
-  return { videos, badges, ramp };
+  return { videos, sent, badges, ramp };
 }
 
 /**

@@ -103,7 +103,7 @@ export function freeUdpPort(ip) {
 /**
  * The old bypass, on demand, to check that the benchmark catches it: with
  * KHAM_BQ_UNSHAPED_FALLBACK=1 a relay that lists its first clients (p2p's) leaves every later
- * client on the relay's built-in default, no link at all, as the p2p relay did before 2026-11-25
+ * client on the relay's built-in default, no link at all, as the p2p relay did before 2026-12-03
  * (kham's and Janus's relays list none and keep their link). The run must then mark the
  * configurations whose traffic crossed such a client invalid.
  */

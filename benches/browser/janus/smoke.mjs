@@ -3,7 +3,7 @@
 // and the relays' figures; exits 1 if the subscriber decoded no frame.
 //
 //   sudo node benches/browser/janus/smoke.mjs [--sub-rate 300kbit] [--pub-rate 1mbit|none] [--seconds 20]
-//        [--remb BPS]   (a REMB cap from Janus at a quarter of the run: does Chromium obey it?)
+//        [--remb BPS,...]   (REMB caps from Janus spread over the run: does Chromium obey them?)
 // Needs: target/release/kham-relay (cargo build --release -p kham-relay), npm ci in
 // tests/browser (playwright-core), /usr/bin/chromium, root.
 import os from 'node:os';
@@ -24,9 +24,9 @@ const { values: opt } = parseArgs({
     delay: { type: 'string', default: '50ms' },
     seconds: { type: 'string', default: '20' },
     'relay-ip': { type: 'string', default: '127.0.0.9' },
-    // Asks Janus to cap the publisher with REMB at this many bit/s halfway through (a VideoRoom
-    // `configure` with `bitrate`), to see whether Chromium obeys REMB while transport-cc is
-    // negotiated: the publisher's sent rate and its BWE target should fall under the cap.
+    // Asks Janus to cap the publisher with REMB at these bit/s (comma-separated, spread over the
+    // run: a VideoRoom `configure` with `bitrate`), to see whether Chromium obeys REMB while
+    // transport-cc is negotiated: the publisher's sent rate and its BWE target follow the cap.
     remb: { type: 'string' },
   },
 });
@@ -78,9 +78,12 @@ try {
   let prev = null;
   let prevSent = null;
   for (let t = 2; t <= seconds; t += 2) {
-    if (opt.remb && t === 2 * Math.round(seconds / 4)) {
-      await publisher.evaluate((b) => window.__janus.send({ janus: 'message', body: { request: 'configure', bitrate: b } }), Number(opt.remb));
-      log(`asked Janus to cap the publisher at ${opt.remb} bit/s (REMB)`);
+    // --remb A,B,...: cap i from (i + 1) / (n + 1) of the run on.
+    const caps = opt.remb ? opt.remb.split(',').map(Number) : [];
+    const step = caps.findIndex((_, i) => t === 2 * Math.round((seconds * (i + 1)) / (caps.length + 1) / 2));
+    if (step >= 0) {
+      await publisher.evaluate((b) => window.__janus.send({ janus: 'message', body: { request: 'configure', bitrate: b } }), caps[step]);
+      log(`asked Janus to cap the publisher at ${caps[step]} bit/s (REMB)`);
     }
     await new Promise((r) => setTimeout(r, 2000));
     const sent = await publisher.evaluate(async () => {

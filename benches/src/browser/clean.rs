@@ -324,6 +324,11 @@ pub fn direct_to(r: &CleanResult, height: u32) -> Option<f64> {
 pub fn targets(r: &CleanResult) -> Vec<String> {
     let mut out = Vec::new();
     let direct = direct_to(r, 540);
+    let why_not = if r.receivers.iter().any(|x| x.phase == "direct") {
+        "not judged (the direct call did not reach 540p on both sides)"
+    } else {
+        "not judged (no direct call in this run)"
+    };
     for (phase, slack) in [
         ("kham", TARGET_540_SLACK_S),
         ("kham_observer", TARGET_540_SLACK_OBSERVER_S),
@@ -331,7 +336,7 @@ pub fn targets(r: &CleanResult) -> Vec<String> {
         for x in r.receivers.iter().filter(|x| x.phase == phase) {
             let got = x.to_height_s.get(&540).copied().flatten();
             let verdict = match (got, direct) {
-                (_, None) => "not judged (the direct call did not reach 540p on both sides)".into(),
+                (_, None) => why_not.to_owned(),
                 (None, Some(d)) => format!("NOT met (never; bound {:.1} s)", d + slack),
                 (Some(g), Some(d)) if g <= d + slack => {
                     format!("met ({g:.1} s <= {:.1} s)", d + slack)
