@@ -15,7 +15,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../tests/browser/browser.mjs';
-import { initScript, publisherStats, subscriberStats } from './stats.mjs';
+import { candidatePaths, initScript, publisherStats, subscriberStats } from './stats.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(path.join(here, '../../tests/browser/package.json'));
@@ -65,10 +65,13 @@ const [pubBrowser, subBrowser] = await Promise.all([
   chromium.launch({ executablePath: CHROMIUM, headless: false, args: [...CHROMIUM_ARGS, ...extraArgs] }),
 ]);
 
-/** @param {import('playwright-core').Browser} browser @param {boolean} subscriber @param {string} label */
-async function page(browser, subscriber, label) {
+/**
+ * @param {import('playwright-core').Browser} browser @param {boolean} subscriber @param {string} label
+ * @param {[string, string]|null} rewrite  candidate address rewrite in remote descriptions
+ */
+async function page(browser, subscriber, label, rewrite = null) {
   const context = await browser.newContext({ viewport: { width: 960, height: 600 } });
-  await context.addInitScript(initScript, { subscriber });
+  await context.addInitScript(initScript, { subscriber, rewrite });
   const p = await context.newPage();
   p.on('pageerror', (e) => log(`${label} pageerror: ${e.message}`));
   p.on('console', (m) => { if (m.type() === 'error' || process.env.KHAM_BENCH_VERBOSE) log(`${label} ${m.type()}: ${m.text()}`); });
@@ -79,7 +82,8 @@ async function page(browser, subscriber, label) {
 const running = [];
 await Promise.all(Object.entries(modules).map(async ([name, mod]) => {
   try {
-    const [publisher, subscriber] = await Promise.all([page(pubBrowser, false, `${name} publisher`), page(subBrowser, true, `${name} subscriber`)]);
+    const rewrite = typeof mod.subscriberRewrite === 'function' ? mod.subscriberRewrite(spec.relayIps[name]) : null;
+    const [publisher, subscriber] = await Promise.all([page(pubBrowser, false, `${name} publisher`), page(subBrowser, true, `${name} subscriber`, rewrite)]);
     const startedAt = Date.now();
     const handle = await mod.start({
       name, publisher, subscriber, relayBin: spec.relayBin, relayIp: spec.relayIps[name],
@@ -116,14 +120,24 @@ while (running.length && tick <= lastEnd + 500) {
         r.handle.serverSample ? r.handle.serverSample().catch(() => ({})) : Promise.resolve({}),
       ]);
       const firstFrame = sub.first_frame_at === null ? null : (sub.first_frame_at - r.t0) / 1000;
-      emit({ type: 'sample', config: r.name, t: (now - r.t0) / 1000, first_frame_s: firstFrame, sub, pub, server });
+      /** @type {Record<string, number>} */
+      const stages = {};
+      for (const [k, at] of Object.entries(sub.stages || {})) stages[k] = (/** @type {number} */ (at) - r.t0) / 1000;
+      emit({ type: 'sample', config: r.name, t: (now - r.t0) / 1000, first_frame_s: firstFrame, stages_s: stages, sub, pub, server });
     } catch (err) {
       emit({ type: 'error', config: r.name, message: `sample failed: ${/** @type {Error} */ (err).message}` });
     }
   }));
 }
 
+// Which paths the pages' media took, then (after stop: the relays write their reports on exit)
+// the relays that should have carried it: the link check (benches/src/browser/links.rs).
+const paths = await Promise.all(running.map(async (r) => {
+  const [publisher, subscriber] = await Promise.all([r.publisher, r.subscriber].map((p) => p.evaluate(candidatePaths).catch(() => null)));
+  return { publisher, subscriber };
+}));
 await Promise.all(running.map((r) => r.handle.stop().catch((/** @type {Error} */ e) => log(`${r.name}: stop: ${e.message}`))));
+running.forEach((r, i) => emit({ type: 'links', config: r.name, relays: r.handle.relays || [], pages: paths[i] }));
 await Promise.all([pubBrowser.close(), subBrowser.close()]);
 log('done');
 process.exit(0);

@@ -76,6 +76,18 @@ function bits(r) {
   return Number(m[1]) * ({ bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9 }[m[2] || 'bit'] || 1);
 }
 
+/**
+ * `relayIp` with its last octet + 100: the subscriber's relay of a configuration that gives each
+ * side its own relay (kham, Janus).
+ * @param {string} relayIp
+ */
+export function subscriberRelayIp(relayIp) {
+  const o = relayIp.split('.').map(Number);
+  if (o.length !== 4 || o[0] !== 127 || o[3] + 100 > 254) throw new Error(`relayIp ${relayIp}: need 127.x.y.z with z <= 154`);
+  o[3] += 100;
+  return o.join('.');
+}
+
 /** A UDP port free on `ip` right now. @param {string} ip */
 export function freeUdpPort(ip) {
   return new Promise((resolve, reject) => {
@@ -89,36 +101,69 @@ export function freeUdpPort(ip) {
 }
 
 /**
- * Starts kham-relay on `listen` towards `upstream`, clients numbered by first datagram getting
- * `clients[i]` and later ones `fallback`. Stops with SIGTERM (the relay then writes its JSON
- * report to `<workDir>/relay-<name>.json`).
- * @param {{relayBin: string, workDir: string, name: string, listen: string, upstream: string,
- *   clients: Record<string, string|number>[], fallback?: Record<string, string|number>, seed: number,
- *   log: (msg: string) => void}} o
+ * The old bypass, on demand, to check that the benchmark catches it: with
+ * KHAM_BQ_UNSHAPED_FALLBACK=1 a relay that lists its first clients (p2p's) leaves every later
+ * client on the relay's built-in default, no link at all, as the p2p relay did before 2026-12-03
+ * (kham's and Janus's relays list none and keep their link). The run must then mark the
+ * configurations whose traffic crossed such a client invalid.
+ */
+const UNSHAPED_FALLBACK = process.env.KHAM_BQ_UNSHAPED_FALLBACK === '1';
+
+/**
+ * Starts kham-relay on `listen` (an address, or `IP:FIRST-LAST` for a port range) towards
+ * `upstream`. Clients numbered by first datagram get `clients[i]`, every later one `fallback`:
+ * a browser reaches the relay from one address per local interface it gathers (eth0, Janus's
+ * veth...), and each of those paths must cross the configuration's link, never an unshaped one.
+ * `upstreamBind` fixes the source IP of what the relay sends upstream (so a peer sees the relay's
+ * address, not the machine's). Resolves once the relay listens. Stops with SIGTERM (the relay then
+ * writes its JSON report to `<dir>/relay-<name>.json`; `<dir>` defaults to the work folder).
+ * @param {{relayBin: string, workDir: string, dir?: string, name: string, listen: string,
+ *   upstream: string, upstreamBind?: string, clients: Record<string, string|number>[],
+ *   fallback: Record<string, string|number>, seed: number, log: (msg: string) => void}} o
  */
 export async function startRelay(o) {
-  const specFile = path.join(o.workDir, `relay-${o.name}.spec.json`);
-  fs.writeFileSync(specFile, JSON.stringify({ clients: o.clients, default: o.fallback ?? null }, null, 2));
+  const dir = o.dir ?? o.workDir;
+  const specFile = path.join(dir, `relay-${o.name}.spec.json`);
+  const statsFile = path.join(dir, `relay-${o.name}.json`);
+  const unshaped = UNSHAPED_FALLBACK && o.clients.length > 0;
+  if (unshaped) o.log(`relay ${o.name}: KHAM_BQ_UNSHAPED_FALLBACK=1: later clients get NO link (checking the bypass check)`);
+  fs.writeFileSync(specFile, JSON.stringify({ clients: o.clients, default: unshaped ? null : o.fallback }, null, 2));
   const args = ['--listen', o.listen, '--upstream', o.upstream, '--client-spec', specFile, '--seed', String(o.seed),
-    '--stats-interval', '3600s', '--stats-json', path.join(o.workDir, `relay-${o.name}.json`)];
+    '--stats-interval', '3600s', '--stats-json', statsFile];
+  if (o.upstreamBind) args.push('--upstream-bind', o.upstreamBind);
   const proc = spawn(o.relayBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let partial = '';
+  /** @type {() => void} */
+  let listening = () => {};
+  const ready = new Promise((resolve) => { listening = () => resolve(undefined); });
   const collect = (/** @type {Buffer} */ d) => {
     out += d.toString();
     const lines = (partial + d.toString()).split('\n');
     partial = lines.pop() || '';
-    for (const line of lines) if (/client \d+/.test(line)) o.log(`relay ${o.name}: ${line.trim()}`);
+    for (const line of lines) {
+      if (line.includes('listening on')) listening();
+      if (/client \d+/.test(line)) o.log(`relay ${o.name}: ${line.trim()}`);
+    }
   };
   proc.stdout.on('data', collect);
   proc.stderr.on('data', collect);
-  await new Promise((r) => setTimeout(r, 300));
-  if (proc.exitCode !== null) throw new Error(`kham-relay ${args.join(' ')} exited with ${proc.exitCode}: ${out}`);
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  const failed = exited.then((code) => { throw new Error(`kham-relay ${args.join(' ')} exited with ${code}: ${out}`); });
+  /** @type {NodeJS.Timeout|undefined} */
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`kham-relay ${o.name}: not listening after 10 s: ${out}`)), 10_000);
+  });
+  await Promise.race([ready, failed, timeout]).finally(() => clearTimeout(timer));
+  failed.catch(() => {}); // exits later on stop(): not an error then
+  const listenIp = o.listen.replace(/:[\d-]+$/, '');
   return {
     output: () => out,
+    /** What the benchmark's link check reads (benches/src/browser/links.rs). */
+    info: { name: o.name, stats: statsFile, spec: specFile, ip: listenIp },
     async stop() {
       if (proc.exitCode !== null) return;
-      const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
       if (proc.exitCode === null) proc.kill('SIGKILL');

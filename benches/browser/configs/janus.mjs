@@ -9,13 +9,14 @@
 // The subscriber page rewrites Janus's candidates from relayIp to relayIp+100 (Janus has one
 // nat_1_1_mapping); both pages drop their own 10.77.0.x candidates from what they send to Janus,
 // which could otherwise reach them over the veth, past the relay.
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { serveBlank } from '../blank.mjs';
+import { specEntry, startRelay, subscriberRelayIp } from '../relay.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const JANUS_SH = path.join(HERE, '..', 'janus', 'janus.sh');
@@ -24,14 +25,6 @@ const PORTS = '20000-20019'; // janus.sh's default rtp_port_range
 const ROOM = 1234; // janus.plugin.videoroom.jcfg.in
 // Janus numbers substreams 0..2 from the lowest; the publisher's rids in that order.
 const RIDS = ['q', 'h', 'f'];
-
-/** relayIp with its last octet + 100: the subscriber's relay. */
-export function subscriberRelayIp(relayIp) {
-  const o = relayIp.split('.').map(Number);
-  if (o.length !== 4 || o[0] !== 127 || o[3] + 100 > 254) throw new Error(`relayIp ${relayIp}: need 127.x.y.z with z <= 154`);
-  o[3] += 100;
-  return o.join('.');
-}
 
 /** Janus directories whose namespace, veth and process `prepare` brought up. */
 const prepared = new Set();
@@ -83,8 +76,8 @@ export async function start(ctx) {
     }
     const secret = fs.readFileSync(path.join(dir, 'admin_secret'), 'utf8').trim();
     // Seeds: the publisher's relay gets seed, the subscriber's seed + 1 (independent losses).
-    started.relays.push(await startRelay(ctx, 'publisher', ctx.relayIp, ctx.linkArgs.publisher, ctx.seed, dir));
-    started.relays.push(await startRelay(ctx, 'subscriber', subIp, ctx.linkArgs.subscriber, ctx.seed + 1, dir));
+    started.relays.push(await sideRelay(ctx, 'publisher', ctx.relayIp, ctx.linkArgs.publisher, ctx.seed, dir));
+    started.relays.push(await sideRelay(ctx, 'subscriber', subIp, ctx.linkArgs.subscriber, ctx.seed + 1, dir));
 
     const ws = `ws://${JANUS_IP}:8188`;
     const pub = await ctx.publisher.evaluate(janusPage, { role: 'publisher', ws, room: ROOM });
@@ -99,7 +92,7 @@ export async function start(ctx) {
     return {
       stop,
       t0,
-      relayStats: Object.fromEntries(started.relays.map((r) => [r.side, r.statsFile])),
+      relays: started.relays.map((r) => r.info),
       /** The subscriber's video substream as Janus reports it (Admin API handle_info). */
       async serverSample() {
         const info = await adminHandleInfo(secret, sub.session, sub.handle);
@@ -113,32 +106,15 @@ export async function start(ctx) {
   }
 }
 
-/** One kham-relay over the whole Janus port range; resolves once it listens. */
-async function startRelay(ctx, side, ip, linkArgs, seed, dir) {
-  const statsFile = path.join(dir, `relay-${side}.json`);
-  const args = ['--listen', `${ip}:${PORTS}`, '--upstream', `${JANUS_IP}:${PORTS}`, ...linkArgs,
-    '--seed', String(seed), '--stats-interval', '0', '--stats-json', statsFile];
-  const child = spawn(ctx.relayBin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const log = fs.createWriteStream(path.join(dir, `relay-${side}.log`));
-  child.stderr.pipe(log);
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  await new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (d) => {
-      seen += d;
-      if (seen.includes('listening on')) { child.stderr.off('data', onData); resolve(); }
-    };
-    child.stderr.on('data', onData);
-    exited.then((code) => reject(new Error(`kham-relay (${side}) exited ${code}: ${seen.trim()}`)));
+/**
+ * One kham-relay over the whole Janus port range for one side; every client of it (the page's
+ * eth0 socket and its veth socket) gets that side's link.
+ */
+function sideRelay(ctx, side, ip, linkArgs, seed, dir) {
+  return startRelay({
+    relayBin: ctx.relayBin, workDir: ctx.workDir, dir, name: side, seed, log: ctx.log,
+    listen: `${ip}:${PORTS}`, upstream: `${JANUS_IP}:${PORTS}`, clients: [], fallback: specEntry(linkArgs),
   });
-  ctx.log(`janus: ${side} relay ${ip}:${PORTS} -> ${JANUS_IP}:${PORTS} ${linkArgs.join(' ')}`);
-  return {
-    side, statsFile,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited; // the relay writes its JSON report on SIGTERM
-    },
-  };
 }
 
 async function adminHandleInfo(secret, session, handle) {
@@ -198,6 +174,7 @@ async function janusPage({ role, ws: url, room, feed, rewrite }) {
   const pc = new RTCPeerConnection();
   state.pc = pc;
   state.close = () => { clearInterval(keepalive); pc.close(); ws.close(); };
+  state.send = send; // for smoke.mjs --remb (a publisher `configure` with a REMB cap)
 
   // Our candidates on the Janus veth (10.77.0.x) would let Janus reach us directly.
   const ours = (sdp) => sdp.split('\r\n').filter((l) => !/^a=candidate:.* 10\.77\.0\.\d+ /.test(l)).join('\r\n');

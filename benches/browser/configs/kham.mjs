@@ -1,9 +1,10 @@
 // kham (adaptation on) and kham_no_adaptation (KHAM_MEDIA__ADAPTATION=false, top layer always):
-// a `kham serve --dev` announcing the config's relay address, a kham-relay in front of its media
-// port, the real web client as a doctor (publisher: 720p fake camera, three simulcast layers,
-// Opus) and as an observer (subscriber, receives only).
+// a `kham serve --dev` announcing the config's relay address, a kham-relay per side in front of
+// its media port (the publisher's on relayIp, the subscriber's on relayIp + 100), the real web
+// client as a doctor (publisher: 720p fake camera, three simulcast layers, Opus) and as an
+// observer (subscriber, receives only).
 import { startKham } from '../../../tests/browser/server.mjs';
-import { specEntry, startRelay } from '../relay.mjs';
+import { specEntry, startRelay, subscriberRelayIp } from '../relay.mjs';
 
 const visible = (/** @type {string} */ testid) => `[data-testid="${testid}"]:not([hidden])`;
 
@@ -21,6 +22,16 @@ async function join(page, link) {
   return clicked;
 }
 
+/**
+ * What the driver's init script rewrites in the subscriber page's remote descriptions: the
+ * publisher's relay (which kham announces) to the subscriber's.
+ * @param {string} relayIp
+ * @returns {[string, string]}
+ */
+export function subscriberRewrite(relayIp) {
+  return [relayIp, subscriberRelayIp(relayIp)];
+}
+
 /** @param {any} ctx */
 export async function start(ctx) {
   const adaptation = ctx.name !== 'kham_no_adaptation';
@@ -30,25 +41,38 @@ export async function start(ctx) {
       KHAM_MEDIA__ADAPTATION: String(adaptation),
     },
   });
-  /** @type {Awaited<ReturnType<typeof startRelay>>|null} */
-  let relay = null;
+  /** @type {Awaited<ReturnType<typeof startRelay>>[]} */
+  const relays = [];
+  const stopAll = async () => {
+    await Promise.all(relays.map((r) => r.stop()));
+    await kham.stop();
+  };
   try {
-    // Clients in order of first datagram: the publisher joins first (client 0), then the
-    // subscriber (client 1); anything later (another local address) gets the subscriber's link.
-    relay = await startRelay({
-      relayBin: ctx.relayBin, workDir: ctx.workDir, name: ctx.name, seed: ctx.seed, log: ctx.log,
-      listen: `${ctx.relayIp}:${kham.udpPort}`, upstream: `127.0.0.1:${kham.udpPort}`,
-      clients: [specEntry(ctx.linkArgs.publisher), specEntry(ctx.linkArgs.subscriber)],
-      fallback: specEntry(ctx.linkArgs.subscriber),
-    });
+    // One relay per side, each giving every client it sees that side's link: a browser reaches
+    // a relay from one address per local interface (eth0, Janus's veth...), so numbering clients
+    // by first datagram would hand a publisher's second address the subscriber's link. kham
+    // announces the publisher's relay; the subscriber page rewrites that address to its own
+    // relay's in what the server sends it (`subscriberRewrite`, applied by stats.mjs).
+    // Seeds as for Janus: the publisher's relay gets seed, the subscriber's seed + 1.
+    const sides = [
+      { side: 'publisher', ip: ctx.relayIp, args: ctx.linkArgs.publisher, seed: ctx.seed },
+      { side: 'subscriber', ip: subscriberRelayIp(ctx.relayIp), args: ctx.linkArgs.subscriber, seed: ctx.seed + 1 },
+    ];
+    for (const { side, ip, args, seed } of sides) {
+      relays.push(await startRelay({
+        relayBin: ctx.relayBin, workDir: ctx.workDir, name: `${ctx.name}-${side}`, seed, log: ctx.log,
+        listen: `${ip}:${kham.udpPort}`, upstream: `127.0.0.1:${kham.udpPort}`, clients: [], fallback: specEntry(args),
+      }));
+    }
     const room = `bq-${ctx.name.replace(/_/g, '-')}-${Date.now().toString(36)}`;
     const doctor = await kham.joinLink({ room, identity: 'dr-bench', name: 'BS. Bench', role: 'doctor' });
     const observer = await kham.joinLink({ room, identity: 'sub-bench', name: 'Trạm y tế bench', role: 'observer' });
     const admin = await kham.adminToken();
 
     await join(ctx.publisher, doctor);
-    // Wait until the publisher's media flows through the relay (so it is the relay's client 0)
-    // before the subscriber appears. Audio: with nobody subscribed, dynacast may pause video.
+    // Wait until the publisher's media flows before the subscriber appears (t0 then means the
+    // same as for the other configurations). Audio: with nobody subscribed, dynacast may pause
+    // video.
     const until = Date.now() + 20_000;
     for (;;) {
       const sent = await ctx.publisher.evaluate(async () => {
@@ -66,6 +90,7 @@ export async function start(ctx) {
 
     return {
       t0,
+      relays: relays.map((r) => r.info),
       async serverSample() {
         const res = await fetch(`${kham.baseUrl}/api/admin/rooms/${encodeURIComponent(room)}`, { headers: { authorization: `Bearer ${admin}` } });
         if (!res.ok) return {};
@@ -78,14 +103,10 @@ export async function start(ctx) {
           layer: sub.audio_only ? 'paused' : layer === null || layer === undefined ? undefined : String(layer),
         };
       },
-      async stop() {
-        await relay?.stop();
-        await kham.stop();
-      },
+      stop: stopAll,
     };
   } catch (err) {
-    await relay?.stop();
-    await kham.stop();
+    await stopAll();
     throw err;
   }
 }

@@ -3,6 +3,7 @@
 // and the relays' figures; exits 1 if the subscriber decoded no frame.
 //
 //   sudo node benches/browser/janus/smoke.mjs [--sub-rate 300kbit] [--pub-rate 1mbit|none] [--seconds 20]
+//        [--remb BPS,...]   (REMB caps from Janus spread over the run: does Chromium obey them?)
 // Needs: target/release/kham-relay (cargo build --release -p kham-relay), npm ci in
 // tests/browser (playwright-core), /usr/bin/chromium, root.
 import os from 'node:os';
@@ -23,6 +24,10 @@ const { values: opt } = parseArgs({
     delay: { type: 'string', default: '50ms' },
     seconds: { type: 'string', default: '20' },
     'relay-ip': { type: 'string', default: '127.0.0.9' },
+    // Asks Janus to cap the publisher with REMB at these bit/s (comma-separated, spread over the
+    // run: a VideoRoom `configure` with `bitrate`), to see whether Chromium obeys REMB while
+    // transport-cc is negotiated: the publisher's sent rate and its BWE target follow the cap.
+    remb: { type: 'string' },
   },
 });
 const relayBin = process.env.KHAM_RELAY || path.join(process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target'), 'release', 'kham-relay');
@@ -68,9 +73,30 @@ try {
       .map((s) => `${s.rid}:${s.frameHeight ?? '-'}p ${Math.round(s.bytesSent / 1000)}kB ${s.qualityLimitationReason}`).join(', ');
   });
   const seconds = Number(opt.seconds);
+  const twcc = await publisher.evaluate(() => /transport-wide-cc/.test(window.__janus.pc.remoteDescription.sdp));
+  log(`publisher: transport-cc negotiated: ${twcc}`);
   let prev = null;
+  let prevSent = null;
   for (let t = 2; t <= seconds; t += 2) {
+    // --remb A,B,...: cap i from (i + 1) / (n + 1) of the run on.
+    const caps = opt.remb ? opt.remb.split(',').map(Number) : [];
+    const step = caps.findIndex((_, i) => t === 2 * Math.round((seconds * (i + 1)) / (caps.length + 1) / 2));
+    if (step >= 0) {
+      await publisher.evaluate((b) => window.__janus.send({ janus: 'message', body: { request: 'configure', bitrate: b } }), caps[step]);
+      log(`asked Janus to cap the publisher at ${caps[step]} bit/s (REMB)`);
+    }
     await new Promise((r) => setTimeout(r, 2000));
+    const sent = await publisher.evaluate(async () => {
+      let bytes = 0;
+      let target = null;
+      (await window.__janus.pc.getStats()).forEach((s) => {
+        if (s.type === 'outbound-rtp' && s.kind === 'video') bytes += s.bytesSent;
+        if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) target = s.availableOutgoingBitrate;
+      });
+      return { bytes, target };
+    });
+    log(`pub video sent ${prevSent === null ? '-' : Math.round(((sent.bytes - prevSent) * 8) / 2000)} kbit/s, BWE target ${sent.target === null ? '-' : Math.round(sent.target / 1000)} kbit/s`);
+    prevSent = sent.bytes;
     const v = await inbound();
     const kbps = v && prev ? Math.round(((v.bytesReceived - prev.bytesReceived) * 8) / 2000) : null;
     prev = v;
@@ -95,8 +121,8 @@ try {
 } finally {
   if (session) {
     await session.stop();
-    for (const [side, file] of Object.entries(session.relayStats)) {
-      const r = JSON.parse(fs.readFileSync(file, 'utf8'));
+    for (const { name: side, stats } of session.relays) {
+      const r = JSON.parse(fs.readFileSync(stats, 'utf8'));
       for (const c of r.clients) {
         console.log(`relay ${side} client ${c.id} ${c.addr}: up ${c.up.in_packets} pkts ${c.up.in_bytes} B (queue drops ${c.up.dropped_queue_packets}), down ${c.down.in_packets} pkts ${c.down.in_bytes} B -> ${c.down.out_packets} out (queue drops ${c.down.dropped_queue_packets}, lost ${c.down.dropped_loss_packets})`);
       }

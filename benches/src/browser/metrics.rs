@@ -13,6 +13,56 @@ use super::samples::Sample;
 /// A gap shorter than this at the end of the run is not a freeze (WebRTC's threshold at 5 fps).
 const OPEN_GAP_MIN_S: f64 = 0.6;
 
+/// When the subscriber reached each call-setup stage, seconds after the configuration's t0
+/// (the subscriber starting to connect, once the publisher is ready); `None`: never.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stages {
+    /// The call's first offer at the subscriber: sent by it (kham), or received by it (p2p,
+    /// Janus: the publisher or the server offers).
+    pub offer: Option<f64>,
+    /// ICE connected (a candidate pair works).
+    pub ice: Option<f64>,
+    /// Peer connection connected (ICE and DTLS done).
+    pub connected: Option<f64>,
+    /// First video RTP (video bytesReceived > 0).
+    pub rtp: Option<f64>,
+    /// First complete video frame (framesReceived > 0; the decoder starts on a keyframe).
+    pub keyframe: Option<f64>,
+    /// First decoded video frame.
+    pub frame: Option<f64>,
+}
+
+impl Stages {
+    /// From the stages the page marked (see `Sample::stages`).
+    pub fn from_marks(m: &std::collections::BTreeMap<String, f64>) -> Stages {
+        let get = |k: &str| m.get(k).copied();
+        let offer = match (get("local_offer"), get("remote_offer")) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Stages {
+            offer,
+            ice: get("ice_connected"),
+            connected: get("connected"),
+            rtp: get("first_rtp"),
+            keyframe: get("first_keyframe"),
+            frame: get("first_frame"),
+        }
+    }
+
+    /// The six stages in order, with their names.
+    pub fn list(&self) -> [(&'static str, Option<f64>); 6] {
+        [
+            ("offer", self.offer),
+            ("ice_connected", self.ice),
+            ("connected", self.connected),
+            ("first_rtp", self.rtp),
+            ("first_keyframe", self.keyframe),
+            ("first_frame", self.frame),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
     pub frozen_time_pct: f64,
@@ -24,6 +74,8 @@ pub struct Figures {
     pub audio_concealed_pct: f64,
     /// From the subscriber starting to join to its first decoded frame; `None`: never.
     pub first_frame_s: Option<f64>,
+    /// Call-setup stages from the same t0.
+    pub stages: Stages,
     pub mean_fps: f64,
     /// Mean video jitter buffer delay per emitted frame.
     pub jitter_buffer_ms: f64,
@@ -51,6 +103,7 @@ pub fn figures(samples: &[Sample]) -> Figures {
         .or_else(|| samples.iter().find(|s| s.frames_decoded > 0.0).map(|s| s.t));
     let mut f = Figures {
         first_frame_s: first_frame,
+        stages: Stages::from_marks(&last.stages),
         duration_s: duration,
         mean_kbps: last.inbound_bytes * 8.0 / duration / 1000.0,
         video_packets_lost: last.video_lost,
@@ -187,6 +240,29 @@ mod tests {
         assert_eq!(f.mean_height, 360.0);
         assert!((f.mean_kbps - 10_000.0 * 8.0 / 15.0 / 1000.0).abs() < 0.01);
         assert_eq!(f.first_frame_s, Some(1.0));
+    }
+
+    #[test]
+    fn stages_take_the_first_offer_either_way() {
+        let marks = |list: &[(&str, f64)]| {
+            list.iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        // kham: the subscriber offers, the server offers its tracks later.
+        let k = Stages::from_marks(&marks(&[
+            ("local_offer", 0.2),
+            ("remote_offer", 0.9),
+            ("connected", 0.6),
+            ("first_frame", 1.1),
+        ]));
+        assert_eq!(k.offer, Some(0.2));
+        assert_eq!(k.connected, Some(0.6));
+        assert_eq!(k.rtp, None);
+        // p2p: the publisher offers.
+        let p = Stages::from_marks(&marks(&[("remote_offer", 0.05), ("local_answer", 0.08)]));
+        assert_eq!(p.offer, Some(0.05));
+        assert_eq!(p.list()[5], ("first_frame", None));
     }
 
     #[test]

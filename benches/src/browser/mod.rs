@@ -3,6 +3,8 @@
 //! Janus). The Node driver (`benches/browser/driver.mjs`) runs the browsers; this module builds
 //! the scenarios, runs the driver per scenario and turns its samples into figures.
 
+pub mod clean;
+pub mod links;
 pub mod metrics;
 pub mod plot;
 pub mod report;

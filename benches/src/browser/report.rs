@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::metrics::{self, Figures};
+use super::links::LinkCheck;
+use super::metrics::{self, Figures, Stages};
 use super::samples::Sample;
 use super::scenarios::BrowserScenario;
 
@@ -15,6 +16,8 @@ pub struct ConfigResult {
     pub config: String,
     /// The relay's own report, summarised (`run::relay_summary`).
     pub relay: Option<Value>,
+    /// Whether its media stayed on the scenario's links (`links::check`).
+    pub links: LinkCheck,
     pub figures: Figures,
     pub samples: Vec<Sample>,
 }
@@ -47,12 +50,22 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".into(), |x| format!("{x:.digits$}"))
 }
 
-/// The figures of `config` in `r`, if it ran.
+/// The figures of `config` in `r`, if it ran and its media stayed on the scenario's links (an
+/// invalid configuration is compared with nothing).
 fn find<'a>(r: &'a ScenarioResult, config: &str) -> Option<&'a Figures> {
     r.configs
         .iter()
-        .find(|c| c.config == config)
+        .find(|c| c.config == config && c.links.valid)
         .map(|c| &c.figures)
+}
+
+/// The stages as `offer/ice/dtls/rtp/key/frame` seconds, `-` for a stage never reached.
+fn stages_cell(s: &Stages) -> String {
+    s.list()
+        .iter()
+        .map(|(_, v)| opt(*v, 2))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// The targets on one scenario, as short verdicts.
@@ -104,37 +117,37 @@ pub fn markdown(results: &[ScenarioResult]) -> String {
             "### {}\n\n{}. Machine: load average {:.2}, CPU busy {:.0} % (2 cores shared by everything); wall {:.0} s.\n",
             r.scenario.name, r.scenario.description, r.loadavg_mean, r.cpu_busy_pct_mean, r.wall_s
         );
-        md.push_str("| config | frozen time % | freezes/min | mean height | mean kbit/s | audio concealed % | first frame s | fps | jitter buffer ms | audio-only % |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str("| config | frozen time % | freezes/min | mean height | mean kbit/s | audio concealed % | first frame s | setup s: offer / ICE / DTLS / RTP / keyframe / frame | fps | jitter buffer ms | audio-only % |\n|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n");
         for c in &r.configs {
             let f = &c.figures;
+            let name = if c.links.valid {
+                c.config.clone()
+            } else {
+                format!("**INVALID** {}", c.config)
+            };
             let _ = writeln!(
                 md,
-                "| {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.2} | {} | {:.1} | {:.0} | {:.1} |",
-                c.config,
+                "| {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.2} | {} | {} | {:.1} | {:.0} | {:.1} |",
+                name,
                 f.frozen_time_pct,
                 f.freezes_per_min,
                 f.mean_height,
                 f.mean_kbps,
                 f.audio_concealed_pct,
                 opt(f.first_frame_s, 2),
+                stages_cell(&f.stages),
                 f.mean_fps,
                 f.jitter_buffer_ms,
                 f.audio_only_pct
             );
         }
-        for c in &r.configs {
-            let held = c
-                .relay
-                .as_ref()
-                .and_then(|v| v.get("client_mapping_ok"))
-                .and_then(Value::as_bool);
-            if held == Some(false) {
-                let _ = writeln!(
-                    md,
-                    "\n- {}: WARNING: the relay's busiest clients were not the publisher on spec 0 and the subscriber on its link (see relay-{}.json)",
-                    c.config, c.config
-                );
-            }
+        for c in r.configs.iter().filter(|c| !c.links.valid) {
+            let _ = writeln!(
+                md,
+                "\n- **{} INVALID: its media did not stay on the scenario's links; its figures are not comparable and no target is judged against it**: {}",
+                c.config,
+                c.links.problems.join("; ")
+            );
         }
         for (config, msg) in &r.errors {
             let first = msg.lines().next().unwrap_or("");
@@ -170,6 +183,9 @@ pub fn json(results: &[ScenarioResult], quick: bool) -> Value {
                 "mean_kbps": f.mean_kbps,
                 "audio_concealed_pct": f.audio_concealed_pct,
                 "first_frame_s": f.first_frame_s,
+                "stages_s": f.stages.list().iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "valid": c.links.valid,
+                "link_check": c.links.json(),
                 "mean_fps": f.mean_fps,
                 "jitter_buffer_ms": f.jitter_buffer_ms,
                 "video_packets_lost": f.video_packets_lost,
@@ -190,5 +206,13 @@ pub fn json(results: &[ScenarioResult], quick: bool) -> Value {
                 .map(|(c, m)| json!({"scenario": r.scenario.name, "config": c, "message": m}))
         })
         .collect();
-    json!({"quick": quick, "entries": entries, "errors": errors})
+    let invalid: Vec<Value> = results
+        .iter()
+        .flat_map(|r| {
+            r.configs.iter().filter(|c| !c.links.valid).map(|c| {
+                json!({"scenario": r.scenario.name, "config": c.config, "problems": c.links.problems})
+            })
+        })
+        .collect();
+    json!({"quick": quick, "entries": entries, "errors": errors, "invalid": invalid})
 }

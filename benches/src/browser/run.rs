@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
+use super::links::RelayInfo;
 use super::samples::{self, DriverOutput};
 use super::scenarios::BrowserScenario;
 
@@ -124,43 +125,23 @@ pub fn scenario(
     Ok(samples::parse(&text))
 }
 
-/// What the relay of `config` reported (`relay-<config>.json` in `work`): its lateness (how
-/// late datagrams left: CPU contention shows here), and which client carried the most uplink
-/// and downlink bytes with the spec it got. For the kham configurations the publisher must be
-/// on spec 0 and the subscriber on spec 1 (or the default, the subscriber's link): clients are
-/// numbered by first datagram, and a browser sending from an unexpected address would shift
-/// them, so the summary says whether the mapping held.
-pub fn relay_summary(work: &Path, config: &str) -> Option<serde_json::Value> {
-    let text = std::fs::read_to_string(work.join(format!("relay-{config}.json"))).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let clients = v.get("clients")?.as_array()?;
-    let busiest = |dir: &str| {
-        clients
-            .iter()
-            .max_by_key(|c| {
-                c.pointer(&format!("/{dir}/in_bytes"))
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(0)
-            })
-            .map(|c| c.get("spec").cloned().unwrap_or(serde_json::Value::Null))
-    };
-    let up_spec = busiest("up");
-    let down_spec = busiest("down");
-    let mapping_ok = if config.starts_with("kham") {
-        Some(
-            up_spec.as_ref().and_then(serde_json::Value::as_u64) == Some(0)
-                && down_spec.as_ref().and_then(serde_json::Value::as_u64) != Some(0),
-        )
-    } else {
-        None
-    };
-    Some(json!({
-        "clients": clients.len(),
-        "lateness_p99_ms": v.pointer("/lateness/p99_us").and_then(serde_json::Value::as_f64).map(|u| u / 1000.0),
-        "lateness_max_ms": v.pointer("/lateness/max_us").and_then(serde_json::Value::as_f64).map(|u| u / 1000.0),
-        "cpu_percent": v.get("cpu_percent"),
-        "busiest_uplink_spec": up_spec,
-        "busiest_downlink_spec": down_spec,
-        "client_mapping_ok": mapping_ok,
-    }))
+/// What the relays of a configuration reported (their JSON reports, listed in the driver's
+/// `links` line): each relay's clients, lateness (how late datagrams left: CPU contention shows
+/// here) and CPU time. Which client was on which link is the link check's (`links.rs`).
+pub fn relay_summary(relays: &[RelayInfo]) -> Option<serde_json::Value> {
+    let out: Vec<serde_json::Value> = relays
+        .iter()
+        .filter_map(|r| {
+            let text = std::fs::read_to_string(&r.stats).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            Some(json!({
+                "name": r.name,
+                "clients": v.get("clients").and_then(serde_json::Value::as_array).map_or(0, Vec::len),
+                "lateness_p99_ms": v.pointer("/lateness/p99_us").and_then(serde_json::Value::as_f64).map(|u| u / 1000.0),
+                "lateness_max_ms": v.pointer("/lateness/max_us").and_then(serde_json::Value::as_f64).map(|u| u / 1000.0),
+                "cpu_percent": v.get("cpu_percent"),
+            }))
+        })
+        .collect();
+    (!out.is_empty()).then(|| json!({"relays": out}))
 }

@@ -1,5 +1,7 @@
 //! The driver's JSON lines, read into per-configuration series.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 /// One second of one configuration, as the subscriber page's getStats reported it (cumulative
@@ -9,6 +11,10 @@ pub struct Sample {
     /// Seconds since the configuration's t0 (the subscriber started joining).
     pub t: f64,
     pub first_frame_s: Option<f64>,
+    /// Call-setup stages reached so far in the subscriber page, seconds after t0 (`stats.mjs`
+    /// `initScript`: pc, local_offer, remote_offer, local_answer, remote_answer, ice_connected,
+    /// connected, first_rtp, first_keyframe, first_frame).
+    pub stages: BTreeMap<String, f64>,
     pub connected: bool,
     pub inbound_bytes: f64,
     pub transport_bytes: f64,
@@ -37,6 +43,9 @@ pub struct DriverOutput {
     pub series: Vec<(String, Vec<Sample>)>,
     /// Errors per configuration (start failures, skipped modules).
     pub errors: Vec<(String, String)>,
+    /// Per configuration, its relays and the paths its pages' media took (`links` lines, for
+    /// `links::check`).
+    pub links: Vec<(String, Value)>,
     /// Machine load per second: 1-minute load average and CPU busy %.
     pub loadavg: Vec<f64>,
     pub cpu_busy_pct: Vec<f64>,
@@ -71,6 +80,15 @@ fn parse_sample(v: &Value) -> Sample {
     Sample {
         t: num(v, &["t"]),
         first_frame_s: v.get("first_frame_s").and_then(Value::as_f64),
+        stages: v
+            .get("stages_s")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, x)| x.as_f64().map(|x| (k.clone(), x)))
+                    .collect()
+            })
+            .unwrap_or_default(),
         connected: sub.get("state").and_then(Value::as_str) == Some("connected"),
         inbound_bytes: num(sub, &["inbound_bytes"]),
         transport_bytes: num(sub, &["transport_bytes"]),
@@ -123,6 +141,7 @@ pub fn parse(text: &str) -> DriverOutput {
                     .to_owned();
                 out.errors.push((config, msg));
             }
+            Some("links") => out.links.push((config, v)),
             Some("load") => {
                 out.loadavg.push(num(&v, &["loadavg1"]));
                 if let Some(b) = v.get("cpu_busy_pct").and_then(Value::as_f64) {
@@ -144,7 +163,8 @@ mod tests {
         let text = r#"{"type":"load","loadavg1":1.5,"cpu_busy_pct":80}
 not json
 {"type":"error","config":"janus","message":"skipped"}
-{"type":"sample","config":"kham","t":1.0,"first_frame_s":0.8,"sub":{"state":"connected","inbound_bytes":1000,"video":{"frames_decoded":10,"height":360}},"pub":{"layers":[{"rid":"q","height":180}]},"server":{"estimate_kbps":300,"layer":"1"}}"#;
+{"type":"links","config":"kham","relays":[]}
+{"type":"sample","config":"kham","t":1.0,"first_frame_s":0.8,"stages_s":{"connected":0.5,"first_rtp":0.6},"sub":{"state":"connected","inbound_bytes":1000,"video":{"frames_decoded":10,"height":360}},"pub":{"layers":[{"rid":"q","height":180}]},"server":{"estimate_kbps":300,"layer":"1"}}"#;
         let out = parse(text);
         assert_eq!(out.loadavg, vec![1.5]);
         assert_eq!(out.errors.len(), 1);
@@ -154,5 +174,7 @@ not json
         assert_eq!(s[0].layer.as_deref(), Some("1"));
         assert_eq!(s[0].sent_layers, "q:180");
         assert!(s[0].connected);
+        assert_eq!(s[0].stages.get("first_rtp"), Some(&0.6));
+        assert_eq!(out.links.len(), 1);
     }
 }
