@@ -52,11 +52,11 @@ pub struct AllocatorConfig {
     pub down_margin: f64,
     /// ...or when it stays below what is sent for this long.
     pub down_confirm: Duration,
-    /// For this long after a spatial upgrade (its keyframe is a burst the estimator reads as
-    /// overuse: 0.85x what was acknowledged), a dip is a step down only below `grace_margin`
-    /// of what is sent. The upgrade was padded to first, so the link has carried its rate.
+    /// For this long after a big upgrade (its keyframe is a burst the estimator reads as
+    /// overuse: 0.85x what was acknowledged, which lags the new rate), a dip is a step down
+    /// only when the estimate no longer covers what was sent before the upgrade. The upgrade
+    /// was padded to first, so the link has carried its rate.
     pub upgrade_grace: Duration,
-    pub grace_margin: f64,
     /// Estimate assumed before the estimator has one.
     pub initial_estimate_bps: u64,
     /// How long the estimate must cover a temporal upgrade before it is made.
@@ -105,7 +105,6 @@ impl Default for AllocatorConfig {
             down_margin: 0.8,
             down_confirm: Duration::from_millis(1200),
             upgrade_grace: Duration::from_secs(2),
-            grace_margin: 0.6,
             initial_estimate_bps: 600_000,
             up_hold: Duration::from_millis(1000),
             spatial_up_hold: Duration::from_millis(2000),
@@ -269,8 +268,9 @@ pub struct Allocator {
     tracks: Vec<TrackState>,
     pending: Option<Pending>,
     /// Last big (padded) upgrade, to attribute a quick step down to it and to give the
-    /// estimator's reading of its burst a grace.
+    /// estimator's reading of its burst a grace, and what was sent just before it.
     last_spatial_up: Option<Instant>,
+    before_upgrade_bps: u64,
     /// Last spatial switch either way (its keyframe burst: no probe around it).
     last_spatial_switch: Option<Instant>,
     spatial_blocked_until: Option<Instant>,
@@ -296,6 +296,7 @@ impl Allocator {
             tracks: Vec::new(),
             pending: None,
             last_spatial_up: None,
+            before_upgrade_bps: 0,
             last_spatial_switch: None,
             spatial_blocked_until: None,
             backoff,
@@ -386,12 +387,11 @@ impl Allocator {
         let in_grace = self
             .last_spatial_up
             .is_some_and(|u| now.saturating_duration_since(u) < cfg.upgrade_grace);
-        let margin = if in_grace {
-            cfg.grace_margin
+        let clear_drop = if in_grace {
+            low < self.before_upgrade_bps
         } else {
-            cfg.down_margin
+            (low as f64) < cfg.down_margin * current_bps as f64
         };
-        let clear_drop = (low as f64) < margin * current_bps as f64;
         let confirmed = !in_grace && waited(self.below_since, cfg.down_confirm);
         if !forced && current_bps > low && (clear_drop || confirmed) {
             self.step_down(now, input, &down_plan, pause_ok);
@@ -709,6 +709,7 @@ impl Allocator {
         }
         let target = pending.target.clone();
         let padded = pending.spatial;
+        let before_bps = self.video_bps(input.tracks) + audio_bps;
         let mut spatial_changed = false;
         for (s, (_, new)) in self.tracks.iter_mut().zip(target) {
             if new != s.layer {
@@ -724,6 +725,7 @@ impl Allocator {
         }
         if padded {
             self.last_spatial_up = Some(now);
+            self.before_upgrade_bps = before_bps;
         }
         if spatial_changed {
             self.last_spatial_switch = Some(now);

@@ -127,11 +127,11 @@ proptest! {
             let video: u64 = a.decisions.iter().filter(|d| d.kind != Kind::Audio).map(|d| d.bps).sum();
             let audio: u64 = a.decisions.iter().filter(|d| d.kind == Kind::Audio).map(|d| d.bps).sum();
             // Video takes the subscriber clearly above its estimate only at the lowest layers
-            // (kept for `pause_wait` before pausing, and at the start): never by an upgrade. A
-            // small dip is held until it is confirmed (`down_confirm`).
-            // (`grace_margin` right after a spatial upgrade, whose keyframe the estimator reads as
-            // overuse).
-            if video > 0 && (*est as f64) < AllocatorConfig::default().grace_margin * (video + audio) as f64 {
+            // (kept for `pause_wait` before pausing, and at the start), never by an upgrade,
+            // except for the grace right after a big upgrade (whose keyframe the estimator reads
+            // as overuse): then only down to what was sent before it. A small dip is held until
+            // it is confirmed (`down_confirm`). So: below half of what is sent, only the lowest.
+            if video > 0 && (*est as f64) < 0.5 * (video + audio) as f64 && !(i > 0 && estimates[i - 1] >= video + audio) {
                 for d in a.decisions.iter().filter(|d| d.kind != Kind::Audio && d.layer.is_some()) {
                     let t = tracks.iter().find(|t| t.key == d.key).unwrap();
                     let mut ladder = Vec::new();

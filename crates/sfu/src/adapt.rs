@@ -268,7 +268,9 @@ pub(crate) fn allocate<'a>(
             visible: out.visible,
         });
     }
-    let raw = sub.rtc.bwe().raw_estimate().map(|(e, _)| e.as_u64());
+    let raw_and_overuse = sub.rtc.bwe().raw_estimate();
+    let raw = raw_and_overuse.map(|(e, _)| e.as_u64());
+    tracing::trace!(subscriber = %sub.id, estimate = ?adapt.estimate_bps, ?raw, overuse = raw_and_overuse.is_some_and(|(_, o)| o), "allocation input");
     let input = kham_bwe::SubscriberInput {
         estimate_bps: adapt.estimate_bps,
         raw_estimate_bps: raw,

@@ -194,20 +194,30 @@ fn a_spatial_upgrade_undone_soon_blocks_the_next_for_a_growing_backoff() {
     let mut a = Allocator::new(cfg.clone());
     run(&mut a, &c, &t, 0, 2400, 2_500_000);
     assert_eq!(video(a.allocation()).layer.map(|l| l.spatial), Some(2));
-    // The upgrade collapses the link: back down, and no spatial upgrade for the backoff.
+    // The upgrade collapses the link. Right after it the estimator's dip is given its grace
+    // (the layer before the upgrade still fits); then back down, and no spatial upgrade for the
+    // backoff.
     run(&mut a, &c, &t, 2400, 3000, 600_000);
+    assert_eq!(
+        video(a.allocation()).layer.map(|l| l.spatial),
+        Some(2),
+        "grace"
+    );
+    run(&mut a, &c, &t, 3000, 4600, 600_000);
     let down = video(a.allocation()).layer;
     assert!(down.map(|l| l.spatial) < Some(2), "{down:?}");
-    run(&mut a, &c, &t, 3000, 3000 + 7000, 2_500_000);
+    run(&mut a, &c, &t, 4600, 4600 + 7000, 2_500_000);
     assert_eq!(
         video(a.allocation()).layer.map(|l| l.spatial),
         down.map(|l| l.spatial),
         "spatial upgrade before the backoff ended"
     );
-    run(&mut a, &c, &t, 10_000, 14_000, 2_500_000);
+    run(&mut a, &c, &t, 11_600, 15_600, 2_500_000);
     assert_eq!(video(a.allocation()).layer.map(|l| l.spatial), Some(2));
-    // A second failure soon after doubles the backoff.
-    run(&mut a, &c, &t, 14_000, 14_600, 600_000);
+    // A second failure soon after doubles the backoff. A collapse even below what was sent
+    // before the upgrade is a step down at once, grace or not.
+    run(&mut a, &c, &t, 15_600, 16_000, 100_000);
+    assert!(video(a.allocation()).layer.map(|l| l.spatial) < Some(2));
     assert_eq!(a.backoff(), cfg.spatial_backoff * 2);
 }
 
