@@ -60,6 +60,9 @@ pub struct MediaConfig {
     pub announce: Vec<IpAddr>,
     pub shards: usize,
     pub adaptation: bool,
+    /// Bytes asked for each media socket's receive and send buffers; 0 keeps the system's.
+    pub udp_recv_buffer: usize,
+    pub udp_send_buffer: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +118,13 @@ impl Config {
         }
         if self.media.shards == 0 || self.media.shards > 64 {
             bail!("media.shards must be between 1 and 64");
+        }
+        // The kernel takes an int and doubles it; anything near that is a typo anyway.
+        const MAX_BUFFER: usize = 1 << 29;
+        if self.media.udp_recv_buffer > MAX_BUFFER || self.media.udp_send_buffer > MAX_BUFFER {
+            bail!(
+                "media.udp_recv_buffer and media.udp_send_buffer must be at most {MAX_BUFFER} bytes"
+            );
         }
         if !(1..=8).contains(&self.rooms.max_participants) {
             bail!("rooms.max_participants must be between 1 and 8");
@@ -196,6 +206,8 @@ mod tests {
             cfg.media.adaptation,
             "bandwidth adaptation is on by default"
         );
+        assert_eq!(cfg.media.udp_recv_buffer, 4 * 1024 * 1024);
+        assert_eq!(cfg.media.udp_send_buffer, 1024 * 1024);
     }
 
     #[test]
@@ -204,9 +216,14 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("KHAM_HTTP__LISTEN", "127.0.0.1:9999");
             jail.set_env("KHAM_MEDIA__UDP_PORT", "40000");
+            jail.set_env("KHAM_MEDIA__UDP_RECV_BUFFER", "65536");
             let cfg = Config::load(None, true).map_err(|e| e.to_string())?;
             assert_eq!(cfg.http.listen.port(), 9999);
             assert_eq!(cfg.media.udp_port, 40000);
+            assert_eq!(cfg.media.udp_recv_buffer, 65536);
+            jail.set_env("KHAM_MEDIA__UDP_SEND_BUFFER", "4294967296");
+            let err = Config::load(None, true).unwrap_err();
+            assert!(format!("{err:#}").contains("udp_send_buffer"), "{err:#}");
             Ok(())
         });
     }

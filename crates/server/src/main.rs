@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod cpu;
+mod logging;
 mod media_stats;
 mod metrics;
 mod monitor;
@@ -10,6 +11,7 @@ mod observer;
 mod serve;
 mod shard;
 mod tokens;
+mod udp;
 mod web;
 mod webhooks;
 

@@ -202,6 +202,14 @@ impl Collector for NodeCollector {
                 ("send_buffer_full", c.send_dropped),
             ],
         )?;
+        if let Some(d) = view.kernel_drops {
+            counter(
+                &mut e,
+                "kham_udp_kernel_drops",
+                "UDP datagrams the kernel dropped at the media sockets because their receive buffer was full (never seen by kham; Linux only)",
+                d,
+            )?;
+        }
         labelled_counter(
             &mut e,
             "kham_rtp_packets",

@@ -21,31 +21,24 @@ use crate::monitor::{History, Monitor, OpsView};
 use crate::observer::ServerObserver;
 use crate::shard::{self, ShardSetup};
 use crate::tokens;
+use crate::udp;
 use crate::webhooks::{WebhookStats, Webhooks};
 
 pub fn run(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     let cfg = Config::load(config, dev)?;
-    init_logging(&cfg.log.level);
+    crate::logging::init(&cfg.log.level);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(serve(cfg, dev))
 }
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
-}
-
 async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     // Media: one UDP socket per shard.
     let mut sockets = Vec::new();
     let mut announce = Vec::new();
+    let mut inodes = Vec::new();
+    let mut buffers: Option<udp::Buffers> = None;
     for i in 0..cfg.media.shards {
         let port = if cfg.media.udp_port == 0 {
             0
@@ -56,6 +49,23 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         let socket =
             std::net::UdpSocket::bind(addr).with_context(|| format!("binding media UDP {addr}"))?;
         let bound = socket.local_addr()?;
+        let b = udp::set_buffers(
+            &socket,
+            cfg.media.udp_recv_buffer,
+            cfg.media.udp_send_buffer,
+        )
+        .with_context(|| format!("setting the buffer sizes of media UDP {addr}"))?;
+        warn_if_short(i, &b);
+        // What /healthz reports: the smallest grant of any shard.
+        buffers = Some(match buffers {
+            Some(o) => udp::Buffers {
+                recv_granted: o.recv_granted.min(b.recv_granted),
+                send_granted: o.send_granted.min(b.send_granted),
+                ..o
+            },
+            None => b,
+        });
+        inodes.extend(udp::socket_inode(&socket));
         let ips = if cfg.media.announce.is_empty() {
             vec![cfg.media.bind]
         } else {
@@ -66,7 +76,13 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
                 .map(|ip| SocketAddr::new(ip, bound.port()))
                 .collect(),
         );
-        tracing::info!(port = bound.port(), shard = i, "media UDP socket bound");
+        tracing::info!(
+            port = bound.port(),
+            shard = i,
+            recv_buffer = b.recv_granted,
+            send_buffer = b.send_granted,
+            "media UDP socket bound"
+        );
         sockets.push(socket);
     }
     let (media, boards) = shard::start(ShardSetup {
@@ -118,6 +134,12 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
             history: history.clone(),
             draining: draining.clone(),
             view: view_tx,
+            // Kernel drops only when every shard's socket can be found in /proc.
+            sockets: if inodes.len() == cfg.media.shards {
+                inodes
+            } else {
+                Vec::new()
+            },
         }
         .run(),
     );
@@ -125,7 +147,7 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         keys: keys.clone(),
         rooms: rooms.clone(),
         counters: signal_counters,
-        health: health(boards.clone()),
+        health: health(boards.clone(), view_rx.clone(), buffers.unwrap_or_default()),
         draining: draining.clone(),
     };
     let admin = admin::router(AdminState {
@@ -178,17 +200,48 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Media counters for `/healthz`.
-fn health(boards: MediaBoards) -> kham_signal::HealthFn {
+/// Media counters for `/healthz`: the shards' own, the kernel's drops at the media sockets
+/// (absent where unknown), and the socket buffer sizes granted.
+fn health(
+    boards: MediaBoards,
+    view: watch::Receiver<Arc<OpsView>>,
+    buffers: udp::Buffers,
+) -> kham_signal::HealthFn {
     Arc::new(move || {
         let c = boards.counters();
-        json!({
+        let mut body = json!({
             "udp_in": c.udp_in,
             "udp_out": c.udp_out,
             "udp_dropped": c.udp_dropped,
             "udp_send_dropped": c.send_dropped,
-        })
+            "udp_recv_buffer": buffers.recv_granted,
+            "udp_send_buffer": buffers.send_granted,
+        });
+        if let (Some(d), Some(o)) = (view.borrow().kernel_drops, body.as_object_mut()) {
+            o.insert("udp_kernel_drops".into(), json!(d));
+        }
+        body
     })
+}
+
+/// Warns when the kernel granted a media socket less buffer than configured.
+fn warn_if_short(shard: usize, b: &udp::Buffers) {
+    if b.recv_granted < b.recv_requested {
+        tracing::warn!(
+            shard,
+            requested = b.recv_requested,
+            granted = b.recv_granted,
+            "media UDP receive buffer smaller than media.udp_recv_buffer: raise net.core.rmem_max (README, \"UDP buffers\")"
+        );
+    }
+    if b.send_granted < b.send_requested {
+        tracing::warn!(
+            shard,
+            requested = b.send_requested,
+            granted = b.send_granted,
+            "media UDP send buffer smaller than media.udp_send_buffer: raise net.core.wmem_max (README, \"UDP buffers\")"
+        );
+    }
 }
 
 /// Waits for SIGTERM/Ctrl-C, then drains: refuses joins (`draining`), waits until nobody is in
