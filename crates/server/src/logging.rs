@@ -78,7 +78,12 @@ where
         inner: fmt,
         debug: env_filter(directives),
     }
-    .with_filter(env_filter(directives).or(filter_fn(|m| m.target() == CONTEXT)));
+    .with_filter(env_filter(directives).or(
+        // The context spans are at info: the hint keeps the global maximum level (and so
+        // the cost of every disabled `trace!` and bridged `log` record in the engine) where
+        // the directives put it.
+        filter_fn(|m| m.target() == CONTEXT).with_max_level_hint(Level::INFO),
+    ));
     Registry::default().with(layer)
 }
 
@@ -516,6 +521,39 @@ mod tests {
             .count();
         assert_eq!(n, BURST as usize, "{out}");
         assert!(!out.contains("packet"), "{out}");
+    }
+
+    #[test]
+    fn log_crate_records_of_the_engine_are_replaced_too() {
+        let out = logged("info", || {
+            let _peer = peer_span("room-9", &ParticipantId::from("p-9")).entered();
+            // As tracing-subscriber's `log` bridge hands over dimpl's warnings.
+            let record = log::Record::builder()
+                .target("dimpl::dtls12::engine")
+                .module_path(Some("dimpl::dtls12::engine"))
+                .file(Some("engine.rs"))
+                .line(Some(271))
+                .level(log::Level::Warn)
+                .args(format_args!("Receive queue full: [MARKER-5]"))
+                .build();
+            let _ = tracing_log::format_trace(&record);
+        });
+        assert!(!out.contains("MARKER"), "{out}");
+        assert!(
+            out.lines().any(|l| l.contains("media engine warning")
+                && l.contains("module=dimpl::dtls12::engine")
+                && l.contains("room=room-9")),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_maximum_level_stays_where_the_directives_put_it() {
+        use tracing::level_filters::LevelFilter;
+        let hint = |d: &str| subscriber(d, false, std::io::sink).max_level_hint();
+        assert_eq!(hint("info"), Some(LevelFilter::INFO));
+        assert_eq!(hint("warn"), Some(LevelFilter::INFO), "the context spans");
+        assert_eq!(hint("info,str0m=debug"), Some(LevelFilter::DEBUG));
     }
 
     #[test]
