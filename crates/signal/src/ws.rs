@@ -146,7 +146,7 @@ async fn session(
                     if !send_within(&mut sink, text(&m)).await { break; }
                 }
                 Some(Outbound::Close(code, reason)) => {
-                    let _ = sink.send(close(code, reason)).await;
+                    let _ = send_within(&mut sink, close(code, reason)).await;
                     linger(&mut stream).await;
                     lost = false;
                     break;
