@@ -69,11 +69,14 @@ pub struct MediaConfig {
 pub struct AuthConfig {
     pub api_key: String,
     pub api_secret: String,
+    /// Where denied and removed tokens are kept across restarts; empty: memory only.
+    pub revocations_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RoomsConfig {
     pub max_participants: usize,
+    pub max_rooms: usize,
     #[serde(with = "humantime_serde_compat")]
     pub empty_timeout: Duration,
     #[serde(with = "humantime_serde_compat")]
@@ -128,6 +131,9 @@ impl Config {
         }
         if !(1..=8).contains(&self.rooms.max_participants) {
             bail!("rooms.max_participants must be between 1 and 8");
+        }
+        if self.rooms.max_rooms == 0 {
+            bail!("rooms.max_rooms must be at least 1");
         }
         for u in &self.webhooks.urls {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -195,6 +201,11 @@ mod tests {
         assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:7880");
         assert_eq!(cfg.rooms.max_participants, 8);
         assert_eq!(cfg.rooms.departure_timeout, Duration::from_secs(20));
+        assert_eq!(cfg.rooms.max_rooms, 1000);
+        assert!(
+            cfg.auth.revocations_file.as_os_str().is_empty(),
+            "no file by default: the default runs anywhere"
+        );
         assert_eq!(cfg.public_url(), "http://127.0.0.1:7880");
         assert!(cfg.webhooks.urls.is_empty(), "webhooks are off by default");
         assert!(

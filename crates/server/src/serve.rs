@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kham_proto::Role;
-use kham_signal::{AppState, Counters, RoomSettings, RoomTimeouts, Rooms, TokenKeys};
+use kham_signal::{
+    AppState, Counters, FileRevocations, MemoryRevocations, RoomSettings, RoomTimeouts, Rooms,
+    SharedRevocations, TokenKeys,
+};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -119,12 +122,18 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     });
     let settings = RoomSettings {
         max_participants: cfg.rooms.max_participants,
+        max_rooms: cfg.rooms.max_rooms,
         timeouts: RoomTimeouts {
             empty_timeout: cfg.rooms.empty_timeout,
             departure_timeout: cfg.rooms.departure_timeout,
         },
     };
-    let rooms = Rooms::with_observer(Arc::new(media), settings, observer);
+    let rooms = Rooms::with_store(
+        Arc::new(media),
+        settings,
+        observer,
+        revocations(&cfg.auth.revocations_file, dev)?,
+    );
     let history = Arc::new(Mutex::new(History::default()));
     tokio::spawn(
         Monitor {
@@ -198,6 +207,36 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// The revoked-token store: the configured file, or memory only (with a warning outside --dev:
+/// a restart would let denied and removed tokens back in).
+fn revocations(file: &Path, dev: bool) -> anyhow::Result<SharedRevocations> {
+    if file.as_os_str().is_empty() {
+        if !dev {
+            tracing::warn!(
+                "auth.revocations_file is not set: denied and removed tokens are kept in memory \
+                 only, and a restart lets them join again until they expire"
+            );
+        }
+        return Ok(Arc::new(MemoryRevocations::default()));
+    }
+    let (store, report) = FileRevocations::open(file, kham_signal::unix_now())
+        .with_context(|| format!("auth.revocations_file {}", file.display()))?;
+    tracing::info!(
+        file = %file.display(),
+        kept = report.kept,
+        expired = report.expired,
+        skipped = report.skipped,
+        "revoked tokens loaded"
+    );
+    if report.skipped > 0 {
+        tracing::warn!(
+            skipped = report.skipped,
+            "auth.revocations_file had lines that are not revocations; they were dropped"
+        );
+    }
+    Ok(Arc::new(store))
 }
 
 /// Media counters for `/healthz`: the shards' own, the kernel's drops at the media sockets

@@ -96,10 +96,11 @@ impl ApiError {
         }
     }
     pub fn refused(r: JoinRefusal) -> Self {
-        let status = if r == JoinRefusal::Revoked {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::FORBIDDEN
+        let status = match r {
+            JoinRefusal::Revoked => StatusCode::UNAUTHORIZED,
+            // The node's capacity, not this caller's fault: another node, or later, may do.
+            JoinRefusal::TooManyRooms => StatusCode::SERVICE_UNAVAILABLE,
+            JoinRefusal::Full | JoinRefusal::Ended => StatusCode::FORBIDDEN,
         };
         ApiError {
             status,
@@ -194,7 +195,12 @@ async fn create_room(
             "room ids are 1-64 characters of A-Z a-z 0-9 - _",
         ));
     }
-    let (_, created) = app.rooms.create(&body.room).map_err(ApiError::refused)?;
+    let (_, created) = app.rooms.create(&body.room).map_err(|r| {
+        if r == JoinRefusal::TooManyRooms {
+            app.counters.signal_error(r.code());
+        }
+        ApiError::refused(r)
+    })?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -14,6 +14,7 @@ pub mod http;
 pub mod media;
 pub mod notice;
 pub mod registry;
+pub mod revocations;
 pub mod room_state;
 pub mod token;
 mod user_agent;
@@ -24,4 +25,7 @@ pub use http::{ApiError, AppState, Counters, HealthFn, router, unix_now, valid_r
 pub use media::{Media, MediaError, MediaEvent, MediaPerms};
 pub use notice::{NoObserver, Notice, Observer, SharedObserver, Who};
 pub use registry::{RemoveError, RoomSettings, Rooms};
+pub use revocations::{
+    FileRevocations, LoadReport, MemoryRevocations, RevocationStore, SharedRevocations,
+};
 pub use token::{Claims, TokenError, TokenKeys};

@@ -16,11 +16,15 @@ use tokio::sync::{mpsc, oneshot};
 use crate::actor::{Outbound, RoomCmd};
 use crate::http::{ApiError, AppState, unix_now};
 use crate::registry::RoomHandle;
+use crate::room_state::JoinRefusal;
 use crate::token::{Claims, TokenError};
 
 /// How often the server pings an idle socket, and how long silence is tolerated.
 const PING_EVERY: Duration = Duration::from_secs(10);
 const SILENCE_LIMIT: Duration = Duration::from_secs(35);
+/// A frame the client's TCP window has not taken in this long means a reader that stopped
+/// reading: the session ends (otherwise a write would wait on it for ever).
+const WRITE_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Deserialize)]
 pub struct JoinQuery {
@@ -54,9 +58,19 @@ pub async fn ws_handler(
             return ApiError::unauthorized(e).into_response();
         }
     };
+    // Before the room is looked up: a revoked token must not even (re)create its room.
+    if app.rooms.is_revoked(&claims, unix_now()) {
+        app.counters.signal_error(TokenError::Revoked.code());
+        return ApiError::unauthorized(TokenError::Revoked).into_response();
+    }
     let room = match app.rooms.get_or_create(&q.room) {
         Ok(r) => r,
-        Err(refusal) => return ApiError::refused(refusal).into_response(),
+        Err(refusal) => {
+            if refusal == JoinRefusal::TooManyRooms {
+                app.counters.signal_error(refusal.code());
+            }
+            return ApiError::refused(refusal).into_response();
+        }
     };
     let (reply, rx) = oneshot::channel();
     if room
@@ -72,7 +86,8 @@ pub async fn ws_handler(
     }
     match rx.await {
         Ok(Ok(())) => {}
-        Ok(Err(refusal)) if refusal.code() == TokenError::Revoked.code() => {
+        Ok(Err(JoinRefusal::Revoked)) => {
+            app.counters.signal_error(TokenError::Revoked.code());
             return ApiError::unauthorized(TokenError::Revoked).into_response();
         }
         Ok(Err(refusal)) => return ApiError::refused(refusal).into_response(),
@@ -100,11 +115,13 @@ async fn session(
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(256);
     let (reply, joined) = oneshot::channel();
     let (mut sink, mut stream) = socket.split();
+    // The room holds the only sender: when it drops this session (a queue that no longer
+    // drains), `out_rx` ends and so does this task, closing the socket.
     let cmd = RoomCmd::Join {
         id: id.clone(),
         claims,
         client,
-        tx: out_tx.clone(),
+        tx: out_tx,
         reply,
     };
     let refused = match room.tx.send(cmd).await {
@@ -126,14 +143,15 @@ async fn session(
         tokio::select! {
             out = out_rx.recv() => match out {
                 Some(Outbound::Msg(m)) => {
-                    if sink.send(text(&m)).await.is_err() { break; }
+                    if !send_within(&mut sink, text(&m)).await { break; }
                 }
                 Some(Outbound::Close(code, reason)) => {
-                    let _ = sink.send(close(code, reason)).await;
+                    let _ = send_within(&mut sink, close(code, reason)).await;
                     linger(&mut stream).await;
                     lost = false;
                     break;
                 }
+                // Dropped by the room: a reader too slow for its queue (reported lost).
                 None => break,
             },
             frame = stream.next() => {
@@ -161,7 +179,13 @@ async fn session(
                         let _ = sink.send(close(code, "text JSON frames only")).await;
                         break;
                     }
-                    Some(Ok(Message::Close(_))) => { lost = false; break; }
+                    Some(Ok(Message::Close(_))) => {
+                        // The client closed: send the close reply tungstenite queued, so the
+                        // client sees its own clean close (not an abnormal 1006).
+                        let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+                        lost = false;
+                        break;
+                    }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         // tungstenite refuses frames over the hard cap: still say why.
@@ -177,11 +201,22 @@ async fn session(
             }
             _ = ping.tick() => {
                 if last_rx.elapsed() > SILENCE_LIMIT { break; }
-                if sink.send(Message::Ping(Default::default())).await.is_err() { break; }
+                if !send_within(&mut sink, Message::Ping(Default::default())).await { break; }
             }
         }
     }
     let _ = room.tx.send(RoomCmd::Disconnected { id, lost }).await;
+}
+
+/// Sends a frame, giving up after [`WRITE_LIMIT`]. False when the session should end.
+async fn send_within<S>(sink: &mut S, m: Message) -> bool
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    matches!(
+        tokio::time::timeout(WRITE_LIMIT, sink.send(m)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Closing handshake (RFC 6455 section 7.1.1): after our close frame, read until the client's

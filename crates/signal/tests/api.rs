@@ -84,6 +84,7 @@ async fn start(media: Arc<FakeMedia>) -> (SocketAddr, TokenKeys) {
     let keys = TokenKeys::new("key", SECRET);
     let settings = RoomSettings {
         max_participants: 8,
+        max_rooms: 100,
         timeouts: RoomTimeouts {
             empty_timeout: Duration::from_millis(400),
             departure_timeout: Duration::from_millis(300),
