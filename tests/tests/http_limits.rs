@@ -1,4 +1,5 @@
-//! The HTTP listener against slow, silent and too many clients (issue 11, finding 2), the pages'
+//! The HTTP listener against slow, silent and too many clients (issue 11, finding 2: header,
+//! idle and request timeouts, the connection cap), the pages'
 //! security headers and methods, and the bearer scheme's case (finding 11).
 
 use std::process::{Command, Stdio};
@@ -185,6 +186,52 @@ async fn slow_silent_and_idle_connections_are_closed_but_not_an_idle_websocket()
     ws.ping_pong(7)
         .await
         .context("the idle WebSocket no longer answers")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_does_not_arrive_gets_408_and_the_connection_closes() -> Result<()> {
+    let server = KhamServer::start_with(options(&[("KHAM_HTTP__REQUEST_TIMEOUT", "3s")])).await?;
+    // An unauthenticated POST declaring 100 bytes of body: the JSON extractor reads it before
+    // the token is checked. Five bytes are trickled, then nothing (the writer stops before the
+    // deadline so the close is clean).
+    let s = TcpStream::connect(server.http_addr).await?;
+    let (mut r, mut w) = s.into_split();
+    w.write_all(
+        b"POST /api/rooms HTTP/1.1\r\nHost: kham\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+    )
+    .await?;
+    let started = Instant::now();
+    let writer = tokio::spawn(async move {
+        for b in b"{\"roo" {
+            if w.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // Keep the write half open (until aborted): its FIN would end the body early.
+        let _open = w;
+        std::future::pending::<()>().await;
+    });
+    let mut got = Vec::new();
+    let limit = Duration::from_secs(3) + SLACK;
+    let closed = tokio::time::timeout(limit, r.read_to_end(&mut got)).await;
+    let elapsed = started.elapsed();
+    writer.abort();
+    ensure!(
+        closed.is_ok(),
+        "a slow body still holds the connection after {limit:?}"
+    );
+    let text = String::from_utf8_lossy(&got);
+    ensure!(text.starts_with("HTTP/1.1 408"), "{text}");
+    ensure!(text.contains(r#""error":"request_timeout""#), "{text}");
+    ensure!(
+        elapsed >= Duration::from_millis(2500),
+        "answered after {elapsed:?}"
+    );
+    // Requests that arrive in time are not affected.
+    let ok = server.http("GET", "/healthz", None, None).await?;
+    ensure!(ok.status == 200, "GET /healthz: {}", ok.status);
     Ok(())
 }
 

@@ -57,6 +57,9 @@ pub struct HttpConfig {
     /// A kept-alive connection's next request head within this after the previous response.
     #[serde(with = "humantime_serde_compat")]
     pub idle_timeout: Duration,
+    /// A request's body must arrive, and its handler answer, within this.
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
     /// Open HTTP connections (WebSockets included) at most.
     pub max_connections: usize,
 }
@@ -146,8 +149,14 @@ impl Config {
             bail!("webhooks.queue must be positive and webhooks.max_attempts between 1 and 20");
         }
         let second = Duration::from_secs(1);
-        if self.http.header_read_timeout < second || self.http.idle_timeout < second {
-            bail!("http.header_read_timeout and http.idle_timeout must be at least 1s");
+        let h = &self.http;
+        if [h.header_read_timeout, h.idle_timeout, h.request_timeout]
+            .iter()
+            .any(|t| *t < second)
+        {
+            bail!(
+                "http.header_read_timeout, http.idle_timeout and http.request_timeout must be at least 1s"
+            );
         }
         if !(1..=1_000_000).contains(&self.http.max_connections) {
             bail!("http.max_connections must be between 1 and 1000000");
@@ -213,6 +222,7 @@ mod tests {
         assert_eq!(cfg.public_url(), "http://127.0.0.1:7880");
         assert_eq!(cfg.http.header_read_timeout, Duration::from_secs(10));
         assert_eq!(cfg.http.idle_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.http.request_timeout, Duration::from_secs(30));
         assert_eq!(cfg.http.max_connections, 10_000);
         assert!(cfg.webhooks.urls.is_empty(), "webhooks are off by default");
         assert!(
@@ -256,6 +266,7 @@ mod tests {
         for (key, value) in [
             ("KHAM_HTTP__HEADER_READ_TIMEOUT", "0s"),
             ("KHAM_HTTP__IDLE_TIMEOUT", "500ms"),
+            ("KHAM_HTTP__REQUEST_TIMEOUT", "0s"),
             ("KHAM_HTTP__MAX_CONNECTIONS", "0"),
         ] {
             figment::Jail::expect_with(|jail| {

@@ -1,5 +1,6 @@
 //! Limits of the HTTP listener: a cap on open connections and the file-descriptor limit it must
-//! fit in. The timeouts are hyper's and axum-server's own settings, applied in `serve.rs`.
+//! fit in, and a deadline for each request. The header and idle timeouts are hyper's and
+//! axum-server's own settings, applied in `serve.rs`.
 //!
 //! A connection is counted from the moment it is accepted (before any TLS handshake) until its
 //! socket closes. The permit travels inside the stream, so a WebSocket, which hyper hands over
@@ -12,7 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum_server::accept::Accept;
+use kham_signal::ApiError;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -162,6 +168,34 @@ impl AsyncWrite for Counted {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Middleware: the request (its body included, which extractors read before the handler runs,
+/// and before any token check) and the handler's answer within `limit`. Without it a client
+/// could hold a connection by sending a declared body a byte at a time. A WebSocket or event
+/// stream answers at once and goes on outside this deadline.
+pub async fn request_deadline(
+    State(limit): State<std::time::Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut r = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request did not arrive in time",
+            )
+            .into_response();
+            // The rest of the body is not wanted: end the connection with the answer.
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            r
+        }
     }
 }
 

@@ -164,7 +164,11 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     });
     let app = kham_signal::router(state)
         .merge(admin)
-        .fallback(crate::web::static_handler);
+        .fallback(crate::web::static_handler)
+        .layer(axum::middleware::from_fn_with_state(
+            cfg.http.request_timeout,
+            http_limits::request_deadline,
+        ));
 
     let base = cfg.public_url();
     if dev {
