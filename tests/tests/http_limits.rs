@@ -91,6 +91,8 @@ async fn slow_silent_and_idle_connections_are_closed_but_not_an_idle_websocket()
     let server = KhamServer::start_with(options(&[
         ("KHAM_HTTP__HEADER_READ_TIMEOUT", "2s"),
         ("KHAM_HTTP__IDLE_TIMEOUT", "3s"),
+        // Shorter than the WebSocket's life below: it must not cut it either.
+        ("KHAM_HTTP__REQUEST_TIMEOUT", "2s"),
     ]))
     .await?;
     let room = unique("http-idle");
@@ -175,7 +177,7 @@ async fn slow_silent_and_idle_connections_are_closed_but_not_an_idle_websocket()
         "{idle:?} {slow_second:?}"
     );
 
-    // The WebSocket has been idle (no message from the client) for longer than both timeouts.
+    // The WebSocket has been idle (no message from the client) for longer than all three.
     let quiet = (IDLE_TIMEOUT * 2).saturating_sub(ws_opened.elapsed());
     tokio::time::sleep(quiet).await;
     ensure!(
