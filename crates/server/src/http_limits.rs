@@ -257,7 +257,8 @@ pub fn fit_fd_limit(max_connections: usize) -> usize {
         };
         match setrlimit(Resource::Nofile, new) {
             Ok(()) => {
-                tracing::info!(from = ?now.current, to, "raised the open-file limit (ulimit -n)");
+                let from = now.current.unwrap_or_default();
+                tracing::info!(from, to, "raised the open-file limit (ulimit -n)");
                 soft = Some(to);
             }
             Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
@@ -269,7 +270,7 @@ pub fn fit_fd_limit(max_connections: usize) -> usize {
         tracing::warn!(
             configured = max_connections,
             max_connections = fitted,
-            open_file_limit = ?soft,
+            open_file_limit = soft.unwrap_or_default(),
             "http.max_connections lowered to fit the open-file limit (ulimit -n)"
         );
     }
