@@ -51,6 +51,17 @@ pub struct HttpConfig {
     pub public_url: String,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+    /// TLS handshake, then the first request head, each within this.
+    #[serde(with = "humantime_serde_compat")]
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection's next request head within this after the previous response.
+    #[serde(with = "humantime_serde_compat")]
+    pub idle_timeout: Duration,
+    /// A request's body must arrive, and its handler answer, within this.
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
+    /// Open HTTP connections (WebSockets included) at most.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,6 +154,19 @@ impl Config {
         if self.webhooks.queue == 0 || !(1..=20).contains(&self.webhooks.max_attempts) {
             bail!("webhooks.queue must be positive and webhooks.max_attempts between 1 and 20");
         }
+        let second = Duration::from_secs(1);
+        let h = &self.http;
+        if [h.header_read_timeout, h.idle_timeout, h.request_timeout]
+            .iter()
+            .any(|t| *t < second)
+        {
+            bail!(
+                "http.header_read_timeout, http.idle_timeout and http.request_timeout must be at least 1s"
+            );
+        }
+        if !(1..=1_000_000).contains(&self.http.max_connections) {
+            bail!("http.max_connections must be between 1 and 1000000");
+        }
         let (c, k) = (
             self.tls_enabled(),
             !self.http.tls_key.as_os_str().is_empty(),
@@ -207,6 +231,10 @@ mod tests {
             "no file by default: the default runs anywhere"
         );
         assert_eq!(cfg.public_url(), "http://127.0.0.1:7880");
+        assert_eq!(cfg.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.http.idle_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.http.request_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.http.max_connections, 10_000);
         assert!(cfg.webhooks.urls.is_empty(), "webhooks are off by default");
         assert!(
             !cfg.webhooks.include_names,
@@ -228,14 +256,36 @@ mod tests {
             jail.set_env("KHAM_HTTP__LISTEN", "127.0.0.1:9999");
             jail.set_env("KHAM_MEDIA__UDP_PORT", "40000");
             jail.set_env("KHAM_MEDIA__UDP_RECV_BUFFER", "65536");
+            jail.set_env("KHAM_HTTP__HEADER_READ_TIMEOUT", "2s");
+            jail.set_env("KHAM_HTTP__MAX_CONNECTIONS", "5");
             let cfg = Config::load(None, true).map_err(|e| e.to_string())?;
             assert_eq!(cfg.http.listen.port(), 9999);
             assert_eq!(cfg.media.udp_port, 40000);
             assert_eq!(cfg.media.udp_recv_buffer, 65536);
+            assert_eq!(cfg.http.header_read_timeout, Duration::from_secs(2));
+            assert_eq!(cfg.http.max_connections, 5);
             jail.set_env("KHAM_MEDIA__UDP_SEND_BUFFER", "4294967296");
             let err = Config::load(None, true).unwrap_err();
             assert!(format!("{err:#}").contains("udp_send_buffer"), "{err:#}");
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own error type
+    fn refuses_http_limits_that_cannot_work() {
+        for (key, value) in [
+            ("KHAM_HTTP__HEADER_READ_TIMEOUT", "0s"),
+            ("KHAM_HTTP__IDLE_TIMEOUT", "500ms"),
+            ("KHAM_HTTP__REQUEST_TIMEOUT", "0s"),
+            ("KHAM_HTTP__MAX_CONNECTIONS", "0"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(key, value);
+                let err = Config::load(None, true).expect_err(key);
+                assert!(format!("{err:#}").contains("http."), "{key}: {err:#}");
+                Ok(())
+            });
+        }
     }
 }

@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod cpu;
+mod http_limits;
 mod logging;
 mod media_stats;
 mod metrics;

@@ -17,7 +17,8 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, HttpConfig};
+use crate::http_limits::{self, ConnLimit, LimitAcceptor};
 use crate::media_stats::MediaBoards;
 use crate::metrics::{Metrics, Sources};
 use crate::monitor::{History, Monitor, OpsView};
@@ -105,11 +106,13 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     let signal_counters = Arc::new(Counters::default());
     let (view_tx, view_rx) = watch::channel(Arc::new(OpsView::default()));
     let webhook_stats = Arc::new(WebhookStats::default());
+    let conn_limit = ConnLimit::new(http_limits::fit_fd_limit(cfg.http.max_connections));
     let metrics = Metrics::new(Sources {
         view: view_rx.clone(),
         signal: signal_counters.clone(),
         webhooks: webhook_stats.clone(),
         draining: draining.clone(),
+        http: conn_limit.clone(),
     });
     let webhooks =
         Webhooks::start(&cfg.webhooks, &cfg.auth.api_secret, webhook_stats)?.map(Arc::new);
@@ -170,7 +173,11 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     });
     let app = kham_signal::router(state)
         .merge(admin)
-        .fallback(crate::web::static_handler);
+        .fallback(crate::web::static_handler)
+        .layer(axum::middleware::from_fn_with_state(
+            cfg.http.request_timeout,
+            http_limits::request_deadline,
+        ));
 
     let base = cfg.public_url();
     if dev {
@@ -187,23 +194,22 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         handle.clone(),
     ));
     tracing::info!(%listen, tls = cfg.tls_enabled(), "HTTP listening; open {base}/join?room=..&token=..");
+    let app = app.into_make_service();
     if cfg.tls_enabled() {
         // rustls needs a process-wide crypto provider; aws-lc-rs is already linked for str0m.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(
-            &cfg.http.tls_cert,
-            &cfg.http.tls_key,
-        )
-        .await
-        .context("loading http.tls_cert / http.tls_key")?;
-        axum_server::bind_rustls(listen, tls)
-            .handle(handle)
-            .serve(app.into_make_service())
+        let tls = tls_config(&cfg.http).await?;
+        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+            .handshake_timeout(cfg.http.header_read_timeout)
+            .acceptor(LimitAcceptor(conn_limit));
+        let server = axum_server::bind(listen).acceptor(acceptor);
+        with_http_limits(server, &cfg.http, handle)
+            .serve(app)
             .await?;
     } else {
-        axum_server::bind(listen)
-            .handle(handle)
-            .serve(app.into_make_service())
+        let server = axum_server::bind(listen).acceptor(LimitAcceptor(conn_limit));
+        with_http_limits(server, &cfg.http, handle)
+            .serve(app)
             .await?;
     }
     Ok(())
@@ -237,6 +243,53 @@ fn revocations(file: &Path, dev: bool) -> anyhow::Result<SharedRevocations> {
         );
     }
     Ok(Arc::new(store))
+}
+
+/// The certificate and key, offering HTTP/1.1 only in ALPN (see [`with_http_limits`]).
+async fn tls_config(http: &HttpConfig) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    use axum_server::tls_rustls::RustlsConfig;
+    let loaded = RustlsConfig::from_pem_file(&http.tls_cert, &http.tls_key)
+        .await
+        .context("loading http.tls_cert / http.tls_key")?;
+    let mut config = (*loaded.get_inner()).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(config)))
+}
+
+/// The listener's timeouts. kham speaks HTTP/1.1 only: a connection must send its first request
+/// head within `header_read_timeout` (axum-server's first-request timeout, which also covers
+/// hyper's protocol detection), and every later one within `idle_timeout` of the previous
+/// response (hyper's header-read timer, which starts as soon as a kept-alive connection is
+/// idle). Once a connection is upgraded to a WebSocket, hyper's timers are gone with its HTTP
+/// state: the socket task's own ping and silence limit take over.
+///
+/// HTTP/2 has no idle or header timeout in hyper, so a connection that made one request could
+/// stay open forever. Browsers only use it when TLS offers it in ALPN, which [`tls_config`] does
+/// not; a client that sends the HTTP/2 preface anyway is allowed no streams, so it never makes a
+/// first request and is closed after `header_read_timeout`. (axum-server's HTTP/1-only mode
+/// would also turn off WebSocket upgrades.)
+fn with_http_limits<A>(
+    mut server: axum_server::Server<SocketAddr, A>,
+    http: &HttpConfig,
+    handle: axum_server::Handle<SocketAddr>,
+) -> axum_server::Server<SocketAddr, A> {
+    let builder = server.http_builder();
+    builder.http1().header_read_timeout(http.idle_timeout);
+    builder.http2().max_concurrent_streams(0);
+    let accept_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    server
+        .first_request_timeout(http.header_read_timeout)
+        .handle(handle)
+        .accept_error_handler(move |peer, e| {
+            if peer.is_some() {
+                // One connection's TLS handshake failed or timed out, or the cap refused it
+                // (counted in /metrics): routine, and the peer's address is not for the log.
+                tracing::debug!(error = %e, "HTTP connection closed before its first request");
+            } else if http_limits::due(&accept_failures) {
+                // The listener itself failed, e.g. out of file descriptors.
+                tracing::warn!(error = %e, "accepting HTTP connections fails");
+            }
+        })
 }
 
 /// Media counters for `/healthz`: the shards' own, the kernel's drops at the media sockets

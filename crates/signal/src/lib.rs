@@ -21,7 +21,9 @@ mod user_agent;
 mod ws;
 
 pub use actor::{MemberDetail, RoomDetail, RoomSummary, RoomTimeouts};
-pub use http::{ApiError, AppState, Counters, HealthFn, router, unix_now, valid_room_id};
+pub use http::{
+    ApiError, AppState, Counters, HealthFn, bearer_token, router, unix_now, valid_room_id,
+};
 pub use media::{Media, MediaError, MediaEvent, MediaPerms};
 pub use notice::{NoObserver, Notice, Observer, SharedObserver, Who};
 pub use registry::{RemoveError, RoomSettings, Rooms};
