@@ -242,7 +242,7 @@ const FIELDS: &[(&str, &[&str], &str)] = &[
         "video_view",
         &["views", "mid", "width", "height", "visible", "max_spatial"],
         "views: at most 64 of {mid: string, width, height: unsigned integers, visible: boolean, \
-         max_spatial: optional 0-2}",
+         max_spatial: optional layer number}",
     ),
 ];
 
