@@ -25,7 +25,16 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub admin: AdminConfig,
     pub webhooks: WebhooksConfig,
+    pub signaling: SignalingConfig,
     pub log: LogConfig,
+}
+
+/// The per-socket rate limit of signaling messages (`kham_signal::RateLimits`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SignalingConfig {
+    pub rate: f64,
+    pub burst: u32,
+    pub flood_after: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +160,13 @@ impl Config {
                 bail!("webhooks.urls: {u:?} is not an http:// or https:// URL");
             }
         }
+        let sig = &self.signaling;
+        if !(sig.rate.is_finite() && sig.rate > 0.0) || sig.burst == 0 || sig.flood_after == 0 {
+            bail!(
+                "signaling.rate must be a positive number, signaling.burst and \
+                 signaling.flood_after at least 1"
+            );
+        }
         if self.webhooks.queue == 0 || !(1..=20).contains(&self.webhooks.max_attempts) {
             bail!("webhooks.queue must be positive and webhooks.max_attempts between 1 and 20");
         }
@@ -247,6 +263,16 @@ mod tests {
         );
         assert_eq!(cfg.media.udp_recv_buffer, 4 * 1024 * 1024);
         assert_eq!(cfg.media.udp_send_buffer, 1024 * 1024);
+        let d = kham_signal::RateLimits::default();
+        assert_eq!(
+            (
+                cfg.signaling.rate,
+                cfg.signaling.burst,
+                cfg.signaling.flood_after
+            ),
+            (d.rate, d.burst, d.flood_after),
+            "the embedded signaling limits are the library's defaults"
+        );
     }
 
     #[test]
@@ -258,15 +284,22 @@ mod tests {
             jail.set_env("KHAM_MEDIA__UDP_RECV_BUFFER", "65536");
             jail.set_env("KHAM_HTTP__HEADER_READ_TIMEOUT", "2s");
             jail.set_env("KHAM_HTTP__MAX_CONNECTIONS", "5");
+            jail.set_env("KHAM_SIGNALING__RATE", "5");
+            jail.set_env("KHAM_SIGNALING__BURST", "7");
             let cfg = Config::load(None, true).map_err(|e| e.to_string())?;
             assert_eq!(cfg.http.listen.port(), 9999);
             assert_eq!(cfg.media.udp_port, 40000);
             assert_eq!(cfg.media.udp_recv_buffer, 65536);
             assert_eq!(cfg.http.header_read_timeout, Duration::from_secs(2));
             assert_eq!(cfg.http.max_connections, 5);
+            assert_eq!((cfg.signaling.rate, cfg.signaling.burst), (5.0, 7));
             jail.set_env("KHAM_MEDIA__UDP_SEND_BUFFER", "4294967296");
             let err = Config::load(None, true).unwrap_err();
             assert!(format!("{err:#}").contains("udp_send_buffer"), "{err:#}");
+            jail.set_env("KHAM_MEDIA__UDP_SEND_BUFFER", "1048576");
+            jail.set_env("KHAM_SIGNALING__RATE", "0");
+            let err = Config::load(None, true).unwrap_err();
+            assert!(format!("{err:#}").contains("signaling.rate"), "{err:#}");
             Ok(())
         });
     }

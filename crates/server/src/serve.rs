@@ -161,6 +161,11 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         counters: signal_counters,
         health: health(boards.clone(), view_rx.clone(), buffers.unwrap_or_default()),
         draining: draining.clone(),
+        limits: kham_signal::RateLimits {
+            rate: cfg.signaling.rate,
+            burst: cfg.signaling.burst,
+            flood_after: cfg.signaling.flood_after,
+        },
     };
     let admin = admin::router(AdminState {
         keys: keys.clone(),

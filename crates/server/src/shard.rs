@@ -595,9 +595,15 @@ impl Shard {
     }
 }
 
+/// What signaling tells the client: the engine's fixed texts. str0m's own messages (heap
+/// addresses, fragments of the client's SDP) go to the debug log only.
 fn to_media_error(e: SfuError) -> MediaError {
+    tracing::debug!(error = %e, "media request refused");
+    let message = e.public_message();
     match e {
-        SfuError::SdpParse(m) | SfuError::SdpRejected(m) => MediaError::BadSdp(m),
-        other => MediaError::BadState(other.to_string()),
+        SfuError::SdpParse(_) | SfuError::SdpRejected(_) | SfuError::SdpLimit(_) => {
+            MediaError::BadSdp(message)
+        }
+        _ => MediaError::BadState(message),
     }
 }

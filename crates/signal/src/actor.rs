@@ -48,6 +48,11 @@ pub(crate) enum RoomCmd {
         id: ParticipantId,
         lost: bool,
     },
+    /// The session closed the socket itself for abuse (flooding): it leaves with `reason`.
+    Expelled {
+        id: ParticipantId,
+        reason: LeaveReason,
+    },
     Summary {
         reply: oneshot::Sender<RoomSummary>,
     },
@@ -235,6 +240,12 @@ impl RoomActor {
                             LeaveReason::Left
                         },
                     );
+                    self.apply(fx);
+                }
+            }
+            RoomCmd::Expelled { id, reason } => {
+                if self.sessions.remove(&id).is_some() {
+                    let fx = self.state.leave(&id, reason);
                     self.apply(fx);
                 }
             }
@@ -514,6 +525,7 @@ fn close_reason(code: u16) -> &'static str {
         close_code::REMOVED => "removed",
         close_code::ENDED => "ended",
         close_code::REPLACED => "replaced",
+        close_code::FLOODING => "flooding",
         _ => "bye",
     }
 }

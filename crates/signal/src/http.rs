@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,6 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::rate::RateLimits;
 use crate::registry::Rooms;
 use crate::room_state::JoinRefusal;
 use crate::token::{Claims, TokenError, TokenKeys};
@@ -27,6 +29,8 @@ pub struct AppState {
     pub counters: Arc<Counters>,
     pub health: HealthFn,
     pub draining: Arc<AtomicBool>,
+    /// The per-socket rate limit of signaling messages.
+    pub limits: RateLimits,
 }
 
 /// Signaling error counts by type (bounded label set).
@@ -79,6 +83,10 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+    /// The text sent as `message`.
+    pub fn message(&self) -> &str {
+        &self.message
     }
     /// The server is draining (shutting down): no new joins or rooms.
     pub fn draining() -> Self {
@@ -141,6 +149,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A refused JSON body, in our words: axum's and serde's texts quote the client's input and
+/// the libraries' wording, so they go to the debug log only.
+fn json_body_error(e: &JsonRejection, expected: &str) -> ApiError {
+    tracing::debug!(detail = %e.body_text(), "JSON body refused");
+    let problem = match e {
+        JsonRejection::MissingJsonContentType(_) => "the Content-Type is not application/json",
+        JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON",
+        JsonRejection::JsonDataError(_) => "the body has missing or mistyped fields",
+        _ => "the body could not be read",
+    };
+    ApiError::new(
+        e.status(),
+        "bad_request",
+        format!("{problem}; expected {expected}"),
+    )
+}
+
 /// Seconds since the Unix epoch (token times).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -190,13 +215,13 @@ struct CreateRoom {
 async fn create_room(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<CreateRoom>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     bearer(&app, &headers)?;
     if app.draining.load(Ordering::Relaxed) {
         return Err(ApiError::draining());
     }
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(body) = body.map_err(|e| json_body_error(&e, r#"{"room": string}"#))?;
     if !valid_room_id(&body.room) {
         return Err(ApiError::bad_request(
             "room ids are 1-64 characters of A-Z a-z 0-9 - _",

@@ -13,6 +13,7 @@ pub mod actor;
 pub mod http;
 pub mod media;
 pub mod notice;
+pub mod rate;
 pub mod registry;
 pub mod revocations;
 pub mod room_state;
@@ -26,6 +27,7 @@ pub use http::{
 };
 pub use media::{Media, MediaError, MediaEvent, MediaPerms};
 pub use notice::{NoObserver, Notice, Observer, SharedObserver, Who};
+pub use rate::RateLimits;
 pub use registry::{RemoveError, RoomSettings, Rooms};
 pub use revocations::{
     FileRevocations, LoadReport, MemoryRevocations, RevocationStore, SharedRevocations,

@@ -345,10 +345,15 @@ impl RoomState {
                 let m = self
                     .member_mut(from)
                     .ok_or((ErrorCode::Internal, "not a member".into()))?;
-                match kind {
-                    kham_proto::MediaKind::Audio => m.info.audio_muted = muted,
-                    kham_proto::MediaKind::Video => m.info.video_muted = muted,
+                let state = match kind {
+                    kham_proto::MediaKind::Audio => &mut m.info.audio_muted,
+                    kham_proto::MediaKind::Video => &mut m.info.video_muted,
+                };
+                // A repeated mute changes nothing, so nothing is re-sent to the call.
+                if *state == muted {
+                    return Ok(Vec::new());
                 }
+                *state = muted;
                 Ok(vec![Effect::Send(
                     Target::Admitted,
                     ServerMsg::ParticipantUpdated {
@@ -789,6 +794,39 @@ mod tests {
             .unwrap();
         assert!(fx.contains(&Effect::Close("d1".into(), close_code::REPLACED)));
         assert_eq!(s.admitted_count(), 1);
+    }
+
+    #[test]
+    fn repeated_mute_broadcasts_nothing() {
+        let mut s = RoomState::new("r", 8);
+        s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
+        s.join("s".into(), &claims("st", Role::Station), 0).unwrap();
+        let mute = |muted| ClientMsg::Mute {
+            kind: kham_proto::MediaKind::Audio,
+            muted,
+        };
+        // Unmuting someone who is not muted changes nothing.
+        assert_eq!(s.handle(&"s".into(), mute(false), 1).unwrap(), vec![]);
+        let fx = s.handle(&"s".into(), mute(true), 2).unwrap();
+        assert!(matches!(
+            &fx[..],
+            [Effect::Send(Target::Admitted, ServerMsg::ParticipantUpdated { participant })]
+                if participant.audio_muted && !participant.video_muted
+        ));
+        assert_eq!(s.handle(&"s".into(), mute(true), 3).unwrap(), vec![]);
+        // The camera is its own state.
+        let fx = s
+            .handle(
+                &"s".into(),
+                ClientMsg::Mute {
+                    kind: kham_proto::MediaKind::Video,
+                    muted: true,
+                },
+                4,
+            )
+            .unwrap();
+        assert_eq!(fx.len(), 1);
+        assert_eq!(s.handle(&"s".into(), mute(false), 5).unwrap().len(), 1);
     }
 
     #[test]

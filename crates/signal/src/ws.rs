@@ -3,18 +3,23 @@
 
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use kham_proto::{MAX_MESSAGE_BYTES, ParticipantId, ServerMsg, close_code, parse_client_msg};
+use kham_proto::{
+    ErrorCode, LeaveReason, MAX_MESSAGE_BYTES, ParticipantId, ServerMsg, close_code,
+    parse_client_msg,
+};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::{Outbound, RoomCmd};
 use crate::http::{ApiError, AppState, unix_now};
+use crate::rate::{TokenBucket, Verdict};
 use crate::registry::RoomHandle;
 use crate::room_state::JoinRefusal;
 use crate::token::{Claims, TokenError};
@@ -37,7 +42,7 @@ pub struct JoinQuery {
 /// `GET /ws?room=R&token=T`.
 pub async fn ws_handler(
     State(app): State<AppState>,
-    Query(q): Query<JoinQuery>,
+    query: Result<Query<JoinQuery>, QueryRejection>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -45,6 +50,15 @@ pub async fn ws_handler(
     if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return ApiError::draining().into_response();
     }
+    // axum's own rejection text quotes the query parser; ours says what is expected.
+    let Ok(Query(q)) = query else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected the query room=ROOM&token=TOKEN, each once",
+        )
+        .into_response();
+    };
     let client = crate::user_agent::client_kind(
         headers
             .get(header::USER_AGENT)
@@ -95,7 +109,15 @@ pub async fn ws_handler(
     }
     let upgrade = match upgrade {
         Ok(u) => u,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            return ApiError::new(
+                rejection.status(),
+                "bad_request",
+                "expected a WebSocket upgrade: GET with Connection: upgrade, Upgrade: websocket, \
+                 Sec-WebSocket-Version: 13 and Sec-WebSocket-Key",
+            )
+            .into_response();
+        }
     };
     // Frames past our limit are read up to a hard cap so we can answer with close code 1009.
     upgrade
@@ -112,6 +134,7 @@ async fn session(
     app: AppState,
 ) {
     let id = ParticipantId::from_random(rand::random());
+    let room_id = claims.room.clone();
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(256);
     let (reply, joined) = oneshot::channel();
     let (mut sink, mut stream) = socket.split();
@@ -135,6 +158,15 @@ async fn session(
         return;
     }
     let mut lost = true;
+    let mut bucket = TokenBucket::new(app.limits, std::time::Instant::now());
+    let limited = ServerMsg::error(
+        ErrorCode::RateLimited,
+        format!(
+            "too many messages: at most {} a second ({} at once); messages past that are dropped, \
+             and a client that keeps sending is disconnected",
+            app.limits.rate, app.limits.burst
+        ),
+    );
     let mut last_rx = tokio::time::Instant::now();
     // The first ping after one period: an immediate one would leave a pong unread if the
     // session is closed at once (a reset would then swallow our close frame).
@@ -156,6 +188,33 @@ async fn session(
             },
             frame = stream.next() => {
                 last_rx = tokio::time::Instant::now();
+                // Every frame from the client counts (text, and WebSocket pings and pongs);
+                // the closing handshake does not.
+                if matches!(&frame, Some(Ok(m)) if !matches!(m, Message::Close(_))) {
+                    match bucket.take(std::time::Instant::now()) {
+                        Verdict::Pass => {}
+                        Verdict::Drop { notify } => {
+                            app.counters.signal_error("rate_limited");
+                            if notify && sink.send(text(&limited)).await.is_err() { break; }
+                            continue;
+                        }
+                        Verdict::Flooding => {
+                            app.counters.signal_error("flooding");
+                            tracing::info!(room = %room_id, peer = %id, "signaling flood: socket closed");
+                            let _ = sink.send(close(close_code::FLOODING, "flooding")).await;
+                            // Out of the room before anything else, so the others learn why it
+                            // left. The room may still hold messages this socket sent before: keep
+                            // taking (and discarding) what it sends until it has let go of the
+                            // queue, or a full or closed queue would report `connection_lost`.
+                            let _ = room.tx.send(RoomCmd::Expelled { id, reason: LeaveReason::Flooding }).await;
+                            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                                while out_rx.recv().await.is_some() {}
+                            }).await;
+                            linger(&mut stream).await;
+                            return;
+                        }
+                    }
+                }
                 match frame {
                     Some(Ok(Message::Text(t))) => {
                         if t.len() > MAX_MESSAGE_BYTES {
@@ -169,6 +228,7 @@ async fn session(
                             }
                             Err(e) => {
                                 app.counters.signal_error(error_label(e.code()));
+                                tracing::debug!(peer = %id, detail = e.detail(), "unparsable signaling message");
                                 if sink.send(text(&ServerMsg::error(e.code(), e.to_string()))).await.is_err() { break; }
                             }
                         }
@@ -261,5 +321,6 @@ fn error_label(code: kham_proto::ErrorCode) -> &'static str {
         BadSdp => "bad_sdp",
         NotFound => "not_found",
         Internal => "internal",
+        RateLimited => "rate_limited",
     }
 }

@@ -96,6 +96,7 @@ async fn start(media: Arc<FakeMedia>) -> (SocketAddr, TokenKeys) {
         counters: Arc::new(Counters::default()),
         health: Arc::new(|| serde_json::json!({})),
         draining: Arc::new(AtomicBool::new(false)),
+        limits: kham_signal::RateLimits::default(),
     };
     let app = kham_signal::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
