@@ -29,15 +29,31 @@ export function launchChromium() {
   });
 }
 
+/** Content-Security-Policy violations seen on any page since the last takeCspViolations(). */
+const cspViolations = [];
+
+/** Returns and clears the violations collected so far (tests assert it is empty). */
+export function takeCspViolations() {
+  return cspViolations.splice(0);
+}
+
 /**
- * A page in its own browser context (own storage, like a separate device).
+ * A page in its own browser context (own storage, like a separate device). Content-Security-Policy
+ * violations (Chromium's console report, and the page's `securitypolicyviolation` events, which
+ * also catch reports Chromium does not print) are collected for takeCspViolations().
  * @param {import('playwright-core').Browser} browser
  * @param {{width?: number, height?: number, name?: string, deviceScaleFactor?: number}} [opts]
  */
 export async function newPage(browser, { width = 1024, height = 700, name = 'page', deviceScaleFactor = 1 } = {}) {
   const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor });
   const page = await context.newPage();
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`CSP violation: ${e.effectiveDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`);
+    });
+  });
   page.on('console', (m) => {
+    if (/Content Security Policy|CSP violation/.test(m.text())) cspViolations.push(`[${name}] ${m.text()}`);
     if (m.type() === 'error' || m.type() === 'warning' || process.env.KHAM_TEST_VERBOSE) {
       console.log(`[${name} ${m.type()}] ${m.text()}`);
     }

@@ -7,9 +7,9 @@
 //
 //   node --test call.test.mjs
 
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchChromium, newPage, screenshot } from './browser.mjs';
+import { launchChromium, newPage, screenshot, takeCspViolations } from './browser.mjs';
 import { startKham } from './server.mjs';
 
 /** @type {Awaited<ReturnType<typeof startKham>>} */
@@ -30,6 +30,11 @@ after(async () => {
   await kham?.stop();
 });
 
+// The pages run under kham's Content-Security-Policy: anything it blocks fails the test.
+afterEach(() => {
+  assert.deepEqual(takeCspViolations(), [], 'Content-Security-Policy violations');
+});
+
 const visible = (testid) => `[data-testid="${testid}"]:not([hidden])`;
 const ROOM = `e2e-${process.pid}-${Date.now().toString(36)}`;
 /** @type {Record<string, import('playwright-core').Page>} */
@@ -39,6 +44,7 @@ async function open(name, who, opts = {}) {
   const page = await newPage(browser, { name, ...opts });
   await page.goto(await joinLink(who));
   await page.waitForSelector('[data-testid="join"]:not([disabled])');
+  assert.doesNotMatch(page.url(), /token=/, 'the token is removed from the address bar');
   pages[name] = page;
   return page;
 }

@@ -6,10 +6,10 @@
 //
 //   node --test dashboard.test.mjs   (KHAM_BIN or a built target/*/kham)
 
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { launchChromium, newPage, screenshot } from './browser.mjs';
+import { launchChromium, newPage, screenshot, takeCspViolations } from './browser.mjs';
 import { startKham } from './server.mjs';
 
 /** @type {Awaited<ReturnType<typeof startKham>>} */
@@ -28,6 +28,11 @@ after(async () => {
   for (const s of sockets) s.terminate();
   await browser?.close();
   await kham?.stop();
+});
+
+// The pages run under kham's Content-Security-Policy: anything it blocks fails the test.
+afterEach(() => {
+  assert.deepEqual(takeCspViolations(), [], 'Content-Security-Policy violations');
 });
 
 const visible = (testid) => `[data-testid="${testid}"]:not([hidden])`;

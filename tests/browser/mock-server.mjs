@@ -33,6 +33,11 @@ const MIME = {
   '.png': 'image/png',
 };
 
+/** The Content-Security-Policy kham sends (web-client/content-security-policy.txt), so the UI
+ * tests run under the same policy as the real pages. */
+export const CSP = (await fs.readFile(path.join(WEB_ROOT, 'content-security-policy.txt'), 'utf8'))
+  .split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).join('; ');
+
 const b64url = (s) => Buffer.from(s).toString('base64url');
 
 /**
@@ -81,7 +86,11 @@ export async function startMockServer({ port = 0 } = {}) {
     if (!full.startsWith(WEB_ROOT + path.sep)) return void res.writeHead(404).end();
     try {
       const body = await fs.readFile(full);
-      res.writeHead(200, { 'content-type': MIME[path.extname(full)] || 'application/octet-stream', 'cache-control': 'no-store' });
+      res.writeHead(200, {
+        'content-type': MIME[path.extname(full)] || 'application/octet-stream',
+        'cache-control': 'no-store',
+        'content-security-policy': CSP,
+      });
       res.end(body);
     } catch {
       res.writeHead(404).end('not found');

@@ -4,10 +4,10 @@
 //
 //   node --test ui.test.mjs      (screenshots in $KHAM_SCREENSHOTS or $TMPDIR/kham-screenshots)
 
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMockServer } from './mock-server.mjs';
-import { launchChromium, newPage, screenshot } from './browser.mjs';
+import { launchChromium, newPage, screenshot, takeCspViolations } from './browser.mjs';
 
 /** @type {Awaited<ReturnType<typeof startMockServer>>} */
 let mock;
@@ -26,6 +26,11 @@ after(async () => {
   await mock?.close();
 });
 
+// The pages run under kham's Content-Security-Policy: anything it blocks fails the test.
+afterEach(() => {
+  assert.deepEqual(takeCspViolations(), [], 'Content-Security-Policy violations');
+});
+
 const visible = (testid) => `[data-testid="${testid}"]:not([hidden])`;
 
 /** Opens a join link and clicks join once the device preview is ready. */
@@ -33,6 +38,7 @@ async function join(link, opts) {
   const page = await newPage(browser, opts);
   await page.goto(link);
   await page.waitForSelector('[data-testid="join"]:not([disabled])');
+  assert.doesNotMatch(page.url(), /token=/, 'the token is removed from the address bar');
   await page.click('[data-testid="join"]');
   return page;
 }
@@ -210,8 +216,12 @@ test('language: Vietnamese by default, English on switch, remembered after reloa
   assert.match(await page.textContent('[data-testid="mute"]'), /Mute/);
   assert.match(await page.textContent('#preview-identity'), /joining as Nguyễn Thị Dung \(Patient\)/);
 
+  // The address bar has lost the token; a reload finds it in this tab's sessionStorage.
+  assert.doesNotMatch(page.url(), /token=/);
+  assert.match(page.url(), /\/join\?room=/);
   await page.reload();
   await page.waitForSelector('[data-testid="join"]:not([disabled])');
+  assert.doesNotMatch(page.url(), /token=/);
   assert.equal(await page.getAttribute('html', 'lang'), 'en');
   await page.click('[data-testid="join"]');
   await page.waitForSelector(visible('lobby-waiting'));

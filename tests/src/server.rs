@@ -350,6 +350,25 @@ impl KhamServer {
         self.cli_token(&["--dev", "--admin"], &[])
     }
 
+    /// A booking system's token for the room API (`POST /api/rooms`): `--room-create`.
+    pub fn room_create_token(&self) -> Result<String> {
+        self.cli_token(
+            &[
+                "--dev",
+                "--room",
+                "booking",
+                "--identity",
+                "booking-system",
+                "--name",
+                "Booking",
+                "--role",
+                "doctor",
+                "--room-create",
+            ],
+            &[],
+        )
+    }
+
     /// An admin token signed with other credentials (`KHAM_AUTH__API_KEY/SECRET`, no `--dev`):
     /// for checking that the server refuses it.
     pub fn admin_token_signed_with(&self, api_key: &str, api_secret: &str) -> Result<String> {

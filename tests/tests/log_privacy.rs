@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use kham_tests::server::ServerOptions;
-use kham_tests::{KhamServer, MediaKind, Participant, PeerOptions, msg_type, role, unique};
+use kham_tests::{
+    KhamServer, MediaKind, Participant, PeerOptions, SignalClient, msg_type, role, unique,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_logs_carry_no_names_tokens_or_sdp() -> Result<()> {
@@ -68,6 +70,91 @@ async fn info_logs_carry_no_names_tokens_or_sdp() -> Result<()> {
         leaks.is_empty(),
         "server logs at level info leak:\n{}",
         leaks.join("\n")
+    );
+    Ok(())
+}
+
+/// An offer str0m's SDP parser warns about, quoting the client's `a=mid` (`marker`): two
+/// `a=setup` lines in one m-line. str0m 0.25 logs "Expected 0 or 1 a=setup: line for mid: <mid>"
+/// at warn level, twice (it parses an invalid SDP a second time for a detailed error).
+fn offer_str0m_warns_about(marker: &str) -> String {
+    [
+        "v=0",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        &format!("a=group:BUNDLE {marker}"),
+        "a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF",
+        "a=ice-ufrag:Zq9x",
+        "a=ice-pwd:kham0privacy0test0password",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "c=IN IP4 0.0.0.0",
+        &format!("a=mid:{marker}"),
+        "a=setup:actpass",
+        "a=setup:active",
+        "a=sendrecv",
+        "a=rtpmap:111 opus/48000/2",
+        "",
+    ]
+    .join("\r\n")
+}
+
+/// The media engine's (str0m's) warnings reach the log as kham lines naming the room and the
+/// participant, without what the client wrote, once per offer, and without colour codes when
+/// the log is not a terminal (here a pipe, with `NO_COLOR` empty so it does not decide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_engine_warnings_carry_ids_but_no_client_text() -> Result<()> {
+    let server = KhamServer::start_with(ServerOptions {
+        env: vec![
+            ("KHAM_LOG__LEVEL".into(), "info".into()),
+            ("NO_COLOR".into(), String::new()),
+        ],
+    })
+    .await?;
+    let room = unique("engine-warn");
+    let marker = format!("zzMarker{}", std::process::id());
+    let token = server.token(&room, "st-engine", "Station", role::STATION)?;
+    let mut station = SignalClient::connect(&server.ws_url(&room, &token)).await?;
+    let welcome = station.expect("welcome").await?;
+    let me = welcome["me"]["id"].as_str().unwrap_or_default().to_owned();
+    ensure!(!me.is_empty(), "no participant id in {welcome}");
+    station
+        .send(serde_json::json!({"type": "offer", "sdp": offer_str0m_warns_about(&marker)}))
+        .await?;
+    station.expect_error("bad_sdp").await?;
+
+    // The warning is logged on the shard thread; give the pipe a moment.
+    let is_ours = |l: &str| {
+        l.contains("media engine warning")
+            && l.contains(&format!("room={room}"))
+            && l.contains(&format!("participant={me}"))
+            && l.contains("module=str0m::sdp::parser")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !server.logs_tail(5000).lines().any(is_ours) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = server.logs_tail(5000);
+    let mut problems = Vec::new();
+    let ours = logs.lines().filter(|l| is_ours(l)).count();
+    if ours != 1 {
+        problems.push(format!(
+            "expected one 'media engine warning' line with room={room} participant={me} \
+             module=str0m::sdp::parser (str0m warns twice for one offer), found {ours}"
+        ));
+    }
+    for leak in logs.lines().filter(|l| l.contains(&marker)) {
+        problems.push(format!(
+            "the client's a=mid reached the info-level log: {leak}"
+        ));
+    }
+    if logs.contains('\u{1b}') {
+        problems.push("ANSI escape codes in a log that is not a terminal".to_owned());
+    }
+    ensure!(
+        problems.is_empty(),
+        "{}\n--- server log ---\n{logs}",
+        problems.join("\n")
     );
     Ok(())
 }

@@ -120,6 +120,13 @@ async fn metrics_scrape_parses_and_follows_a_call() -> Result<()> {
         );
     }
     ensure!(value(&s, "kham_rtx_packets_total", None).is_some());
+    // The kernel's drops at the media socket: read from /proc on Linux, absent elsewhere.
+    let kernel_drops = value(&s, "kham_udp_kernel_drops_total", None);
+    ensure!(
+        kernel_drops.is_some() == cfg!(target_os = "linux")
+            && kernel_drops.is_none_or(|v| v >= 0.0 && v.fract() == 0.0),
+        "kham_udp_kernel_drops_total {kernel_drops:?}"
+    );
     // Nobody chose audio-only, but the allocator may pause a participant's video: webrtc-rs
     // clients on a loaded loopback can get str0m estimates too low for their unlayered video
     // (relay_media.rs runs without adaptation for that reason). The gauge counts participants:

@@ -539,3 +539,192 @@ async fn full_room_is_403_room_full() -> Result<()> {
     expect_http_error(&server, &KhamServer::ws_path(&room, &t), 403, "room_full").await?;
     Ok(())
 }
+
+/// The direction attribute of each m-line of `sdp`.
+fn directions(sdp: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            out.push(String::new());
+        }
+        if let Some(last) = out.last_mut()
+            && ["a=sendonly", "a=recvonly", "a=sendrecv", "a=inactive"].contains(&line)
+        {
+            line[2..].clone_into(last);
+        }
+    }
+    out
+}
+
+/// `sdp` with small bundled VP8 m-sections added until it has `n` m-lines: an offer str0m would
+/// parse and answer in full.
+fn inflate_offer(sdp: &str, n: usize) -> String {
+    let have = sdp.lines().filter(|l| l.starts_with("m=")).count();
+    let mut out = sdp.to_owned();
+    let mut mids = Vec::new();
+    for i in have..n {
+        out.push_str(&format!(
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:x{i}\r\na=sendonly\r\n\
+             a=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n"
+        ));
+        mids.push(format!("x{i}"));
+    }
+    out.replacen(
+        "a=group:BUNDLE ",
+        &format!("a=group:BUNDLE {} ", mids.join(" ")),
+        1,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdp_errors_are_fixed_texts() -> Result<()> {
+    let server = KhamServer::start().await?;
+    let room = unique("sdptext");
+    let (mut c, _) = raw_join(&server, &room, "station-1", role::STATION).await?;
+    // str0m's parser reports `Parse error at PointerOffset(0x7f...)`: a heap address.
+    c.send(json!({"type": "offer", "sdp": "this is not SDP"}))
+        .await?;
+    let e = c.expect_error("bad_sdp").await?;
+    ensure!(
+        e["message"] == "the SDP could not be parsed",
+        "fixed text for garbage SDP: {e}"
+    );
+    for garbage in [
+        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n",
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n",
+    ] {
+        c.send(json!({"type": "offer", "sdp": garbage})).await?;
+        let e = c.expect_error("bad_sdp").await?;
+        let m = e["message"].as_str().unwrap_or_default();
+        ensure!(
+            m == "the SDP could not be parsed"
+                || m == "the SDP was not accepted (unsupported codecs, directions or transport)",
+            "fixed text for {garbage:?}: {e}"
+        );
+        ensure!(!m.contains("0x") && !m.contains("a=mid"), "{m}");
+    }
+    c.send(json!({"type": "answer", "sdp": "v=0 junk"})).await?;
+    let e = c.expect_error("bad_state").await?;
+    ensure!(
+        e["message"] == "no media session; send an offer first",
+        "{e}"
+    );
+    // Bad JSON fields get our words, not serde's (which would quote the value).
+    c.send(json!({"type": "mute", "kind": "x".repeat(300), "muted": true}))
+        .await?;
+    let e = c.expect_error("bad_message").await?;
+    ensure!(
+        e["message"]
+            == r#"bad mute message: a field has the wrong type or value; mute takes kind: "audio" or "video", muted: boolean"#,
+        "{e}"
+    );
+    c.ping_pong(1).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offer_with_50_m_lines_is_refused_quickly() -> Result<()> {
+    let server = KhamServer::start().await?;
+    let room = unique("mlines");
+    let (mut c, _) = raw_join(&server, &room, "station-1", role::STATION).await?;
+    let offer = real_offer("many-m-lines").await?;
+    let big = inflate_offer(&offer, 50);
+    ensure!(
+        big.lines().filter(|l| l.starts_with("m=")).count() == 50,
+        "inflated offer"
+    );
+    let started = std::time::Instant::now();
+    c.send(json!({"type": "offer", "sdp": big})).await?;
+    let e = c.expect_error("bad_sdp").await?;
+    let took = started.elapsed();
+    ensure!(
+        e["message"] == "the offer has more than 2 video m-lines",
+        "names the limit: {e}"
+    );
+    // Loose: a loaded 2-core machine; str0m answering 50 m-lines is what this guards against.
+    ensure!(took < Duration::from_secs(5), "refused after {took:?}");
+    // The socket and the session stay usable: the real offer is answered.
+    c.send(json!({"type": "offer", "sdp": offer})).await?;
+    c.expect("answer").await.context("the real offer after")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observer_send_offer_is_answered_inactive() -> Result<()> {
+    let server = KhamServer::start().await?;
+    let room = unique("observer");
+    let (_doctor, _) = raw_join(&server, &room, "dr-1", role::DOCTOR).await?;
+    let (mut obs, w) = raw_join(&server, &room, "obs-1", role::OBSERVER).await?;
+    ensure!(w["status"] == "admitted", "observer welcome {w}");
+    // A client that offers to send anyway (the web client does not, for an observer).
+    let peer = Peer::new("observer", PeerOptions::publish_simulcast()).await?;
+    let offer = peer.create_offer().await?;
+    ensure!(
+        directions(&offer).iter().all(|d| d == "sendonly"),
+        "offer: {:?}",
+        directions(&offer)
+    );
+    obs.send(json!({"type": "offer", "sdp": offer})).await?;
+    let answer = obs.expect("answer").await?;
+    let sdp = answer["sdp"].as_str().unwrap_or_default();
+    let dirs = directions(sdp);
+    ensure!(
+        !dirs.is_empty() && dirs.iter().all(|d| d == "inactive"),
+        "the observer's send m-lines must be answered inactive: {dirs:?}\n{sdp}"
+    );
+    ensure!(!sdp.contains("a=simulcast"), "no simulcast invited:\n{sdp}");
+    peer.apply_answer(sdp)
+        .await
+        .context("the client's stack takes the inactive answer")?;
+    peer.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_errors_are_fixed_texts() -> Result<()> {
+    let server = KhamServer::start().await?;
+    let admin = server.admin_token()?;
+    let room = unique("http");
+    let (_doctor, _) = raw_join(&server, &room, "dr-1", role::DOCTOR).await?;
+    // serde would quote the field and the value.
+    let r = server
+        .http(
+            "POST",
+            &format!("/api/admin/rooms/{room}/close"),
+            Some(&admin),
+            Some(br#"{"reason": 5, "<script>": 1}"#),
+        )
+        .await?;
+    let body = r.json()?;
+    ensure!(r.status == 400 && body["error"] == "bad_json", "{body}");
+    ensure!(
+        body["message"] == r#"expected {"reason": string} or no body"#,
+        "{body}"
+    );
+    // axum's query parser would say "duplicate field `room`".
+    let r = server
+        .ws_upgrade_attempt(&format!("/ws?room={room}&room=x&token=t"))
+        .await?;
+    let body = r
+        .json()
+        .with_context(|| format!("JSON refusal: {}", r.text()))?;
+    ensure!(r.status == 400 && body["error"] == "bad_request", "{body}");
+    ensure!(
+        body["message"] == "expected the query room=ROOM&token=TOKEN, each once",
+        "{body}"
+    );
+    // A valid token without upgrade headers: axum's text would name its header check.
+    let token = server.token(&room, "station-9", "Station", role::STATION)?;
+    let r = kham_tests::http::get(server.http_addr, &KhamServer::ws_path(&room, &token)).await?;
+    let body = r
+        .json()
+        .with_context(|| format!("JSON refusal: {}", r.text()))?;
+    ensure!(r.status == 400 && body["error"] == "bad_request", "{body}");
+    ensure!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("expected a WebSocket upgrade")),
+        "{body}"
+    );
+    Ok(())
+}

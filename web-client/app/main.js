@@ -3,7 +3,7 @@
 import { KhamClient } from '/sdk/kham.js';
 import { byId } from './dom.js';
 import { applyI18n, getLang, setLang, t } from './i18n.js';
-import { readJoinLink } from './link.js';
+import { takeJoinLink } from './link.js';
 import { openLocalMedia, stopStream, attachStream } from './media.js';
 import { showScreen, showEnded, renderEnded } from './screens.js';
 import { renderLobby, relabelLobby } from './lobby.js';
@@ -96,7 +96,7 @@ function drawSelf(me) {
 
 async function startPreview() {
   showScreen('preview');
-  const link = readJoinLink();
+  const link = takeJoinLink();
   if (!link) {
     showEnded('bad_link');
     return;

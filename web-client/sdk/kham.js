@@ -23,6 +23,8 @@ export const CLOSE_CODES = Object.freeze({
   REMOVED: 4002,
   ENDED: 4003,
   REPLACED: 4004,
+  /** Closed for sending past the server's signaling rate limit (reported as `connection_lost`). */
+  FLOODING: 4005,
 });
 
 /** The three simulcast layers of the camera track: quarter, half and full resolution. */

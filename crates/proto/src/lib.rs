@@ -47,4 +47,6 @@ pub mod close_code {
     pub const ENDED: u16 = 4003;
     /// The same identity joined again from elsewhere; this older session was replaced.
     pub const REPLACED: u16 = 4004;
+    /// The client kept sending past the signaling rate limit after `rate_limited` errors.
+    pub const FLOODING: u16 = 4005;
 }

@@ -39,6 +39,9 @@ pub enum LeaveReason {
     Denied,
     /// The same identity joined again and replaced this session.
     Replaced,
+    /// The server closed their socket for sending more messages than the rate limit allows
+    /// (close code 4005). Their token stays valid.
+    Flooding,
 }
 
 /// A participant as others see them. Carries the display name, so it is only sent to members
@@ -86,6 +89,8 @@ pub enum ErrorCode {
     BadSdp,
     NotFound,
     Internal,
+    /// The message was dropped: the client sent more than the server's rate limit allows.
+    RateLimited,
 }
 
 /// Messages from the server to a client.
@@ -208,60 +213,136 @@ pub enum ClientMsg {
     },
 }
 
-const CLIENT_TYPES: &[&str] = &[
-    "offer",
-    "answer",
-    "admit",
-    "deny",
-    "remove",
-    "end_consult",
-    "mute",
-    "leave",
-    "ping",
-    "audio_only",
-    "video_view",
+/// Every client message type and what it takes, for error texts (our words, never a
+/// library's).
+const FIELDS: &[(&str, &[&str], &str)] = &[
+    ("offer", &["sdp"], "sdp: string"),
+    ("answer", &["sdp"], "sdp: string"),
+    ("admit", &["id"], "id: string"),
+    (
+        "deny",
+        &["id", "reason"],
+        "id: string, reason: optional string",
+    ),
+    (
+        "remove",
+        &["id", "reason"],
+        "id: string, reason: optional string",
+    ),
+    ("end_consult", &[], "no fields"),
+    (
+        "mute",
+        &["kind", "muted"],
+        "kind: \"audio\" or \"video\", muted: boolean",
+    ),
+    ("leave", &[], "no fields"),
+    ("ping", &["id"], "id: unsigned integer"),
+    ("audio_only", &["enabled"], "enabled: boolean"),
+    (
+        "video_view",
+        &["views", "mid", "width", "height", "visible", "max_spatial"],
+        "views: at most 64 of {mid: string, width, height: unsigned integers, visible: boolean, \
+         max_spatial: optional layer number}",
+    ),
 ];
 
 /// Why a client frame could not be understood.
+///
+/// The `Display` text is what the client is told: fixed texts in our own words. `detail` holds
+/// the JSON library's description, for debug-level logs only ([`ParseError::detail`]): it can
+/// quote the client's input at length.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
     /// Not JSON, not an object, or no string `type`.
-    #[error("not a JSON object with a string \"type\": {0}")]
-    BadJson(String),
-    /// A `type` this server does not know.
+    #[error("{problem}")]
+    BadJson {
+        problem: &'static str,
+        detail: String,
+    },
+    /// A `type` this server does not know (the type echoed back, at most 40 characters).
     #[error("unknown message type {0:?}")]
     UnknownType(String),
     /// A known `type` with missing or mistyped fields.
-    #[error("bad {kind} message: {detail}")]
-    BadMessage { kind: String, detail: String },
+    #[error("bad {kind} message: {}; {kind} takes {}", missing_text(*missing), takes(kind))]
+    BadMessage {
+        kind: &'static str,
+        /// A field the message lacks, when serde says so and it is one of ours.
+        missing: Option<&'static str>,
+        detail: String,
+    },
+}
+
+fn missing_text(missing: Option<&'static str>) -> String {
+    match missing {
+        Some(f) => format!("missing field {f}"),
+        None => "a field has the wrong type or value".into(),
+    }
+}
+
+fn takes(kind: &str) -> &'static str {
+    FIELDS
+        .iter()
+        .find(|(k, _, _)| *k == kind)
+        .map_or("other fields", |(_, _, t)| t)
 }
 
 impl ParseError {
     /// The wire error code for this failure.
     pub fn code(&self) -> ErrorCode {
         match self {
-            ParseError::BadJson(_) => ErrorCode::BadJson,
+            ParseError::BadJson { .. } => ErrorCode::BadJson,
             ParseError::UnknownType(_) => ErrorCode::UnknownType,
             ParseError::BadMessage { .. } => ErrorCode::BadMessage,
         }
     }
+
+    /// The library's own description, for debug-level logs only (it may quote client input).
+    pub fn detail(&self) -> &str {
+        match self {
+            ParseError::BadJson { detail, .. } | ParseError::BadMessage { detail, .. } => detail,
+            ParseError::UnknownType(_) => "",
+        }
+    }
+}
+
+/// The field serde reports missing, if it is one `kind` has: taken from the error's category
+/// and matched against our own list, so no client text comes back through it.
+fn missing_field(kind: &str, e: &serde_json::Error) -> Option<&'static str> {
+    if e.classify() != serde_json::error::Category::Data {
+        return None;
+    }
+    let text = e.to_string();
+    let rest = text.strip_prefix("missing field `")?;
+    let name = &rest[..rest.find('`')?];
+    FIELDS
+        .iter()
+        .find(|(k, _, _)| *k == kind)?
+        .1
+        .iter()
+        .find(|f| **f == name)
+        .copied()
 }
 
 /// Parses one client frame, telling apart bad JSON, an unknown type and bad fields.
 pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ParseError> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| ParseError::BadJson(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ParseError::BadJson {
+        problem: "not valid JSON",
+        detail: e.to_string(),
+    })?;
     let kind = value
         .get("type")
         .and_then(|t| t.as_str())
-        .ok_or_else(|| ParseError::BadJson("missing \"type\"".into()))?
-        .to_owned();
-    if !CLIENT_TYPES.contains(&kind.as_str()) {
+        .ok_or_else(|| ParseError::BadJson {
+            problem: "not a JSON object with a string \"type\"",
+            detail: String::new(),
+        })?;
+    let Some(&(kind, _, _)) = FIELDS.iter().find(|(k, _, _)| *k == kind) else {
         // Bound what is echoed back.
         return Err(ParseError::UnknownType(kind.chars().take(40).collect()));
-    }
+    };
     serde_json::from_value(value).map_err(|e| ParseError::BadMessage {
         kind,
+        missing: missing_field(kind, &e),
         detail: e.to_string(),
     })
 }
@@ -328,6 +409,85 @@ mod tests {
         );
     }
 
+    /// Error texts are ours: no library wording, no client input beyond the bounded type
+    /// name, and they say what is wrong where we know it.
+    #[test]
+    fn error_texts_are_fixed_and_useful() {
+        let e = parse_client_msg(r#"{"type":"offer"}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad offer message: missing field sdp; offer takes sdp: string"
+        );
+        assert!(e.detail().contains("missing field"), "{}", e.detail());
+        let e = parse_client_msg(r#"{"type":"mute","kind":"audio"}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"bad mute message: missing field muted; mute takes kind: "audio" or "video", muted: boolean"#
+        );
+        // A wrong value is not echoed: the client's 1,000-character string stays out.
+        let junk = "Z".repeat(1000);
+        let e = parse_client_msg(&format!(
+            r#"{{"type":"mute","kind":"{junk}","muted":true}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"bad mute message: a field has the wrong type or value; mute takes kind: "audio" or "video", muted: boolean"#
+        );
+        assert!(
+            e.detail().contains("ZZZ"),
+            "the detail keeps it for debug logs"
+        );
+        // A nested missing field is named too.
+        let e = parse_client_msg(r#"{"type":"video_view","views":[{"mid":"1","width":1}]}"#)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("bad video_view message: missing field height;"),
+            "{e}"
+        );
+        // serde's wording for a field name we do not have never comes back.
+        let e = parse_client_msg(r#"{"type":"ping"}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad ping message: missing field id; ping takes id: unsigned integer"
+        );
+        for (text, want) in [
+            ("{nope", "not valid JSON"),
+            ("", "not valid JSON"),
+            ("[1,2]", r#"not a JSON object with a string "type""#),
+            (r#"{"type":5}"#, r#"not a JSON object with a string "type""#),
+        ] {
+            let e = parse_client_msg(text).unwrap_err();
+            assert_eq!(e.to_string(), want, "{text:?}");
+            assert!(!e.to_string().contains("line"), "no serde position: {e}");
+        }
+        let e = parse_client_msg(&format!(r#"{{"type":"{}"}}"#, "x".repeat(500))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("unknown message type {:?}", "x".repeat(40))
+        );
+    }
+
+    /// The field table agrees with the types: a bare `{"type": T}` either parses (no required
+    /// fields) or names a missing field from T's own list.
+    #[test]
+    fn field_table_matches_the_types() {
+        for (kind, fields, _) in FIELDS {
+            match parse_client_msg(&format!(r#"{{"type":"{kind}"}}"#)) {
+                Ok(_) => assert!(
+                    fields.is_empty(),
+                    "{kind} parsed without its fields {fields:?}"
+                ),
+                Err(ParseError::BadMessage { missing, .. }) => assert!(
+                    missing.is_some_and(|m| fields.contains(&m)),
+                    "{kind}: missing {missing:?} not in {fields:?}"
+                ),
+                Err(other) => panic!("{kind}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn server_json_shape_matches_protocol_md() {
         let m = ServerMsg::ParticipantLeft {
@@ -380,6 +540,19 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&shaped).unwrap(),
             r#"{"type":"publish_layers","mid":"1","layers":[{"rid":"q","active":true,"max_bitrate":60000,"max_framerate":7.5}]}"#
+        );
+        let r = ServerMsg::error(ErrorCode::RateLimited, "x");
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"type":"error","code":"rate_limited","message":"x"}"#
+        );
+        let f = ServerMsg::ParticipantLeft {
+            id: "p-1".into(),
+            reason: LeaveReason::Flooding,
+        };
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            r#"{"type":"participant_left","id":"p-1","reason":"flooding"}"#
         );
         let e = ServerMsg::error(ErrorCode::BadSdp, "x");
         assert_eq!(

@@ -25,7 +25,16 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub admin: AdminConfig,
     pub webhooks: WebhooksConfig,
+    pub signaling: SignalingConfig,
     pub log: LogConfig,
+}
+
+/// The per-socket rate limit of signaling messages (`kham_signal::RateLimits`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SignalingConfig {
+    pub rate: f64,
+    pub burst: u32,
+    pub flood_after: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +60,17 @@ pub struct HttpConfig {
     pub public_url: String,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+    /// TLS handshake, then the first request head, each within this.
+    #[serde(with = "humantime_serde_compat")]
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection's next request head within this after the previous response.
+    #[serde(with = "humantime_serde_compat")]
+    pub idle_timeout: Duration,
+    /// A request's body must arrive, and its handler answer, within this.
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
+    /// Open HTTP connections (WebSockets included) at most.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,17 +80,23 @@ pub struct MediaConfig {
     pub announce: Vec<IpAddr>,
     pub shards: usize,
     pub adaptation: bool,
+    /// Bytes asked for each media socket's receive and send buffers; 0 keeps the system's.
+    pub udp_recv_buffer: usize,
+    pub udp_send_buffer: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthConfig {
     pub api_key: String,
     pub api_secret: String,
+    /// Where denied and removed tokens are kept across restarts; empty: memory only.
+    pub revocations_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RoomsConfig {
     pub max_participants: usize,
+    pub max_rooms: usize,
     #[serde(with = "humantime_serde_compat")]
     pub empty_timeout: Duration,
     #[serde(with = "humantime_serde_compat")]
@@ -116,16 +142,46 @@ impl Config {
         if self.media.shards == 0 || self.media.shards > 64 {
             bail!("media.shards must be between 1 and 64");
         }
+        // The kernel takes an int and doubles it; anything near that is a typo anyway.
+        const MAX_BUFFER: usize = 1 << 29;
+        if self.media.udp_recv_buffer > MAX_BUFFER || self.media.udp_send_buffer > MAX_BUFFER {
+            bail!(
+                "media.udp_recv_buffer and media.udp_send_buffer must be at most {MAX_BUFFER} bytes"
+            );
+        }
         if !(1..=8).contains(&self.rooms.max_participants) {
             bail!("rooms.max_participants must be between 1 and 8");
+        }
+        if self.rooms.max_rooms == 0 {
+            bail!("rooms.max_rooms must be at least 1");
         }
         for u in &self.webhooks.urls {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 bail!("webhooks.urls: {u:?} is not an http:// or https:// URL");
             }
         }
+        let sig = &self.signaling;
+        if !(sig.rate.is_finite() && sig.rate > 0.0) || sig.burst == 0 || sig.flood_after == 0 {
+            bail!(
+                "signaling.rate must be a positive number, signaling.burst and \
+                 signaling.flood_after at least 1"
+            );
+        }
         if self.webhooks.queue == 0 || !(1..=20).contains(&self.webhooks.max_attempts) {
             bail!("webhooks.queue must be positive and webhooks.max_attempts between 1 and 20");
+        }
+        let second = Duration::from_secs(1);
+        let h = &self.http;
+        if [h.header_read_timeout, h.idle_timeout, h.request_timeout]
+            .iter()
+            .any(|t| *t < second)
+        {
+            bail!(
+                "http.header_read_timeout, http.idle_timeout and http.request_timeout must be at least 1s"
+            );
+        }
+        if !(1..=1_000_000).contains(&self.http.max_connections) {
+            bail!("http.max_connections must be between 1 and 1000000");
         }
         let (c, k) = (
             self.tls_enabled(),
@@ -185,7 +241,16 @@ mod tests {
         assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:7880");
         assert_eq!(cfg.rooms.max_participants, 8);
         assert_eq!(cfg.rooms.departure_timeout, Duration::from_secs(20));
+        assert_eq!(cfg.rooms.max_rooms, 1000);
+        assert!(
+            cfg.auth.revocations_file.as_os_str().is_empty(),
+            "no file by default: the default runs anywhere"
+        );
         assert_eq!(cfg.public_url(), "http://127.0.0.1:7880");
+        assert_eq!(cfg.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.http.idle_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.http.request_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.http.max_connections, 10_000);
         assert!(cfg.webhooks.urls.is_empty(), "webhooks are off by default");
         assert!(
             !cfg.webhooks.include_names,
@@ -196,6 +261,18 @@ mod tests {
             cfg.media.adaptation,
             "bandwidth adaptation is on by default"
         );
+        assert_eq!(cfg.media.udp_recv_buffer, 4 * 1024 * 1024);
+        assert_eq!(cfg.media.udp_send_buffer, 1024 * 1024);
+        let d = kham_signal::RateLimits::default();
+        assert_eq!(
+            (
+                cfg.signaling.rate,
+                cfg.signaling.burst,
+                cfg.signaling.flood_after
+            ),
+            (d.rate, d.burst, d.flood_after),
+            "the embedded signaling limits are the library's defaults"
+        );
     }
 
     #[test]
@@ -204,10 +281,44 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("KHAM_HTTP__LISTEN", "127.0.0.1:9999");
             jail.set_env("KHAM_MEDIA__UDP_PORT", "40000");
+            jail.set_env("KHAM_MEDIA__UDP_RECV_BUFFER", "65536");
+            jail.set_env("KHAM_HTTP__HEADER_READ_TIMEOUT", "2s");
+            jail.set_env("KHAM_HTTP__MAX_CONNECTIONS", "5");
+            jail.set_env("KHAM_SIGNALING__RATE", "5");
+            jail.set_env("KHAM_SIGNALING__BURST", "7");
             let cfg = Config::load(None, true).map_err(|e| e.to_string())?;
             assert_eq!(cfg.http.listen.port(), 9999);
             assert_eq!(cfg.media.udp_port, 40000);
+            assert_eq!(cfg.media.udp_recv_buffer, 65536);
+            assert_eq!(cfg.http.header_read_timeout, Duration::from_secs(2));
+            assert_eq!(cfg.http.max_connections, 5);
+            assert_eq!((cfg.signaling.rate, cfg.signaling.burst), (5.0, 7));
+            jail.set_env("KHAM_MEDIA__UDP_SEND_BUFFER", "4294967296");
+            let err = Config::load(None, true).unwrap_err();
+            assert!(format!("{err:#}").contains("udp_send_buffer"), "{err:#}");
+            jail.set_env("KHAM_MEDIA__UDP_SEND_BUFFER", "1048576");
+            jail.set_env("KHAM_SIGNALING__RATE", "0");
+            let err = Config::load(None, true).unwrap_err();
+            assert!(format!("{err:#}").contains("signaling.rate"), "{err:#}");
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own error type
+    fn refuses_http_limits_that_cannot_work() {
+        for (key, value) in [
+            ("KHAM_HTTP__HEADER_READ_TIMEOUT", "0s"),
+            ("KHAM_HTTP__IDLE_TIMEOUT", "500ms"),
+            ("KHAM_HTTP__REQUEST_TIMEOUT", "0s"),
+            ("KHAM_HTTP__MAX_CONNECTIONS", "0"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(key, value);
+                let err = Config::load(None, true).expect_err(key);
+                assert!(format!("{err:#}").contains("http."), "{key}: {err:#}");
+                Ok(())
+            });
+        }
     }
 }

@@ -3,6 +3,8 @@
 mod admin;
 mod config;
 mod cpu;
+mod http_limits;
+mod logging;
 mod media_stats;
 mod metrics;
 mod monitor;
@@ -10,6 +12,7 @@ mod observer;
 mod serve;
 mod shard;
 mod tokens;
+mod udp;
 mod web;
 mod webhooks;
 

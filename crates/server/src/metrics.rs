@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
+use crate::http_limits::ConnLimit;
 use crate::monitor::OpsView;
 use crate::webhooks::WebhookStats;
 
@@ -43,6 +44,7 @@ pub struct Sources {
     pub signal: Arc<Counters>,
     pub webhooks: Arc<WebhookStats>,
     pub draining: Arc<AtomicBool>,
+    pub http: Arc<ConnLimit>,
 }
 
 impl Metrics {
@@ -202,6 +204,14 @@ impl Collector for NodeCollector {
                 ("send_buffer_full", c.send_dropped),
             ],
         )?;
+        if let Some(d) = view.kernel_drops {
+            counter(
+                &mut e,
+                "kham_udp_kernel_drops",
+                "UDP datagrams the kernel dropped at the media sockets because their receive buffer was full (never seen by kham; Linux only)",
+                d,
+            )?;
+        }
         labelled_counter(
             &mut e,
             "kham_rtp_packets",
@@ -286,6 +296,24 @@ impl Collector for NodeCollector {
                 ("dropped", get(&w.dropped)),
                 ("retried", get(&w.retried)),
             ],
+        )?;
+        gauge(
+            &mut e,
+            "kham_http_connections",
+            "Open HTTP connections, WebSockets and TLS handshakes included",
+            n(s.http.open()),
+        )?;
+        gauge(
+            &mut e,
+            "kham_http_connections_max",
+            "The cap on open HTTP connections (http.max_connections, as fitted to the open-file limit)",
+            n(s.http.max()),
+        )?;
+        counter(
+            &mut e,
+            "kham_http_connections_refused",
+            "HTTP connections closed at once because the cap was reached",
+            s.http.refused(),
         )?;
         gauge(
             &mut e,

@@ -45,6 +45,9 @@ pub struct NodeLoad {
     /// refused.
     pub udp_dropped: u64,
     pub udp_send_dropped: u64,
+    /// Datagrams the kernel dropped at the media sockets because their receive buffer was full
+    /// (the shards never saw them); null where the kernel does not tell (not Linux).
+    pub udp_kernel_drops: Option<u64>,
     pub uptime_s: u64,
     pub draining: bool,
 }
@@ -127,6 +130,8 @@ pub struct OpsView {
     pub rooms: Vec<RoomRow>,
     pub details: BTreeMap<String, RoomView>,
     pub counters: ShardCounters,
+    /// The kernel's drops at the media sockets since they were opened (`NodeLoad`).
+    pub kernel_drops: Option<u64>,
     /// In calls, by role, across rooms.
     pub by_role: BTreeMap<&'static str, usize>,
     pub audio_only: usize,
@@ -308,6 +313,8 @@ pub struct Monitor {
     pub history: Arc<Mutex<History>>,
     pub draining: Arc<AtomicBool>,
     pub view: watch::Sender<Arc<OpsView>>,
+    /// Inodes of the media sockets, for the kernel's drop counts; empty when unknown.
+    pub sockets: Vec<u64>,
 }
 
 impl Monitor {
@@ -323,9 +330,11 @@ impl Monitor {
             let now = Instant::now();
             let details = self.rooms.details().await;
             let (media, counters) = self.boards.read();
+            let kernel_drops = crate::udp::kernel_drops(&self.sockets).await;
             let mut view = OpsView {
                 at_ms: unix_ms(),
                 counters,
+                kernel_drops,
                 ..OpsView::default()
             };
             for d in &details {
@@ -339,6 +348,7 @@ impl Monitor {
                 rooms: view.rooms.len(),
                 udp_dropped: counters.udp_dropped,
                 udp_send_dropped: counters.send_dropped,
+                udp_kernel_drops: kernel_drops,
                 uptime_s: started.elapsed().as_secs(),
                 draining: self.draining.load(Ordering::Relaxed),
                 ..NodeLoad::default()

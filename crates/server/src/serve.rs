@@ -9,43 +9,40 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kham_proto::Role;
-use kham_signal::{AppState, Counters, RoomSettings, RoomTimeouts, Rooms, TokenKeys};
+use kham_signal::{
+    AppState, Counters, FileRevocations, MemoryRevocations, RoomSettings, RoomTimeouts, Rooms,
+    SharedRevocations, TokenKeys,
+};
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, HttpConfig};
+use crate::http_limits::{self, ConnLimit, LimitAcceptor};
 use crate::media_stats::MediaBoards;
 use crate::metrics::{Metrics, Sources};
 use crate::monitor::{History, Monitor, OpsView};
 use crate::observer::ServerObserver;
 use crate::shard::{self, ShardSetup};
 use crate::tokens;
+use crate::udp;
 use crate::webhooks::{WebhookStats, Webhooks};
 
 pub fn run(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     let cfg = Config::load(config, dev)?;
-    init_logging(&cfg.log.level);
+    crate::logging::init(&cfg.log.level);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(serve(cfg, dev))
 }
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
-}
-
 async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     // Media: one UDP socket per shard.
     let mut sockets = Vec::new();
     let mut announce = Vec::new();
+    let mut inodes = Vec::new();
+    let mut buffers: Option<udp::Buffers> = None;
     for i in 0..cfg.media.shards {
         let port = if cfg.media.udp_port == 0 {
             0
@@ -56,6 +53,23 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         let socket =
             std::net::UdpSocket::bind(addr).with_context(|| format!("binding media UDP {addr}"))?;
         let bound = socket.local_addr()?;
+        let b = udp::set_buffers(
+            &socket,
+            cfg.media.udp_recv_buffer,
+            cfg.media.udp_send_buffer,
+        )
+        .with_context(|| format!("setting the buffer sizes of media UDP {addr}"))?;
+        warn_if_short(i, &b);
+        // What /healthz reports: the smallest grant of any shard.
+        buffers = Some(match buffers {
+            Some(o) => udp::Buffers {
+                recv_granted: o.recv_granted.min(b.recv_granted),
+                send_granted: o.send_granted.min(b.send_granted),
+                ..o
+            },
+            None => b,
+        });
+        inodes.extend(udp::socket_inode(&socket));
         let ips = if cfg.media.announce.is_empty() {
             vec![cfg.media.bind]
         } else {
@@ -66,7 +80,13 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
                 .map(|ip| SocketAddr::new(ip, bound.port()))
                 .collect(),
         );
-        tracing::info!(port = bound.port(), shard = i, "media UDP socket bound");
+        tracing::info!(
+            port = bound.port(),
+            shard = i,
+            recv_buffer = b.recv_granted,
+            send_buffer = b.send_granted,
+            "media UDP socket bound"
+        );
         sockets.push(socket);
     }
     let (media, boards) = shard::start(ShardSetup {
@@ -86,11 +106,13 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     let signal_counters = Arc::new(Counters::default());
     let (view_tx, view_rx) = watch::channel(Arc::new(OpsView::default()));
     let webhook_stats = Arc::new(WebhookStats::default());
+    let conn_limit = ConnLimit::new(http_limits::fit_fd_limit(cfg.http.max_connections));
     let metrics = Metrics::new(Sources {
         view: view_rx.clone(),
         signal: signal_counters.clone(),
         webhooks: webhook_stats.clone(),
         draining: draining.clone(),
+        http: conn_limit.clone(),
     });
     let webhooks =
         Webhooks::start(&cfg.webhooks, &cfg.auth.api_secret, webhook_stats)?.map(Arc::new);
@@ -103,12 +125,18 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     });
     let settings = RoomSettings {
         max_participants: cfg.rooms.max_participants,
+        max_rooms: cfg.rooms.max_rooms,
         timeouts: RoomTimeouts {
             empty_timeout: cfg.rooms.empty_timeout,
             departure_timeout: cfg.rooms.departure_timeout,
         },
     };
-    let rooms = Rooms::with_observer(Arc::new(media), settings, observer);
+    let rooms = Rooms::with_store(
+        Arc::new(media),
+        settings,
+        observer,
+        revocations(&cfg.auth.revocations_file, dev)?,
+    );
     let history = Arc::new(Mutex::new(History::default()));
     tokio::spawn(
         Monitor {
@@ -118,6 +146,12 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
             history: history.clone(),
             draining: draining.clone(),
             view: view_tx,
+            // Kernel drops only when every shard's socket can be found in /proc.
+            sockets: if inodes.len() == cfg.media.shards {
+                inodes
+            } else {
+                Vec::new()
+            },
         }
         .run(),
     );
@@ -125,8 +159,13 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         keys: keys.clone(),
         rooms: rooms.clone(),
         counters: signal_counters,
-        health: health(boards.clone()),
+        health: health(boards.clone(), view_rx.clone(), buffers.unwrap_or_default()),
         draining: draining.clone(),
+        limits: kham_signal::RateLimits {
+            rate: cfg.signaling.rate,
+            burst: cfg.signaling.burst,
+            flood_after: cfg.signaling.flood_after,
+        },
     };
     let admin = admin::router(AdminState {
         keys: keys.clone(),
@@ -139,7 +178,11 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     });
     let app = kham_signal::router(state)
         .merge(admin)
-        .fallback(crate::web::static_handler);
+        .fallback(crate::web::static_handler)
+        .layer(axum::middleware::from_fn_with_state(
+            cfg.http.request_timeout,
+            http_limits::request_deadline,
+        ));
 
     let base = cfg.public_url();
     if dev {
@@ -156,39 +199,146 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         handle.clone(),
     ));
     tracing::info!(%listen, tls = cfg.tls_enabled(), "HTTP listening; open {base}/join?room=..&token=..");
+    let app = app.into_make_service();
     if cfg.tls_enabled() {
         // rustls needs a process-wide crypto provider; aws-lc-rs is already linked for str0m.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(
-            &cfg.http.tls_cert,
-            &cfg.http.tls_key,
-        )
-        .await
-        .context("loading http.tls_cert / http.tls_key")?;
-        axum_server::bind_rustls(listen, tls)
-            .handle(handle)
-            .serve(app.into_make_service())
+        let tls = tls_config(&cfg.http).await?;
+        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+            .handshake_timeout(cfg.http.header_read_timeout)
+            .acceptor(LimitAcceptor(conn_limit));
+        let server = axum_server::bind(listen).acceptor(acceptor);
+        with_http_limits(server, &cfg.http, handle)
+            .serve(app)
             .await?;
     } else {
-        axum_server::bind(listen)
-            .handle(handle)
-            .serve(app.into_make_service())
+        let server = axum_server::bind(listen).acceptor(LimitAcceptor(conn_limit));
+        with_http_limits(server, &cfg.http, handle)
+            .serve(app)
             .await?;
     }
     Ok(())
 }
 
-/// Media counters for `/healthz`.
-fn health(boards: MediaBoards) -> kham_signal::HealthFn {
+/// The revoked-token store: the configured file, or memory only (with a warning outside --dev:
+/// a restart would let denied and removed tokens back in).
+fn revocations(file: &Path, dev: bool) -> anyhow::Result<SharedRevocations> {
+    if file.as_os_str().is_empty() {
+        if !dev {
+            tracing::warn!(
+                "auth.revocations_file is not set: denied and removed tokens are kept in memory \
+                 only, and a restart lets them join again until they expire"
+            );
+        }
+        return Ok(Arc::new(MemoryRevocations::default()));
+    }
+    let (store, report) = FileRevocations::open(file, kham_signal::unix_now())
+        .with_context(|| format!("auth.revocations_file {}", file.display()))?;
+    tracing::info!(
+        file = %file.display(),
+        kept = report.kept,
+        expired = report.expired,
+        skipped = report.skipped,
+        "revoked tokens loaded"
+    );
+    if report.skipped > 0 {
+        tracing::warn!(
+            skipped = report.skipped,
+            "auth.revocations_file had lines that are not revocations; they were dropped"
+        );
+    }
+    Ok(Arc::new(store))
+}
+
+/// The certificate and key, offering HTTP/1.1 only in ALPN (see [`with_http_limits`]).
+async fn tls_config(http: &HttpConfig) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    use axum_server::tls_rustls::RustlsConfig;
+    let loaded = RustlsConfig::from_pem_file(&http.tls_cert, &http.tls_key)
+        .await
+        .context("loading http.tls_cert / http.tls_key")?;
+    let mut config = (*loaded.get_inner()).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(config)))
+}
+
+/// The listener's timeouts. kham speaks HTTP/1.1 only: a connection must send its first request
+/// head within `header_read_timeout` (axum-server's first-request timeout, which also covers
+/// hyper's protocol detection), and every later one within `idle_timeout` of the previous
+/// response (hyper's header-read timer, which starts as soon as a kept-alive connection is
+/// idle). Once a connection is upgraded to a WebSocket, hyper's timers are gone with its HTTP
+/// state: the socket task's own ping and silence limit take over.
+///
+/// HTTP/2 has no idle or header timeout in hyper, so a connection that made one request could
+/// stay open forever. Browsers only use it when TLS offers it in ALPN, which [`tls_config`] does
+/// not; a client that sends the HTTP/2 preface anyway is allowed no streams, so it never makes a
+/// first request and is closed after `header_read_timeout`. (axum-server's HTTP/1-only mode
+/// would also turn off WebSocket upgrades.)
+fn with_http_limits<A>(
+    mut server: axum_server::Server<SocketAddr, A>,
+    http: &HttpConfig,
+    handle: axum_server::Handle<SocketAddr>,
+) -> axum_server::Server<SocketAddr, A> {
+    let builder = server.http_builder();
+    builder.http1().header_read_timeout(http.idle_timeout);
+    builder.http2().max_concurrent_streams(0);
+    let accept_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    server
+        .first_request_timeout(http.header_read_timeout)
+        .handle(handle)
+        .accept_error_handler(move |peer, e| {
+            if peer.is_some() {
+                // One connection's TLS handshake failed or timed out, or the cap refused it
+                // (counted in /metrics): routine, and the peer's address is not for the log.
+                tracing::debug!(error = %e, "HTTP connection closed before its first request");
+            } else if http_limits::due(&accept_failures) {
+                // The listener itself failed, e.g. out of file descriptors.
+                tracing::warn!(error = %e, "accepting HTTP connections fails");
+            }
+        })
+}
+
+/// Media counters for `/healthz`: the shards' own, the kernel's drops at the media sockets
+/// (absent where unknown), and the socket buffer sizes granted.
+fn health(
+    boards: MediaBoards,
+    view: watch::Receiver<Arc<OpsView>>,
+    buffers: udp::Buffers,
+) -> kham_signal::HealthFn {
     Arc::new(move || {
         let c = boards.counters();
-        json!({
+        let mut body = json!({
             "udp_in": c.udp_in,
             "udp_out": c.udp_out,
             "udp_dropped": c.udp_dropped,
             "udp_send_dropped": c.send_dropped,
-        })
+            "udp_recv_buffer": buffers.recv_granted,
+            "udp_send_buffer": buffers.send_granted,
+        });
+        if let (Some(d), Some(o)) = (view.borrow().kernel_drops, body.as_object_mut()) {
+            o.insert("udp_kernel_drops".into(), json!(d));
+        }
+        body
     })
+}
+
+/// Warns when the kernel granted a media socket less buffer than configured.
+fn warn_if_short(shard: usize, b: &udp::Buffers) {
+    if b.recv_granted < b.recv_requested {
+        tracing::warn!(
+            shard,
+            requested = b.recv_requested,
+            granted = b.recv_granted,
+            "media UDP receive buffer smaller than media.udp_recv_buffer: raise net.core.rmem_max (README, \"UDP buffers\")"
+        );
+    }
+    if b.send_granted < b.send_requested {
+        tracing::warn!(
+            shard,
+            requested = b.send_requested,
+            granted = b.send_granted,
+            "media UDP send buffer smaller than media.udp_send_buffer: raise net.core.wmem_max (README, \"UDP buffers\")"
+        );
+    }
 }
 
 /// Waits for SIGTERM/Ctrl-C, then drains: refuses joins (`draining`), waits until nobody is in

@@ -195,6 +195,8 @@ pub fn start(setup: ShardSetup) -> anyhow::Result<(MediaHandle, MediaBoards)> {
         std::thread::Builder::new()
             .name(format!("kham-shard-{i}"))
             .spawn(move || {
+                // Everything this thread logs names its shard (entered once, not per packet).
+                let _shard = crate::logging::shard_span(i).entered();
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -237,6 +239,10 @@ struct Shard {
     rooms: HashMap<String, RoomEntry>,
     /// Remote address -> room, learned on the first datagram a room accepted.
     by_addr: HashMap<SocketAddr, String>,
+    /// When `by_addr` was last cleared for being full: for a while after that, datagrams other
+    /// than STUN from unknown addresses still ask every room (a peer's known address may have
+    /// been forgotten); otherwise they are dropped at once (see `datagram`).
+    addr_cache_cleared: Option<Instant>,
     counters: ShardCounters,
     accumulator: Accumulator,
     board: Board,
@@ -245,6 +251,14 @@ struct Shard {
 
 /// Bound on the address cache; cleared when exceeded (rebuilt from the slow path).
 const MAX_ADDR_CACHE: usize = 65_536;
+/// After the address cache was cleared, how long non-STUN datagrams from unknown addresses may
+/// still take the slow path: longer than the consent checks (RFC 7675, about every 5 s) that
+/// re-teach a live peer's address.
+const RELEARN: Duration = Duration::from_secs(30);
+/// Datagrams read per wake-up before the shard looks at commands and timers again: one
+/// `select!` (and one scan of every room's next timeout) per batch, not per datagram, so the
+/// socket's queue empties faster under load and a flood costs less per datagram.
+const RECV_BATCH: usize = 64;
 
 impl Shard {
     fn new(
@@ -271,6 +285,7 @@ impl Shard {
             adaptation,
             rooms: HashMap::new(),
             by_addr: HashMap::new(),
+            addr_cache_cleared: None,
             counters: ShardCounters::default(),
             accumulator: Accumulator::default(),
             board,
@@ -296,7 +311,16 @@ impl Shard {
                     None => break,
                 },
                 r = self.socket.recv_from(&mut buf) => match r {
-                    Ok((n, source)) => self.datagram(&buf[..n], source),
+                    Ok((n, source)) => {
+                        self.datagram(&buf[..n], source);
+                        // Then what is already queued, without waiting.
+                        for _ in 1..RECV_BATCH {
+                            match self.socket.try_recv_from(&mut buf) {
+                                Ok((n, source)) => self.datagram(&buf[..n], source),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     Err(e) => tracing::debug!(error = %e, "udp recv error"),
                 },
                 _ = tokio::time::sleep_until(next.into()) => self.timeouts(),
@@ -319,6 +343,8 @@ impl Shard {
                 sdp,
                 reply,
             } => {
+                // What str0m logs while it reads the client's SDP is about this participant.
+                let _call = crate::logging::peer_span(&room, &peer).entered();
                 let perms = Permissions {
                     publish: perms.publish,
                     subscribe: perms.subscribe,
@@ -333,11 +359,13 @@ impl Shard {
                 sdp,
                 reply,
             } => {
+                let _call = crate::logging::peer_span(&room, &peer).entered();
                 let r = self.with_room(&room, |r| r.accept_answer(&peer, &sdp));
                 let _ = reply.send(r.map_err(to_media_error));
                 self.drain(&room);
             }
             ShardCmd::Remove { room, peer } => {
+                let _call = crate::logging::peer_span(&room, &peer).entered();
                 let _ = self.with_room(&room, |r| Ok(r.remove_peer(&peer)));
                 self.drain(&room);
             }
@@ -347,9 +375,11 @@ impl Shard {
                 peer,
                 enabled,
             } => {
+                let _call = crate::logging::peer_span(&room, &peer).entered();
                 let _ = self.with_room(&room, |r| r.set_audio_only(&peer, enabled));
             }
             ShardCmd::VideoView { room, peer, views } => {
+                let _call = crate::logging::peer_span(&room, &peer).entered();
                 let _ = self.with_room(&room, |r| r.set_video_views(&peer, &views));
             }
             ShardCmd::CloseRoom { room } => {
@@ -436,6 +466,18 @@ impl Shard {
         let room_id = match cached {
             Some(id) => id.clone(),
             None => {
+                // ICE-lite: a peer's address becomes usable only through a STUN binding request
+                // from it, which the slow path then caches. Anything else from an address no
+                // room has seen is junk (or a peer whose cache entry was just cleared), and
+                // asking every room's every peer about it is what a flood would cost.
+                let is_stun = data.first().is_some_and(|b| *b < 2);
+                let relearning = self
+                    .addr_cache_cleared
+                    .is_some_and(|t| now.saturating_duration_since(t) < RELEARN);
+                if !is_stun && !relearning {
+                    self.counters.udp_dropped += 1;
+                    return;
+                }
                 let Some(id) = self
                     .rooms
                     .iter()
@@ -447,6 +489,7 @@ impl Shard {
                 };
                 if self.by_addr.len() >= MAX_ADDR_CACHE {
                     self.by_addr.clear();
+                    self.addr_cache_cleared = Some(now);
                 }
                 self.by_addr.insert(source, id.clone());
                 id
@@ -552,9 +595,15 @@ impl Shard {
     }
 }
 
+/// What signaling tells the client: the engine's fixed texts. str0m's own messages (heap
+/// addresses, fragments of the client's SDP) go to the debug log only.
 fn to_media_error(e: SfuError) -> MediaError {
+    tracing::debug!(error = %e, "media request refused");
+    let message = e.public_message();
     match e {
-        SfuError::SdpParse(m) | SfuError::SdpRejected(m) => MediaError::BadSdp(m),
-        other => MediaError::BadState(other.to_string()),
+        SfuError::SdpParse(_) | SfuError::SdpRejected(_) | SfuError::SdpLimit(_) => {
+            MediaError::BadSdp(message)
+        }
+        _ => MediaError::BadState(message),
     }
 }

@@ -49,6 +49,7 @@ mod peer;
 pub mod quality;
 pub mod red;
 mod room;
+pub mod sdp_check;
 mod stats;
 mod track;
 pub mod view;

@@ -31,6 +31,8 @@ pub(crate) struct Peer {
     /// SSRC -> (index in tracks_in, layer), filled on first packet of each SSRC.
     pub ssrc_map: Vec<(Ssrc, u8, u8)>,
     pub pending: Option<SdpPendingOffer>,
+    /// m-lines of the server offer `pending` answers: the answer may not have more.
+    pub pending_m_lines: usize,
     /// Needs polling: input, a write or a timeout reached it since it last returned Timeout.
     pub dirty: bool,
     pub next_timeout: Option<Instant>,
@@ -102,6 +104,7 @@ impl Peer {
             tracks_out: Vec::new(),
             ssrc_map: Vec::new(),
             pending: None,
+            pending_m_lines: 0,
             dirty: true,
             next_timeout: None,
             connected: false,
@@ -130,6 +133,11 @@ impl Peer {
 
     /// Applies the client's answer to our last offer.
     pub fn accept_answer(&mut self, sdp: &str) -> Result<(), SfuError> {
+        if self.pending.is_none() {
+            return Err(SfuError::NoPendingOffer);
+        }
+        // str0m would add the m-lines an answer has beyond the offer's: refuse them unparsed.
+        crate::sdp_check::check_answer(sdp, self.pending_m_lines)?;
         let answer =
             SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::SdpParse(e.to_string()))?;
         let pending = self.pending.take().ok_or(SfuError::NoPendingOffer)?;
@@ -193,8 +201,10 @@ impl Peer {
         }
         let (offer, pending) = change.apply()?;
         self.pending = Some(pending);
+        let sdp = offer.to_sdp_string();
+        self.pending_m_lines = crate::sdp_check::count_m_lines(&sdp);
         self.dirty = true;
-        Some((offer.to_sdp_string(), self.track_infos()))
+        Some((sdp, self.track_infos()))
     }
 
     /// The mid -> participant mapping of every receive m-line.

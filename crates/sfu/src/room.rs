@@ -183,6 +183,18 @@ impl Room {
         if self.peers.len() >= self.config.max_peers {
             return Err(SfuError::RoomFull);
         }
+        // Before str0m parses anything: parsing and answering hundreds of m-lines stalls
+        // every room of the shard.
+        crate::sdp_check::check_offer(offer)?;
+        // Without the publish grant nothing the participant sends would be forwarded: answer
+        // its send m-lines `inactive` so its browser does not upload at all.
+        let receive_only;
+        let offer = if perms.publish {
+            offer
+        } else {
+            receive_only = crate::sdp_check::receive_only(offer);
+            receive_only.as_str()
+        };
         let mut peer = Peer::new(
             now,
             id,

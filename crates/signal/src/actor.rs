@@ -9,10 +9,13 @@ use kham_proto::{
     ClientMsg, ErrorCode, LeaveReason, ParticipantId, Role, ServerMsg, Status, close_code,
 };
 use serde::Serialize;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::http::unix_now;
 use crate::media::{Media, MediaError, MediaEvent, MediaPerms};
 use crate::notice::{Notice, SharedObserver};
+use crate::revocations::{Revocation, SharedRevocations};
 use crate::room_state::{Effect, JoinRefusal, MemberChange, RoomState};
 use crate::token::Claims;
 
@@ -44,6 +47,11 @@ pub(crate) enum RoomCmd {
     Disconnected {
         id: ParticipantId,
         lost: bool,
+    },
+    /// The session closed the socket itself for abuse (flooding): it leaves with `reason`.
+    Expelled {
+        id: ParticipantId,
+        reason: LeaveReason,
     },
     Summary {
         reply: oneshot::Sender<RoomSummary>,
@@ -124,6 +132,8 @@ pub(crate) struct RoomActor {
     pub ever_joined: bool,
     pub observer: SharedObserver,
     pub info: HashMap<ParticipantId, SessionInfo>,
+    /// The registry's revoked tokens: consulted before every join, fed by [`Effect::Revoke`].
+    pub revocations: SharedRevocations,
 }
 
 impl RoomActor {
@@ -185,7 +195,7 @@ impl RoomActor {
     async fn command(&mut self, cmd: RoomCmd) {
         match cmd {
             RoomCmd::CheckJoin { claims, reply } => {
-                let _ = reply.send(self.state.check_join(&claims));
+                let _ = reply.send(self.check_join(&claims));
             }
             RoomCmd::Join {
                 id,
@@ -195,7 +205,11 @@ impl RoomActor {
                 reply,
             } => {
                 let now_ms = self.created.elapsed().as_millis() as u64;
-                match self.state.join(id.clone(), &claims, now_ms) {
+                // Checked again here: a doctor may have revoked the token since the upgrade.
+                let joined = self
+                    .check_revoked(&claims)
+                    .and_then(|()| self.state.join(id.clone(), &claims, now_ms));
+                match joined {
                     Ok(fx) => {
                         self.ever_joined = true;
                         self.info.insert(
@@ -226,6 +240,12 @@ impl RoomActor {
                             LeaveReason::Left
                         },
                     );
+                    self.apply(fx);
+                }
+            }
+            RoomCmd::Expelled { id, reason } => {
+                if self.sessions.remove(&id).is_some() {
+                    let fx = self.state.leave(&id, reason);
                     self.apply(fx);
                 }
             }
@@ -280,6 +300,22 @@ impl RoomActor {
                 }
             }
         }
+    }
+
+    fn check_revoked(&self, claims: &Claims) -> Result<(), JoinRefusal> {
+        if self
+            .revocations
+            .is_revoked(&self.id, &claims.jti, unix_now())
+        {
+            Err(JoinRefusal::Revoked)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_join(&self, claims: &Claims) -> Result<(), JoinRefusal> {
+        self.check_revoked(claims)
+            .and_then(|()| self.state.check_join(claims))
     }
 
     async fn client(&mut self, id: ParticipantId, msg: ClientMsg) {
@@ -420,6 +456,14 @@ impl RoomActor {
                 Effect::MediaRemove(id) => self.media.remove(&self.id, id),
                 Effect::RoomEnded => {}
                 Effect::Member(who, change) => self.member_changed(who, change),
+                Effect::Revoke { jti, exp } => self.revocations.revoke(
+                    Revocation {
+                        jti,
+                        room: self.id.clone(),
+                        exp,
+                    },
+                    unix_now(),
+                ),
             }
         }
     }
@@ -447,12 +491,22 @@ impl RoomActor {
         let Some(tx) = self.sessions.get(id) else {
             return;
         };
-        if tx.try_send(Outbound::Msg(msg)).is_err() {
-            // The socket does not drain: drop the session rather than stall the room.
-            tracing::warn!(room = %self.id, peer = %id, "signaling queue full, dropping session");
-            self.sessions.remove(id);
-            let fx = self.state.leave(id, LeaveReason::ConnectionLost);
-            self.apply(fx);
+        match tx.try_send(Outbound::Msg(msg)) {
+            Ok(()) => {}
+            // The session task has ended (the socket closed, cleanly or not): its
+            // `Disconnected`, with the real reason, is queued behind the command being handled.
+            // The member leaves then.
+            Err(TrySendError::Closed(_)) => {
+                tracing::debug!(room = %self.id, peer = %id, "message for a session that has ended");
+            }
+            Err(TrySendError::Full(_)) => {
+                // The socket does not drain: drop the session rather than stall the room.
+                // Dropping its sender ends the session task, which closes the socket.
+                tracing::warn!(room = %self.id, peer = %id, "signaling queue full, dropping session");
+                self.sessions.remove(id);
+                let fx = self.state.leave(id, LeaveReason::ConnectionLost);
+                self.apply(fx);
+            }
         }
     }
 }
@@ -471,6 +525,7 @@ fn close_reason(code: u16) -> &'static str {
         close_code::REMOVED => "removed",
         close_code::ENDED => "ended",
         close_code::REPLACED => "replaced",
+        close_code::FLOODING => "flooding",
         _ => "bye",
     }
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,6 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::rate::RateLimits;
 use crate::registry::Rooms;
 use crate::room_state::JoinRefusal;
 use crate::token::{Claims, TokenError, TokenKeys};
@@ -27,6 +29,8 @@ pub struct AppState {
     pub counters: Arc<Counters>,
     pub health: HealthFn,
     pub draining: Arc<AtomicBool>,
+    /// The per-socket rate limit of signaling messages.
+    pub limits: RateLimits,
 }
 
 /// Signaling error counts by type (bounded label set).
@@ -80,6 +84,10 @@ impl ApiError {
             message: message.into(),
         }
     }
+    /// The text sent as `message`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
     /// The server is draining (shutting down): no new joins or rooms.
     pub fn draining() -> Self {
         ApiError {
@@ -96,10 +104,11 @@ impl ApiError {
         }
     }
     pub fn refused(r: JoinRefusal) -> Self {
-        let status = if r == JoinRefusal::Revoked {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::FORBIDDEN
+        let status = match r {
+            JoinRefusal::Revoked => StatusCode::UNAUTHORIZED,
+            // The node's capacity, not this caller's fault: another node, or later, may do.
+            JoinRefusal::TooManyRooms => StatusCode::SERVICE_UNAVAILABLE,
+            JoinRefusal::Full | JoinRefusal::Ended => StatusCode::FORBIDDEN,
         };
         ApiError {
             status,
@@ -140,6 +149,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A refused JSON body, in our words: axum's and serde's texts quote the client's input and
+/// the libraries' wording, so they go to the debug log only.
+fn json_body_error(e: &JsonRejection, expected: &str) -> ApiError {
+    tracing::debug!(detail = %e.body_text(), "JSON body refused");
+    let problem = match e {
+        JsonRejection::MissingJsonContentType(_) => "the Content-Type is not application/json",
+        JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON",
+        JsonRejection::JsonDataError(_) => "the body has missing or mistyped fields",
+        _ => "the body could not be read",
+    };
+    ApiError::new(
+        e.status(),
+        "bad_request",
+        format!("{problem}; expected {expected}"),
+    )
+}
+
 /// Seconds since the Unix epoch (token times).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -157,12 +183,19 @@ pub fn valid_room_id(room: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The token of an `Authorization: Bearer <token>` header. The scheme is case-insensitive
+/// (RFC 9110, section 11.1) and may be followed by more than one space; another scheme or no
+/// header gives `None`.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
 fn bearer(app: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let token = bearer_token(headers).unwrap_or("");
     let claims = app
         .keys
         .verify(token, unix_now())
@@ -182,19 +215,24 @@ struct CreateRoom {
 async fn create_room(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<CreateRoom>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     bearer(&app, &headers)?;
     if app.draining.load(Ordering::Relaxed) {
         return Err(ApiError::draining());
     }
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(body) = body.map_err(|e| json_body_error(&e, r#"{"room": string}"#))?;
     if !valid_room_id(&body.room) {
         return Err(ApiError::bad_request(
             "room ids are 1-64 characters of A-Z a-z 0-9 - _",
         ));
     }
-    let (_, created) = app.rooms.create(&body.room).map_err(ApiError::refused)?;
+    let (_, created) = app.rooms.create(&body.room).map_err(|r| {
+        if r == JoinRefusal::TooManyRooms {
+            app.counters.signal_error(r.code());
+        }
+        ApiError::refused(r)
+    })?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -228,5 +266,33 @@ async fn readyz(State(app): State<AppState>) -> Response {
             .into_response()
     } else {
         Json(json!({"ready": true})).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, value.parse().expect("header value"));
+        h
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer abc",
+            "bearer abc",
+            "BEARER abc",
+            "bEaReR  abc",
+            " Bearer abc ",
+        ] {
+            assert_eq!(bearer_token(&auth(v)), Some("abc"), "{v:?}");
+        }
+        for v in ["Basic abc", "Bearerabc", "Bearer", "abc"] {
+            assert_eq!(bearer_token(&auth(v)), None, "{v:?}");
+        }
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
     }
 }

@@ -13,15 +13,23 @@ pub mod actor;
 pub mod http;
 pub mod media;
 pub mod notice;
+pub mod rate;
 pub mod registry;
+pub mod revocations;
 pub mod room_state;
 pub mod token;
 mod user_agent;
 mod ws;
 
 pub use actor::{MemberDetail, RoomDetail, RoomSummary, RoomTimeouts};
-pub use http::{ApiError, AppState, Counters, HealthFn, router, unix_now, valid_room_id};
+pub use http::{
+    ApiError, AppState, Counters, HealthFn, bearer_token, router, unix_now, valid_room_id,
+};
 pub use media::{Media, MediaError, MediaEvent, MediaPerms};
 pub use notice::{NoObserver, Notice, Observer, SharedObserver, Who};
+pub use rate::RateLimits;
 pub use registry::{RemoveError, RoomSettings, Rooms};
+pub use revocations::{
+    FileRevocations, LoadReport, MemoryRevocations, RevocationStore, SharedRevocations,
+};
 pub use token::{Claims, TokenError, TokenKeys};

@@ -72,5 +72,6 @@ pub fn leave_reason_str(r: LeaveReason) -> &'static str {
         LeaveReason::ConnectionLost => "connection_lost",
         LeaveReason::Denied => "denied",
         LeaveReason::Replaced => "replaced",
+        LeaveReason::Flooding => "flooding",
     }
 }

@@ -1,7 +1,10 @@
 //! The membership state machine of one consult: who is in the call, who waits in the lobby,
-//! which tokens were revoked, whether the consult ended. Pure: every operation returns the
-//! effects (messages, closes, media removals) for the caller to carry out, so the rules are unit
-//! tested without sockets or media.
+//! which tokens a doctor already admitted, whether the consult ended. Pure: every operation
+//! returns the effects (messages, closes, media removals, revocations) for the caller to carry
+//! out, so the rules are unit tested without sockets, media or storage.
+//!
+//! Revoked tokens are not kept here: a revocation must outlive the room, so the room actor hands
+//! [`Effect::Revoke`] to the registry's store and consults that store before every join.
 
 use std::collections::HashSet;
 
@@ -35,6 +38,12 @@ pub enum Effect {
     RoomEnded,
     /// Membership changed (for webhooks and metrics; nothing is sent to participants).
     Member(Who, MemberChange),
+    /// Revoke this token (denied or removed) until its expiry `exp` (Unix seconds), beyond the
+    /// life of this room.
+    Revoke {
+        jti: String,
+        exp: u64,
+    },
 }
 
 /// How membership changed.
@@ -67,6 +76,8 @@ pub enum JoinRefusal {
     Full,
     #[error("the consult has ended")]
     Ended,
+    #[error("this server holds as many rooms as it may; try again later")]
+    TooManyRooms,
 }
 
 impl JoinRefusal {
@@ -75,6 +86,7 @@ impl JoinRefusal {
             JoinRefusal::Revoked => "revoked_token",
             JoinRefusal::Full => "room_full",
             JoinRefusal::Ended => "room_ended",
+            JoinRefusal::TooManyRooms => "too_many_rooms",
         }
     }
 }
@@ -84,6 +96,8 @@ struct Member {
     info: ParticipantInfo,
     identity: String,
     jti: String,
+    /// The token's expiry (Unix seconds): how long a revocation of it must hold.
+    exp: u64,
     grants: Grants,
     status: Status,
     since_ms: u64,
@@ -107,7 +121,9 @@ pub struct RoomState {
     max_participants: usize,
     max_lobby: usize,
     members: Vec<Member>,
-    revoked: HashSet<String>,
+    /// Tokens (`jti`) a doctor admitted from the lobby: the same token reconnecting (a new tab,
+    /// a dropped link) comes straight back into the call while the room lives.
+    admitted_tokens: HashSet<String>,
     ended: bool,
 }
 
@@ -118,7 +134,7 @@ impl RoomState {
             max_participants,
             max_lobby: 16,
             members: Vec::new(),
-            revoked: HashSet::new(),
+            admitted_tokens: HashSet::new(),
             ended: false,
         }
     }
@@ -158,13 +174,17 @@ impl RoomState {
             .is_some_and(|m| m.status == Status::Admitted)
     }
 
-    /// Checks a join without changing anything (before the WebSocket upgrade).
+    /// Checks a join without changing anything (before the WebSocket upgrade). Revocation is
+    /// the caller's to check (it outlives the room).
     pub fn check_join(&self, claims: &Claims) -> Result<(), JoinRefusal> {
+        self.placement(claims).map(|_| ())
+    }
+
+    /// Where a join goes: the call, or the lobby for a role that waits, unless a doctor already
+    /// admitted this very token (a reconnect) and the call has room for it.
+    fn placement(&self, claims: &Claims) -> Result<Status, JoinRefusal> {
         if self.ended {
             return Err(JoinRefusal::Ended);
-        }
-        if self.revoked.contains(&claims.jti) {
-            return Err(JoinRefusal::Revoked);
         }
         // A reconnect of the same identity replaces its old session, so it does not count.
         let others = |st: Status| {
@@ -173,14 +193,21 @@ impl RoomState {
                 .filter(|m| m.status == st && m.identity != claims.sub)
                 .count()
         };
-        if claims.role.waits_in_lobby() {
-            if others(Status::Waiting) >= self.max_lobby {
-                return Err(JoinRefusal::Full);
-            }
-        } else if others(Status::Admitted) >= self.max_participants {
+        let call_has_room = others(Status::Admitted) < self.max_participants;
+        if !claims.role.waits_in_lobby() {
+            return if call_has_room {
+                Ok(Status::Admitted)
+            } else {
+                Err(JoinRefusal::Full)
+            };
+        }
+        if call_has_room && self.admitted_tokens.contains(&claims.jti) {
+            return Ok(Status::Admitted);
+        }
+        if others(Status::Waiting) >= self.max_lobby {
             return Err(JoinRefusal::Full);
         }
-        Ok(())
+        Ok(Status::Waiting)
     }
 
     /// Adds a participant: into the lobby if its role waits, into the call otherwise.
@@ -190,7 +217,7 @@ impl RoomState {
         claims: &Claims,
         now_ms: u64,
     ) -> Result<Vec<Effect>, JoinRefusal> {
-        self.check_join(claims)?;
+        let status = self.placement(claims)?;
         let mut fx = Vec::new();
         if let Some(old) = self
             .members
@@ -198,14 +225,21 @@ impl RoomState {
             .find(|m| m.identity == claims.sub)
             .map(|m| m.info.id.clone())
         {
-            fx.extend(self.leave(&old, LeaveReason::Replaced));
+            // Targets are resolved when the effects are applied, after the new member is in:
+            // keep the old session's departure from the new one, whose first message must be
+            // `welcome` (and who has no use for news of its own old session).
+            fx.extend(
+                self.leave(&old, LeaveReason::Replaced)
+                    .into_iter()
+                    .map(|e| match e {
+                        Effect::Send(Target::Admitted, m) => {
+                            Effect::Send(Target::AdmittedExcept(id.clone()), m)
+                        }
+                        other => other,
+                    }),
+            );
             fx.push(Effect::Close(old, close_code::REPLACED));
         }
-        let status = if claims.role.waits_in_lobby() {
-            Status::Waiting
-        } else {
-            Status::Admitted
-        };
         let info = ParticipantInfo {
             id: id.clone(),
             name: claims.name.clone(),
@@ -217,6 +251,7 @@ impl RoomState {
             info: info.clone(),
             identity: claims.sub.clone(),
             jti: claims.jti.clone(),
+            exp: claims.exp,
             grants: claims.grants,
             status,
             since_ms: now_ms,
@@ -310,10 +345,15 @@ impl RoomState {
                 let m = self
                     .member_mut(from)
                     .ok_or((ErrorCode::Internal, "not a member".into()))?;
-                match kind {
-                    kham_proto::MediaKind::Audio => m.info.audio_muted = muted,
-                    kham_proto::MediaKind::Video => m.info.video_muted = muted,
+                let state = match kind {
+                    kham_proto::MediaKind::Audio => &mut m.info.audio_muted,
+                    kham_proto::MediaKind::Video => &mut m.info.video_muted,
+                };
+                // A repeated mute changes nothing, so nothing is re-sent to the call.
+                if *state == muted {
+                    return Ok(Vec::new());
                 }
+                *state = muted;
                 Ok(vec![Effect::Send(
                     Target::Admitted,
                     ServerMsg::ParticipantUpdated {
@@ -342,6 +382,8 @@ impl RoomState {
                 m.status = Status::Admitted;
                 let info = m.info.clone();
                 let who = m.who();
+                let jti = m.jti.clone();
+                self.admitted_tokens.insert(jti);
                 let mut fx = vec![
                     Effect::Member(who, MemberChange::Admitted),
                     Effect::Send(
@@ -369,12 +411,12 @@ impl RoomState {
                         format!("{id} is not waiting in the lobby"),
                     ));
                 }
-                self.revoked.insert(target.jti.clone());
+                let mut fx: Vec<Effect> = self.revoke(&id).into_iter().collect();
                 let reason = reason.unwrap_or_else(|| "denied_by_doctor".into());
-                let mut fx = vec![Effect::Send(
+                fx.push(Effect::Send(
                     Target::One(id.clone()),
                     ServerMsg::Denied { reason },
-                )];
+                ));
                 fx.extend(self.leave(&id, LeaveReason::Denied));
                 fx.push(Effect::Close(id, close_code::DENIED));
                 Ok(fx)
@@ -384,15 +426,15 @@ impl RoomState {
                 if id == *from {
                     return Err((ErrorCode::BadState, "use leave to leave".into()));
                 }
-                let target = self
-                    .member(&id)
-                    .ok_or((ErrorCode::NotFound, format!("no participant {id}")))?;
-                self.revoked.insert(target.jti.clone());
+                if self.member(&id).is_none() {
+                    return Err((ErrorCode::NotFound, format!("no participant {id}")));
+                }
+                let mut fx: Vec<Effect> = self.revoke(&id).into_iter().collect();
                 let reason = reason.unwrap_or_else(|| "removed_by_doctor".into());
-                let mut fx = vec![Effect::Send(
+                fx.push(Effect::Send(
                     Target::One(id.clone()),
                     ServerMsg::Removed { reason },
-                )];
+                ));
                 fx.extend(self.leave(&id, LeaveReason::Removed));
                 fx.push(Effect::Close(id, close_code::REMOVED));
                 Ok(fx)
@@ -438,16 +480,16 @@ impl RoomState {
         id: &ParticipantId,
         reason: &str,
     ) -> Result<Vec<Effect>, (ErrorCode, String)> {
-        let target = self
-            .member(id)
-            .ok_or((ErrorCode::NotFound, format!("no participant {id}")))?;
-        self.revoked.insert(target.jti.clone());
-        let mut fx = vec![Effect::Send(
+        if self.member(id).is_none() {
+            return Err((ErrorCode::NotFound, format!("no participant {id}")));
+        }
+        let mut fx: Vec<Effect> = self.revoke(id).into_iter().collect();
+        fx.push(Effect::Send(
             Target::One(id.clone()),
             ServerMsg::Removed {
                 reason: reason.into(),
             },
-        )];
+        ));
         fx.extend(self.leave(id, LeaveReason::Removed));
         fx.push(Effect::Close(id.clone(), close_code::REMOVED));
         Ok(fx)
@@ -474,6 +516,14 @@ impl RoomState {
             return Err((ErrorCode::BadState, "wait until a doctor admits you".into()));
         }
         Ok(m.grants)
+    }
+
+    /// The revocation of a member's token (none for an unknown id); its admission is
+    /// forgotten too.
+    fn revoke(&mut self, id: &ParticipantId) -> Option<Effect> {
+        let (jti, exp) = self.member(id).map(|m| (m.jti.clone(), m.exp))?;
+        self.admitted_tokens.remove(&jti);
+        Some(Effect::Revoke { jti, exp })
     }
 
     fn lobby_update(&self, now_ms: u64) -> Vec<Effect> {
@@ -653,9 +703,13 @@ mod tests {
             .unwrap();
         assert!(matches!(sends_to(&fx, "p")[0], ServerMsg::Denied { .. }));
         assert!(fx.contains(&Effect::Close("p".into(), close_code::DENIED)));
+        // The token is revoked until its own expiry, before anything is sent.
         assert_eq!(
-            s.check_join(&claims("pat", Role::Patient)),
-            Err(JoinRefusal::Revoked)
+            fx[0],
+            Effect::Revoke {
+                jti: "jti-pat".into(),
+                exp: u64::MAX
+            }
         );
     }
 
@@ -686,8 +740,11 @@ mod tests {
             )
         )));
         assert_eq!(
-            s.check_join(&claims("st", Role::Station)),
-            Err(JoinRefusal::Revoked)
+            fx[0],
+            Effect::Revoke {
+                jti: "jti-st".into(),
+                exp: u64::MAX
+            }
         );
     }
 
@@ -740,6 +797,39 @@ mod tests {
     }
 
     #[test]
+    fn repeated_mute_broadcasts_nothing() {
+        let mut s = RoomState::new("r", 8);
+        s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
+        s.join("s".into(), &claims("st", Role::Station), 0).unwrap();
+        let mute = |muted| ClientMsg::Mute {
+            kind: kham_proto::MediaKind::Audio,
+            muted,
+        };
+        // Unmuting someone who is not muted changes nothing.
+        assert_eq!(s.handle(&"s".into(), mute(false), 1).unwrap(), vec![]);
+        let fx = s.handle(&"s".into(), mute(true), 2).unwrap();
+        assert!(matches!(
+            &fx[..],
+            [Effect::Send(Target::Admitted, ServerMsg::ParticipantUpdated { participant })]
+                if participant.audio_muted && !participant.video_muted
+        ));
+        assert_eq!(s.handle(&"s".into(), mute(true), 3).unwrap(), vec![]);
+        // The camera is its own state.
+        let fx = s
+            .handle(
+                &"s".into(),
+                ClientMsg::Mute {
+                    kind: kham_proto::MediaKind::Video,
+                    muted: true,
+                },
+                4,
+            )
+            .unwrap();
+        assert_eq!(fx.len(), 1);
+        assert_eq!(s.handle(&"s".into(), mute(false), 5).unwrap().len(), 1);
+    }
+
+    #[test]
     fn membership_changes_are_reported() {
         let mut s = RoomState::new("r", 8);
         let fx = s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
@@ -762,10 +852,10 @@ mod tests {
             fx.iter()
                 .any(|e| matches!(e, Effect::Member(_, MemberChange::Left("removed"))))
         );
-        assert_eq!(
-            s.check_join(&claims("pat", Role::Patient)),
-            Err(JoinRefusal::Revoked)
-        );
+        assert!(fx.contains(&Effect::Revoke {
+            jti: "jti-pat".into(),
+            exp: u64::MAX
+        }));
         assert_eq!(
             s.remove_by_operator(&"nobody".into(), "x").unwrap_err().0,
             ErrorCode::NotFound
@@ -788,5 +878,135 @@ mod tests {
         assert!(
             matches!(&sends_to(&fx, "d")[0], ServerMsg::Lobby { entries } if entries.is_empty())
         );
+    }
+    /// What each participant receives, in order, when the actor applies `fx` the way it does:
+    /// targets resolved against the state after the operation.
+    fn delivered(s: &RoomState, fx: &[Effect], to: &str) -> Vec<ServerMsg> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Send(t, m) if s.resolve(t).iter().any(|p| p.as_str() == to) => {
+                    Some(m.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rejoin_of_the_same_identity_gets_welcome_first() {
+        for role in [Role::Doctor, Role::Station] {
+            let mut s = RoomState::new("r", 8);
+            s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
+            s.join("s1".into(), &claims("st", Role::Station), 0)
+                .unwrap();
+            let (old, new) = if role == Role::Doctor {
+                ("d", "d2")
+            } else {
+                ("s1", "s2")
+            };
+            let who = if role == Role::Doctor { "doc" } else { "st" };
+            let fx = s.join(new.into(), &claims(who, role), 5).unwrap();
+            let got = delivered(&s, &fx, new);
+            assert!(
+                matches!(got.first(), Some(ServerMsg::Welcome { .. })),
+                "{role:?}: first message {got:?}"
+            );
+            assert!(
+                !got.iter()
+                    .any(|m| matches!(m, ServerMsg::ParticipantLeft { .. })),
+                "{role:?}: no news of its own old session: {got:?}"
+            );
+            // The others still learn that the old session was replaced.
+            let other = if role == Role::Doctor { "s1" } else { "d" };
+            assert!(
+                delivered(&s, &fx, other).contains(&ServerMsg::ParticipantLeft {
+                    id: old.into(),
+                    reason: LeaveReason::Replaced
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn admitted_patient_reconnecting_goes_straight_into_the_call() {
+        let mut s = RoomState::new("r", 8);
+        s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
+        s.join("p1".into(), &claims("pat", Role::Patient), 0)
+            .unwrap();
+        s.handle(&"d".into(), ClientMsg::Admit { id: "p1".into() }, 1)
+            .unwrap();
+        // A second tab while the first session is still there: replaces it, in the call.
+        let fx = s
+            .join("p2".into(), &claims("pat", Role::Patient), 2)
+            .unwrap();
+        assert!(matches!(
+            sends_to(&fx, "p2")[0],
+            ServerMsg::Welcome {
+                status: Status::Admitted,
+                ..
+            }
+        ));
+        assert!(s.check_media(&"p2".into()).is_ok());
+        assert_eq!((s.admitted_count(), s.lobby_count()), (2, 0));
+        // The link drops, the patient comes back while the room lives: in the call again.
+        s.leave(&"p2".into(), LeaveReason::ConnectionLost);
+        let fx = s
+            .join("p3".into(), &claims("pat", Role::Patient), 3)
+            .unwrap();
+        assert!(matches!(
+            sends_to(&fx, "p3")[0],
+            ServerMsg::Welcome {
+                status: Status::Admitted,
+                ..
+            }
+        ));
+        assert!(fx.iter().any(|e| matches!(e, Effect::Send(Target::AdmittedExcept(p), ServerMsg::ParticipantJoined { .. }) if p.as_str() == "p3")));
+        // Another token of the same person was never admitted: it waits.
+        let mut other = claims("pat", Role::Patient);
+        other.jti = "jti-pat-second-token".into();
+        let fx = s.join("p4".into(), &other, 4).unwrap();
+        assert!(matches!(
+            sends_to(&fx, "p4")[0],
+            ServerMsg::Welcome {
+                status: Status::Waiting,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn admitted_patient_waits_when_the_call_filled_up_and_removal_forgets_admission() {
+        let mut s = RoomState::new("r", 2);
+        s.join("d".into(), &claims("doc", Role::Doctor), 0).unwrap();
+        s.join("p".into(), &claims("pat", Role::Patient), 0)
+            .unwrap();
+        s.handle(&"d".into(), ClientMsg::Admit { id: "p".into() }, 1)
+            .unwrap();
+        s.leave(&"p".into(), LeaveReason::ConnectionLost);
+        s.join("s".into(), &claims("st", Role::Station), 2).unwrap();
+        // The call is full now: the reconnecting patient waits rather than being refused.
+        let fx = s
+            .join("p2".into(), &claims("pat", Role::Patient), 3)
+            .unwrap();
+        assert!(matches!(
+            sends_to(&fx, "p2")[0],
+            ServerMsg::Welcome {
+                status: Status::Waiting,
+                ..
+            }
+        ));
+        // Denied from the lobby: revoked, and its admission is gone with it.
+        let fx = s
+            .handle(
+                &"d".into(),
+                ClientMsg::Deny {
+                    id: "p2".into(),
+                    reason: None,
+                },
+                4,
+            )
+            .unwrap();
+        assert!(matches!(fx[0], Effect::Revoke { .. }));
+        assert!(s.admitted_tokens.is_empty());
     }
 }

@@ -53,6 +53,10 @@ impl TokenError {
     }
 }
 
+/// How far in the future a token's `nbf` (not before) may be and still be accepted: tolerance
+/// for a booking system whose clock runs ahead of the server's. `exp` gets none.
+pub const NBF_LEEWAY_SECS: u64 = 60;
+
 /// Signs and checks tokens for one API key.
 #[derive(Clone)]
 pub struct TokenKeys {
@@ -88,7 +92,8 @@ impl TokenKeys {
             .map_err(|_| TokenError::Invalid)
     }
 
-    /// Verifies signature, algorithm, issuer, expiry and not-before. `now` is Unix seconds.
+    /// Verifies signature, algorithm, issuer, expiry (strictly: `exp <= now` is expired) and
+    /// not-before (with [`NBF_LEEWAY_SECS`] of clock-skew tolerance). `now` is Unix seconds.
     pub fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         if token.is_empty() {
             return Err(TokenError::Missing);
@@ -110,7 +115,7 @@ impl TokenKeys {
         if c.exp <= now {
             return Err(TokenError::Expired);
         }
-        if c.nbf > now + 60 {
+        if c.nbf > now + NBF_LEEWAY_SECS {
             return Err(TokenError::Invalid);
         }
         Ok(c)
@@ -173,5 +178,21 @@ mod tests {
         let parts: Vec<&str> = t.split('.').collect();
         let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
         assert_eq!(k.verify(&none, 1000), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn nbf_has_the_documented_leeway_and_exp_none() {
+        let k = TokenKeys::new("key", "secret-secret-secret-secret-32by");
+        let mut c = claims("r", 2000);
+        c.nbf = 1000 + NBF_LEEWAY_SECS;
+        let t = k.sign(&c).unwrap();
+        assert!(k.verify(&t, 1000).is_ok(), "nbf within the leeway");
+        assert_eq!(k.verify(&t, 999), Err(TokenError::Invalid), "nbf beyond it");
+        assert!(k.verify(&t, 1999).is_ok());
+        assert_eq!(
+            k.verify(&t, 2000),
+            Err(TokenError::Expired),
+            "exp is strict"
+        );
     }
 }

@@ -3,24 +3,33 @@
 
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use kham_proto::{MAX_MESSAGE_BYTES, ParticipantId, ServerMsg, close_code, parse_client_msg};
+use kham_proto::{
+    ErrorCode, LeaveReason, MAX_MESSAGE_BYTES, ParticipantId, ServerMsg, close_code,
+    parse_client_msg,
+};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::{Outbound, RoomCmd};
 use crate::http::{ApiError, AppState, unix_now};
+use crate::rate::{TokenBucket, Verdict};
 use crate::registry::RoomHandle;
+use crate::room_state::JoinRefusal;
 use crate::token::{Claims, TokenError};
 
 /// How often the server pings an idle socket, and how long silence is tolerated.
 const PING_EVERY: Duration = Duration::from_secs(10);
 const SILENCE_LIMIT: Duration = Duration::from_secs(35);
+/// A frame the client's TCP window has not taken in this long means a reader that stopped
+/// reading: the session ends (otherwise a write would wait on it for ever).
+const WRITE_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Deserialize)]
 pub struct JoinQuery {
@@ -33,7 +42,7 @@ pub struct JoinQuery {
 /// `GET /ws?room=R&token=T`.
 pub async fn ws_handler(
     State(app): State<AppState>,
-    Query(q): Query<JoinQuery>,
+    query: Result<Query<JoinQuery>, QueryRejection>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -41,6 +50,15 @@ pub async fn ws_handler(
     if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return ApiError::draining().into_response();
     }
+    // axum's own rejection text quotes the query parser; ours says what is expected.
+    let Ok(Query(q)) = query else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected the query room=ROOM&token=TOKEN, each once",
+        )
+        .into_response();
+    };
     let client = crate::user_agent::client_kind(
         headers
             .get(header::USER_AGENT)
@@ -54,9 +72,19 @@ pub async fn ws_handler(
             return ApiError::unauthorized(e).into_response();
         }
     };
+    // Before the room is looked up: a revoked token must not even (re)create its room.
+    if app.rooms.is_revoked(&claims, unix_now()) {
+        app.counters.signal_error(TokenError::Revoked.code());
+        return ApiError::unauthorized(TokenError::Revoked).into_response();
+    }
     let room = match app.rooms.get_or_create(&q.room) {
         Ok(r) => r,
-        Err(refusal) => return ApiError::refused(refusal).into_response(),
+        Err(refusal) => {
+            if refusal == JoinRefusal::TooManyRooms {
+                app.counters.signal_error(refusal.code());
+            }
+            return ApiError::refused(refusal).into_response();
+        }
     };
     let (reply, rx) = oneshot::channel();
     if room
@@ -72,7 +100,8 @@ pub async fn ws_handler(
     }
     match rx.await {
         Ok(Ok(())) => {}
-        Ok(Err(refusal)) if refusal.code() == TokenError::Revoked.code() => {
+        Ok(Err(JoinRefusal::Revoked)) => {
+            app.counters.signal_error(TokenError::Revoked.code());
             return ApiError::unauthorized(TokenError::Revoked).into_response();
         }
         Ok(Err(refusal)) => return ApiError::refused(refusal).into_response(),
@@ -80,7 +109,15 @@ pub async fn ws_handler(
     }
     let upgrade = match upgrade {
         Ok(u) => u,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            return ApiError::new(
+                rejection.status(),
+                "bad_request",
+                "expected a WebSocket upgrade: GET with Connection: upgrade, Upgrade: websocket, \
+                 Sec-WebSocket-Version: 13 and Sec-WebSocket-Key",
+            )
+            .into_response();
+        }
     };
     // Frames past our limit are read up to a hard cap so we can answer with close code 1009.
     upgrade
@@ -97,14 +134,17 @@ async fn session(
     app: AppState,
 ) {
     let id = ParticipantId::from_random(rand::random());
+    let room_id = claims.room.clone();
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(256);
     let (reply, joined) = oneshot::channel();
     let (mut sink, mut stream) = socket.split();
+    // The room holds the only sender: when it drops this session (a queue that no longer
+    // drains), `out_rx` ends and so does this task, closing the socket.
     let cmd = RoomCmd::Join {
         id: id.clone(),
         claims,
         client,
-        tx: out_tx.clone(),
+        tx: out_tx,
         reply,
     };
     let refused = match room.tx.send(cmd).await {
@@ -118,6 +158,15 @@ async fn session(
         return;
     }
     let mut lost = true;
+    let mut bucket = TokenBucket::new(app.limits, std::time::Instant::now());
+    let limited = ServerMsg::error(
+        ErrorCode::RateLimited,
+        format!(
+            "too many messages: at most {} a second ({} at once); messages past that are dropped, \
+             and a client that keeps sending is disconnected",
+            app.limits.rate, app.limits.burst
+        ),
+    );
     let mut last_rx = tokio::time::Instant::now();
     // The first ping after one period: an immediate one would leave a pong unread if the
     // session is closed at once (a reset would then swallow our close frame).
@@ -126,18 +175,46 @@ async fn session(
         tokio::select! {
             out = out_rx.recv() => match out {
                 Some(Outbound::Msg(m)) => {
-                    if sink.send(text(&m)).await.is_err() { break; }
+                    if !send_within(&mut sink, text(&m)).await { break; }
                 }
                 Some(Outbound::Close(code, reason)) => {
-                    let _ = sink.send(close(code, reason)).await;
+                    let _ = send_within(&mut sink, close(code, reason)).await;
                     linger(&mut stream).await;
                     lost = false;
                     break;
                 }
+                // Dropped by the room: a reader too slow for its queue (reported lost).
                 None => break,
             },
             frame = stream.next() => {
                 last_rx = tokio::time::Instant::now();
+                // Every frame from the client counts (text, and WebSocket pings and pongs);
+                // the closing handshake does not.
+                if matches!(&frame, Some(Ok(m)) if !matches!(m, Message::Close(_))) {
+                    match bucket.take(std::time::Instant::now()) {
+                        Verdict::Pass => {}
+                        Verdict::Drop { notify } => {
+                            app.counters.signal_error("rate_limited");
+                            if notify && sink.send(text(&limited)).await.is_err() { break; }
+                            continue;
+                        }
+                        Verdict::Flooding => {
+                            app.counters.signal_error("flooding");
+                            tracing::info!(room = %room_id, peer = %id, "signaling flood: socket closed");
+                            let _ = sink.send(close(close_code::FLOODING, "flooding")).await;
+                            // Out of the room before anything else, so the others learn why it
+                            // left. The room may still hold messages this socket sent before: keep
+                            // taking (and discarding) what it sends until it has let go of the
+                            // queue, or a full or closed queue would report `connection_lost`.
+                            let _ = room.tx.send(RoomCmd::Expelled { id, reason: LeaveReason::Flooding }).await;
+                            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                                while out_rx.recv().await.is_some() {}
+                            }).await;
+                            linger(&mut stream).await;
+                            return;
+                        }
+                    }
+                }
                 match frame {
                     Some(Ok(Message::Text(t))) => {
                         if t.len() > MAX_MESSAGE_BYTES {
@@ -151,6 +228,7 @@ async fn session(
                             }
                             Err(e) => {
                                 app.counters.signal_error(error_label(e.code()));
+                                tracing::debug!(peer = %id, detail = e.detail(), "unparsable signaling message");
                                 if sink.send(text(&ServerMsg::error(e.code(), e.to_string()))).await.is_err() { break; }
                             }
                         }
@@ -161,7 +239,13 @@ async fn session(
                         let _ = sink.send(close(code, "text JSON frames only")).await;
                         break;
                     }
-                    Some(Ok(Message::Close(_))) => { lost = false; break; }
+                    Some(Ok(Message::Close(_))) => {
+                        // The client closed: send the close reply tungstenite queued, so the
+                        // client sees its own clean close (not an abnormal 1006).
+                        let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+                        lost = false;
+                        break;
+                    }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         // tungstenite refuses frames over the hard cap: still say why.
@@ -177,11 +261,22 @@ async fn session(
             }
             _ = ping.tick() => {
                 if last_rx.elapsed() > SILENCE_LIMIT { break; }
-                if sink.send(Message::Ping(Default::default())).await.is_err() { break; }
+                if !send_within(&mut sink, Message::Ping(Default::default())).await { break; }
             }
         }
     }
     let _ = room.tx.send(RoomCmd::Disconnected { id, lost }).await;
+}
+
+/// Sends a frame, giving up after [`WRITE_LIMIT`]. False when the session should end.
+async fn send_within<S>(sink: &mut S, m: Message) -> bool
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    matches!(
+        tokio::time::timeout(WRITE_LIMIT, sink.send(m)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Closing handshake (RFC 6455 section 7.1.1): after our close frame, read until the client's
@@ -226,5 +321,6 @@ fn error_label(code: kham_proto::ErrorCode) -> &'static str {
         BadSdp => "bad_sdp",
         NotFound => "not_found",
         Internal => "internal",
+        RateLimited => "rate_limited",
     }
 }

@@ -84,6 +84,7 @@ async fn start(media: Arc<FakeMedia>) -> (SocketAddr, TokenKeys) {
     let keys = TokenKeys::new("key", SECRET);
     let settings = RoomSettings {
         max_participants: 8,
+        max_rooms: 100,
         timeouts: RoomTimeouts {
             empty_timeout: Duration::from_millis(400),
             departure_timeout: Duration::from_millis(300),
@@ -95,6 +96,7 @@ async fn start(media: Arc<FakeMedia>) -> (SocketAddr, TokenKeys) {
         counters: Arc::new(Counters::default()),
         health: Arc::new(|| serde_json::json!({})),
         draining: Arc::new(AtomicBool::new(false)),
+        limits: kham_signal::RateLimits::default(),
     };
     let app = kham_signal::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,8 +26,24 @@ fn not_found(what: &str) -> ApiError {
     )
 }
 
+/// axum's rejection text quotes the path and its parser; the detail goes to the debug log.
 fn path_error(e: PathRejection) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+    tracing::debug!(detail = %e.body_text(), "admin path refused");
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "the path's room or participant id is not valid text",
+    )
+}
+
+/// A body that could not be read (too large, cut off): axum's text, to the debug log only.
+fn body_error(e: BytesRejection) -> ApiError {
+    tracing::debug!(detail = %e.body_text(), "admin action body unreadable");
+    ApiError::new(
+        e.status(),
+        "bad_request",
+        "the body could not be read (too large or incomplete)",
+    )
 }
 
 /// `GET /api/openapi.json` (public: it describes the API, it holds no data).
@@ -106,10 +122,12 @@ fn reason(body: &[u8], default: &str) -> Result<String, ApiError> {
         return Ok(default.to_owned());
     }
     let b: ActionBody = serde_json::from_slice(body).map_err(|e| {
+        // serde's text quotes the body; ours says what is expected.
+        tracing::debug!(detail = %e, "admin action body refused");
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_json",
-            format!("expected {{\"reason\": string}} or no body: {e}"),
+            "expected {\"reason\": string} or no body",
         )
     })?;
     let r = b.reason.unwrap_or_else(|| default.to_owned());
@@ -128,9 +146,10 @@ pub async fn close_room(
     _: Admin,
     State(s): State<AdminState>,
     path: Result<Path<String>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Path(room) = path.map_err(path_error)?;
+    let body = body.map_err(body_error)?;
     let reason = reason(&body, "closed_by_operator")?;
     if !valid_room_id(&room) || !s.rooms.end(&room, &reason).await {
         return Err(not_found("room"));
@@ -144,9 +163,10 @@ pub async fn remove_participant(
     _: Admin,
     State(s): State<AdminState>,
     path: Result<Path<(String, String)>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Path((room, participant)) = path.map_err(path_error)?;
+    let body = body.map_err(body_error)?;
     let reason = reason(&body, "removed_by_operator")?;
     if !valid_room_id(&room) {
         return Err(not_found("room"));
@@ -177,6 +197,9 @@ mod tests {
                 .as_deref(),
             Some("bác sĩ nghỉ")
         );
+        // The refusal is our fixed text: nothing of the body or of serde's wording.
+        let e = reason(br#"{"reason": 5, "<script>": "x"}"#, "d").unwrap_err();
+        assert_eq!(e.message(), r#"expected {"reason": string} or no body"#);
         let status = |r: Result<String, ApiError>| r.err().map(|e| e.into_response().status());
         assert_eq!(status(reason(b"{nope", "d")), Some(StatusCode::BAD_REQUEST));
         assert_eq!(

@@ -29,10 +29,11 @@ pub async fn events(
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| {
+        tracing::debug!(detail = %e.body_text(), "events query refused");
         ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "bad_request",
-            e.body_text(),
+            "expected the query token=TOKEN and room=ROOM, each at most once",
         )
     })?;
     let claims = authorize(&s.keys, &headers, q.token.as_deref())?;

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{MethodRouter, get, post};
-use kham_signal::{ApiError, Claims, Rooms, TokenKeys, unix_now};
+use kham_signal::{ApiError, Claims, Rooms, TokenKeys, bearer_token, unix_now};
 use tokio::sync::watch;
 
 use crate::media_stats::MediaBoards;
@@ -93,13 +93,7 @@ pub(crate) fn authorize(
     headers: &HeaderMap,
     query_token: Option<&str>,
 ) -> Result<Claims, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or(query_token)
-        .unwrap_or("")
-        .trim();
+    let token = bearer_token(headers).or(query_token).unwrap_or("").trim();
     let claims = keys
         .verify(token, unix_now())
         .map_err(ApiError::unauthorized)?;
@@ -131,6 +125,7 @@ impl FromRequestParts<AdminState> for Admin {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     #[test]
     fn every_route_is_in_the_openapi_document_and_back() {
@@ -178,6 +173,12 @@ mod tests {
         h.insert(
             header::AUTHORIZATION,
             format!("Bearer {}", mk(true)).parse().unwrap(),
+        );
+        assert_eq!(code(authorize(&keys, &h, None)), 200);
+        // The scheme is case-insensitive (RFC 9110).
+        h.insert(
+            header::AUTHORIZATION,
+            format!("bearer {}", mk(true)).parse().unwrap(),
         );
         assert_eq!(code(authorize(&keys, &h, None)), 200);
         let other = TokenKeys::new("k", "another-secret-another-secret-xx");
