@@ -131,7 +131,10 @@ proptest! {
             // except for the grace right after a big upgrade (whose keyframe the estimator reads
             // as overuse): then only down to what was sent before it. A small dip is held until
             // it is confirmed (`down_confirm`). So: below half of what is sent, only the lowest.
-            if video > 0 && (*est as f64) < 0.5 * (video + audio) as f64 && !(i > 0 && estimates[i - 1] >= video + audio) {
+            // The grace lasts `upgrade_grace` (2 s, four ticks) after the upgrade, which an estimate
+            // covering the new rate allowed.
+            let grace = estimates[i.saturating_sub(4)..i].iter().any(|&e| e >= video + audio);
+            if video > 0 && (*est as f64) < 0.5 * (video + audio) as f64 && !grace {
                 for d in a.decisions.iter().filter(|d| d.kind != Kind::Audio && d.layer.is_some()) {
                     let t = tracks.iter().find(|t| t.key == d.key).unwrap();
                     let mut ladder = Vec::new();

@@ -155,13 +155,19 @@ fn audio_only_choice_is_honoured_and_reported() {
 fn small_tiles_get_small_layers_and_dynacast_stops_the_rest() {
     let mut w = world(&[LinkSpec::fixed(5_000_000, RTT)]);
     // Probing, then two padded spatial upgrades: 720p within seconds, with margin for the
-    // estimator's variation from run to run.
-    run_for(&mut w, secs(10));
+    // estimator's variation from run to run (str0m's random SSRCs and keys change packet sizes;
+    // 8-10 s typically, 11 s seen).
+    let mut waited = 0;
+    while current_layer(&w, "v0") != Some(2) && waited < 15 {
+        run_for(&mut w, secs(1));
+        waited += 1;
+    }
     assert_eq!(
         current_layer(&w, "v0"),
         Some(2),
-        "big tile by default, 5 Mbit/s"
+        "big tile by default, 5 Mbit/s, within 15 s"
     );
+    eprintln!("720p after {waited} s");
     let mid = video_mid(&w, "v0");
     w.room
         .set_video_views(&"v0".into(), &[view(&mid, 320, 180, true)])
@@ -175,9 +181,14 @@ fn small_tiles_get_small_layers_and_dynacast_stops_the_rest() {
         .set_video_views(&"v0".into(), &[view(&mid, 1280, 720, true)])
         .unwrap();
     // Layers restart, then two padded spatial upgrades (2 s holds) and their keyframes.
-    run_for(&mut w, secs(12));
+    let mut waited = 0;
+    while current_layer(&w, "v0") != Some(2) && waited < 20 {
+        run_for(&mut w, secs(1));
+        waited += 1;
+    }
+    eprintln!("720p again after {waited} s");
     assert_eq!(publisher_active(&w), [true; 3]);
-    assert_eq!(current_layer(&w, "v0"), Some(2));
+    assert_eq!(current_layer(&w, "v0"), Some(2), "720p again within 20 s");
     // Hidden: nothing at all.
     w.room
         .set_video_views(&"v0".into(), &[view(&mid, 1280, 720, false)])
