@@ -50,4 +50,10 @@ fi
 cargo build -p kham-relay --quiet
 KHAM_RELAY_BIN="$PWD/target/debug/kham-relay" \
   cargo run -p kham-benches --bin browser-quality --quiet -- --quick --out target/browser-quality-quick
+
+log "browser-quality --clean --quick (the kham call on loopback: 360p within 30 s, no poor badge)"
+cargo run -p kham-benches --bin browser-quality --quiet -- --clean --quick --out target/browser-quality-clean-quick
+
+log "adaptation --quick (simulator: frozen within the lowest layer's + 5 points, height >= 1.5x)"
+cargo run -p kham-benches --bin adaptation --quiet -- --quick --out target/adaptation-quick
 log "all green"

@@ -39,18 +39,7 @@ pub fn camera_file(target: &Path) -> Result<PathBuf, String> {
     if path.exists() {
         return Ok(path);
     }
-    if Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        eprintln!("installing ffmpeg (apt)");
-        run_ok(
-            Command::new("apt-get").args(["install", "-y", "-qq", "ffmpeg"]),
-            "apt-get install ffmpeg",
-        )?;
-    }
+    apt_tool("ffmpeg", "ffmpeg")?;
     std::fs::create_dir_all(target).map_err(|e| format!("{}: {e}", target.display()))?;
     let tmp = path.with_extension("tmp.y4m");
     run_ok(
@@ -65,8 +54,30 @@ pub fn camera_file(target: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// `npm ci` in tests/browser when playwright-core is missing there (the driver uses it).
+/// Installs the Debian package `package` with apt when `command` is not on the PATH.
+fn apt_tool(command: &str, package: &str) -> Result<(), String> {
+    let present = Command::new("sh")
+        .args(["-c", &format!("command -v {command}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if present {
+        return Ok(());
+    }
+    eprintln!("installing {package} (apt)");
+    run_ok(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", package])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        &format!("apt-get install {package}"),
+    )
+}
+
+/// Chromium (Debian's) and the browser tests' Node packages: `npm ci` in tests/browser when
+/// playwright-core is missing there (the driver uses it).
 pub fn node_modules(repo: &Path) -> Result<(), String> {
+    apt_tool("chromium", "chromium")?;
+    apt_tool("npm", "npm")?;
     let dir = repo.join("tests/browser");
     if dir.join("node_modules/playwright-core").exists() {
         return Ok(());
