@@ -8,7 +8,7 @@ use str0m::bwe::Bitrate;
 use str0m::media::MediaKind;
 
 use crate::peer::Peer;
-use crate::track::TrackIn;
+use crate::track::{TrackIn, TrackOut};
 
 /// How layers are chosen for subscribers.
 #[derive(Debug, Clone)]
@@ -342,11 +342,57 @@ pub(crate) fn allocate<'a>(
         }
     }
     let probe = alloc.probe;
+    shed_backlog(now, &alloc.switches, &mut sub.tracks_out, &mut sub.rtc);
     adapt.shortfall = adapt.lasting_shortfall(now, shortfall, paused);
     adapt.track_peak(now);
     sub.rtc
         .bwe()
         .set_bitrate(Bitrate::bps(probe.min_bps), Bitrate::bps(probe.desired_bps));
+}
+
+/// When the allocator steps a video down a spatial layer for bandwidth and the oldest packet
+/// of its backlog in str0m's pacer has waited this long, the backlog is dropped: the pacer
+/// already paces at the lower estimate and would drain the old layer's frames, late, in front of
+/// the new layer's keyframe (after a collapse, seconds of frozen video).
+const SHED_AGE: Duration = Duration::from_millis(250);
+
+/// Drops the stale video backlog of the tracks the allocator just stepped down a spatial layer
+/// for bandwidth (`SHED_AGE`): the forwarder stops the old layer at once and waits for the new
+/// one's keyframe, which it asks for anyway. The subscriber sees a sequence gap that no
+/// retransmission fills (str0m keeps only sent packets for RTX) and the keyframe that ends it.
+fn shed_backlog(
+    now: Instant,
+    switches: &[kham_bwe::Switch],
+    tracks: &mut [TrackOut],
+    rtc: &mut str0m::Rtc,
+) {
+    for sw in switches.iter().filter(|sw| {
+        sw.reason == kham_bwe::Reason::BandwidthDrop
+            && matches!((sw.from, sw.to), (Some(f), Some(t)) if t.spatial < f.spatial)
+    }) {
+        let Some(out) = tracks.iter_mut().find(|t| t.key == sw.key) else {
+            continue;
+        };
+        let Some(mid) = out.mid() else {
+            continue;
+        };
+        let mut api = rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            continue;
+        };
+        let stale = tx
+            .queue_info()
+            .and_then(|q| q.first_unsent())
+            .is_some_and(|first| now.saturating_duration_since(first) >= SHED_AGE);
+        if stale {
+            tx.clear_queue();
+            out.forwarder.resync();
+            tracing::debug!(
+                track = out.key,
+                "stale video backlog dropped, waiting for the lower layer's keyframe"
+            );
+        }
+    }
 }
 
 /// The measured rates of a published track.

@@ -160,6 +160,16 @@ impl Forwarder {
         }
     }
 
+    /// Forgets the layer being forwarded but keeps the target: forwarding resumes at the
+    /// target's next keyframe (`want` asks for one), numbered right after the last packet
+    /// forwarded. For when what was forwarded since will never reach the subscriber (a dropped
+    /// backlog): the frames after it would reference it.
+    pub fn resync(&mut self) {
+        if self.target.is_some() {
+            self.current = None;
+        }
+    }
+
     /// Forwards temporal layers `0..=max` only (effective at once: a lower temporal layer never
     /// references a higher one).
     pub fn set_max_temporal(&mut self, max: u8) {
@@ -370,6 +380,37 @@ mod tests {
         assert!(f.process(&pkt(1, 311, 123_000, 364, false, t0)).is_none());
         assert_eq!(f.switches(), 1);
         assert_eq!(f.current(), Some(2));
+    }
+
+    #[test]
+    fn resync_stops_the_old_layer_at_once_and_resumes_at_the_keyframe() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(90_000, 10);
+        f.set_target(Some(2));
+        let mut last = None;
+        for i in 0..5u64 {
+            last = f.process(&pkt(2, 700 + i, 3000 * i as u32, 33 * i, i == 0, t0));
+        }
+        let last = last.unwrap();
+        // The backlog is dropped while stepping down: the old layer stops now, not at the
+        // lower layer's keyframe.
+        f.set_target(Some(0));
+        f.resync();
+        assert_eq!(f.want(), Want::Keyframe(0));
+        assert!(f.process(&pkt(2, 705, 15_000, 165, false, t0)).is_none());
+        assert!(f.process(&pkt(0, 40, 15_000, 165, false, t0)).is_none());
+        let k = f.process(&pkt(0, 41, 18_000, 198, true, t0)).unwrap();
+        assert_eq!(
+            k.seq,
+            last.seq + 1,
+            "numbered right after the last forwarded"
+        );
+        assert_eq!(f.current(), Some(0));
+        assert_eq!(f.want(), Want::Nothing);
+        // Paused: nothing to resync to.
+        f.set_target(None);
+        f.resync();
+        assert_eq!(f.want(), Want::Nothing);
     }
 
     #[test]

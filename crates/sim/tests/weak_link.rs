@@ -118,5 +118,28 @@ fn a_weak_subscriber_does_not_drag_down_a_strong_one() {
         strong.mean_height > 450.0,
         "strong subscriber gets high layers: {strong:?}"
     );
-    assert!(strong.mean_kbps > 2.0 * weak.mean_kbps);
+    // While the weak one is at 300 kbit/s (20-40 s; 25-40 once it has stepped down) the strong
+    // one keeps the top layer and receives several times the weak one's rate.
+    let during = |i: usize, f: &dyn Fn(&kham_sim::Sample) -> f64| {
+        let v: Vec<f64> = r[i]
+            .series
+            .iter()
+            .filter(|s| s.t > 25.0 && s.t < 40.0)
+            .map(f)
+            .collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let strong_layer = during(0, &|s| s.layer.unwrap_or(-1.0));
+    assert!(
+        strong_layer > 1.8,
+        "strong layer {strong_layer} while the weak one is at 300k"
+    );
+    let (sk, wk) = (
+        during(0, &|s| s.received_kbps),
+        during(1, &|s| s.received_kbps),
+    );
+    assert!(
+        sk > 3.0 * wk,
+        "strong {sk} kbit/s, weak {wk} kbit/s while the weak one is at 300k"
+    );
 }

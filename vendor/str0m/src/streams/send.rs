@@ -487,6 +487,14 @@ impl StreamTx {
         self.unpaced = Some(unpaced);
     }
 
+    /// Added by kham: drops the packets written with `write_rtp` that the pacer has not sent
+    /// yet (resends already asked for and the RTX history are kept). An SFU calls it when its
+    /// backlog for a subscriber is so old that fresh frames (from a keyframe) are worth more
+    /// than delivering the stale ones late.
+    pub fn clear_queue(&mut self) {
+        self.send_queue.clear();
+    }
+
     /// Write RTP packet to a send stream.
     ///
     /// The write command carries the RTP payload and optional RTP metadata.
