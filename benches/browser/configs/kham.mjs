@@ -14,8 +14,18 @@ const visible = (/** @type {string} */ testid) => `[data-testid="${testid}"]:not
  * @param {import('playwright-core').Page} page @param {string} link
  */
 async function join(page, link) {
-  await page.goto(link);
-  await page.waitForSelector('[data-testid="join"]:not([disabled])', { timeout: 30_000 });
+  // Chromium aborts loads with net::ERR_NETWORK_CHANGED when an interface appears (Janus's veth
+  // in its namespace, set up in the same second): a page whose module failed to load never
+  // enables its join button. Load it again (t0 is the join click, so retries do not count).
+  for (let attempt = 1; ; attempt += 1) {
+    await page.goto(link);
+    try {
+      await page.waitForSelector('[data-testid="join"]:not([disabled])', { timeout: 10_000 });
+      break;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+    }
+  }
   const clicked = Date.now();
   await page.click('[data-testid="join"]');
   await page.waitForSelector(visible('call'), { timeout: 30_000 });
