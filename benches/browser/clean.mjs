@@ -73,12 +73,15 @@ async function join(/** @type {import('playwright-core').Page} */ p, /** @type {
  */
 async function khamCall(observer) {
   const kham = await startKham();
-  const browsers = await Promise.all([launch(true), launch(true), ...(observer ? [launch(false)] : [])]);
+  /** @type {import('playwright-core').Browser[]} */
+  let browsers = [];
   const stop = async () => {
     await Promise.all(browsers.map((b) => b.close().catch(() => {})));
     await kham.stop();
   };
   try {
+    // Inside the try: a browser that cannot start must not leave the server running.
+    browsers = await Promise.all([launch(true), launch(true), ...(observer ? [launch(false)] : [])]);
     const room = `clean-${Date.now().toString(36)}`;
     const roles = /** @type {const} */ (['doctor', 'station', 'observer']).slice(0, browsers.length);
     const names = { doctor: 'BS. Clean', station: 'Trạm y tế Clean', observer: 'Quan sát Clean' };
@@ -110,12 +113,14 @@ async function khamCall(observer) {
 /** A direct call between two Chromiums, signalled here (t0: the first offer is asked for). */
 async function directCall() {
   const blank = await serveBlank();
-  const browsers = await Promise.all([launch(true), launch(true)]);
+  /** @type {import('playwright-core').Browser[]} */
+  let browsers = [];
   const stop = async () => {
     await Promise.all(browsers.map((b) => b.close().catch(() => {})));
     await blank.close();
   };
   try {
+    browsers = await Promise.all([launch(true), launch(true)]);
     const [a, b] = await Promise.all([page(browsers[0], 'a'), page(browsers[1], 'b')]);
     await Promise.all([a.goto(blank.url), b.goto(blank.url)]);
     await Promise.all([a.evaluate(directPrepare), b.evaluate(directPrepare)]);
