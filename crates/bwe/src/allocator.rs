@@ -87,6 +87,9 @@ pub struct AllocatorConfig {
     /// A subscriber that has given no estimate this long after its first allocation sends no
     /// transport feedback at all (a client without TWCC): it is then not limited.
     pub no_estimate_grace: Duration,
+    /// While video is paused for bandwidth, padding goes up to the resume rate but never above
+    /// this share of the estimate.
+    pub paused_padding: f64,
     /// Pulses (an allocation probe) at most this often while the estimate is short of the
     /// ideal...
     pub probe_interval: Duration,
@@ -117,6 +120,7 @@ impl Default for AllocatorConfig {
             deep_pause_factor: 0.6,
             deep_pause_wait: Duration::from_millis(500),
             resume_factor: 1.1,
+            paused_padding: 0.8,
             no_estimate_grace: Duration::from_secs(5),
             probe_interval: Duration::from_secs(2),
             max_probe_interval: Duration::from_secs(16),
@@ -761,8 +765,14 @@ impl Allocator {
             .any(|s| s.layer.is_none() && s.paused == Some(Reason::BandwidthDrop));
         let mut min_bps = audio_bps + video_now;
         if paused {
-            // Keep the link exercised at the rate video needs to come back.
-            min_bps = min_bps.max((floor_bps as f64 * cfg.resume_factor) as u64);
+            // Keep the link exercised towards the rate video needs to come back, but below the
+            // estimate: padding at the resume rate on a link that cannot carry it (a 60 kbit/s
+            // link, audio alone ~50) queues ahead of the audio. Padding at 0.8 x the estimate
+            // still lifts str0m's cap (1.5 x what is acknowledged) step by step, and the pulses
+            // probe above it.
+            let resume = (floor_bps as f64 * cfg.resume_factor) as u64;
+            let below_estimate = (estimate as f64 * cfg.paused_padding) as u64;
+            min_bps = min_bps.max(resume.min(below_estimate));
         }
         if let Some(p) = &self.pending
             && p.spatial

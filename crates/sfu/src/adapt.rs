@@ -357,7 +357,7 @@ pub(crate) fn allocate<'a>(
 const SHED_AGE: Duration = Duration::from_millis(250);
 
 /// Drops the stale video backlog of the tracks the allocator just stepped down a spatial layer
-/// for bandwidth (`SHED_AGE`): the forwarder stops the old layer at once and waits for the new
+/// for bandwidth (`SHED_AGE`), or paused for bandwidth (any backlog): the forwarder stops the old layer at once and waits for the new
 /// one's keyframe, which it asks for anyway. The subscriber sees a sequence gap that no
 /// retransmission fills (str0m keeps only sent packets for RTX) and the keyframe that ends it.
 fn shed_backlog(
@@ -366,10 +366,17 @@ fn shed_backlog(
     tracks: &mut [TrackOut],
     rtc: &mut str0m::Rtc,
 ) {
-    for sw in switches.iter().filter(|sw| {
-        sw.reason == kham_bwe::Reason::BandwidthDrop
-            && matches!((sw.from, sw.to), (Some(f), Some(t)) if t.spatial < f.spatial)
-    }) {
+    for sw in switches
+        .iter()
+        .filter(|sw| sw.reason == kham_bwe::Reason::BandwidthDrop)
+    {
+        // A pause for bandwidth drops the backlog whatever its age: none of it will be shown
+        // and all of it would go into the link ahead of the audio.
+        let pause = sw.from.is_some() && sw.to.is_none();
+        let spatial_down = matches!((sw.from, sw.to), (Some(f), Some(t)) if t.spatial < f.spatial);
+        if !pause && !spatial_down {
+            continue;
+        }
         let Some(out) = tracks.iter_mut().find(|t| t.key == sw.key) else {
             continue;
         };
@@ -383,7 +390,7 @@ fn shed_backlog(
         let stale = tx
             .queue_info()
             .and_then(|q| q.first_unsent())
-            .is_some_and(|first| now.saturating_duration_since(first) >= SHED_AGE);
+            .is_some_and(|first| pause || now.saturating_duration_since(first) >= SHED_AGE);
         if stale {
             tx.clear_queue();
             out.forwarder.resync();

@@ -163,9 +163,18 @@ fn pauses_video_below_the_lowest_layer_and_resumes_by_itself() {
             .iter()
             .any(|d| d.kind == Kind::Audio && d.layer.is_some())
     );
-    // While paused the link is padded towards the resume rate and probed.
+    // While paused the link is padded towards the resume rate, but below the estimate (padding
+    // above it would queue in front of the audio), and probed above it.
     let out = a.update(c.at(2400), &input(&t, 90_000));
-    assert!(out.probe.min_bps >= 100_000, "{:?}", out.probe);
+    assert_eq!(
+        out.probe.min_bps, 72_000,
+        "0.8 x the estimate: {:?}",
+        out.probe
+    );
+    assert!(out.probe.desired_bps > 90_000, "{:?}", out.probe);
+    // A higher estimate: still at most 0.8 x of it.
+    let out = a.update(c.at(2500), &input(&t, 100_000));
+    assert!(out.probe.min_bps <= 80_000, "{:?}", out.probe);
     // The floor fits again: video is back within seconds.
     run(&mut a, &c, &t, 2600, 5000, 120_000);
     assert_eq!(video(a.allocation()).layer, Some(Layer::LOWEST));
