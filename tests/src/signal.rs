@@ -183,6 +183,13 @@ impl SignalClient {
         Ok(Self::from_parts(tx, rx))
     }
 
+    /// Connects to a full `ws://` URL and waits for `welcome`; returns it with the client.
+    pub async fn connect_welcomed(url: &str) -> Result<(Self, Value)> {
+        let mut c = Self::connect(url).await?;
+        let welcome = c.expect("welcome").await?;
+        Ok((c, welcome))
+    }
+
     /// Builds a client from a sender and an event stream.
     pub fn from_parts(tx: SignalSender, rx: mpsc::UnboundedReceiver<SignalEvent>) -> Self {
         SignalClient {

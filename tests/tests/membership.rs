@@ -19,9 +19,7 @@ fn my_id(welcome: &Value) -> String {
 }
 
 async fn connect(server: &KhamServer, room: &str, token: &str) -> Result<(SignalClient, Value)> {
-    let mut c = SignalClient::connect(&server.ws_url(room, token)).await?;
-    let w = c.expect("welcome").await?;
-    Ok((c, w))
+    SignalClient::connect_welcomed(&server.ws_url(room, token)).await
 }
 
 /// A close frame with code 1000, as a browser's `ws.close(1000)` sends.

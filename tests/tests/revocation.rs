@@ -23,8 +23,7 @@ fn my_id(welcome: &Value) -> String {
 }
 
 async fn connect(server: &KhamServer, room: &str, token: &str) -> Result<(SignalClient, String)> {
-    let mut c = SignalClient::connect(&server.ws_url(room, token)).await?;
-    let w = c.expect("welcome").await?;
+    let (c, w) = SignalClient::connect_welcomed(&server.ws_url(room, token)).await?;
     Ok((c, my_id(&w)))
 }
 
@@ -142,12 +141,10 @@ async fn denied_and_removed_tokens_stay_revoked_after_the_room_closes() -> Resul
     // The refusal is about those tokens, not the room: a fresh token of the same room, even
     // of the same person, gets in (and the patient's waits in the lobby again).
     let fresh = server.token(&room, "st-1", "Station", role::STATION)?;
-    let mut c = SignalClient::connect(&server.ws_url(&room, &fresh)).await?;
-    let w = c.expect("welcome").await?;
+    let (_c, w) = SignalClient::connect_welcomed(&server.ws_url(&room, &fresh)).await?;
     ensure!(w["status"] == "admitted", "{w}");
     let fresh = server.token(&room, "pat-1", "Patient", role::PATIENT)?;
-    let mut c = SignalClient::connect(&server.ws_url(&room, &fresh)).await?;
-    let w = c.expect("welcome").await?;
+    let (_c, w) = SignalClient::connect_welcomed(&server.ws_url(&room, &fresh)).await?;
     ensure!(w["status"] == "waiting", "{w}");
     // Refused joins are counted with the other token refusals.
     let health = server.healthz_json().await?;

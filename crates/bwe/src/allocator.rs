@@ -242,6 +242,21 @@ struct TrackState {
     audio_only: bool,
 }
 
+impl TrackState {
+    /// Moves to `to` and records the switch; true when the spatial layer changed.
+    fn switch_to(&mut self, to: Option<Layer>, reason: Reason, switches: &mut Vec<Switch>) -> bool {
+        let spatial = to.map(|l| l.spatial) != self.layer.map(|l| l.spatial);
+        switches.push(Switch {
+            key: self.key,
+            from: self.layer,
+            to,
+            reason,
+        });
+        self.layer = to;
+        spatial
+    }
+}
+
 /// An upgrade waiting for its hold time.
 #[derive(Debug, Clone)]
 struct Pending {
@@ -546,14 +561,7 @@ impl Allocator {
                 new = s.layer.min(floor);
             }
             if new != s.layer {
-                spatial |= new.map(|l| l.spatial) != s.layer.map(|l| l.spatial);
-                self.out.switches.push(Switch {
-                    key: s.key,
-                    from: s.layer,
-                    to: new,
-                    reason: Reason::BandwidthDrop,
-                });
-                s.layer = new;
+                spatial |= s.switch_to(new, Reason::BandwidthDrop, &mut self.out.switches);
                 if new.is_none() {
                     s.paused = Some(Reason::BandwidthDrop);
                 }
@@ -717,14 +725,7 @@ impl Allocator {
         let mut spatial_changed = false;
         for (s, (_, new)) in self.tracks.iter_mut().zip(target) {
             if new != s.layer {
-                spatial_changed |= new.map(|l| l.spatial) != s.layer.map(|l| l.spatial);
-                self.out.switches.push(Switch {
-                    key: s.key,
-                    from: s.layer,
-                    to: new,
-                    reason: Reason::ProbeConfirmed,
-                });
-                s.layer = new;
+                spatial_changed |= s.switch_to(new, Reason::ProbeConfirmed, &mut self.out.switches);
             }
         }
         if padded {
