@@ -178,6 +178,12 @@ export async function subscriberStats() {
       packets_lost: video.packetsLost || 0,
       packets: video.packetsReceived || 0,
       bytes: video.bytesReceived || 0,
+      // Loss repair: FEC packets received and packets they recovered, retransmissions
+      // received, NACKs sent.
+      fec_packets: video.fecPacketsReceived || 0,
+      fec_recovered: Math.max(0, (video.fecPacketsReceived || 0) - (video.fecPacketsDiscarded || 0)),
+      rtx_packets: video.retransmittedPacketsReceived || 0,
+      nacks: video.nackCount || 0,
     },
     audio: audio && {
       concealed: audio.concealedSamples || 0,

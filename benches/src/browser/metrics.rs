@@ -80,6 +80,11 @@ pub struct Figures {
     /// Mean video jitter buffer delay per emitted frame.
     pub jitter_buffer_ms: f64,
     pub video_packets_lost: f64,
+    /// Video loss repair at the subscriber over the run: FEC packets and retransmissions
+    /// received, NACKs sent.
+    pub video_fec_packets: f64,
+    pub video_rtx_packets: f64,
+    pub video_nacks: f64,
     pub audio_packets_lost: f64,
     /// Seconds the server reported video paused for bandwidth, in percent of the run.
     pub audio_only_pct: f64,
@@ -107,6 +112,9 @@ pub fn figures(samples: &[Sample]) -> Figures {
         duration_s: duration,
         mean_kbps: last.inbound_bytes * 8.0 / duration / 1000.0,
         video_packets_lost: last.video_lost,
+        video_fec_packets: last.video_fec,
+        video_rtx_packets: last.video_rtx,
+        video_nacks: last.video_nacks,
         audio_packets_lost: last.audio_lost,
         ..Figures::default()
     };

@@ -9,11 +9,14 @@
 //!   does not toggle the encoder. A station on 3G does not upload a 720p layer nobody shows.
 //! - **The encoder follows the best link.** Above the lowest layer, only layers the strongest
 //!   subscriber's budget can carry are sent (a layer starts once the budget covers its minimum
-//!   with a margin and stops after it has not for [`PAUSE_AFTER`]), and the highest one sent is
-//!   capped at that budget: in a 1:1 consult the publisher's top encoding then runs at what the
+//!   with a margin and stops after it has not for [`PAUSE_AFTER`]), and each one sent is capped
+//!   at the best budget of the subscribers that receive it or could upgrade into it
+//!   ([`follow_cap`]): in a 1:1 consult the encoding forwarded then runs at what the
 //!   subscriber's link carries, adapting continuously as a direct call's encoder does, instead of
-//!   the subscriber jumping between three fixed rates. The cap never exceeds what the encoding's
-//!   resolution can use (libwebrtc's maximum for it).
+//!   the subscriber jumping between three fixed rates (until 2026-12-03 only the top encoding
+//!   followed, so a subscriber whose budget lay between two layers' default rates stayed on the
+//!   lowest). The cap never exceeds what the encoding's resolution can use (libwebrtc's maximum
+//!   for it).
 //! - **A video floor that fits.** When a subscriber that shows the video is on the lowest layer
 //!   or paused for bandwidth, and its budget cannot carry the lowest layer as the publisher sends
 //!   it, the lowest encoding is shaped down to that budget (down to [`FLOOR_MIN_BPS`], Chrome's
@@ -247,13 +250,10 @@ fn decide(
 
     // The top layer sent runs at the best budget (within what its resolution can use); the
     // others keep the client's defaults, the lowest its floor.
-    let top = (0..count).rev().find(|&l| next[l].active);
     for (l, enc) in next.iter_mut().enumerate().take(count) {
         enc.max_bitrate = None;
-        if Some(l) == top && l > 0 && best != u64::MAX {
-            let received = wants.iter().any(|w| w.on_layer == Some(l as u8));
-            let share = if received { FOLLOW_SHARE } else { ENTRY_SHARE };
-            let cap = (best as f64 * share) as u64;
+        if l > 0 && enc.active && best != u64::MAX {
+            let cap = follow_cap(wants, l as u8);
             let (min, max) = (min_bps(track.sizes[l], l), max_bps(track.sizes[l], l));
             if cap < max {
                 enc.max_bitrate = Some(cap.clamp(min, max) as u32);
@@ -306,6 +306,27 @@ fn decide(
 }
 
 /// The lowest encoding's bitrate cap, with its hysteresis; `None` = the client's default.
+/// What encoding `l` (above the lowest) may use: the most that a subscriber receiving it (or a
+/// higher one) can carry at [`FOLLOW_SHARE`] of its budget, or one below it could upgrade into
+/// at [`ENTRY_SHARE`]. Every active layer follows, not only the top one: in a 1:1 consult on a
+/// link between two layers' default rates (a 600 kbit/s budget: 180p at 150 kbit/s, 360p at
+/// 500-700) the middle layer is shaped to fit and forwarded, instead of the subscriber staying
+/// on the lowest at a third of its link. A layer some strong subscriber receives is not capped
+/// (its budget is above what the layer can use).
+fn follow_cap(wants: &[Want], l: u8) -> u64 {
+    wants
+        .iter()
+        .map(|w| {
+            let share = match w.on_layer {
+                Some(on) if on >= l => FOLLOW_SHARE,
+                _ => ENTRY_SHARE,
+            };
+            (w.budget_bps as f64 * share) as u64
+        })
+        .max()
+        .unwrap_or(u64::MAX)
+}
+
 fn floor(now: Instant, d: &mut Dynacast, wants: &[Want]) -> Option<u64> {
     // What the weakest subscriber at the floor can carry.
     let wanted = wants
@@ -428,7 +449,11 @@ mod tests {
         let mut t = track();
         // 500 kbit/s for video: 720p (min 600 k) stops once that lasted, 360p is capped below
         // the budget.
-        let l = run(&mut t, t0, 11, &[want(2, 500_000, false)]).expect("message");
+        let on_lowest = Want {
+            on_layer: Some(0),
+            ..want(2, 500_000, false)
+        };
+        let l = run(&mut t, t0, 11, &[on_lowest]).expect("message");
         assert!(!l[2].active);
         assert!(l[1].active);
         // Nobody receives 360p yet: capped lower, so the upgrade into it fits.
@@ -444,7 +469,35 @@ mod tests {
         .expect("message");
         assert!(l[2].active);
         assert_eq!(l[2].max_bitrate, Some(850_000));
-        assert_eq!(l[1].max_bitrate, None, "only the top layer follows");
+        assert_eq!(
+            l[1].max_bitrate, None,
+            "360p's maximum is below what a 1 Mbit/s budget allows"
+        );
+    }
+
+    #[test]
+    fn the_layer_a_single_subscriber_receives_follows_its_budget_too() {
+        let t0 = Instant::now();
+        let mut t = track();
+        // 600 kbit/s for video, on 360p: 720p still flows (its minimum fits), and 360p, the
+        // layer forwarded, is shaped to the budget rather than left at its default rate.
+        let on_middle = Want {
+            on_layer: Some(1),
+            ..want(2, 600_000, false)
+        };
+        let l = run(&mut t, t0, 3, &[on_middle]).expect("message");
+        assert!(l[2].active);
+        assert_eq!(l[1].max_bitrate, Some(510_000));
+        assert_eq!(l[2].max_bitrate, Some(600_000), "720p at its minimum");
+        // A second subscriber on a strong link receiving 720p: 360p is no longer capped.
+        let strong = Want {
+            on_layer: Some(2),
+            ..want(2, 3_000_000, false)
+        };
+        let l = run(&mut t, t0 + Duration::from_secs(3), 2, &[on_middle, strong])
+            .expect("message");
+        assert_eq!(l[1].max_bitrate, None);
+        assert_eq!(l[2].max_bitrate, None);
     }
 
     #[test]
