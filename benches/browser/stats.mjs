@@ -184,6 +184,9 @@ export async function subscriberStats() {
       fec_recovered: Math.max(0, (video.fecPacketsReceived || 0) - (video.fecPacketsDiscarded || 0)),
       rtx_packets: video.retransmittedPacketsReceived || 0,
       nacks: video.nackCount || 0,
+      plis: video.pliCount || 0,
+      keyframes: video.keyFramesDecoded || 0,
+      frames_dropped: video.framesDropped || 0,
     },
     audio: audio && {
       concealed: audio.concealedSamples || 0,

@@ -85,6 +85,10 @@ pub struct Figures {
     pub video_fec_packets: f64,
     pub video_rtx_packets: f64,
     pub video_nacks: f64,
+    /// Keyframes asked for (PLI) and decoded, frames dropped before decoding.
+    pub video_plis: f64,
+    pub video_keyframes: f64,
+    pub video_frames_dropped: f64,
     pub audio_packets_lost: f64,
     /// Seconds the server reported video paused for bandwidth, in percent of the run.
     pub audio_only_pct: f64,
@@ -115,6 +119,9 @@ pub fn figures(samples: &[Sample]) -> Figures {
         video_fec_packets: last.video_fec,
         video_rtx_packets: last.video_rtx,
         video_nacks: last.video_nacks,
+        video_plis: last.video_plis,
+        video_keyframes: last.video_keyframes,
+        video_frames_dropped: last.video_frames_dropped,
         audio_packets_lost: last.audio_lost,
         ..Figures::default()
     };

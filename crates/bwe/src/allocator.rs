@@ -17,7 +17,9 @@
 //! - **Step down on evidence, not on a dip.** At once when the estimate falls clearly below
 //!   what is sent ([`AllocatorConfig::down_margin`]); otherwise only after it stayed below for
 //!   [`AllocatorConfig::down_confirm`]. After a transient overuse str0m's estimate sits at 0.85x
-//!   what was acknowledged for a second or two: version 1 stepped down at every such dip.
+//!   what was acknowledged for a second or two: version 1 stepped down at every such dip. The
+//!   unsmoothed estimate counts as a collapse only around a delay overuse
+//!   ([`AllocatorConfig::raw_trust`]): its loss-based dips under random loss are not one.
 //! - **Few spatial switches.** A spatial upgrade (a keyframe burst) needs more headroom and a
 //!   longer hold than a temporal one, is padded to before it is made (the link carries the new
 //!   rate for the hold, or the upgrade is not made), and one that had to be undone blocks further
@@ -71,6 +73,12 @@ pub struct AllocatorConfig {
     pub failed_upgrade_window: Duration,
     /// After this long without a failed upgrade the backoff returns to `spatial_backoff`.
     pub calm_after: Duration,
+    /// The unsmoothed estimate is evidence of a collapse (a step down, a deep pause) only this
+    /// long after the delay-based detector last saw overuse. Alone it also dips when the
+    /// loss-based controller reacts to random loss (to a quarter for a second at 3 % loss and
+    /// 300 ms RTT, nothing queued): those dips lower no layer, and the smoothed estimate staying
+    /// below what is sent still does (`down_confirm`).
+    pub raw_trust: Duration,
     /// No upgrades while the subscriber reports more loss than this.
     pub max_loss_for_upgrade: f32,
     /// Video is paused (audio only) when the estimate stays below audio plus the lowest layers
@@ -115,6 +123,7 @@ impl Default for AllocatorConfig {
             max_spatial_backoff: Duration::from_secs(64),
             failed_upgrade_window: Duration::from_secs(6),
             calm_after: Duration::from_secs(30),
+            raw_trust: Duration::from_secs(2),
             max_loss_for_upgrade: 0.10,
             pause_wait: Duration::from_secs(2),
             deep_pause_factor: 0.6,
@@ -303,6 +312,8 @@ pub struct Allocator {
     short_since: Option<Instant>,
     /// Since when the estimate has been below `deep_pause_factor` of the lowest layers.
     deep_since: Option<Instant>,
+    /// When the delay-based detector last saw overuse.
+    last_overuse: Option<Instant>,
     pulses: Pulses,
 }
 
@@ -325,6 +336,7 @@ impl Allocator {
             below_since: None,
             short_since: None,
             deep_since: None,
+            last_overuse: None,
             pulses: Pulses {
                 interval,
                 ..Pulses::default()
@@ -358,6 +370,18 @@ impl Allocator {
         let low = input
             .raw_estimate_bps
             .map_or(estimate, |raw| raw.clamp(1, estimate));
+        if input.overusing {
+            self.last_overuse = Some(now);
+        }
+        // What steps down: the unsmoothed estimate only around an overuse (`raw_trust`).
+        let low_down = if self
+            .last_overuse
+            .is_some_and(|t| now.saturating_duration_since(t) < cfg.raw_trust)
+        {
+            low
+        } else {
+            estimate
+        };
         self.tracks
             .retain(|s| input.tracks.iter().any(|t| t.key == s.key));
 
@@ -367,7 +391,7 @@ impl Allocator {
             .filter(|t| t.kind == Kind::Audio)
             .map(|t| t.rates.bps[0][0])
             .sum();
-        let budget = |share: f64| ((low as f64 * share) as u64).saturating_sub(audio_bps);
+        let budget = |share: f64| ((low_down as f64 * share) as u64).saturating_sub(audio_bps);
         let down_plan = plan(input.tracks, input.audio_only, budget(cfg.headroom));
         self.out.video_budget_bps = budget(cfg.headroom);
         self.out.audio_bps = audio_bps;
@@ -387,7 +411,7 @@ impl Allocator {
         );
         track_since(
             &mut self.deep_since,
-            (low as f64) < cfg.deep_pause_factor * floor_bps as f64,
+            (low_down as f64) < cfg.deep_pause_factor * floor_bps as f64,
             now,
         );
         let waited = |since: Option<Instant>, wait: Duration| {
@@ -407,12 +431,12 @@ impl Allocator {
             .last_spatial_up
             .is_some_and(|u| now.saturating_duration_since(u) < cfg.upgrade_grace);
         let clear_drop = if in_grace {
-            low < self.before_upgrade_bps
+            low_down < self.before_upgrade_bps
         } else {
-            (low as f64) < cfg.down_margin * current_bps as f64
+            (low_down as f64) < cfg.down_margin * current_bps as f64
         };
         let confirmed = !in_grace && waited(self.below_since, cfg.down_confirm);
-        if !forced && current_bps > low && (clear_drop || confirmed) {
+        if !forced && current_bps > low_down && (clear_drop || confirmed) {
             self.step_down(now, input, &down_plan, pause_ok);
         } else if !forced {
             // 4. Step up once the estimate has covered a better allocation for its hold.

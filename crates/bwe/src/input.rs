@@ -47,6 +47,8 @@ pub struct SubscriberInput<'a> {
     /// The same estimate before smoothing: it falls within a feedback interval of a capacity
     /// collapse, where the smoothed one takes seconds. `None` when unknown.
     pub raw_estimate_bps: Option<u64>,
+    /// The delay-based detector sees overuse now (queues growing at the bottleneck).
+    pub overusing: bool,
     /// Fraction of packets the subscriber reports lost (0..1).
     pub loss: f32,
     pub rtt: Option<Duration>,

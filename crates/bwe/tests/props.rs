@@ -184,6 +184,7 @@ fn input(tracks: &[TrackInput], est: Option<u64>) -> SubscriberInput<'_> {
     SubscriberInput {
         estimate_bps: est,
         raw_estimate_bps: None,
+        overusing: false,
         loss: 0.0,
         rtt: Some(Duration::from_millis(150)),
         audio_only: false,

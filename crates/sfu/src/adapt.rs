@@ -274,6 +274,7 @@ pub(crate) fn allocate<'a>(
     let input = kham_bwe::SubscriberInput {
         estimate_bps: adapt.estimate_bps,
         raw_estimate_bps: raw,
+        overusing: raw_and_overuse.is_some_and(|(_, o)| o),
         loss: loss.unwrap_or(0.0),
         rtt,
         audio_only,
