@@ -206,7 +206,7 @@ export async function publisherStats() {
   let bytes = 0;
   /** @type {number|null} */
   let available = null;
-  /** @type {{rid: string, height: number, fps: number, limitation: string}[]} */
+  /** @type {{rid: string, height: number, fps: number, limitation: string, keyframes: number, plis: number}[]} */
   const layers = [];
   for (const pc of w.__pcs) {
     if (pc.connectionState === 'closed') continue;
@@ -215,7 +215,7 @@ export async function publisherStats() {
     report.forEach((/** @type {any} */ s) => {
       if (s.type === 'outbound-rtp') bytes += s.bytesSent || 0;
       if (s.type === 'outbound-rtp' && s.kind === 'video') {
-        layers.push({ rid: s.rid || '', height: s.frameHeight || 0, fps: Math.round(s.framesPerSecond || 0), limitation: s.qualityLimitationReason || '' });
+        layers.push({ rid: s.rid || '', height: s.frameHeight || 0, fps: Math.round(s.framesPerSecond || 0), limitation: s.qualityLimitationReason || '', keyframes: s.keyFramesEncoded || 0, plis: s.pliCount || 0 });
       }
       if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) available = s.availableOutgoingBitrate;
     });
