@@ -494,8 +494,7 @@ mod tests {
             on_layer: Some(2),
             ..want(2, 3_000_000, false)
         };
-        let l = run(&mut t, t0 + Duration::from_secs(3), 2, &[on_middle, strong])
-            .expect("message");
+        let l = run(&mut t, t0 + Duration::from_secs(3), 2, &[on_middle, strong]).expect("message");
         assert_eq!(l[1].max_bitrate, None);
         assert_eq!(l[2].max_bitrate, None);
     }

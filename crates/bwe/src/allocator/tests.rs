@@ -351,5 +351,9 @@ fn a_dip_of_the_unsmoothed_estimate_without_overuse_is_not_a_collapse() {
     assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
     // The same dip with the delay detector overusing is a collapse: stepped down at once.
     let out = a.update(c.at(7000), &dip(2_400_000, 600_000, true));
-    assert!(video(out).layer < Some(Layer::new(2, 0)), "{:?}", video(out).layer);
+    assert!(
+        video(out).layer < Some(Layer::new(2, 0)),
+        "{:?}",
+        video(out).layer
+    );
 }
