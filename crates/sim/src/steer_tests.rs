@@ -128,5 +128,9 @@ fn a_remb_on_the_publishers_video_caps_its_uplink() {
     let Role::Publisher { video, .. } = &publisher(&mut w).role else {
         unreachable!()
     };
-    assert_eq!(video.sending(), [true, true, false]);
+    // The lowest encoding flows and the top one stops. Whether 360p still fits beside it
+    // depends on the cap dynacast puts on it from the viewer's estimate at that moment (every
+    // forwarded layer follows the viewer's budget since 2026-12-03), so it is not asserted.
+    let sending = video.sending();
+    assert!(sending[0] && !sending[2], "{sending:?}");
 }
