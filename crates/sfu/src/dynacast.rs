@@ -248,8 +248,8 @@ fn decide(
         }
     }
 
-    // The top layer sent runs at the best budget (within what its resolution can use); the
-    // others keep the client's defaults, the lowest its floor.
+    // Every layer above the lowest runs at the budget of those it serves (within what its
+    // resolution can use); the lowest at its floor.
     for (l, enc) in next.iter_mut().enumerate().take(count) {
         enc.max_bitrate = None;
         if l > 0 && enc.active && best != u64::MAX {
@@ -305,7 +305,6 @@ fn decide(
     )
 }
 
-/// The lowest encoding's bitrate cap, with its hysteresis; `None` = the client's default.
 /// What encoding `l` (above the lowest) may use: the most that a subscriber receiving it (or a
 /// higher one) can carry at [`FOLLOW_SHARE`] of its budget, or one below it could upgrade into
 /// at [`ENTRY_SHARE`]. Every active layer follows, not only the top one: in a 1:1 consult on a
@@ -327,6 +326,7 @@ fn follow_cap(wants: &[Want], l: u8) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// The lowest encoding's bitrate cap, with its hysteresis; `None` = the client's default.
 fn floor(now: Instant, d: &mut Dynacast, wants: &[Want]) -> Option<u64> {
     // What the weakest subscriber at the floor can carry.
     let wanted = wants
@@ -419,6 +419,14 @@ mod tests {
         }
     }
 
+    /// A subscriber showing every layer, receiving `on`, with `budget_bps` for the video.
+    fn want_on(on: u8, budget_bps: u64) -> Want {
+        Want {
+            on_layer: Some(on),
+            ..want(2, budget_bps, false)
+        }
+    }
+
     fn run(t: &mut TrackIn, from: Instant, secs: u64, wants: &[Want]) -> Option<Vec<LayerActive>> {
         let mut last = None;
         for ms in (0..secs * 1000).step_by(200) {
@@ -449,10 +457,7 @@ mod tests {
         let mut t = track();
         // 500 kbit/s for video: 720p (min 600 k) stops once that lasted, 360p is capped below
         // the budget.
-        let on_lowest = Want {
-            on_layer: Some(0),
-            ..want(2, 500_000, false)
-        };
+        let on_lowest = want_on(0, 500_000);
         let l = run(&mut t, t0, 11, &[on_lowest]).expect("message");
         assert!(!l[2].active);
         assert!(l[1].active);
@@ -481,19 +486,13 @@ mod tests {
         let mut t = track();
         // 600 kbit/s for video, on 360p: 720p still flows (its minimum fits), and 360p, the
         // layer forwarded, is shaped to the budget rather than left at its default rate.
-        let on_middle = Want {
-            on_layer: Some(1),
-            ..want(2, 600_000, false)
-        };
+        let on_middle = want_on(1, 600_000);
         let l = run(&mut t, t0, 3, &[on_middle]).expect("message");
         assert!(l[2].active);
         assert_eq!(l[1].max_bitrate, Some(510_000));
         assert_eq!(l[2].max_bitrate, Some(600_000), "720p at its minimum");
         // A second subscriber on a strong link receiving 720p: 360p is no longer capped.
-        let strong = Want {
-            on_layer: Some(2),
-            ..want(2, 3_000_000, false)
-        };
+        let strong = want_on(2, 3_000_000);
         let l = run(&mut t, t0 + Duration::from_secs(3), 2, &[on_middle, strong]).expect("message");
         assert_eq!(l[1].max_bitrate, None);
         assert_eq!(l[2].max_bitrate, None);

@@ -299,6 +299,14 @@ fn a_subscriber_without_feedback_is_not_held_at_the_initial_estimate() {
     assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
 }
 
+/// [`input`] with an unsmoothed estimate and the delay detector's state.
+fn with_raw_estimate(t: &[TrackInput], est: u64, raw: u64, overusing: bool) -> SubscriberInput<'_> {
+    let mut i = input(t, est);
+    i.raw_estimate_bps = Some(raw);
+    i.overusing = overusing;
+    i
+}
+
 #[test]
 fn the_unsmoothed_estimate_sheds_a_collapse_at_once_but_a_dip_of_it_is_held() {
     let c = Clock(Instant::now());
@@ -306,12 +314,7 @@ fn the_unsmoothed_estimate_sheds_a_collapse_at_once_but_a_dip_of_it_is_held() {
     let mut a = Allocator::new(AllocatorConfig::default());
     run(&mut a, &c, &t, 0, 6000, 2_500_000);
     assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
-    let with_raw = |est: u64, raw: u64| {
-        let mut i = input(&t, est);
-        i.raw_estimate_bps = Some(raw);
-        i.overusing = true;
-        i
-    };
+    let with_raw = |est: u64, raw: u64| with_raw_estimate(&t, est, raw, true);
     // After a keyframe's transient overuse the estimator sits at 0.85x what was sent while the
     // smoothed estimate has not moved: held.
     for ms in (6000..8000).step_by(200) {
@@ -339,18 +342,12 @@ fn a_dip_of_the_unsmoothed_estimate_without_overuse_is_not_a_collapse() {
     let mut a = Allocator::new(AllocatorConfig::default());
     run(&mut a, &c, &t, 0, 6000, 2_500_000);
     assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
-    let dip = |est: u64, raw: u64, overusing: bool| {
-        let mut i = input(&t, est);
-        i.raw_estimate_bps = Some(raw);
-        i.overusing = overusing;
-        i
-    };
     for ms in (6000..7000).step_by(200) {
-        a.update(c.at(ms), &dip(2_400_000, 600_000, false));
+        a.update(c.at(ms), &with_raw_estimate(&t, 2_400_000, 600_000, false));
     }
     assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
     // The same dip with the delay detector overusing is a collapse: stepped down at once.
-    let out = a.update(c.at(7000), &dip(2_400_000, 600_000, true));
+    let out = a.update(c.at(7000), &with_raw_estimate(&t, 2_400_000, 600_000, true));
     assert!(
         video(out).layer < Some(Layer::new(2, 0)),
         "{:?}",
