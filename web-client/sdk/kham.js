@@ -10,7 +10,7 @@
 //   client.observeVideo(participantId, videoElement); // adaptive stream: report tile sizes
 
 import { ViewReporter } from './views.js';
-import { applyPublishLayers } from './layers.js';
+import { applyAudioRate, applyPublishLayers } from './layers.js';
 
 /** Signaling protocol version this SDK speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -121,6 +121,8 @@ const LEAVE_CLOSE_TIMEOUT_MS = 1_500;
  * - `videostate` {tracks: VideoState[]} (every received video: paused or forwarded, and why)
  * - `quality` {participants: ParticipantQuality[]} (everyone's connection quality, own included)
  * - `publishlayers` {PublishLayersDetail} (dynacast: own simulcast encodings switched on/off)
+ * - `audiorate` {mid, maxBitrate, applied} (own Opus rate capped for a thin listener, or restored;
+ *   `applied`: the sender's maxBitrate afterwards, null when it could not be set)
  * - `error` {code, message} (a server `error` reply; the session goes on)
  * - `closed` {ClosedDetail} (the session is over; emitted once)
  */
@@ -470,6 +472,9 @@ export class KhamClient extends EventTarget {
       case 'publish_layers':
         this._onPublishLayers(String(msg.mid), Array.isArray(msg.layers) ? msg.layers : []);
         break;
+      case 'audio_rate':
+        this._onAudioRate(String(msg.mid), msg.max_bitrate);
+        break;
       default:
         console.warn(`kham: ignoring unknown message type ${msg.type}`);
     }
@@ -609,6 +614,29 @@ export class KhamClient extends EventTarget {
     };
     this._layersQueue = this._layersQueue.then(job).catch((err) => {
       console.error('kham: publishlayers listener failed', err);
+    });
+  }
+
+  /**
+   * Applies the server's `audio_rate` to this client's audio sender (queued behind dynacast's
+   * setParameters calls: one at a time per connection).
+   * @param {string} mid
+   * @param {unknown} maxBitrate
+   */
+  _onAudioRate(mid, maxBitrate) {
+    const job = async () => {
+      /** @type {number|undefined|null} */
+      let applied = null;
+      try {
+        if (this.pc) applied = await applyAudioRate(this.pc, mid, maxBitrate);
+        else console.warn('kham: audio_rate before media started; ignored');
+      } catch (err) {
+        console.error('kham: could not set the audio rate', err);
+      }
+      this._emit('audiorate', { mid, maxBitrate, applied });
+    };
+    this._layersQueue = this._layersQueue.then(job).catch((err) => {
+      console.error('kham: audiorate listener failed', err);
     });
   }
 

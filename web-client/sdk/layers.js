@@ -98,3 +98,36 @@ export async function applyPublishLayers(pc, mid, layers, defaults = []) {
     scaleResolutionDownBy: e.scaleResolutionDownBy,
   }));
 }
+
+/** Opus below this is not speech any more: a lower cap is raised to it. */
+const MIN_AUDIO_BPS = 6000;
+
+/**
+ * Applies the server's `audio_rate` to the audio sender whose transceiver has `mid`: caps its
+ * encoding's maxBitrate (Chromium passes it to Opus as its target) or, with no valid number,
+ * removes the cap. Resolves with the maxBitrate afterwards (undefined: the browser's default),
+ * or null when there is no such sender.
+ * @param {RTCPeerConnection} pc
+ * @param {string} mid
+ * @param {unknown} maxBitrate  bit/s; anything but a positive number lifts the cap
+ * @returns {Promise<number|undefined|null>}
+ */
+export async function applyAudioRate(pc, mid, maxBitrate) {
+  const transceiver = pc.getTransceivers().find((tr) => tr.mid === mid);
+  if (!transceiver || !transceiver.sender || transceiver.sender.track?.kind === 'video') {
+    console.warn(`kham: audio_rate for mid ${mid}: no such audio sender`);
+    return null;
+  }
+  const sender = transceiver.sender;
+  const params = sender.getParameters();
+  const enc = params.encodings && params.encodings[0];
+  if (!enc) return null;
+  const cap = positive(maxBitrate);
+  const want = cap === undefined ? undefined : Math.max(MIN_AUDIO_BPS, Math.round(cap));
+  if (enc.maxBitrate !== want) {
+    if (want === undefined) delete enc.maxBitrate;
+    else enc.maxBitrate = want;
+    await sender.setParameters(params);
+  }
+  return sender.getParameters().encodings?.[0]?.maxBitrate;
+}

@@ -74,7 +74,8 @@ pub struct AllocatorConfig {
     /// After this long without a failed upgrade the backoff returns to `spatial_backoff`.
     pub calm_after: Duration,
     /// The unsmoothed estimate is evidence of a collapse (a step down, a deep pause) only this
-    /// long after the delay-based detector last saw overuse. Alone it also dips when the
+    /// long after the delay-based detector last saw overuse (or the subscriber reported more
+    /// loss than `max_loss_for_upgrade`). Alone it also dips when the
     /// loss-based controller reacts to random loss (to a quarter for a second at 3 % loss and
     /// 300 ms RTT, nothing queued): those dips lower no layer, and the smoothed estimate staying
     /// below what is sent still does (`down_confirm`).
@@ -370,18 +371,17 @@ impl Allocator {
         let low = input
             .raw_estimate_bps
             .map_or(estimate, |raw| raw.clamp(1, estimate));
-        if input.overusing {
+        // Heavy loss is congestion too (a queue that overflows instead of growing, as on a
+        // link whose buffer is short): random loss of a few percent is what the raw estimate's
+        // dips must not be taken for, ten percent and more is not that.
+        if input.overusing || input.loss > cfg.max_loss_for_upgrade {
             self.last_overuse = Some(now);
         }
         // What steps down: the unsmoothed estimate only around an overuse (`raw_trust`).
-        let low_down = if self
+        let congested = self
             .last_overuse
-            .is_some_and(|t| now.saturating_duration_since(t) < cfg.raw_trust)
-        {
-            low
-        } else {
-            estimate
-        };
+            .is_some_and(|t| now.saturating_duration_since(t) < cfg.raw_trust);
+        let low_down = if congested { low } else { estimate };
         self.tracks
             .retain(|s| input.tracks.iter().any(|t| t.key == s.key));
 
@@ -409,9 +409,13 @@ impl Allocator {
             (estimate as f64) < floor_bps as f64,
             now,
         );
+        // Far below, or below while the delay detector says the queue is growing: either way
+        // even the lowest layer does not fit, and every second of it queues ahead of the audio
+        // (on a 60 kbit/s link, a second of a 150 kbit/s layer is two seconds of queue).
         track_since(
             &mut self.deep_since,
-            (low_down as f64) < cfg.deep_pause_factor * floor_bps as f64,
+            (low_down as f64) < cfg.deep_pause_factor * floor_bps as f64
+                || (congested && low_down < floor_bps),
             now,
         );
         let waited = |since: Option<Instant>, wait: Duration| {

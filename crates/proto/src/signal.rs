@@ -155,6 +155,13 @@ pub enum ServerMsg {
         mid: String,
         layers: Vec<LayerActive>,
     },
+    /// Cap the Opus bitrate of the client's own audio `mid` (bit/s of payload; absent: the
+    /// client's default), because some listener's link is thin.
+    AudioRate {
+        mid: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_bitrate: Option<u32>,
+    },
     /// Everyone's connection quality.
     Quality {
         participants: Vec<QualityEntry>,
@@ -540,6 +547,22 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&shaped).unwrap(),
             r#"{"type":"publish_layers","mid":"1","layers":[{"rid":"q","active":true,"max_bitrate":60000,"max_framerate":7.5}]}"#
+        );
+        let capped = ServerMsg::AudioRate {
+            mid: "0".into(),
+            max_bitrate: Some(16_000),
+        };
+        assert_eq!(
+            serde_json::to_string(&capped).unwrap(),
+            r#"{"type":"audio_rate","mid":"0","max_bitrate":16000}"#
+        );
+        let lifted = ServerMsg::AudioRate {
+            mid: "0".into(),
+            max_bitrate: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&lifted).unwrap(),
+            r#"{"type":"audio_rate","mid":"0"}"#
         );
         let r = ServerMsg::error(ErrorCode::RateLimited, "x");
         assert_eq!(

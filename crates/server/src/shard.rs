@@ -550,6 +550,15 @@ impl Shard {
                             RoomEvent::PublishLayers { peer, mid, layers } => {
                                 MediaEvent::PublishLayers { peer, mid, layers }
                             }
+                            RoomEvent::AudioRate {
+                                peer,
+                                mid,
+                                max_bitrate,
+                            } => MediaEvent::AudioRate {
+                                peer,
+                                mid,
+                                max_bitrate,
+                            },
                             RoomEvent::Quality { scores } => MediaEvent::Quality { scores },
                         };
                         if entry.events.try_send(ev).is_err() {

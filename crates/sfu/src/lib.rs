@@ -25,6 +25,7 @@
 //! Where to look: `room.rs` (poll loop, `forward`), `forward.rs` (per-subscriber rewriting and
 //! layer switching), `adapt.rs` (where a layer is chosen: the allocator per subscriber, RED on or
 //! off), `view.rs` (tile size to layer), `dynacast.rs` (layers paused at the publisher),
+//! `audio_rate.rs` (the publisher's Opus rate capped for a thin listener),
 //! `notify.rs` (`video_state` and `quality` to participants), `red.rs` (RFC 2198), `track.rs`
 //! (published and received tracks, layer fallback, keyframe-starved layers), `peer.rs`
 //! (renegotiation), `codec.rs` (keyframe and picture-size detection), `stats.rs` (per-participant
@@ -39,6 +40,7 @@
 //! (`useinbandfec=1`).
 
 mod adapt;
+mod audio_rate;
 mod codec;
 mod dynacast;
 mod error;

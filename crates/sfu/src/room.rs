@@ -27,7 +27,7 @@ use crate::peer::{Peer, Permissions, ViewProblem};
 use crate::red::{parse_red, write_red};
 use crate::stats::STATS_INTERVAL;
 use crate::track::{LogOnce, MAX_LAYERS, OutState, RedOut, TrackIn, TrackOut};
-use crate::{dynacast, notify};
+use crate::{audio_rate, dynacast, notify};
 
 /// Room settings.
 #[derive(Debug, Clone)]
@@ -80,6 +80,12 @@ pub enum RoomEvent {
         peer: ParticipantId,
         mid: String,
         layers: Vec<kham_proto::LayerActive>,
+    },
+    /// Tell this publisher to cap the Opus bitrate of its audio `mid` (`None`: its default).
+    AudioRate {
+        peer: ParticipantId,
+        mid: String,
+        max_bitrate: Option<u32>,
     },
     /// Someone's shown connection quality changed: everyone's scores (send `quality` to all).
     Quality {
@@ -755,6 +761,7 @@ impl Room {
             sub.dirty = true;
         }
         dynacast::update(now, &mut self.peers, &mut self.events);
+        audio_rate::update(now, &mut self.peers, &mut self.events);
         notify::video_state_changes(&mut self.peers, &mut self.events);
         if now >= self.next_quality {
             self.next_quality = now + STATS_INTERVAL;

@@ -27,6 +27,8 @@ pub struct TrackIn {
     pub rids: Vec<Rid>,
     /// When a packet of each layer was last seen.
     pub seen: [Option<Instant>; MAX_LAYERS],
+    /// When the track's first packet (any layer) arrived.
+    pub first_packet: Option<Instant>,
     /// When a keyframe was last requested for each layer (shared by all subscribers).
     pub last_keyframe_request: [Option<Instant>; MAX_LAYERS],
     /// Bitrate of each spatial and temporal layer, for the allocator.
@@ -39,6 +41,8 @@ pub struct TrackIn {
     pub keyframe_awaited: [Option<Instant>; MAX_LAYERS],
     /// The publisher's RED payload type for this (audio) track, if it negotiated RED.
     pub red_pt: Option<u8>,
+    /// The Opus cap told to the publisher of this (audio) track (`audio_rate.rs`).
+    pub audio_rate: crate::audio_rate::AudioRate,
     /// Dynacast: what the publisher was last told to send (`dynacast.rs`).
     pub dynacast: crate::dynacast::Dynacast,
     /// Problems already logged for this track (log once): bit per [`LogOnce`].
@@ -58,6 +62,12 @@ pub const KEYFRAME_STARVED: Duration = Duration::from_secs(3);
 /// A layer silent this long has paused (and a keyframe request made meanwhile was unanswerable).
 pub const LAYER_GAP: Duration = Duration::from_millis(500);
 
+/// For this long after a track's first packet, a layer it declared but has not sent yet is
+/// waited for rather than replaced by a higher one: a browser starts its simulcast encodings
+/// within milliseconds of each other, and whichever packet comes first must not decide that a
+/// new subscriber on a 60 kbit/s link starts with the 720p keyframe.
+pub const LAYER_START_WAIT: Duration = Duration::from_secs(1);
+
 /// How long a starved layer is avoided before it is tried again.
 pub const STARVED_RETRY: Duration = Duration::from_secs(10);
 
@@ -74,12 +84,14 @@ impl TrackIn {
             },
             rids: order_rids(rids),
             seen: [None; MAX_LAYERS],
+            first_packet: None,
             last_keyframe_request: [None; MAX_LAYERS],
             meter: LayerMeter::default(),
             sizes: [None; MAX_LAYERS],
             keyframe_seen: [None; MAX_LAYERS],
             keyframe_awaited: [None; MAX_LAYERS],
             red_pt: None,
+            audio_rate: crate::audio_rate::AudioRate::default(),
             dynacast: crate::dynacast::Dynacast::new(),
             logged: 0,
         }
@@ -99,6 +111,7 @@ impl TrackIn {
             self.keyframe_awaited[l] = None;
         }
         self.seen[l] = Some(now);
+        self.first_packet.get_or_insert(now);
     }
 
     /// A starved layer is given another chance after [`STARVED_RETRY`]: subscribers may target
@@ -152,7 +165,8 @@ impl TrackIn {
 
     /// The best layer to forward for a subscriber wanting `desired`: the highest layer at or
     /// below it that is flowing, else the lowest flowing layer above it, else `desired` itself.
-    /// Layers whose keyframes do not come are avoided while another layer flows.
+    /// Layers whose keyframes do not come are avoided while another layer flows; a declared layer
+    /// at or below `desired` that has not sent yet is waited for during [`LAYER_START_WAIT`].
     pub fn effective_layer(&self, desired: u8, now: Instant) -> u8 {
         let flowing = |l: usize| {
             self.seen[l].is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT)
@@ -162,6 +176,13 @@ impl TrackIn {
         let top = usize::from(desired).min(MAX_LAYERS - 1);
         if let Some(l) = (0..=top).rev().find(|&l| alive(l)) {
             return l as u8;
+        }
+        let starting = self
+            .first_packet
+            .is_none_or(|t| now.saturating_duration_since(t) < LAYER_START_WAIT);
+        let declared = usize::from(self.layer_count());
+        if starting && (0..=top.min(declared - 1)).any(|l| self.seen[l].is_none()) {
+            return desired;
         }
         (top + 1..MAX_LAYERS)
             .find(|&l| alive(l))
@@ -283,6 +304,38 @@ mod tests {
         t.keyframe_awaited = [None, None, Some(at(500))];
         t.expire_starvation(at(500) + KEYFRAME_STARVED + STARVED_RETRY);
         assert_eq!(t.keyframe_awaited[2], None);
+    }
+
+    #[test]
+    fn a_new_track_waits_briefly_for_its_lowest_layer() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut t = TrackIn::new(
+            Mid::from("1"),
+            MediaKind::Video,
+            vec!["q".into(), "h".into(), "f".into()],
+        );
+        // The top encoding's first packet comes first: a subscriber wanting the lowest waits.
+        t.on_packet(2, at(0));
+        assert_eq!(t.effective_layer(0, at(10)), 0, "q is coming");
+        assert_eq!(t.effective_layer(2, at(10)), 2, "f itself flows");
+        t.on_packet(0, at(20));
+        assert_eq!(t.effective_layer(0, at(30)), 0);
+        // A declared layer that never comes is not waited for past the start.
+        let mut u = TrackIn::new(
+            Mid::from("2"),
+            MediaKind::Video,
+            vec!["q".into(), "h".into(), "f".into()],
+        );
+        for ms in (0..2000).step_by(100) {
+            u.on_packet(2, at(ms));
+        }
+        assert_eq!(u.effective_layer(0, at(500)), 0, "still starting");
+        assert_eq!(
+            u.effective_layer(0, at(1900)),
+            2,
+            "q never came: the layer that flows"
+        );
     }
 
     #[test]

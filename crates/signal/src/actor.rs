@@ -425,6 +425,11 @@ impl RoomActor {
             MediaEvent::PublishLayers { peer, mid, layers } => {
                 self.send(&peer, ServerMsg::PublishLayers { mid, layers })
             }
+            MediaEvent::AudioRate {
+                peer,
+                mid,
+                max_bitrate,
+            } => self.send(&peer, ServerMsg::AudioRate { mid, max_bitrate }),
             MediaEvent::Quality { scores } => self.apply(vec![Effect::Send(
                 crate::room_state::Target::Admitted,
                 ServerMsg::Quality {

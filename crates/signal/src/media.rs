@@ -35,6 +35,12 @@ pub enum MediaEvent {
         mid: String,
         layers: Vec<LayerActive>,
     },
+    /// Cap this publisher's Opus bitrate (send `audio_rate`).
+    AudioRate {
+        peer: ParticipantId,
+        mid: String,
+        max_bitrate: Option<u32>,
+    },
     /// Everyone's connection quality (send `quality` to the call).
     Quality { scores: Vec<QualityEntry> },
 }

@@ -1,0 +1,167 @@
+//! Audio that fits the thinnest listener: the publisher's Opus bitrate is capped (`audio_rate`,
+//! applied by the browser with `RTCRtpSender.setParameters` on its audio sender) while some
+//! subscriber of its audio has a link that cannot carry the browser's default rate beside
+//! anything else.
+//!
+//! Chromium sends Opus at about 32 kbit/s of payload by default, 50 packets a second: with the
+//! RTP, SRTP, UDP and IP headers about 55 kbit/s on the wire. On a 60 kbit/s link that leaves
+//! nothing for repair, RTCP or the queue to drain, and every burst (a keyframe before the video
+//! pauses, a probe) turns into seconds of delay in front of the speech. Capped at 16 kbit/s
+//! (wideband speech stays intelligible) the same packets take about 40 kbit/s.
+//!
+//! Levels are chosen from the lowest smoothed estimate among the subscribers of the audio:
+//! lowered after [`LOWER_AFTER`] below a threshold (a collapse needs it now), raised only after
+//! [`RAISE_AFTER`] clearly above the next one ([`RAISE_MARGIN`]), so a link hovering near a
+//! threshold does not toggle the encoder. A subscriber without an estimate yet counts as
+//! unlimited. A client that ignores the message keeps its rate: the allocator measures what
+//! arrives and never depends on being obeyed.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use str0m::media::MediaKind;
+
+use crate::peer::Peer;
+use crate::room::RoomEvent;
+
+/// Opus caps, from no cap (the browser's default) down: (estimate below which the level is
+/// wanted, the cap in bit/s of payload).
+const LEVELS: [(u64, u32); 2] = [(200_000, 24_000), (110_000, 16_000)];
+/// A lower cap applies once wanted this long...
+pub const LOWER_AFTER: Duration = Duration::from_secs(1);
+/// ...a higher one (or none) once the estimate has stayed this long above its threshold...
+pub const RAISE_AFTER: Duration = Duration::from_secs(10);
+/// ...by this factor.
+pub const RAISE_MARGIN: f64 = 1.3;
+
+/// Per published audio track: the level told to the publisher (0 = no cap) and the hysteresis.
+#[derive(Debug, Clone, Default)]
+pub struct AudioRate {
+    level: usize,
+    lower_since: Option<Instant>,
+    raise_since: Option<Instant>,
+}
+
+impl AudioRate {
+    /// The cap told to the publisher, `None` for its default.
+    pub fn cap(&self) -> Option<u32> {
+        self.level.checked_sub(1).map(|i| LEVELS[i].1)
+    }
+
+    /// Feeds the lowest estimate of the audio's subscribers (`None`: none known); true when
+    /// the cap changed.
+    fn update(&mut self, now: Instant, min_estimate: Option<u64>) -> bool {
+        let e = min_estimate.unwrap_or(u64::MAX);
+        let wanted = |e: u64| LEVELS.iter().filter(|(below, _)| e < *below).count();
+        let down = wanted(e);
+        let up = wanted((e as f64 / RAISE_MARGIN) as u64);
+        let since = |slot: &mut Option<Instant>, on: bool| {
+            if on {
+                now.saturating_duration_since(*slot.get_or_insert(now))
+            } else {
+                *slot = None;
+                Duration::ZERO
+            }
+        };
+        let lower_for = since(&mut self.lower_since, down > self.level);
+        let raise_for = since(&mut self.raise_since, up < self.level);
+        let next = if down > self.level && lower_for >= LOWER_AFTER {
+            down
+        } else if up < self.level && raise_for >= RAISE_AFTER {
+            up
+        } else {
+            return false;
+        };
+        self.level = next;
+        self.lower_since = None;
+        self.raise_since = None;
+        true
+    }
+}
+
+/// Updates every published audio track's cap; queues `audio_rate` for those changed.
+pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<RoomEvent>) {
+    for i in 0..peers.len() {
+        for ti in 0..peers[i].tracks_in.len() {
+            let (publisher, mid) = {
+                let t = &peers[i].tracks_in[ti];
+                if t.kind != MediaKind::Audio {
+                    continue;
+                }
+                (peers[i].id.clone(), t.mid)
+            };
+            let min_estimate = peers
+                .iter()
+                .enumerate()
+                .filter(|(j, p)| {
+                    *j != i
+                        && p.tracks_out
+                            .iter()
+                            .any(|t| t.publisher == publisher && t.source_mid == mid && !t.gone)
+                })
+                .filter_map(|(_, p)| p.adapt.estimate_bps)
+                .min();
+            let rate = &mut peers[i].tracks_in[ti].audio_rate;
+            if rate.update(now, min_estimate) {
+                let max_bitrate = rate.cap();
+                tracing::debug!(%publisher, %mid, ?max_bitrate, ?min_estimate, "audio rate");
+                events.push_back(RoomEvent::AudioRate {
+                    peer: publisher,
+                    mid: mid.to_string(),
+                    max_bitrate,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thin_listener_lowers_the_cap_at_once_and_it_comes_back_slowly() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut r = AudioRate::default();
+        assert!(!r.update(at(0), None));
+        assert_eq!(r.cap(), None);
+        // A 60 kbit/s listener: the lowest cap after LOWER_AFTER, not before.
+        assert!(!r.update(at(100), Some(60_000)));
+        assert!(!r.update(at(900), Some(60_000)));
+        assert!(r.update(at(1100), Some(60_000)));
+        assert_eq!(r.cap(), Some(16_000));
+        // The link recovers to 160 kbit/s: the middle cap, after RAISE_AFTER...
+        assert!(!r.update(at(2000), Some(160_000)));
+        assert!(!r.update(at(11_000), Some(160_000)));
+        assert!(r.update(at(12_100), Some(160_000)));
+        assert_eq!(r.cap(), Some(24_000));
+        // ...and a dip in between starts the wait over.
+        assert!(!r.update(at(13_000), Some(400_000)));
+        assert!(!r.update(at(14_000), Some(180_000)));
+        assert!(!r.update(at(23_500), Some(400_000)));
+        assert!(r.update(at(33_600), Some(400_000)));
+        assert_eq!(r.cap(), None);
+        // A listener that leaves (no estimate) counts as unlimited.
+        assert!(!r.update(at(34_000), None));
+    }
+
+    #[test]
+    fn near_a_threshold_the_cap_does_not_toggle() {
+        let t0 = Instant::now();
+        let mut r = AudioRate::default();
+        let mut changes = 0;
+        for k in 0..600u64 {
+            // 100-120 kbit/s, around the lowest threshold.
+            let e = 100_000 + (k % 3) * 10_000;
+            if r.update(t0 + Duration::from_millis(200 * k), Some(e)) {
+                changes += 1;
+            }
+        }
+        assert!(
+            changes <= 2,
+            "lowered at most twice, never raised ({changes})"
+        );
+        assert!(r.cap().is_some());
+    }
+}
