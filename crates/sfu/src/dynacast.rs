@@ -20,7 +20,8 @@
 //! - **A video floor that fits.** When a subscriber that shows the video is on the lowest layer
 //!   or paused for bandwidth, and its budget cannot carry the lowest layer as the publisher sends
 //!   it, the lowest encoding is shaped down to that budget (down to [`FLOOR_MIN_BPS`], Chrome's
-//!   own minimum for small encodings), with a lower frame rate and resolution at the bottom, so
+//!   own minimum for small encodings), with smaller pictures at the bottom (the frame rate is
+//!   lowered by the allocator, dropping temporal layers, which costs the publisher no keyframe), so
 //!   video pauses only when even that does not fit beside the audio. The floor is lowered after
 //!   [`FLOOR_LOWER_AFTER`] of need, raised as the weakest budget grows, and lifted after
 //!   [`FLOOR_LIFT_AFTER`] without need.
@@ -66,9 +67,23 @@ const FOLLOW_SHARE: f64 = 0.85;
 /// spatial headroom (`spatial_up_headroom` 0.75 of the estimate, the budget being 0.95 of it);
 /// once forwarded it grows to `FOLLOW_SHARE`.
 const ENTRY_SHARE: f64 = 0.7;
-/// Below these floors the lowest encoding also lowers its frame rate / resolution.
-const FLOOR_HALF_FPS_BELOW: u64 = 80_000;
-const FLOOR_HALF_SIZE_BELOW: u64 = 50_000;
+/// Below this floor the lowest encoding also sends smaller pictures (scale 8: 90p)...
+const FLOOR_SMALL_BELOW: u64 = 50_000;
+/// ...until the floor is lifted or back above this: a change of scale re-initialises
+/// Chromium's VP8 simulcast encoder, a keyframe on every encoding (measured: see
+/// `KEYFRAME COSTS` below), so it must not follow every move of the weakest link.
+const FLOOR_FULL_SIZE_FROM: u64 = 100_000;
+
+// KEYFRAME COSTS. What a `setParameters` change costs in Chromium (headless Chromium on this
+// machine, 2026-12-04, a publisher in a kham room with adaptation off, `keyFramesEncoded` of
+// each encoding 2.5 s after each change): `maxBitrate` of any encoding, up or down, costs
+// nothing; a `maxFramerate` on one encoding that differs from the others', a
+// `scaleResolutionDownBy` change, and any encoding turned on or off each cost one keyframe on
+// every active encoding (libwebrtc's `RequiresEncoderReset`). Until 2026-12-04 the floor also
+// set `maxFramerate` 15 below 80 kbit/s: each floor move across it reset the encoder, and a
+// subscriber on the lowest layer of a weak link received a keyframe it could not afford. The
+// server lowers the frame rate itself now (the allocator drops temporal layers), which costs
+// nothing at the publisher.
 
 /// What an encoding is told to do.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -90,6 +105,8 @@ pub struct Dynacast {
     /// Layers stopped because no link could carry them (not because nobody shows them).
     unaffordable: [bool; MAX_LAYERS],
     floor: Option<u64>,
+    /// Whether the floor sends small pictures (`FLOOR_SMALL_BELOW`, sticky).
+    small: bool,
     floor_wanted_since: Option<Instant>,
     floor_unneeded_since: Option<Instant>,
 }
@@ -262,14 +279,19 @@ fn decide(
     }
     let floor = floor(now, d, wants);
     next[0].max_bitrate = floor.map(|f| f as u32);
-    next[0].max_framerate = floor.filter(|&f| f < FLOOR_HALF_FPS_BELOW).map(|_| 15.0);
-    next[0].scale_resolution_down_by = floor.filter(|&f| f < FLOOR_HALF_SIZE_BELOW).map(|_| 8.0);
+    d.small = match floor {
+        Some(f) if f < FLOOR_SMALL_BELOW => true,
+        Some(f) if f < FLOOR_FULL_SIZE_FROM => d.small,
+        _ => false,
+    };
+    next[0].max_framerate = None;
+    next[0].scale_resolution_down_by = d.small.then_some(8.0);
 
-    let changed_state = next
-        .iter()
-        .zip(&d.sent)
-        .take(count)
-        .any(|(a, b)| a.active != b.active || a.max_framerate != b.max_framerate);
+    let changed_state = next.iter().zip(&d.sent).take(count).any(|(a, b)| {
+        a.active != b.active
+            || a.max_framerate != b.max_framerate
+            || a.scale_resolution_down_by != b.scale_resolution_down_by
+    });
     let changed_rate =
         next.iter()
             .zip(&d.sent)
@@ -506,7 +528,10 @@ mod tests {
         let strong = want(2, 3_000_000, false);
         let l = run(&mut t, t0, 3, &[weak, strong]).expect("message");
         assert_eq!(l[0].max_bitrate, Some(60_000));
-        assert_eq!(l[0].max_framerate, Some(15.0));
+        assert_eq!(
+            l[0].max_framerate, None,
+            "a frame rate limit would reset the encoder"
+        );
         assert_eq!(l[0].scale_resolution_down_by, None);
         assert!(l[2].active, "the strong subscriber still gets 720p");
         // Lower still: smaller pictures too, never under Chrome's minimum.
@@ -519,19 +544,34 @@ mod tests {
         .expect("message");
         assert_eq!(l[0].max_bitrate, Some(FLOOR_MIN_BPS as u32));
         assert_eq!(l[0].scale_resolution_down_by, Some(8.0));
-        // The weak link recovers: the floor rises with it, then lifts after a quiet while.
+        // A little better: the rate follows, the picture size stays (a new size is a keyframe on
+        // every encoding).
         let l = run(
             &mut t,
             t0 + Duration::from_secs(6),
+            2,
+            &[want(2, 70_000, true), strong],
+        )
+        .expect("message");
+        assert_eq!(l[0].max_bitrate, Some(70_000));
+        assert_eq!(l[0].scale_resolution_down_by, Some(8.0));
+        // The weak link recovers: the floor rises with it, then lifts after a quiet while.
+        let l = run(
+            &mut t,
+            t0 + Duration::from_secs(8),
             2,
             &[want(2, 120_000, true), strong],
         )
         .expect("message");
         assert_eq!(l[0].max_bitrate, Some(120_000));
+        assert_eq!(
+            l[0].scale_resolution_down_by, None,
+            "back above 100 kbit/s: full size"
+        );
         assert!(
             run(
                 &mut t,
-                t0 + Duration::from_secs(8),
+                t0 + Duration::from_secs(10),
                 5,
                 &[want(2, 400_000, false), strong]
             )
@@ -539,7 +579,7 @@ mod tests {
         );
         let l = run(
             &mut t,
-            t0 + Duration::from_secs(13),
+            t0 + Duration::from_secs(15),
             8,
             &[want(2, 400_000, false), strong],
         )
