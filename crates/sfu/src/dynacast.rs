@@ -80,8 +80,9 @@ const FLOOR_FULL_SIZE_FROM: u64 = 100_000;
 // nothing; a `maxFramerate` on one encoding that differs from the others', a
 // `scaleResolutionDownBy` change, and any encoding turned on or off each cost one keyframe on
 // every active encoding (libwebrtc's `RequiresEncoderReset`). Until 2026-12-04 the floor also
-// set `maxFramerate` 15 below 80 kbit/s: each floor move across it reset the encoder, and a
-// subscriber on the lowest layer of a weak link received a keyframe it could not afford. The
+// set `maxFramerate` 15 below 80 kbit/s: each floor move across it reset the encoder, a
+// subscriber on the lowest layer of a weak link received a keyframe it could not afford, and
+// (seen in the same measurement) every encoding's frame rate fell to the limit, 720p included. The
 // server lowers the frame rate itself now (the allocator drops temporal layers), which costs
 // nothing at the publisher.
 
