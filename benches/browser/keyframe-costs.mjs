@@ -1,7 +1,7 @@
 // Which RTCRtpSender.setParameters changes make Chromium's VP8 simulcast encoder emit keyframes?
 // A doctor publishes in a kham room (adaptation off, one observer so the layers stay needed);
 // each step changes the doctor's encodings and prints every encoding's keyFramesEncoded and
-// pliCount 2.5 s later. Result (2026-12-04) in crates/sfu/src/dynacast.rs, "KEYFRAME COSTS".
+// pliCount 2.5 s later; then raises against cuts of maxBitrate through the SDK. Result (2026-12-04) in crates/sfu/src/dynacast.rs, "KEYFRAME COSTS".
 //   cargo build --release -p kham-server && KHAM_BIN=target/release/kham node benches/browser/keyframe-costs.mjs
 import { launchChromium, newPage } from '../../tests/browser/browser.mjs';
 import { startKham } from '../../tests/browser/server.mjs';
@@ -48,6 +48,32 @@ const out = await doctor.evaluate(async () => {
   await step('f inactive', (e) => { e[2].active = false; });
   await step('f active', (e) => { e[2].active = true; });
   await step('idle', () => {});
+  // The production path: publish_layers as the server sends it, applied by the SDK.
+  const mid = pc.getTransceivers().find((t) => t.sender === sender).mid;
+  const sdk = async (name, layers) => {
+    window.__kham._onPublishLayers(mid, layers);
+    await sleep(2500); log.push(`sdk ${name}: ${await kf()} ${JSON.stringify(sender.getParameters().encodings.map((e) => [e.rid, e.maxBitrate, e.maxFramerate, e.scaleResolutionDownBy]))}`);
+  };
+  const L = (q, h, f) => [{ rid: 'q', active: true, max_bitrate: q }, { rid: 'h', active: true, max_bitrate: h }, { rid: 'f', active: true, max_bitrate: f }];
+  await sdk('caps 100k/300k/700k', L(100000, 300000, 700000));
+  await sdk('caps 60k/200k/600k', L(60000, 200000, 600000));
+  await sdk('caps 120k/400k/900k', L(120000, 400000, 900000));
+  await sdk('defaults', L(undefined, undefined, undefined));
+  await sdk('idle', L(undefined, undefined, undefined));
+  // Raises against cuts: the three caps scaled together, alternately up and down.
+  const kq = async () => { const st = await pc.getStats(); let n = 0; st.forEach((x) => { if (x.type === 'outbound-rtp' && x.kind === 'video' && x.rid === 'q') n = x.keyFramesEncoded; }); return n; };
+  const scaled = (k) => L(Math.round(150000 * k), Math.round(500000 * k), Math.round(1500000 * k));
+  const tally = { raises: 0, cuts: 0, keyframesAfterRaises: 0, keyframesAfterCuts: 0 };
+  let prev = 1;
+  for (const k of [0.4, 1, 0.4, 1, 0.6, 0.9, 0.5, 1, 0.3, 0.8, 0.4, 1, 0.5, 0.7, 0.35, 1]) {
+    const before = await kq();
+    window.__kham._onPublishLayers(mid, scaled(k));
+    await sleep(2000);
+    const n = (await kq()) - before;
+    if (k > prev) { tally.raises++; tally.keyframesAfterRaises += n; } else { tally.cuts++; tally.keyframesAfterCuts += n; }
+    prev = k;
+  }
+  log.push(`caps raised and cut through the SDK: ${JSON.stringify(tally)}`);
   return log.concat(window.__pl);
 });
 console.log(out.join('\n'));

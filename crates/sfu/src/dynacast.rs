@@ -57,6 +57,14 @@ pub const FLOOR_LIFT_AFTER: Duration = Duration::from_secs(10);
 const RESEND_AFTER: Duration = Duration::from_secs(1);
 /// A cap changes only when it moves by more than this share.
 const CAP_CHANGE: f64 = 0.15;
+/// A cap is raised at most this often, and only by more than [`RAISE_CHANGE`]: in Chromium
+/// raising an encoding's `maxBitrate` usually re-initialises the simulcast encoder, a keyframe
+/// on every encoding (6 of 8 raises, 0 of 8 cuts: `benches/browser/keyframe-costs.mjs`), so a
+/// cap that followed every rise of a fluctuating link put a keyframe on every subscriber's link
+/// every second or two (`KEYFRAME COSTS`). Cuts stay prompt: they are free and they are what
+/// keeps a layer inside a link that shrank.
+const RAISE_AFTER: Duration = Duration::from_secs(8);
+const RAISE_CHANGE: f64 = 0.3;
 /// A layer above the lowest starts once the best budget covers its minimum by this factor.
 const START_MARGIN: f64 = 1.3;
 /// The top layer's cap is this share of the best subscriber's budget for the video while some
@@ -100,6 +108,8 @@ pub struct EncodingLimits {
 pub struct Dynacast {
     pub sent: [EncodingLimits; MAX_LAYERS],
     sent_at: Option<Instant>,
+    /// When a cap was last raised (see [`RAISE_AFTER`]).
+    raised_at: Option<Instant>,
     /// Since when each layer has been unneeded (not shown), or unaffordable.
     unneeded_since: [Option<Instant>; MAX_LAYERS],
     unaffordable_since: [Option<Instant>; MAX_LAYERS],
@@ -288,6 +298,36 @@ fn decide(
     next[0].max_framerate = None;
     next[0].scale_resolution_down_by = d.small.then_some(8.0);
 
+    // Raises wait (see RAISE_AFTER), unless the encoder is re-initialised anyway (a layer
+    // turned on or off, a new scale): then they ride along.
+    let resets = next.iter().zip(&d.sent).take(count).any(|(a, b)| {
+        a.active != b.active || a.scale_resolution_down_by != b.scale_resolution_down_by
+    });
+    let raise_due = d
+        .raised_at
+        .is_none_or(|t| now.saturating_duration_since(t) >= RAISE_AFTER);
+    let mut raised = false;
+    for (n, s) in next.iter_mut().zip(&d.sent).take(count) {
+        let up = match (n.max_bitrate, s.max_bitrate) {
+            (None, Some(_)) => true,
+            (Some(x), Some(y)) => f64::from(x) > f64::from(y),
+            _ => false,
+        };
+        if !up || resets {
+            raised |= up;
+            continue;
+        }
+        let big = match (n.max_bitrate, s.max_bitrate) {
+            (Some(x), Some(y)) => f64::from(x) > f64::from(y) * (1.0 + RAISE_CHANGE),
+            _ => true,
+        };
+        if raise_due && big {
+            raised = true;
+        } else {
+            n.max_bitrate = s.max_bitrate;
+        }
+    }
+
     let changed_state = next.iter().zip(&d.sent).take(count).any(|(a, b)| {
         a.active != b.active
             || a.max_framerate != b.max_framerate
@@ -312,6 +352,9 @@ fn decide(
     }
     d.sent = next;
     d.sent_at = Some(now);
+    if raised {
+        d.raised_at = Some(now);
+    }
     Some(
         track
             .rids
@@ -501,6 +544,26 @@ mod tests {
             l[1].max_bitrate, None,
             "360p's maximum is below what a 1 Mbit/s budget allows"
         );
+    }
+
+    #[test]
+    fn caps_are_cut_at_once_and_raised_rarely() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut t = track();
+        let l = run(&mut t, t0, 2, &[want_on(2, 1_000_000)]).expect("message");
+        assert_eq!(l[2].max_bitrate, Some(850_000));
+        // The link shrinks: the cut goes out at once.
+        let l = run(&mut t, at(2), 2, &[want_on(2, 800_000)]).expect("message");
+        assert_eq!(l[2].max_bitrate, Some(680_000));
+        // It grows back: the first raise goes out...
+        let l = run(&mut t, at(4), 2, &[want_on(2, 1_200_000)]).expect("message");
+        assert_eq!(l[2].max_bitrate, Some(1_020_000));
+        // ...the next one waits RAISE_AFTER, a small one longer still.
+        assert!(run(&mut t, at(6), 5, &[want_on(2, 2_000_000)]).is_none());
+        let l = run(&mut t, at(11), 2, &[want_on(2, 2_000_000)]).expect("message");
+        assert_eq!(l[2].max_bitrate, Some(1_700_000));
+        assert!(run(&mut t, at(13), 10, &[want_on(2, 2_300_000)]).is_none());
     }
 
     #[test]
