@@ -89,6 +89,18 @@ pub struct AllocatorConfig {
     /// queued in front of the audio of a 40 kbit/s link are too many.
     pub deep_pause_factor: f64,
     pub deep_pause_wait: Duration,
+    /// ...or, in the first `start_window` after video first flowed to this subscriber, after
+    /// `start_pause_wait` with the unsmoothed estimate below `start_pause_factor` of them. At
+    /// the start the estimator's initial probes have just measured the link with the lowest
+    /// layer's keyframe (GoogCC takes a probe's result even when it is lower), while the
+    /// 3-second average still shows the configured guess; and every second of a layer that
+    /// does not fit queues seconds ahead of the audio of a thin link: behind 60 kbit/s in
+    /// Chromium the unsmoothed estimate was at its 40 kbit/s floor 0.5 s after video started,
+    /// the smoothed one still at 215-320 kbit/s, and the 2 s `pause_wait` left 1.4-2.8 s of
+    /// video forwarded and 38-77 % of the next 5 s of audio concealed.
+    pub start_window: Duration,
+    pub start_pause_factor: f64,
+    pub start_pause_wait: Duration,
     /// A paused video resumes once the estimate covers this share of audio plus the lowest
     /// layer for `up_hold`.
     pub resume_factor: f64,
@@ -128,6 +140,9 @@ impl Default for AllocatorConfig {
             pause_wait: Duration::from_secs(2),
             deep_pause_factor: 0.6,
             deep_pause_wait: Duration::from_millis(500),
+            start_window: Duration::from_secs(4),
+            start_pause_factor: 0.8,
+            start_pause_wait: Duration::from_millis(400),
             resume_factor: 1.1,
             paused_padding: 0.8,
             no_estimate_grace: Duration::from_secs(5),
@@ -312,6 +327,10 @@ pub struct Allocator {
     short_since: Option<Instant>,
     /// Since when the estimate has been below `deep_pause_factor` of the lowest layers.
     deep_since: Option<Instant>,
+    /// When video first started (`start_window`), and since when the estimate has been below
+    /// `start_pause_factor` of the lowest layers within it.
+    video_started: Option<Instant>,
+    start_short_since: Option<Instant>,
     /// When the delay-based detector last saw overuse.
     last_overuse: Option<Instant>,
     pulses: Pulses,
@@ -336,6 +355,8 @@ impl Allocator {
             below_since: None,
             short_since: None,
             deep_since: None,
+            video_started: None,
+            start_short_since: None,
             last_overuse: None,
             pulses: Pulses {
                 interval,
@@ -394,7 +415,7 @@ impl Allocator {
 
         // 1. New tracks start on their lowest layer; limits (tile, visibility, audio-only,
         //    vanished layers) apply at once.
-        let forced = self.apply_limits(input, &down_plan);
+        let forced = self.apply_limits(now, input, &down_plan);
 
         // 2. Pause bookkeeping: how long the estimate has not covered even the lowest layers
         //    (far below: the unsmoothed one, so a collapse sheds video within a second).
@@ -417,8 +438,17 @@ impl Allocator {
         let waited = |since: Option<Instant>, wait: Duration| {
             since.is_some_and(|t| now.saturating_duration_since(t) >= wait)
         };
+        let starting = self
+            .video_started
+            .is_some_and(|t| now.saturating_duration_since(t) < cfg.start_window);
+        track_since(
+            &mut self.start_short_since,
+            starting && (low as f64) < cfg.start_pause_factor * floor_bps as f64,
+            now,
+        );
         let pause_ok = waited(self.short_since, cfg.pause_wait)
-            || waited(self.deep_since, cfg.deep_pause_wait);
+            || waited(self.deep_since, cfg.deep_pause_wait)
+            || waited(self.start_short_since, cfg.start_pause_wait);
 
         // 3. Step down on evidence: clearly below, or below for a while.
         // Below for a while: both estimates (the smoothed one lags a recovery of the raw one by
@@ -461,7 +491,12 @@ impl Allocator {
 
     /// Starts new subscriptions and applies the tile, visibility and audio-only limits and
     /// vanished layers. True when something changed (no bandwidth decision this round).
-    fn apply_limits(&mut self, input: &SubscriberInput<'_>, down_plan: &Plan) -> bool {
+    fn apply_limits(
+        &mut self,
+        now: Instant,
+        input: &SubscriberInput<'_>,
+        down_plan: &Plan,
+    ) -> bool {
         let mut forced = false;
         for t in input.tracks.iter().filter(|t| t.kind != Kind::Audio) {
             let Some(i) = self.tracks.iter().position(|s| s.key == t.key) else {
@@ -469,6 +504,9 @@ impl Allocator {
                 // only the configured guess, and a 60 kbit/s link must not begin with a 720p
                 // keyframe queued in front of its audio. Probing finds the layer that fits.
                 let layer = lowest(t, input.audio_only);
+                if layer.is_some() {
+                    self.video_started.get_or_insert(now);
+                }
                 self.tracks.push(TrackState {
                     key: t.key,
                     layer,
@@ -494,6 +532,7 @@ impl Allocator {
                     let state = &mut self.tracks[i];
                     state.layer = Some(layer);
                     state.started = true;
+                    self.video_started.get_or_insert(now);
                     self.out.switches.push(Switch {
                         key: t.key,
                         from: None,

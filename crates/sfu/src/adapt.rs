@@ -77,6 +77,11 @@ pub struct SubscriberAdapt {
     pub allocator: Allocator,
     /// Latest egress estimate from str0m.
     pub estimate_bps: Option<u64>,
+    /// What the link carries by the last allocation: the unsmoothed estimate while the
+    /// delay-based detector sees queues growing, else `estimate_bps` (the audio rate follows
+    /// it: after a collapse the 3-second average lags by seconds, and on a 60 kbit/s link
+    /// every one of them queues video ahead of uncapped audio that nearly fills the link).
+    pub link_bps: Option<u64>,
     /// The subscriber chose audio only.
     pub audio_only: bool,
     /// RED on for this subscriber's audio, and since when loss has been low.
@@ -109,6 +114,7 @@ impl SubscriberAdapt {
         SubscriberAdapt {
             allocator: Allocator::new(cfg),
             estimate_bps: None,
+            link_bps: None,
             audio_only: false,
             red: false,
             red_calm_since: None,
@@ -233,6 +239,7 @@ pub(crate) fn allocate<'a>(
         .map(|t| rates_of(t).bps[0][0])
         .sum();
     sub.adapt.update_red(now, loss, audio_bps);
+    sub.adapt.link_bps = sub.adapt.estimate_bps;
     let audio_only = sub.adapt.audio_only;
     if let Adaptation::Fixed(layer) = mode {
         for out in sub
@@ -285,6 +292,9 @@ pub(crate) fn allocate<'a>(
     }
     let raw_and_overuse = sub.rtc.bwe().raw_estimate();
     let raw = raw_and_overuse.map(|(e, _)| e.as_u64());
+    if let (Some(e), Some((r, true))) = (adapt.estimate_bps, raw_and_overuse) {
+        adapt.link_bps = Some(e.min(r.as_u64()));
+    }
     tracing::trace!(subscriber = %sub.id, estimate = ?adapt.estimate_bps, ?raw, overuse = raw_and_overuse.is_some_and(|(_, o)| o), "allocation input");
     let input = kham_bwe::SubscriberInput {
         estimate_bps: adapt.estimate_bps,

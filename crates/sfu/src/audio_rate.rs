@@ -9,7 +9,8 @@
 //! pauses, a probe) turns into seconds of delay in front of the speech. Capped at 16 kbit/s
 //! (wideband speech stays intelligible) the same packets take about 40 kbit/s.
 //!
-//! Levels are chosen from the lowest smoothed estimate among the subscribers of the audio:
+//! Levels are chosen from the lowest estimate among the subscribers of the audio (the
+//! smoothed one, or the unsmoothed one while queues grow: `SubscriberAdapt::link_bps`):
 //! lowered after [`LOWER_AFTER`] below a threshold (a collapse needs it now), raised only after
 //! [`RAISE_AFTER`] clearly above the next one ([`RAISE_MARGIN`]), so a link hovering near a
 //! threshold does not toggle the encoder. A subscriber without an estimate yet counts as
@@ -99,7 +100,7 @@ pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<Roo
                             .iter()
                             .any(|t| t.publisher == publisher && t.source_mid == mid && !t.gone)
                 })
-                .filter_map(|(_, p)| p.adapt.estimate_bps)
+                .filter_map(|(_, p)| p.adapt.link_bps)
                 .min();
             let rate = &mut peers[i].tracks_in[ti].audio_rate;
             if rate.update(now, min_estimate) {
