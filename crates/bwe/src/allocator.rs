@@ -398,7 +398,6 @@ impl Allocator {
         let congested = self
             .last_overuse
             .is_some_and(|t| now.saturating_duration_since(t) < cfg.raw_trust);
-        let low_down = if congested { low } else { estimate };
         self.tracks
             .retain(|s| input.tracks.iter().any(|t| t.key == s.key));
 
@@ -408,6 +407,18 @@ impl Allocator {
             .filter(|t| t.kind == Kind::Audio)
             .map(|t| t.rates.bps[0][0])
             .sum();
+        // ...and in the first moments of video, when it says the lowest layers do not fit
+        // (`start_window`).
+        let start_thin = self
+            .video_started
+            .is_some_and(|t| now.saturating_duration_since(t) < cfg.start_window)
+            && (low as f64)
+                < cfg.start_pause_factor * (audio_bps + self.floor_video_bps(input)) as f64;
+        let low_down = if congested || start_thin {
+            low
+        } else {
+            estimate
+        };
         let budget = |share: f64| ((low_down as f64 * share) as u64).saturating_sub(audio_bps);
         let down_plan = plan(input.tracks, input.audio_only, budget(cfg.headroom));
         self.out.video_budget_bps = budget(cfg.headroom);
@@ -438,14 +449,7 @@ impl Allocator {
         let waited = |since: Option<Instant>, wait: Duration| {
             since.is_some_and(|t| now.saturating_duration_since(t) >= wait)
         };
-        let starting = self
-            .video_started
-            .is_some_and(|t| now.saturating_duration_since(t) < cfg.start_window);
-        track_since(
-            &mut self.start_short_since,
-            starting && (low as f64) < cfg.start_pause_factor * floor_bps as f64,
-            now,
-        );
+        track_since(&mut self.start_short_since, start_thin, now);
         let pause_ok = waited(self.short_since, cfg.pause_wait)
             || waited(self.deep_since, cfg.deep_pause_wait)
             || waited(self.start_short_since, cfg.start_pause_wait);

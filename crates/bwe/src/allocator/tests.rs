@@ -354,3 +354,31 @@ fn a_dip_of_the_unsmoothed_estimate_without_overuse_is_not_a_collapse() {
         video(out).layer
     );
 }
+
+#[test]
+fn a_thin_link_found_at_the_start_pauses_video_within_a_moment() {
+    // Behind 60 kbit/s: the initial probe's result pulls the unsmoothed estimate to its floor
+    // half a second after video started, while the 3-second average still shows the guess.
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let out = a.update(c.at(0), &input(&t, 600_000));
+    assert_eq!(video(out).layer, Some(Layer::LOWEST));
+    run(&mut a, &c, &t, 200, 600, 600_000);
+    let thin = |est| with_raw_estimate(&t, est, 40_000, false);
+    let out = a.update(c.at(600), &thin(320_000));
+    assert!(video(out).layer.is_some(), "one reading is not a link yet");
+    a.update(c.at(800), &thin(250_000));
+    let out = a.update(c.at(1000), &thin(200_000));
+    assert_eq!(video(out).layer, None, "paused 0.4 s after the reading");
+    assert_eq!(video(out).paused, Some(Reason::BandwidthDrop));
+
+    // The same reading later in the call is a dip without overuse (random loss): held.
+    let mut b = Allocator::new(AllocatorConfig::default());
+    run(&mut b, &c, &t, 0, 6000, 600_000);
+    let before = video(b.allocation()).layer;
+    for ms in (6000..7400).step_by(200) {
+        b.update(c.at(ms), &with_raw_estimate(&t, 600_000, 40_000, false));
+    }
+    assert_eq!(video(b.allocation()).layer, before);
+}
