@@ -302,7 +302,17 @@ struct Pulses {
     interval: Duration,
     /// Estimate when the last pulse was sent, to judge whether it found anything.
     at_estimate: Option<u64>,
+    /// The `desired` last handed to the estimator between pulses (see [`DESIRED_STEP`]).
+    held_desired: Option<u64>,
 }
+
+/// `desired` follows the ideal only when it moved by more than this share. str0m (like
+/// libwebrtc's ProbeController) starts an allocation probe on every rise of `desired` above
+/// the estimate, and the ideal is recomputed from measured layer rates every allocation: in
+/// Chromium behind metro-4, paused at 70 kbit/s, that jitter started a probe at twice the
+/// estimate every 0.4-1.2 s, and each one's queue cut the estimate to 42-50 kbit/s
+/// (DelayBasedLimitedDelayIncreased) while the probes measured 76-89. Held, only pulses probe.
+pub const DESIRED_STEP: f64 = 0.25;
 
 /// Allocation state for one subscriber.
 #[derive(Debug)]
@@ -826,7 +836,14 @@ impl Allocator {
             .map(|d| d.bps)
             .sum();
         let ideal = audio_bps + down_plan.full_bps;
-        let desired = ((ideal as f64 / cfg.headroom) as u64).max(audio_bps + 20_000);
+        let wanted = ((ideal as f64 / cfg.headroom) as u64).max(audio_bps + 20_000);
+        let desired = match self.pulses.held_desired {
+            Some(held) if (wanted as f64 - held as f64).abs() <= DESIRED_STEP * held as f64 => {
+                held
+            }
+            _ => wanted,
+        };
+        self.pulses.held_desired = Some(desired);
         let paused = self
             .tracks
             .iter()
@@ -859,7 +876,10 @@ impl Allocator {
         let mut pulse = false;
         if estimate < desired && !quiet && self.pulses.next.is_none_or(|t| now >= t) {
             if let Some(before) = self.pulses.at_estimate {
-                self.pulses.interval = if estimate * 10 > before * 11 {
+                // While video is paused for bandwidth the pulses are how it comes back: they
+                // keep the base interval (a probe cluster is a few packets; in Chromium behind
+                // metro-4, paused at 55-70 kbit/s, the probes measured 76-89).
+                self.pulses.interval = if estimate * 10 > before * 11 || paused {
                     cfg.probe_interval
                 } else {
                     (self.pulses.interval * 2).min(cfg.max_probe_interval)

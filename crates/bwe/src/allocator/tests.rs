@@ -382,3 +382,30 @@ fn a_thin_link_found_at_the_start_pauses_video_within_a_moment() {
     }
     assert_eq!(video(b.allocation()).layer, before);
 }
+
+#[test]
+fn desired_rises_only_at_pulses_while_measured_rates_jitter() {
+    // str0m probes on every rise of `desired` above the estimate: layer rates measured a
+    // few percent apart from one allocation to the next must not each start a probe.
+    let c = Clock(Instant::now());
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let mut prev: Option<u64> = None;
+    let mut rises = Vec::new();
+    let mut pulses = 0;
+    for (k, ms) in (0..20_000u64).step_by(200).enumerate() {
+        let mut t = tracks();
+        let wobble = [100u64, 108, 95, 104, 92, 110][k % 6];
+        for r in t[1].rates.bps.iter_mut().flatten() {
+            *r = *r * wobble / 100;
+        }
+        let out = a.update(c.at(ms), &input(&t, 300_000));
+        if out.probe.pulse {
+            pulses += 1;
+        } else if prev.is_some_and(|p| out.probe.desired_bps > p) {
+            rises.push(ms);
+        }
+        prev = Some(out.probe.desired_bps);
+    }
+    assert!(pulses >= 2, "pulses still probe ({pulses})");
+    assert!(rises.is_empty(), "desired rose between pulses at {rises:?}");
+}
