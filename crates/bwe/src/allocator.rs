@@ -838,9 +838,7 @@ impl Allocator {
         let ideal = audio_bps + down_plan.full_bps;
         let wanted = ((ideal as f64 / cfg.headroom) as u64).max(audio_bps + 20_000);
         let desired = match self.pulses.held_desired {
-            Some(held) if (wanted as f64 - held as f64).abs() <= DESIRED_STEP * held as f64 => {
-                held
-            }
+            Some(held) if (wanted as f64 - held as f64).abs() <= DESIRED_STEP * held as f64 => held,
             _ => wanted,
         };
         self.pulses.held_desired = Some(desired);

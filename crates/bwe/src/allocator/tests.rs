@@ -409,3 +409,25 @@ fn desired_rises_only_at_pulses_while_measured_rates_jitter() {
     assert!(pulses >= 2, "pulses still probe ({pulses})");
     assert!(rises.is_empty(), "desired rose between pulses at {rises:?}");
 }
+
+#[test]
+fn while_paused_for_bandwidth_pulses_do_not_back_off() {
+    // Paused on a link just below audio plus the lowest layer: the pulses (allocation probes)
+    // are how a link that recovered is found, so they keep the base interval.
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.update(c.at(0), &input(&t, 600_000));
+    let mut pulses = Vec::new();
+    for ms in (200..40_000).step_by(200) {
+        let out = a.update(c.at(ms), &input(&t, 80_000));
+        if out.probe.pulse && ms > 5_000 {
+            pulses.push(ms);
+        }
+    }
+    assert_eq!(video(a.allocation()).paused, Some(Reason::BandwidthDrop));
+    let gaps: Vec<u64> = pulses.windows(2).map(|w| w[1] - w[0]).collect();
+    let base = AllocatorConfig::default().probe_interval.as_millis() as u64;
+    assert!(gaps.len() >= 10, "{pulses:?}");
+    assert!(gaps.iter().all(|&g| g <= base + 200), "{gaps:?}");
+}
