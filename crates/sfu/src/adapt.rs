@@ -50,6 +50,11 @@ pub const RED_OFF_AFTER: Duration = Duration::from_secs(10);
 /// the audio rate, so on a link that barely carries audio (60 kbit/s) it never crowds out the
 /// audio it is meant to protect.
 pub const RED_MIN_ESTIMATE_FACTOR: u64 = 3;
+/// Nor in this long after the estimator (re)started: its first value is the configured guess
+/// (600 kbit/s), and the loss of the first seconds is the start's own bursts. Behind 60 kbit/s
+/// RED came on in the first second with two speakers' audio, doubled it to 175 kbit/s and
+/// half the speech of the next 5 s was concealed.
+pub const RED_START_QUIET: Duration = Duration::from_secs(5);
 
 /// A subscriber's videos must fall short of its tiles this long before its quality score says
 /// so: a call ramping up on a clean link (probing, then padded upgrades, and the publisher's own
@@ -87,6 +92,9 @@ pub struct SubscriberAdapt {
     /// RED on for this subscriber's audio, and since when loss has been low.
     pub red: bool,
     red_calm_since: Option<Instant>,
+    /// No RED before this (`RED_START_QUIET` after the estimator first gave an estimate or
+    /// was restarted).
+    red_not_before: Option<Instant>,
     /// How far the videos fall short of the tiles, once it has lasted (for the quality score).
     pub shortfall: Shortfall,
     /// Since when the allocation has fallen short (of a layer, and paused for bandwidth).
@@ -118,6 +126,7 @@ impl SubscriberAdapt {
             audio_only: false,
             red: false,
             red_calm_since: None,
+            red_not_before: None,
             shortfall: Shortfall::None,
             short_since: None,
             paused_since: None,
@@ -180,6 +189,14 @@ impl SubscriberAdapt {
         self.allocator.allocation()
     }
 
+    /// The estimator was started again (with its initial guess): no RED for
+    /// [`RED_START_QUIET`].
+    pub fn estimator_restarted(&mut self, now: Instant) {
+        self.red = false;
+        self.red_calm_since = None;
+        self.red_not_before = Some(now + RED_START_QUIET);
+    }
+
     /// Whether the last allocation paused some video because the estimate does not carry it.
     fn video_starved(&self) -> bool {
         self.allocation()
@@ -189,16 +206,21 @@ impl SubscriberAdapt {
     }
 
     /// Turns RED on at [`RED_ON_LOSS`], off after [`RED_OFF_AFTER`] below [`RED_OFF_LOSS`], and
-    /// off at once when the estimate (none yet: unknown) cannot carry it (`audio_bps` is the
-    /// plain audio rate) or
+    /// off at once when the estimate (none yet: unknown; a young one: [`RED_START_QUIET`])
+    /// cannot carry it (`audio_bps` is the plain audio rate) or
     /// the last allocation paused some video for bandwidth: a link that does not carry the
     /// lowest video layer gets no doubled audio either, whatever an estimate still settling
     /// after the start says (seen in CI behind 60 kbit/s with 3 % loss: RED on, the audio alone
     /// above the link, 83 % of it concealed and the connection 'disconnected').
     fn update_red(&mut self, now: Instant, loss: Option<f32>, audio_bps: u64) {
         let loss = loss.unwrap_or(0.0);
+        if self.estimate_bps.is_some() && self.red_not_before.is_none() {
+            self.red_not_before = Some(now + RED_START_QUIET);
+        }
+        let settled = self.red_not_before.is_some_and(|t| now >= t);
         let video_starved = self.video_starved();
-        let affordable = !video_starved
+        let affordable = settled
+            && !video_starved
             && self
                 .estimate_bps
                 .is_some_and(|e| e >= audio_bps.saturating_mul(RED_MIN_ESTIMATE_FACTOR));
@@ -446,6 +468,10 @@ mod tests {
         a.update_red(s(0), Some(0.01), 40_000);
         assert!(!a.red);
         a.update_red(s(1), Some(0.03), 40_000);
+        assert!(!a.red, "not while the estimate is young");
+        let t0 = t0 + RED_START_QUIET;
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        a.update_red(s(1), Some(0.03), 40_000);
         assert!(a.red);
         // Loss between the thresholds keeps it on; low loss must last RED_OFF_AFTER.
         a.update_red(s(2), Some(0.01), 40_000);
@@ -515,6 +541,14 @@ mod tests {
         let mut b = SubscriberAdapt::new(&Adaptation::default());
         b.estimate_bps = Some(130_000);
         b.update_red(at(0), Some(0.1), 40_000);
+        b.update_red(at(6_000), Some(0.1), 40_000);
+        assert!(b.red);
+        // A restart of the estimator (when video starts) takes it off for the quiet time.
+        b.estimator_restarted(at(7_000));
+        assert!(!b.red);
+        b.update_red(at(8_000), Some(0.1), 40_000);
+        assert!(!b.red, "the restarted estimate is the initial guess");
+        b.update_red(at(12_000), Some(0.1), 40_000);
         assert!(b.red);
     }
 

@@ -77,6 +77,18 @@ pub fn parse_red(payload: &[u8]) -> Option<Red<'_>> {
     })
 }
 
+/// The payload kham forwards for one a publisher sent: a RED payload's primary block (each
+/// subscriber then gets RED or not by its own loss), anything else as it is; `None` for a
+/// malformed RED payload. The meter counts this, not what arrived: it is what a subscriber's
+/// link carries.
+pub fn forwarded(payload: &[u8], red_in: bool) -> Option<&[u8]> {
+    if red_in {
+        parse_red(payload).map(|r| r.primary.data)
+    } else {
+        Some(payload)
+    }
+}
+
 /// Appends a RED payload carrying `primary` and, when it fits the format (timestamp offset below
 /// 2^14, length below 1024), one redundant `previous` block: `(ts_offset, data)`.
 pub fn write_red(out: &mut Vec<u8>, pt: u8, primary: &[u8], previous: Option<(u32, &[u8])>) {
@@ -115,6 +127,15 @@ mod tests {
             (r[0].pt, r[0].ts_offset, r[0].data),
             (111, 960, &b"older"[..])
         );
+    }
+
+    #[test]
+    fn a_publishers_red_is_forwarded_as_its_primary() {
+        let mut buf = Vec::new();
+        write_red(&mut buf, 111, b"primary!", Some((960, b"older")));
+        assert_eq!(forwarded(&buf, true), Some(&b"primary!"[..]));
+        assert_eq!(forwarded(&buf, false), Some(&buf[..]));
+        assert_eq!(forwarded(&[0x80 | 111, 0, 0], true), None);
     }
 
     #[test]
