@@ -10,6 +10,9 @@
 //!   [`AllocatorConfig::probe_interval`] while the estimate is short of the ideal, backing off
 //!   while pulses find nothing. Version 1 asked only for the next step, so on a clean link the
 //!   estimate crawled for a minute, and a paused subscriber never learnt the link had room.
+//!   The ideal counts what a video would send if its publisher were not shaped for the links
+//!   ([`TrackInput::unshaped_bps`]): measured rates alone follow the shaped encoder, which
+//!   follows the estimate, and an application-limited estimate does not grow by itself.
 //! - **Never probe on top of a keyframe.** No pulse for [`AllocatorConfig::probe_quiet`] after a
 //!   spatial switch: version 1 raised `desired` at the upgrade itself, and the probe plus the new
 //!   layer's keyframe overran the link and collapsed the estimate (measured: a 2 Mbit/s link,
@@ -835,7 +838,7 @@ impl Allocator {
             .filter(|d| d.kind != Kind::Audio)
             .map(|d| d.bps)
             .sum();
-        let ideal = audio_bps + down_plan.full_bps;
+        let ideal = audio_bps + down_plan.full_bps + unshaped_extra(input);
         let wanted = ((ideal as f64 / cfg.headroom) as u64).max(audio_bps + 20_000);
         let desired = match self.pulses.held_desired {
             Some(held) if (wanted as f64 - held as f64).abs() <= DESIRED_STEP * held as f64 => held,
@@ -977,6 +980,22 @@ fn allowed(t: &TrackInput, audio_only: bool) -> Vec<(Layer, u64)> {
 }
 
 /// The lowest layer a track can send now, if it may send video at all.
+/// What the videos would add to the ideal if their publishers were not shaped for the links
+/// (`TrackInput::unshaped_bps` above the measured top of each ladder).
+fn unshaped_extra(input: &SubscriberInput<'_>) -> u64 {
+    let mut ladder = Vec::new();
+    input
+        .tracks
+        .iter()
+        .filter(|t| wants_video(t, input.audio_only))
+        .filter_map(|t| {
+            let unshaped = t.unshaped_bps?;
+            t.rates.ladder(t.max_spatial, &mut ladder);
+            Some(unshaped.saturating_sub(ladder.last().map_or(0, |&(_, b)| b)))
+        })
+        .sum()
+}
+
 fn lowest(t: &TrackInput, audio_only: bool) -> Option<Layer> {
     allowed(t, audio_only).first().map(|&(l, _)| l)
 }

@@ -36,6 +36,13 @@ pub struct TrackInput {
     pub max_spatial: u8,
     /// Whether the tile is visible at all; hidden tiles get no video.
     pub visible: bool,
+    /// What the video would send for this tile if its publisher were not shaped for the
+    /// subscribers' links (its top layer capped to their estimates, or stopped as unaffordable);
+    /// `None` when the measured rates already show it. Only what the estimator is asked to probe
+    /// for (`desired`) uses it: measured rates alone would keep a link's estimate where the shaped
+    /// encoder put it (the encoder follows the estimate, the ideal follows the encoder, and
+    /// nothing asks for more).
+    pub unshaped_bps: Option<u64>,
 }
 
 /// Everything known about one subscriber at one instant.

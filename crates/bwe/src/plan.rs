@@ -150,6 +150,7 @@ mod tests {
             rates: sim_rates(),
             max_spatial: 2,
             visible: true,
+            unshaped_bps: None,
         }
     }
 

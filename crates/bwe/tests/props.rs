@@ -48,6 +48,7 @@ fn arb_track(key: u32) -> impl Strategy<Value = TrackInput> {
                 rates,
                 max_spatial,
                 visible,
+                unshaped_bps: None,
             },
         )
 }
@@ -72,6 +73,7 @@ fn audio(key: u32) -> TrackInput {
         rates: LayerRates::from_bps([[40_000, 0, 0], [0; 3], [0; 3]]),
         max_spatial: 0,
         visible: true,
+        unshaped_bps: None,
     }
 }
 

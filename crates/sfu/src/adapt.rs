@@ -310,6 +310,7 @@ pub(crate) fn allocate<'a>(
             rates,
             max_spatial: out.max_spatial,
             visible: out.visible,
+            unshaped_bps: crate::dynacast::unshaped_bps(track, out.max_spatial),
         });
     }
     let raw_and_overuse = sub.rtc.bwe().raw_estimate();
@@ -508,6 +509,7 @@ mod tests {
                 rates: kham_bwe::LayerRates::from_bps([[40_000, 0, 0], [0; 3], [0; 3]]),
                 max_spatial: 0,
                 visible: true,
+                unshaped_bps: None,
             },
             TrackInput {
                 key: 2,
@@ -516,6 +518,7 @@ mod tests {
                 rates: kham_bwe::LayerRates::from_bps([[100_000, 0, 0], [0; 3], [0; 3]]),
                 max_spatial: 2,
                 visible: true,
+                unshaped_bps: None,
             },
         ];
         let input = |e: u64| kham_bwe::SubscriberInput {

@@ -392,6 +392,39 @@ fn follow_cap(wants: &[Want], l: u8) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// What `track` would send for a tile that needs layers up to `max_spatial` if it were not
+/// shaped for the links (`kham_bwe::TrackInput::unshaped_bps`): the top needed layer's
+/// resolution maximum while that layer is capped, its restart rate ([`START_MARGIN`] x its
+/// minimum) while it is stopped as unaffordable, the lowest layer's default while the floor
+/// shapes it. `None` when nothing is shaped (the measured rates are the truth).
+///
+/// Why: each of those shapes follows the subscribers' estimates, and the allocator's `desired`
+/// followed the measured rates, so nothing asked the estimator for more than the shaped encoder
+/// sent. Behind a 2 Mbit/s link (browser-quality, step-2M-300k-2M, 2026-12-04c) the estimate
+/// stayed at 959 kbit/s for 25 s, the 720p encoding capped at 774 and sending 650, while the
+/// direct call took 1.5-1.8 Mbit/s; with a 5 Mbit/s subscriber behind a publisher on 3G the
+/// estimate stayed at 444 kbit/s for 80 s with the 720p encoding stopped.
+pub fn unshaped_bps(track: &TrackIn, max_spatial: u8) -> Option<u64> {
+    if track.kind != MediaKind::Video || track.rids.len() < 2 {
+        return None;
+    }
+    let count = usize::from(track.layer_count());
+    let top = usize::from(max_spatial).min(count - 1);
+    let d = &track.dynacast;
+    let sent = d.sent[top];
+    let size = track.sizes[top];
+    if !sent.active {
+        return d.unaffordable[top].then(|| (min_bps(size, top) as f64 * START_MARGIN) as u64);
+    }
+    sent.max_bitrate.map(|_| {
+        if top == 0 {
+            default_floor_bps()
+        } else {
+            max_bps(size, top)
+        }
+    })
+}
+
 /// The lowest encoding's bitrate cap, with its hysteresis; `None` = the client's default.
 fn floor(now: Instant, d: &mut Dynacast, wants: &[Want]) -> Option<u64> {
     // What the weakest subscriber at the floor can carry.
@@ -564,6 +597,36 @@ mod tests {
         let l = run(&mut t, at(11), 2, &[want_on(2, 2_000_000)]).expect("message");
         assert_eq!(l[2].max_bitrate, Some(1_700_000));
         assert!(run(&mut t, at(13), 10, &[want_on(2, 2_300_000)]).is_none());
+    }
+
+    #[test]
+    fn what_a_shaped_encoding_would_send_unshaped_is_what_the_estimator_probes_for() {
+        let t0 = Instant::now();
+        let mut t = track();
+        assert_eq!(unshaped_bps(&t, 2), None, "nothing shaped yet");
+        // 500 kbit/s for video: 720p stopped as unaffordable, 360p capped.
+        run(&mut t, t0, 11, &[want_on(1, 500_000)]).expect("message");
+        assert!(!t.dynacast.sent[2].active);
+        assert_eq!(
+            unshaped_bps(&t, 2),
+            Some(780_000),
+            "720p's restart rate (1.3 x its minimum)"
+        );
+        assert_eq!(
+            unshaped_bps(&t, 1),
+            Some(700_000),
+            "360p's maximum, for a tile that needs no more"
+        );
+        // A 1 Mbit/s budget: 720p runs, capped to it: its maximum is what probing aims at.
+        run(
+            &mut t,
+            t0 + Duration::from_secs(11),
+            2,
+            &[want_on(2, 1_000_000)],
+        )
+        .expect("message");
+        assert_eq!(t.dynacast.sent[2].max_bitrate, Some(850_000));
+        assert_eq!(unshaped_bps(&t, 2), Some(2_500_000));
     }
 
     #[test]

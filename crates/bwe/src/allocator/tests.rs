@@ -25,6 +25,7 @@ fn tracks() -> Vec<TrackInput> {
             rates: LayerRates::from_bps([[40_000, 0, 0], [0; 3], [0; 3]]),
             max_spatial: 0,
             visible: true,
+            unshaped_bps: None,
         },
         TrackInput {
             key: 2,
@@ -33,6 +34,7 @@ fn tracks() -> Vec<TrackInput> {
             rates: rates(),
             max_spatial: 2,
             visible: true,
+            unshaped_bps: None,
         },
     ]
 }
@@ -142,6 +144,40 @@ fn probes_for_the_ideal_in_pulses_that_back_off() {
             "pulse at {ms} with room to spare"
         );
     }
+}
+
+#[test]
+fn a_shaped_publisher_does_not_keep_the_estimate_where_it_is() {
+    // The publisher's top layer is capped to this subscriber's estimate: it measures 650 kbit/s
+    // on a link estimated at 960. By the measured rates the subscriber has all it can use (no
+    // probe, and the estimator, application-limited, cannot grow); what the layer would send
+    // unshaped (2.5 Mbit/s) is what `desired` probes for.
+    let c = Clock(Instant::now());
+    let mut t = tracks();
+    t[1].rates = LayerRates::from_bps([
+        [60_000, 90_000, 150_000],
+        [200_000, 300_000, 450_000],
+        [400_000, 500_000, 650_000],
+    ]);
+    let mut shaped = Allocator::new(AllocatorConfig::default());
+    let mut pulses = 0;
+    for ms in (0..20_000).step_by(200) {
+        let out = shaped.update(c.at(ms), &input(&t, 960_000));
+        assert!(out.probe.desired_bps < 960_000, "{:?}", out.probe);
+        pulses += usize::from(out.probe.pulse);
+    }
+    assert_eq!(pulses, 0, "measured rates alone never ask for more");
+    t[1].unshaped_bps = Some(2_500_000);
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let mut pulses = 0;
+    for ms in (0..20_000).step_by(200) {
+        let out = a.update(c.at(ms), &input(&t, 960_000));
+        assert!(out.probe.desired_bps >= 2_500_000, "{:?}", out.probe);
+        pulses += usize::from(out.probe.pulse);
+    }
+    assert!(pulses >= 2, "{pulses} pulses in 20 s");
+    // The layer chosen is still what the measured rates allow.
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
 }
 
 #[test]
