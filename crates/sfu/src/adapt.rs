@@ -294,6 +294,17 @@ pub(crate) fn allocate<'a>(
             out.visible = limit.visible;
         }
         let mut rates = rates_of(track);
+        for (l, bps) in rates
+            .bps
+            .iter_mut()
+            .enumerate()
+            .take(crate::track::MAX_LAYERS)
+        {
+            if !track.settled(l, now) {
+                // Restarted by the publisher on its own: not offered until it has settled.
+                *bps = [0; kham_bwe::MAX_TEMPORAL];
+            }
+        }
         let kind = if out.kind == MediaKind::Audio {
             if adapt.red && out.red.pt.is_some() {
                 // Each RED packet carries the previous payload too.

@@ -107,6 +107,8 @@ pub struct EncodingLimits {
 #[derive(Debug, Clone, Default)]
 pub struct Dynacast {
     pub sent: [EncodingLimits; MAX_LAYERS],
+    /// When each encoding was last told to start or stop (a restart that follows is ours).
+    pub toggled_at: [Option<Instant>; MAX_LAYERS],
     sent_at: Option<Instant>,
     /// When a cap was last raised (see [`RAISE_AFTER`]).
     raised_at: Option<Instant>,
@@ -349,6 +351,11 @@ fn decide(
         .is_none_or(|t| now.saturating_duration_since(t) >= RESEND_AFTER);
     if !(changed_state || changed_rate && due) {
         return None;
+    }
+    for (l, (a, b)) in next.iter().zip(&d.sent).enumerate().take(count) {
+        if a.active != b.active {
+            d.toggled_at[l] = Some(now);
+        }
     }
     d.sent = next;
     d.sent_at = Some(now);
