@@ -13,9 +13,6 @@
 //!   The ideal counts what a video would send if its publisher were not shaped for the links
 //!   ([`TrackInput::unshaped_bps`]): measured rates alone follow the shaped encoder, which
 //!   follows the estimate, and an application-limited estimate does not grow by itself.
-//! - **Pad out of a stalled estimate.** When the estimate has not moved for seconds while the
-//!   subscriber could use more, pad within it (`stall`): str0m's loss-limited estimator neither
-//!   probes nor grows past 1.2-1.5 x what is acknowledged, and an SFU's forwarding stays below.
 //! - **Never probe on top of a keyframe.** No pulse for [`AllocatorConfig::probe_quiet`] after a
 //!   spatial switch: version 1 raised `desired` at the upgrade itself, and the probe plus the new
 //!   layer's keyframe overran the link and collapsed the estimate (measured: a 2 Mbit/s link,
@@ -350,7 +347,6 @@ pub struct Allocator {
     /// When the delay-based detector last saw overuse.
     last_overuse: Option<Instant>,
     pulses: Pulses,
-    stall: stall::Stall,
 }
 
 impl Allocator {
@@ -379,7 +375,6 @@ impl Allocator {
                 interval,
                 ..Pulses::default()
             },
-            stall: stall::Stall::default(),
         }
     }
 
@@ -879,9 +874,6 @@ impl Allocator {
             .is_some_and(|t| now.saturating_duration_since(t) < cfg.probe_quiet)
             || self.below_since.is_some()
             || input.loss > cfg.max_loss_for_upgrade;
-        // A stalled estimate: pad within it (see `stall`); paused video pads on its own terms.
-        let wants_more = input.estimate_bps.is_some() && estimate < desired && !quiet && !paused;
-        min_bps = min_bps.max(self.stall.update(now, estimate, wants_more));
         let mut pulse = false;
         if estimate < desired && !quiet && self.pulses.next.is_none_or(|t| now >= t) {
             if let Some(before) = self.pulses.at_estimate {
@@ -1030,6 +1022,5 @@ fn clamp(layer: Option<Layer>, t: &TrackInput, audio_only: bool) -> Option<Layer
         .or_else(|| ladder.first().map(|&(l, _)| l))
 }
 
-mod stall;
 #[cfg(test)]
 mod tests;
