@@ -838,7 +838,13 @@ impl Allocator {
             .filter(|d| d.kind != Kind::Audio)
             .map(|d| d.bps)
             .sum();
-        let ideal = audio_bps + down_plan.full_bps + unshaped_extra(input);
+        // What shaped publishers would send counts once the estimate is the link's, not the
+        // start's guess (see `UNSHAPED_AFTER`).
+        let unshaped = self
+            .video_started
+            .is_some_and(|t| now.saturating_duration_since(t) >= UNSHAPED_AFTER);
+        let ideal =
+            audio_bps + down_plan.full_bps + if unshaped { unshaped_extra(input) } else { 0 };
         let wanted = ((ideal as f64 / cfg.headroom) as u64).max(audio_bps + 20_000);
         let desired = match self.pulses.held_desired {
             Some(held) if (wanted as f64 - held as f64).abs() <= DESIRED_STEP * held as f64 => held,
@@ -980,6 +986,12 @@ fn allowed(t: &TrackInput, audio_only: bool) -> Vec<(Layer, u64)> {
 }
 
 /// The lowest layer a track can send now, if it may send video at all.
+/// `desired` counts what shaped publishers would send only this long after video started: in
+/// the first seconds the estimate is still the start's guess and str0m's initial probes go up to
+/// twice `desired` (behind 60 kbit/s, a 720p maximum in `desired` from the start let the
+/// subscriber be upgraded to 360p at 4 s and the link's queue cut the connection).
+const UNSHAPED_AFTER: Duration = Duration::from_secs(10);
+
 /// What the videos would add to the ideal if their publishers were not shaped for the links
 /// (`TrackInput::unshaped_bps` above the measured top of each ladder).
 fn unshaped_extra(input: &SubscriberInput<'_>) -> u64 {

