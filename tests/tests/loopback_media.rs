@@ -342,8 +342,11 @@ async fn late_subscriber_gets_video_via_keyframe_request() -> Result<()> {
     station
         .start_media(PeerOptions::publish().keyframes_on_request())
         .await?;
+    // Without a keyframe request nothing is forwarded at all (the forwarder waits for a
+    // keyframe), so 15 packets prove the request worked; 30 failed once on a loaded 2-core CI run
+    // with 28 received (2026-12-04), a timing margin, not a missing keyframe.
     station
-        .wait_media_from(&doctor.id(), MediaKind::Video, 30, Duration::from_secs(5))
+        .wait_media_from(&doctor.id(), MediaKind::Video, 15, Duration::from_secs(5))
         .await
         .context("late subscriber got no video within 5 s of connecting (did the SFU ask for a keyframe?)")?;
     let after = dpeer
