@@ -334,15 +334,20 @@ impl TrackOut {
 mod tests {
     use super::*;
 
+    /// A video track with three simulcast layers.
+    fn simulcast() -> TrackIn {
+        TrackIn::new(
+            Mid::from("1"),
+            MediaKind::Video,
+            vec!["q".into(), "h".into(), "f".into()],
+        )
+    }
+
     #[test]
     fn a_layer_without_keyframes_is_avoided_then_retried() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let mut t = TrackIn::new(
-            Mid::from("1"),
-            MediaKind::Video,
-            vec!["q".into(), "h".into(), "f".into()],
-        );
+        let mut t = simulcast();
         for ms in (0..4000).step_by(100) {
             for l in 0..3 {
                 t.on_packet(l, at(ms));
@@ -370,11 +375,7 @@ mod tests {
     fn a_layer_the_publisher_keeps_dropping_must_settle_before_it_is_offered_again() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let mut t = TrackIn::new(
-            Mid::from("1"),
-            MediaKind::Video,
-            vec!["q".into(), "h".into(), "f".into()],
-        );
+        let mut t = simulcast();
         // Send layers 0..=top every 100 ms over [from, to).
         let send = |t: &mut TrackIn, from: u64, to: u64, top: u8| {
             for ms in (from..to).step_by(100) {
@@ -412,11 +413,7 @@ mod tests {
     fn a_new_track_waits_briefly_for_its_lowest_layer() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let mut t = TrackIn::new(
-            Mid::from("1"),
-            MediaKind::Video,
-            vec!["q".into(), "h".into(), "f".into()],
-        );
+        let mut t = simulcast();
         // The top encoding's first packet comes first: a subscriber wanting the lowest waits.
         t.on_packet(2, at(0));
         assert_eq!(t.effective_layer(0, at(10)), 0, "q is coming");
