@@ -13,6 +13,9 @@
 //!   The ideal counts what a video would send if its publisher were not shaped for the links
 //!   ([`TrackInput::unshaped_bps`]): measured rates alone follow the shaped encoder, which
 //!   follows the estimate, and an application-limited estimate does not grow by itself.
+//! - **Pad out of a stalled estimate.** When the estimate has not moved for seconds while the
+//!   subscriber could use more, pad within it (`stall`): str0m's loss-limited estimator neither
+//!   probes nor grows past 1.2-1.5 x what is acknowledged, and an SFU's forwarding stays below.
 //! - **Never probe on top of a keyframe.** No pulse for [`AllocatorConfig::probe_quiet`] after a
 //!   spatial switch: version 1 raised `desired` at the upgrade itself, and the probe plus the new
 //!   layer's keyframe overran the link and collapsed the estimate (measured: a 2 Mbit/s link,
@@ -347,6 +350,7 @@ pub struct Allocator {
     /// When the delay-based detector last saw overuse.
     last_overuse: Option<Instant>,
     pulses: Pulses,
+    stall: stall::Stall,
 }
 
 impl Allocator {
@@ -375,6 +379,7 @@ impl Allocator {
                 interval,
                 ..Pulses::default()
             },
+            stall: stall::Stall::default(),
         }
     }
 
@@ -880,6 +885,16 @@ impl Allocator {
             .is_some_and(|t| now.saturating_duration_since(t) < cfg.probe_quiet)
             || self.below_since.is_some()
             || input.loss > cfg.max_loss_for_upgrade;
+        // A stalled estimate: pad within it (see `stall`); paused video pads on its own terms.
+        // Not before the estimate is the link's rather than the start's guess (`UNSHAPED_AFTER`):
+        // a guess that has not moved yet is not a stall, and padding to it could overrun a thin
+        // link in the first seconds.
+        let wants_more = input.estimate_bps.is_some()
+            && unshaped
+            && estimate < desired
+            && !quiet
+            && !paused;
+        min_bps = min_bps.max(self.stall.update(now, estimate, wants_more));
         let mut pulse = false;
         if estimate < desired && !quiet && self.pulses.next.is_none_or(|t| now >= t) {
             if let Some(before) = self.pulses.at_estimate {
@@ -985,7 +1000,6 @@ fn allowed(t: &TrackInput, audio_only: bool) -> Vec<(Layer, u64)> {
     ladder
 }
 
-/// The lowest layer a track can send now, if it may send video at all.
 /// `desired` counts what shaped publishers would send only this long after video started: in
 /// the first seconds the estimate is still the start's guess and str0m's initial probes go up to
 /// twice `desired` (behind 60 kbit/s, a 720p maximum in `desired` from the start let the
@@ -1008,6 +1022,7 @@ fn unshaped_extra(input: &SubscriberInput<'_>) -> u64 {
         .sum()
 }
 
+/// The lowest layer a track can send now, if it may send video at all.
 fn lowest(t: &TrackInput, audio_only: bool) -> Option<Layer> {
     allowed(t, audio_only).first().map(|&(l, _)| l)
 }
@@ -1034,5 +1049,6 @@ fn clamp(layer: Option<Layer>, t: &TrackInput, audio_only: bool) -> Option<Layer
         .or_else(|| ladder.first().map(|&(l, _)| l))
 }
 
+mod stall;
 #[cfg(test)]
 mod tests;
