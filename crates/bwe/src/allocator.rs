@@ -889,11 +889,8 @@ impl Allocator {
         // Not before the estimate is the link's rather than the start's guess (`UNSHAPED_AFTER`):
         // a guess that has not moved yet is not a stall, and padding to it could overrun a thin
         // link in the first seconds.
-        let wants_more = input.estimate_bps.is_some()
-            && unshaped
-            && estimate < desired
-            && !quiet
-            && !paused;
+        let wants_more =
+            input.estimate_bps.is_some() && unshaped && estimate < desired && !quiet && !paused;
         min_bps = min_bps.max(self.stall.update(now, estimate, wants_more));
         let mut pulse = false;
         if estimate < desired && !quiet && self.pulses.next.is_none_or(|t| now >= t) {
