@@ -136,8 +136,7 @@ mod tests {
         // It stops rising: the pad ends PAD_FOR later, and the next ones find nothing and come
         // further and further apart.
         for ms in (10_000..200_000).step_by(200) {
-            if s.update(at(t0, ms), est, true) > 0 && !pads.last().is_some_and(|&p| ms - p <= 2_000)
-            {
+            if s.update(at(t0, ms), est, true) > 0 && pads.last().is_none_or(|&p| ms - p > 2_000) {
                 pads.push(ms);
             }
         }
