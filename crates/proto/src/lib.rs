@@ -49,4 +49,6 @@ pub mod close_code {
     pub const REPLACED: u16 = 4004;
     /// The client kept sending past the signaling rate limit after `rate_limited` errors.
     pub const FLOODING: u16 = 4005;
+    /// A resume named a participant this room no longer has, or a wrong secret: join anew.
+    pub const RESUME_FAILED: u16 = 4006;
 }

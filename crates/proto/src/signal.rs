@@ -55,6 +55,10 @@ pub struct ParticipantInfo {
     pub audio_muted: bool,
     #[serde(default)]
     pub video_muted: bool,
+    /// Their connection is being restored (signaling or media dropped, within the reconnect
+    /// grace): keep their tile, expect them back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconnecting: bool,
 }
 
 /// One waiting person, shown to those who can admit.
@@ -103,6 +107,24 @@ pub enum ServerMsg {
         me: ParticipantInfo,
         participants: Vec<ParticipantInfo>,
         status: Status,
+        /// The secret that resumes this session after a dropped socket (`resume` and
+        /// `resume_token` in the WebSocket query), within `reconnect_grace_ms`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
+        /// How long the server keeps a dropped participant for a resume.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reconnect_grace_ms: Option<u64>,
+    },
+    /// The answer to a resume: the same participant, and the room as it is now (the client
+    /// reconciles the joins and leaves it missed). Messages it may have missed that still
+    /// matter (an unanswered `offer`, the latest `publish_layers`, `audio_rate`, `video_state`)
+    /// follow.
+    Resumed {
+        protocol: u32,
+        room: String,
+        me: ParticipantInfo,
+        participants: Vec<ParticipantInfo>,
+        status: Status,
     },
     Admitted {
         participants: Vec<ParticipantInfo>,
@@ -126,6 +148,10 @@ pub enum ServerMsg {
     Offer {
         sdp: String,
         tracks: Vec<TrackInfo>,
+        /// Identifies this offer; the client's `answer` echoes it, and an answer to an offer
+        /// that is no longer the outstanding one is refused (`bad_state`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer_id: Option<u64>,
     },
     Tracks {
         tracks: Vec<TrackInfo>,
@@ -187,6 +213,9 @@ pub enum ClientMsg {
     },
     Answer {
         sdp: String,
+        /// The `offer_id` of the server offer this answers (optional for older clients).
+        #[serde(default)]
+        offer_id: Option<u64>,
     },
     Admit {
         id: ParticipantId,
@@ -218,13 +247,20 @@ pub enum ClientMsg {
     VideoView {
         views: Vec<VideoView>,
     },
+    /// The client's ICE is failing while signaling works (or its network changed): the server
+    /// answers with an `offer` that restarts ICE.
+    IceRestart,
 }
 
 /// Every client message type and what it takes, for error texts (our words, never a
 /// library's).
 const FIELDS: &[(&str, &[&str], &str)] = &[
     ("offer", &["sdp"], "sdp: string"),
-    ("answer", &["sdp"], "sdp: string"),
+    (
+        "answer",
+        &["sdp", "offer_id"],
+        "sdp: string, offer_id: optional unsigned integer",
+    ),
     ("admit", &["id"], "id: string"),
     (
         "deny",
@@ -245,6 +281,7 @@ const FIELDS: &[(&str, &[&str], &str)] = &[
     ("leave", &[], "no fields"),
     ("ping", &["id"], "id: unsigned integer"),
     ("audio_only", &["enabled"], "enabled: boolean"),
+    ("ice_restart", &[], "no fields"),
     (
         "video_view",
         &["views", "mid", "width", "height", "visible", "max_spatial"],
@@ -371,6 +408,8 @@ mod tests {
             r#"{"type":"leave"}"#,
             r#"{"type":"ping","id":7}"#,
             r#"{"type":"audio_only","enabled":true}"#,
+            r#"{"type":"ice_restart"}"#,
+            r#"{"type":"answer","sdp":"v=0","offer_id":3}"#,
             r#"{"type":"video_view","views":[{"mid":"3","width":320,"height":180,"visible":true}]}"#,
             r#"{"type":"video_view","views":[{"mid":"3","width":0,"height":0,"visible":false,"max_spatial":1}]}"#,
         ];

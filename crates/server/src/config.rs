@@ -101,6 +101,9 @@ pub struct RoomsConfig {
     pub empty_timeout: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub departure_timeout: Duration,
+    /// A participant whose signaling socket or media dropped is kept this long for a resume.
+    #[serde(with = "humantime_serde_compat")]
+    pub reconnect_grace: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub drain_timeout: Duration,
 }
@@ -154,6 +157,9 @@ impl Config {
         }
         if self.rooms.max_rooms == 0 {
             bail!("rooms.max_rooms must be at least 1");
+        }
+        if self.rooms.reconnect_grace > Duration::from_secs(600) {
+            bail!("rooms.reconnect_grace must be at most 10 minutes (0 turns resumes off)");
         }
         for u in &self.webhooks.urls {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -241,6 +247,7 @@ mod tests {
         assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:7880");
         assert_eq!(cfg.rooms.max_participants, 8);
         assert_eq!(cfg.rooms.departure_timeout, Duration::from_secs(20));
+        assert_eq!(cfg.rooms.reconnect_grace, Duration::from_secs(30));
         assert_eq!(cfg.rooms.max_rooms, 1000);
         assert!(
             cfg.auth.revocations_file.as_os_str().is_empty(),

@@ -20,6 +20,8 @@ pub struct ShardCounters {
     /// Datagrams the socket refused to send (buffer full).
     pub send_dropped: u64,
     pub rooms_panicked: u64,
+    /// ICE restarts requested by clients and put into a server offer.
+    pub ice_restarts: u64,
     /// RTP, NACK, PLI and RTX totals of every participant this shard has carried.
     pub media: MediaTotals,
     pub layer_switches: u64,
@@ -37,6 +39,7 @@ impl ShardCounters {
         self.udp_dropped += o.udp_dropped;
         self.send_dropped += o.send_dropped;
         self.rooms_panicked += o.rooms_panicked;
+        self.ice_restarts += o.ice_restarts;
         self.media.add(&o.media);
         self.layer_switches += o.layer_switches;
         self.keyframe_requests += o.keyframe_requests;

@@ -274,6 +274,24 @@ impl Collector for NodeCollector {
             "Room engines that panicked and were reset",
             c.rooms_panicked,
         )?;
+        let resumes = s.signal.resumes();
+        let resumes: Vec<(&str, u64)> = ["ok", "refused"]
+            .iter()
+            .map(|k| (*k, resumes.get(k).copied().unwrap_or(0)))
+            .collect();
+        labelled_counter(
+            &mut e,
+            "kham_resumes",
+            "Signaling sessions resumed after a dropped socket, by result",
+            "result",
+            &resumes,
+        )?;
+        counter(
+            &mut e,
+            "kham_ice_restarts",
+            "ICE restarts the server offered (a client's ICE failed or its network changed)",
+            c.ice_restarts,
+        )?;
         let errors = s.signal.errors();
         let errors: Vec<(&str, u64)> = errors.iter().map(|(k, v)| (*k, *v)).collect();
         labelled_counter(

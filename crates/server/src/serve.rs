@@ -93,6 +93,7 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         sockets,
         announce,
         max_participants: cfg.rooms.max_participants,
+        reconnect_grace: cfg.rooms.reconnect_grace,
         adaptation: if cfg.media.adaptation {
             kham_sfu::Adaptation::default()
         } else {
@@ -129,6 +130,7 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         timeouts: RoomTimeouts {
             empty_timeout: cfg.rooms.empty_timeout,
             departure_timeout: cfg.rooms.departure_timeout,
+            reconnect_grace: cfg.rooms.reconnect_grace,
         },
     };
     let rooms = Rooms::with_store(

@@ -49,6 +49,10 @@ enum ShardCmd {
         room: String,
         peer: ParticipantId,
     },
+    IceRestart {
+        room: String,
+        peer: ParticipantId,
+    },
     AudioOnly {
         room: String,
         peer: ParticipantId,
@@ -144,6 +148,16 @@ impl Media for MediaHandle {
         );
     }
 
+    fn ice_restart(&self, room: &str, peer: ParticipantId) {
+        self.send(
+            room,
+            ShardCmd::IceRestart {
+                room: room.into(),
+                peer,
+            },
+        );
+    }
+
     fn audio_only(&self, room: &str, peer: ParticipantId, enabled: bool) {
         self.send(
             room,
@@ -179,6 +193,8 @@ pub struct ShardSetup {
     pub max_participants: usize,
     /// How subscribers' layers are chosen (`media.adaptation`).
     pub adaptation: kham_sfu::Adaptation,
+    /// How long a participant whose media stopped is kept (`rooms.reconnect_grace`).
+    pub reconnect_grace: Duration,
 }
 
 /// Starts the shard threads; their figures are read through the returned boards.
@@ -189,8 +205,13 @@ pub fn start(setup: ShardSetup) -> anyhow::Result<(MediaHandle, MediaBoards)> {
         let (tx, rx) = mpsc::channel(1024);
         let board: Board = Arc::new(Mutex::new(Arc::new(ShardSnapshot::default())));
         boards.push(board.clone());
-        let max = setup.max_participants;
-        let adaptation = setup.adaptation.clone();
+        // Every room of the shard starts from these settings (its candidates are the shard's).
+        let template = RoomConfig {
+            max_peers: setup.max_participants,
+            adaptation: setup.adaptation.clone(),
+            reconnect_grace: setup.reconnect_grace,
+            ..RoomConfig::default()
+        };
         socket.set_nonblocking(true)?;
         std::thread::Builder::new()
             .name(format!("kham-shard-{i}"))
@@ -209,11 +230,7 @@ pub fn start(setup: ShardSetup) -> anyhow::Result<(MediaHandle, MediaBoards)> {
                 };
                 rt.block_on(async move {
                     match UdpSocket::from_std(socket) {
-                        Ok(s) => {
-                            Shard::new(s, announce, max, adaptation, board)
-                                .run(rx)
-                                .await
-                        }
+                        Ok(s) => Shard::new(s, announce, template, board).run(rx).await,
                         Err(e) => tracing::error!(error = %e, "shard socket failed"),
                     }
                 });
@@ -234,8 +251,8 @@ struct Shard {
     /// Destination given to str0m for every datagram: the first announced address.
     local: SocketAddr,
     announce: Vec<SocketAddr>,
-    max_participants: usize,
-    adaptation: kham_sfu::Adaptation,
+    /// Settings of every new room (`new_room` adds the candidates).
+    template: RoomConfig,
     rooms: HashMap<String, RoomEntry>,
     /// Remote address -> room, learned on the first datagram a room accepted.
     by_addr: HashMap<SocketAddr, String>,
@@ -264,8 +281,7 @@ impl Shard {
     fn new(
         socket: UdpSocket,
         announce: Vec<SocketAddr>,
-        max_participants: usize,
-        adaptation: kham_sfu::Adaptation,
+        template: RoomConfig,
         board: Board,
     ) -> Self {
         let bound = socket
@@ -281,8 +297,7 @@ impl Shard {
             socket,
             local,
             announce,
-            max_participants,
-            adaptation,
+            template,
             rooms: HashMap::new(),
             by_addr: HashMap::new(),
             addr_cache_cleared: None,
@@ -369,6 +384,16 @@ impl Shard {
                 let _ = self.with_room(&room, |r| Ok(r.remove_peer(&peer)));
                 self.drain(&room);
             }
+            ShardCmd::IceRestart { room, peer } => {
+                let _call = crate::logging::peer_span(&room, &peer).entered();
+                if self
+                    .with_room(&room, |r| r.request_ice_restart(&peer))
+                    .is_ok()
+                {
+                    self.counters.ice_restarts += 1;
+                }
+                self.drain(&room);
+            }
             // A participant without a media session yet: nothing to apply, nothing to report.
             ShardCmd::AudioOnly {
                 room,
@@ -410,9 +435,7 @@ impl Shard {
     fn new_room(&mut self, events: mpsc::Sender<MediaEvent>, now: Instant) -> RoomEntry {
         let config = RoomConfig {
             candidates: self.announce.clone(),
-            max_peers: self.max_participants,
-            adaptation: self.adaptation.clone(),
-            ..RoomConfig::default()
+            ..self.template.clone()
         };
         // Each room gets its own seed (initial sequence numbers differ between rooms).
         self.seed = self
@@ -543,6 +566,8 @@ impl Shard {
                                 MediaEvent::Offer { peer, sdp, tracks }
                             }
                             RoomEvent::Connected { peer } => MediaEvent::Connected { peer },
+                            RoomEvent::Reconnecting { peer } => MediaEvent::Reconnecting { peer },
+                            RoomEvent::Reconnected { peer } => MediaEvent::Reconnected { peer },
                             RoomEvent::Lost { peer } => MediaEvent::Lost { peer },
                             RoomEvent::VideoState { peer, tracks } => {
                                 MediaEvent::VideoState { peer, tracks }

@@ -49,6 +49,7 @@ mod meter;
 mod notify;
 mod peer;
 pub mod quality;
+mod reconnect;
 pub mod red;
 mod room;
 pub mod sdp_check;

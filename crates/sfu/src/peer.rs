@@ -51,6 +51,18 @@ pub(crate) struct Peer {
     pub logged: u8,
     /// The estimator was restarted once video started flowing to this subscriber (`room.rs`).
     pub bwe_restarted: bool,
+    /// str0m's ICE agent is `Disconnected` (no consent check for 15 s); it comes back by itself
+    /// when checks arrive again (`reconnect.rs`).
+    pub ice_down: bool,
+    /// Media stopped at this time and has not come back (`reconnect.rs`).
+    pub reconnecting_since: Option<std::time::Instant>,
+    /// An ICE restart goes into the next server offer.
+    pub restart_wanted: bool,
+    /// The outstanding server offer carries an ICE restart (a request now joins it).
+    pub restart_offered: bool,
+    /// An ICE restart was negotiated: the estimator starts over when media is back (the route
+    /// may be a different network).
+    pub restarted: bool,
 }
 
 /// Something wrong in a participant's `video_view`, logged once per participant.
@@ -115,6 +127,11 @@ impl Peer {
             video_states: Vec::new(),
             logged: 0,
             bwe_restarted: false,
+            ice_down: false,
+            reconnecting_since: None,
+            restart_wanted: false,
+            restart_offered: false,
+            restarted: false,
         })
     }
 
@@ -141,6 +158,7 @@ impl Peer {
         let answer =
             SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::SdpParse(e.to_string()))?;
         let pending = self.pending.take().ok_or(SfuError::NoPendingOffer)?;
+        self.restart_offered = false;
         self.rtc
             .sdp_api()
             .accept_answer(pending, answer)
@@ -171,14 +189,22 @@ impl Peer {
                 t.state = OutState::ToStop(m);
             }
         }
-        if !self
-            .tracks_out
-            .iter()
-            .any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)))
+        if !self.restart_wanted
+            && !self
+                .tracks_out
+                .iter()
+                .any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)))
         {
             return None;
         }
         let mut change = self.rtc.sdp_api();
+        if std::mem::take(&mut self.restart_wanted) {
+            // New ICE credentials for the client; the host candidates stay. DTLS and SRTP are
+            // kept, and media goes on to the old address until checks nominate a new one.
+            change.ice_restart(true);
+            self.restarted = true;
+            self.restart_offered = true;
+        }
         for t in &mut self.tracks_out {
             match t.state {
                 OutState::ToOpen => {

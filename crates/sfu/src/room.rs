@@ -27,7 +27,7 @@ use crate::peer::{Peer, Permissions, ViewProblem};
 use crate::red::{forwarded, write_red};
 use crate::stats::STATS_INTERVAL;
 use crate::track::{LogOnce, MAX_LAYERS, OutState, RedOut, TrackIn, TrackOut};
-use crate::{audio_rate, dynacast, notify};
+use crate::{audio_rate, dynacast, notify, reconnect};
 
 /// Room settings.
 #[derive(Debug, Clone)]
@@ -42,6 +42,9 @@ pub struct RoomConfig {
     pub keyframe_request_interval: Duration,
     /// How each subscriber's layers are chosen.
     pub adaptation: Adaptation,
+    /// A participant whose media stopped is kept this long for it to come back
+    /// (`reconnect.rs`) before it is lost and removed.
+    pub reconnect_grace: Duration,
 }
 
 impl Default for RoomConfig {
@@ -52,6 +55,7 @@ impl Default for RoomConfig {
             default_layer: 1,
             keyframe_request_interval: Duration::from_millis(500),
             adaptation: Adaptation::default(),
+            reconnect_grace: Duration::from_secs(30),
         }
     }
 }
@@ -67,8 +71,13 @@ pub enum RoomEvent {
     },
     /// ICE and DTLS completed for this participant.
     Connected { peer: ParticipantId },
-    /// The participant's media connection is gone (ICE consent lost or a fatal error); it has
-    /// been removed from the room.
+    /// The participant's media stopped (no consent check, or nothing at all arriving); it is
+    /// kept for [`RoomConfig::reconnect_grace`].
+    Reconnecting { peer: ParticipantId },
+    /// Its media flows again (after [`RoomEvent::Reconnecting`]).
+    Reconnected { peer: ParticipantId },
+    /// The participant's media connection is gone (not back within the reconnect grace, or a
+    /// fatal error); it has been removed from the room.
     Lost { peer: ParticipantId },
     /// The full state of this subscriber's received videos changed (send `video_state`).
     VideoState {
@@ -236,6 +245,39 @@ impl Room {
         Ok(())
     }
 
+    /// Restarts a participant's ICE: the next server offer carries new credentials (a client
+    /// whose ICE failed, or whose network changed). Nothing to do while one is negotiated.
+    pub fn request_ice_restart(&mut self, id: &ParticipantId) -> Result<(), SfuError> {
+        let p = self.peer_mut(id)?;
+        if !p.restart_offered {
+            p.restart_wanted = true;
+            p.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Media that stopped (`reconnect.rs`): marked, brought back, or lost after the grace.
+    fn reconnects(&mut self, now: Instant) {
+        let grace = self.config.reconnect_grace;
+        for i in 0..self.peers.len() {
+            let p = &mut self.peers[i];
+            if reconnect::update(now, grace, p, &mut self.events) == reconnect::Change::Back {
+                if std::mem::take(&mut p.restarted)
+                    && let Some(init) = self.config.adaptation.initial_estimate()
+                {
+                    // Possibly a new network: the old estimate says nothing about it.
+                    p.rtc.bwe().reset(init);
+                    p.adapt.estimate_bps = None;
+                }
+                // Its decoders lost their references during the gap.
+                let mids: Vec<Mid> = p.tracks_out.iter().filter_map(|t| t.mid()).collect();
+                for mid in mids {
+                    self.keyframe_requested_by_subscriber(i, mid);
+                }
+            }
+        }
+    }
+
     /// Removes a participant's media session; others' m-lines carrying it are stopped.
     pub fn remove_peer(&mut self, id: &ParticipantId) -> bool {
         let Some(i) = self.peers.iter().position(|p| p.id == *id) else {
@@ -327,6 +369,7 @@ impl Room {
             self.next_allocation = now + ALLOCATION_INTERVAL;
             self.allocate_all(now);
         }
+        self.reconnects(now);
         for p in &mut self.peers {
             if p.next_timeout.is_none_or(|t| t <= now) {
                 if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
@@ -402,9 +445,13 @@ impl Room {
                 });
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                // ICE-lite: the browser stopped its consent checks. The session is over.
-                self.peers[i].lost = true;
+                // ICE-lite: the browser stopped its consent checks. Not over yet: checks that
+                // come back revive the agent (`reconnect.rs`).
+                self.peers[i].ice_down = true;
             }
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) => self.peers[i].ice_down = false,
             Event::MediaAdded(m) if m.direction.is_receiving() => {
                 self.media_added(i, m.mid, m.kind, m.simulcast)
             }

@@ -89,20 +89,21 @@ fn audio_is_forwarded_continuously_and_a_silent_peer_is_lost() {
     }
     assert_eq!(w.room.stats().rtp_out as usize, got.len());
 
-    // The publisher's network vanishes: no DTLS close, no more STUN consent checks.
+    // The publisher's network vanishes: no DTLS close, no more STUN consent checks. It is
+    // reconnecting within seconds, and lost only after the reconnect grace (30 s).
     w.clients[0].online = false;
     let gone_at = w.now;
-    w.run_until(gone_at + Duration::from_secs(30));
+    w.run_until(gone_at + Duration::from_secs(45));
     let lost = w
         .events
         .iter()
         .any(|e| matches!(e, RoomEvent::Lost { peer } if peer.as_str() == "pub"));
-    assert!(lost, "publisher reported lost within 30 s: {:?}", w.events);
+    assert!(lost, "publisher reported lost within 45 s: {:?}", w.events);
     let after = w.lost_at.unwrap() - gone_at;
     println!("silent peer reported lost after {after:?} of virtual time");
     assert!(
-        after >= Duration::from_secs(5),
-        "not before consent checks could have been missed: {after:?}"
+        after >= Duration::from_secs(30),
+        "not before the reconnect grace: {after:?}"
     );
     assert_eq!(w.room.len(), 1, "only the subscriber remains");
     // The subscriber was offered the stop of the publisher's m-line.

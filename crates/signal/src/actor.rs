@@ -16,7 +16,7 @@ use crate::http::unix_now;
 use crate::media::{Media, MediaError, MediaEvent, MediaPerms};
 use crate::notice::{Notice, SharedObserver};
 use crate::revocations::{Revocation, SharedRevocations};
-use crate::room_state::{Effect, JoinRefusal, MemberChange, RoomState};
+use crate::room_state::{Effect, JoinRefusal, MemberChange, ResumeRefusal, RoomState};
 use crate::token::Claims;
 
 /// What a session's writer task receives.
@@ -37,8 +37,19 @@ pub(crate) enum RoomCmd {
         claims: Claims,
         /// What kind of client joined (from its User-Agent), for operators.
         client: String,
+        /// Names the socket: a later `Disconnected` of a socket that was replaced is ignored.
+        conn: u64,
         tx: mpsc::Sender<Outbound>,
         reply: oneshot::Sender<Result<(), JoinRefusal>>,
+    },
+    /// A client comes back on a new socket with its `resume_token` (`room_state/resume.rs`).
+    Resume {
+        id: ParticipantId,
+        claims: Claims,
+        secret: String,
+        conn: u64,
+        tx: mpsc::Sender<Outbound>,
+        reply: oneshot::Sender<Result<(), ResumeRefusal>>,
     },
     Client {
         id: ParticipantId,
@@ -46,6 +57,7 @@ pub(crate) enum RoomCmd {
     },
     Disconnected {
         id: ParticipantId,
+        conn: u64,
         lost: bool,
     },
     /// The session closed the socket itself for abuse (flooding): it leaves with `reason`.
@@ -102,6 +114,44 @@ pub(crate) struct SessionInfo {
     /// once media connected.
     join_started: Option<Instant>,
     media_connected: bool,
+    /// The socket attached now (see [`RoomCmd::Join`]).
+    conn: u64,
+    /// Its socket dropped at this time; it may resume until the reconnect grace ends.
+    detached_since: Option<Instant>,
+    /// Its media stopped and has not come back (`MediaEvent::Reconnecting`).
+    media_down: bool,
+    /// The server offer not answered yet, with its `offer_id`: sent again on a resume.
+    pending_offer: Option<(u64, ServerMsg)>,
+    /// The latest `publish_layers` and `audio_rate` per mid and `video_state`: what a resumed
+    /// client must not have missed.
+    replay: Vec<ServerMsg>,
+}
+
+impl SessionInfo {
+    fn new(client: String, conn: u64) -> Self {
+        SessionInfo {
+            client,
+            join_started: Some(Instant::now()),
+            media_connected: false,
+            conn,
+            detached_since: None,
+            media_down: false,
+            pending_offer: None,
+            replay: Vec::new(),
+        }
+    }
+
+    /// Keeps `msg` as the latest of its kind (and mid) for a resume.
+    fn remember(&mut self, msg: &ServerMsg) {
+        let same = |old: &ServerMsg| match (old, msg) {
+            (ServerMsg::PublishLayers { mid: a, .. }, ServerMsg::PublishLayers { mid: b, .. })
+            | (ServerMsg::AudioRate { mid: a, .. }, ServerMsg::AudioRate { mid: b, .. }) => a == b,
+            (ServerMsg::VideoState { .. }, ServerMsg::VideoState { .. }) => true,
+            _ => false,
+        };
+        self.replay.retain(|old| !same(old));
+        self.replay.push(msg.clone());
+    }
 }
 
 /// A room as listed by the API (no names: those are for the room's members and admins).
@@ -120,6 +170,9 @@ pub struct RoomTimeouts {
     pub empty_timeout: Duration,
     /// Close a room this long after the last participant left.
     pub departure_timeout: Duration,
+    /// Keep a participant whose socket dropped this long for a resume (zero: it leaves at
+    /// once, as before resumes existed).
+    pub reconnect_grace: Duration,
 }
 
 pub(crate) struct RoomActor {
@@ -134,6 +187,8 @@ pub(crate) struct RoomActor {
     pub info: HashMap<ParticipantId, SessionInfo>,
     /// The registry's revoked tokens: consulted before every join, fed by [`Effect::Revoke`].
     pub revocations: SharedRevocations,
+    /// Source of `offer_id`s.
+    pub next_offer_id: u64,
 }
 
 impl RoomActor {
@@ -163,12 +218,20 @@ impl RoomActor {
                     None => std::future::pending().await,
                 }
             };
+            let grace = self.next_grace_end();
+            let grace_over = async {
+                match grace {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
                     Some(cmd) => self.command(cmd).await,
                     None => break,
                 },
                 Some(ev) = events.recv() => self.media_event(ev),
+                _ = grace_over => self.graces_over(Instant::now()),
                 _ = sleep => {
                     tracing::info!(room = %self.id, "room closed: empty");
                     break;
@@ -201,25 +264,27 @@ impl RoomActor {
                 id,
                 claims,
                 client,
+                conn,
                 tx,
                 reply,
             } => {
                 let now_ms = self.created.elapsed().as_millis() as u64;
                 // Checked again here: a doctor may have revoked the token since the upgrade.
-                let joined = self
-                    .check_revoked(&claims)
-                    .and_then(|()| self.state.join(id.clone(), &claims, now_ms));
+                let grace = self.timeouts.reconnect_grace;
+                let resume = (!grace.is_zero()).then(|| {
+                    (
+                        format!("{:032x}", rand::random::<u128>()),
+                        grace.as_millis() as u64,
+                    )
+                });
+                let joined = self.check_revoked(&claims).and_then(|()| {
+                    self.state
+                        .join_resumable(id.clone(), &claims, now_ms, resume)
+                });
                 match joined {
                     Ok(fx) => {
                         self.ever_joined = true;
-                        self.info.insert(
-                            id.clone(),
-                            SessionInfo {
-                                client,
-                                join_started: Some(Instant::now()),
-                                media_connected: false,
-                            },
-                        );
+                        self.info.insert(id.clone(), SessionInfo::new(client, conn));
                         self.sessions.insert(id, tx);
                         let _ = reply.send(Ok(()));
                         self.apply(fx);
@@ -229,20 +294,16 @@ impl RoomActor {
                     }
                 }
             }
+            RoomCmd::Resume {
+                id,
+                claims,
+                secret,
+                conn,
+                tx,
+                reply,
+            } => self.resume(id, claims, secret, conn, tx, reply),
             RoomCmd::Client { id, msg } => self.client(id, msg).await,
-            RoomCmd::Disconnected { id, lost } => {
-                if self.sessions.remove(&id).is_some() {
-                    let fx = self.state.leave(
-                        &id,
-                        if lost {
-                            LeaveReason::ConnectionLost
-                        } else {
-                            LeaveReason::Left
-                        },
-                    );
-                    self.apply(fx);
-                }
-            }
+            RoomCmd::Disconnected { id, conn, lost } => self.disconnected(id, conn, lost),
             RoomCmd::Expelled { id, reason } => {
                 if self.sessions.remove(&id).is_some() {
                     let fx = self.state.leave(&id, reason);
@@ -325,7 +386,11 @@ impl RoomActor {
         let now_ms = self.created.elapsed().as_millis() as u64;
         let result = match msg {
             ClientMsg::Offer { sdp } => self.offer(&id, sdp).await,
-            ClientMsg::Answer { sdp } => self.answer(&id, sdp).await,
+            ClientMsg::Answer { sdp, offer_id } => self.answer(&id, sdp, offer_id).await,
+            ClientMsg::IceRestart => self.state.check_media(&id).map(|_| {
+                self.media.ice_restart(&self.id, id.clone());
+                Vec::new()
+            }),
             ClientMsg::AudioOnly { enabled } => self
                 .state
                 .check_media(&id)
@@ -384,20 +449,69 @@ impl RoomActor {
         &mut self,
         id: &ParticipantId,
         sdp: String,
+        offer_id: Option<u64>,
     ) -> Result<Vec<Effect>, (ErrorCode, String)> {
         self.state.check_media(id)?;
+        let outstanding = self
+            .info
+            .get(id)
+            .and_then(|i| i.pending_offer.as_ref())
+            .map(|(o, _)| *o);
+        if let (Some(answered), Some(current)) = (offer_id, outstanding)
+            && answered != current
+        {
+            return Err((
+                ErrorCode::BadState,
+                format!(
+                    "this answers offer {answered}, but offer {current} is the one outstanding"
+                ),
+            ));
+        }
         let r = self
             .media
             .answer(&self.id, id.clone(), sdp)
             .await
             .unwrap_or(Err(MediaError::Unavailable));
+        if r.is_ok()
+            && let Some(i) = self.info.get_mut(id)
+        {
+            i.pending_offer = None;
+        }
         r.map(|()| Vec::new()).map_err(media_error)
     }
 
     fn media_event(&mut self, ev: MediaEvent) {
         match ev {
             MediaEvent::Offer { peer, sdp, tracks } => {
-                self.send(&peer, ServerMsg::Offer { sdp, tracks })
+                self.next_offer_id += 1;
+                let msg = ServerMsg::Offer {
+                    sdp,
+                    tracks,
+                    offer_id: Some(self.next_offer_id),
+                };
+                if let Some(i) = self.info.get_mut(&peer) {
+                    i.pending_offer = Some((self.next_offer_id, msg.clone()));
+                }
+                self.send(&peer, msg)
+            }
+            MediaEvent::Reconnecting { peer } => {
+                tracing::debug!(room = %self.id, %peer, "media reconnecting");
+                if let Some(i) = self.info.get_mut(&peer) {
+                    i.media_down = true;
+                }
+                let fx = self.state.set_reconnecting(&peer, true);
+                self.apply(fx);
+            }
+            MediaEvent::Reconnected { peer } => {
+                tracing::debug!(room = %self.id, %peer, "media back");
+                let attached = self.info.get_mut(&peer).is_some_and(|i| {
+                    i.media_down = false;
+                    i.detached_since.is_none()
+                });
+                if attached {
+                    let fx = self.state.set_reconnecting(&peer, false);
+                    self.apply(fx);
+                }
             }
             MediaEvent::Connected { peer } => {
                 tracing::debug!(room = %self.id, %peer, "media connected");
@@ -420,16 +534,16 @@ impl RoomActor {
                 }
             }
             MediaEvent::VideoState { peer, tracks } => {
-                self.send(&peer, ServerMsg::VideoState { tracks })
+                self.send_kept(&peer, ServerMsg::VideoState { tracks })
             }
             MediaEvent::PublishLayers { peer, mid, layers } => {
-                self.send(&peer, ServerMsg::PublishLayers { mid, layers })
+                self.send_kept(&peer, ServerMsg::PublishLayers { mid, layers })
             }
             MediaEvent::AudioRate {
                 peer,
                 mid,
                 max_bitrate,
-            } => self.send(&peer, ServerMsg::AudioRate { mid, max_bitrate }),
+            } => self.send_kept(&peer, ServerMsg::AudioRate { mid, max_bitrate }),
             MediaEvent::Quality { scores } => self.apply(vec![Effect::Send(
                 crate::room_state::Target::Admitted,
                 ServerMsg::Quality {
@@ -492,6 +606,14 @@ impl RoomActor {
         self.observer.notice(notice);
     }
 
+    /// Sends a message a resumed client must still get if this one is lost with its socket.
+    fn send_kept(&mut self, id: &ParticipantId, msg: ServerMsg) {
+        if let Some(i) = self.info.get_mut(id) {
+            i.remember(&msg);
+        }
+        self.send(id, msg);
+    }
+
     fn send(&mut self, id: &ParticipantId, msg: ServerMsg) {
         let Some(tx) = self.sessions.get(id) else {
             return;
@@ -506,15 +628,17 @@ impl RoomActor {
             }
             Err(TrySendError::Full(_)) => {
                 // The socket does not drain: drop the session rather than stall the room.
-                // Dropping its sender ends the session task, which closes the socket.
+                // Dropping its sender ends the session task, which closes the socket; the
+                // client may resume on a new one within the grace.
                 tracing::warn!(room = %self.id, peer = %id, "signaling queue full, dropping session");
-                self.sessions.remove(id);
-                let fx = self.state.leave(id, LeaveReason::ConnectionLost);
-                self.apply(fx);
+                let conn = self.info.get(id).map_or(0, |i| i.conn);
+                self.disconnected(id.clone(), conn, true);
             }
         }
     }
 }
+
+mod reconnect;
 
 fn media_error(e: MediaError) -> (ErrorCode, String) {
     match e {

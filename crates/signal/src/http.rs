@@ -37,6 +37,7 @@ pub struct AppState {
 #[derive(Default)]
 pub struct Counters {
     errors: Mutex<BTreeMap<&'static str, u64>>,
+    resumes: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Counters {
@@ -47,6 +48,23 @@ impl Counters {
             .unwrap_or_else(|p| p.into_inner())
             .entry(kind)
             .or_default() += 1;
+    }
+
+    /// A resume attempt, by result (`ok`, `refused`).
+    pub fn resume(&self, result: &'static str) {
+        *self
+            .resumes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(result)
+            .or_default() += 1;
+    }
+
+    pub fn resumes(&self) -> BTreeMap<&'static str, u64> {
+        self.resumes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn errors(&self) -> BTreeMap<&'static str, u64> {

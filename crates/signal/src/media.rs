@@ -22,7 +22,11 @@ pub enum MediaEvent {
     },
     /// ICE and DTLS are up.
     Connected { peer: ParticipantId },
-    /// The participant's media connection died (ICE consent lost).
+    /// The participant's media stopped; it is kept for the reconnect grace.
+    Reconnecting { peer: ParticipantId },
+    /// Its media flows again.
+    Reconnected { peer: ParticipantId },
+    /// The participant's media connection died (not back within the reconnect grace).
     Lost { peer: ParticipantId },
     /// What this subscriber's received videos are doing now (send `video_state`).
     VideoState {
@@ -78,6 +82,8 @@ pub trait Media: Send + Sync + 'static {
     ) -> oneshot::Receiver<Result<(), MediaError>>;
     /// Ends a participant's media session.
     fn remove(&self, room: &str, peer: ParticipantId);
+    /// Restarts a participant's ICE: a server `offer` with new credentials follows.
+    fn ice_restart(&self, room: &str, peer: ParticipantId);
     /// The participant chose to receive audio only (or video again).
     fn audio_only(&self, room: &str, peer: ParticipantId, enabled: bool);
     /// How the participant shows its received videos (adaptive stream).

@@ -108,6 +108,14 @@ impl Rooms {
     }
 
     /// The room, created if needed. Refused if this consult already ended.
+    /// An open room, never created by the call (a resume must find the room it left).
+    pub fn get(&self, room: &str) -> Option<RoomHandle> {
+        lock(&self.inner.rooms)
+            .get(room)
+            .filter(|h| !h.tx.is_closed())
+            .cloned()
+    }
+
     pub fn get_or_create(&self, room: &str) -> Result<RoomHandle, JoinRefusal> {
         self.create(room).map(|(h, _)| h)
     }
@@ -157,6 +165,7 @@ impl Rooms {
             observer: self.inner.observer.clone(),
             info: HashMap::new(),
             revocations: self.inner.revocations.clone(),
+            next_offer_id: 0,
         };
         let this = self.clone();
         let expected = handle.tx.clone();
@@ -307,6 +316,7 @@ mod tests {
             oneshot::channel().1
         }
         fn remove(&self, _: &str, _: ParticipantId) {}
+        fn ice_restart(&self, _: &str, _: ParticipantId) {}
         fn audio_only(&self, _: &str, _: ParticipantId, _: bool) {}
         fn video_view(&self, _: &str, _: ParticipantId, _: Vec<kham_proto::VideoView>) {}
         fn close_room(&self, _: &str) {}
@@ -343,6 +353,7 @@ mod tests {
             timeouts: RoomTimeouts {
                 empty_timeout: Duration::from_millis(100),
                 departure_timeout: Duration::from_millis(100),
+                reconnect_grace: Duration::ZERO,
             },
         }
     }
@@ -379,6 +390,7 @@ mod tests {
             id: id.clone(),
             claims: c.clone(),
             client: "test".into(),
+            conn: 0,
             tx,
             reply,
         })
@@ -449,9 +461,13 @@ mod tests {
         // Revoked at once, in the room that still lives...
         assert_eq!(check_join(&h, &patient).await, Err(JoinRefusal::Revoked));
         assert_eq!(check_join(&h, &station).await, Err(JoinRefusal::Revoked));
-        h.tx.send(RoomCmd::Disconnected { id: d, lost: false })
-            .await
-            .unwrap();
+        h.tx.send(RoomCmd::Disconnected {
+            id: d,
+            conn: 0,
+            lost: false,
+        })
+        .await
+        .unwrap();
         until_no_room(&rooms).await;
         // ...and after it closed, for the room created again.
         let now = crate::http::unix_now();
@@ -529,6 +545,7 @@ mod tests {
         .await;
         h.tx.send(RoomCmd::Disconnected {
             id: s.clone(),
+            conn: 0,
             lost: false,
         })
         .await

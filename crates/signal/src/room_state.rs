@@ -101,6 +101,9 @@ struct Member {
     grants: Grants,
     status: Status,
     since_ms: u64,
+    /// The secret that resumes this member's session (`resume.rs`); none for a join that did
+    /// not ask for one.
+    resume_token: Option<String>,
 }
 
 impl Member {
@@ -217,6 +220,18 @@ impl RoomState {
         claims: &Claims,
         now_ms: u64,
     ) -> Result<Vec<Effect>, JoinRefusal> {
+        self.join_resumable(id, claims, now_ms, None)
+    }
+
+    /// [`Self::join`], and the session can later be resumed with `resume` (the secret, and the
+    /// grace announced in `welcome`, in milliseconds).
+    pub fn join_resumable(
+        &mut self,
+        id: ParticipantId,
+        claims: &Claims,
+        now_ms: u64,
+        resume: Option<(String, u64)>,
+    ) -> Result<Vec<Effect>, JoinRefusal> {
         let status = self.placement(claims)?;
         let mut fx = Vec::new();
         if let Some(old) = self
@@ -246,6 +261,11 @@ impl RoomState {
             role: claims.role,
             audio_muted: false,
             video_muted: false,
+            reconnecting: false,
+        };
+        let (resume_token, reconnect_grace_ms) = match resume {
+            Some((t, g)) => (Some(t), Some(g)),
+            None => (None, None),
         };
         let member = Member {
             info: info.clone(),
@@ -255,6 +275,7 @@ impl RoomState {
             grants: claims.grants,
             status,
             since_ms: now_ms,
+            resume_token: resume_token.clone(),
         };
         fx.push(Effect::Member(
             member.who(),
@@ -275,6 +296,8 @@ impl RoomState {
                     Vec::new()
                 },
                 status,
+                resume_token,
+                reconnect_grace_ms,
             },
         ));
         match status {
@@ -446,7 +469,8 @@ impl RoomState {
             ClientMsg::Offer { .. }
             | ClientMsg::Answer { .. }
             | ClientMsg::AudioOnly { .. }
-            | ClientMsg::VideoView { .. } => {
+            | ClientMsg::VideoView { .. }
+            | ClientMsg::IceRestart => {
                 Err((ErrorCode::Internal, "media message routed to state".into()))
             }
         }
@@ -601,6 +625,9 @@ fn require_admitted(m: &Member) -> Result<(), (ErrorCode, String)> {
         Err((ErrorCode::BadState, "still in the lobby".into()))
     }
 }
+
+mod resume;
+pub use resume::ResumeRefusal;
 
 #[cfg(test)]
 mod tests {

@@ -95,11 +95,20 @@ impl TokenKeys {
     /// Verifies signature, algorithm, issuer, expiry (strictly: `exp <= now` is expired) and
     /// not-before (with [`NBF_LEEWAY_SECS`] of clock-skew tolerance). `now` is Unix seconds.
     pub fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        let c = self.decode(token, now)?;
+        if c.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(c)
+    }
+
+    /// Signature, algorithm, issuer and not-before; expiry is the caller's.
+    fn decode(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         if token.is_empty() {
             return Err(TokenError::Missing);
         }
         let mut v = Validation::new(Algorithm::HS256);
-        // Expiry is checked below against the caller's clock, with no leeway.
+        // Expiry is checked by the caller against its clock, with no leeway.
         v.validate_exp = false;
         v.validate_nbf = false;
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
@@ -112,11 +121,26 @@ impl TokenKeys {
                 }
             })?;
         let c = data.claims;
-        if c.exp <= now {
-            return Err(TokenError::Expired);
-        }
         if c.nbf > now + NBF_LEEWAY_SECS {
             return Err(TokenError::Invalid);
+        }
+        Ok(c)
+    }
+
+    /// Verifies a token presented with a resume: as [`Self::verify_for_room`] except its expiry.
+    /// A resume also proves itself with the session's secret, and the session was authorised
+    /// when it joined: a consult must not break because its join token (often minutes long)
+    /// expired while a phone changed networks. A revoked token is still refused (the caller
+    /// checks revocations), and a resume only finds a session that is still in its grace.
+    pub fn verify_for_resume(
+        &self,
+        token: &str,
+        room: &str,
+        now: u64,
+    ) -> Result<Claims, TokenError> {
+        let c = self.decode(token, now)?;
+        if c.room.is_empty() || c.room != room {
+            return Err(TokenError::WrongRoom);
         }
         Ok(c)
     }
@@ -147,6 +171,27 @@ mod tests {
             jti: "j1".into(),
             grants: Role::Patient.default_grants(),
         }
+    }
+
+    #[test]
+    fn a_resume_may_present_an_expired_token_but_not_a_forged_or_foreign_one() {
+        let k = TokenKeys::new("key", "secret-secret-secret-secret-32by");
+        let t = k.sign(&claims("room-a", 2000)).unwrap();
+        assert_eq!(
+            k.verify_for_room(&t, "room-a", 3000),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(k.verify_for_resume(&t, "room-a", 3000).unwrap().sub, "id-1");
+        assert_eq!(
+            k.verify_for_resume(&t, "room-b", 3000),
+            Err(TokenError::WrongRoom)
+        );
+        let other = TokenKeys::new("key", "another-secret-another-secret-32");
+        let forged = other.sign(&claims("room-a", 2000)).unwrap();
+        assert_eq!(
+            k.verify_for_resume(&forged, "room-a", 3000),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

@@ -37,9 +37,26 @@ pub struct JoinQuery {
     room: String,
     #[serde(default)]
     token: String,
+    /// A resume: the participant id the client had, and the `resume_token` of its `welcome`.
+    #[serde(default)]
+    resume: String,
+    #[serde(default)]
+    resume_token: String,
 }
 
-/// `GET /ws?room=R&token=T`.
+/// A resume's participant id and secret are at most this long (ours are far shorter).
+const MAX_RESUME_FIELD: usize = 64;
+
+/// How a session attaches to its room.
+enum Attach {
+    /// A new participant.
+    Join,
+    /// The same participant on a new socket (`room_state/resume.rs`); `None`: its room is gone.
+    Resume { id: ParticipantId, secret: String },
+}
+
+/// `GET /ws?room=R&token=T` (a join) or `GET /ws?room=R&token=T&resume=ID&resume_token=S` (a
+/// resume).
 pub async fn ws_handler(
     State(app): State<AppState>,
     query: Result<Query<JoinQuery>, QueryRejection>,
@@ -64,6 +81,9 @@ pub async fn ws_handler(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok()),
     );
+    if !q.resume.is_empty() || !q.resume_token.is_empty() {
+        return resume_handler(app, q, client, upgrade);
+    }
     // The token is checked first, so a plain GET learns why it is refused too.
     let claims = match app.keys.verify_for_room(&q.token, &q.room, unix_now()) {
         Ok(c) => c,
@@ -123,40 +143,138 @@ pub async fn ws_handler(
     upgrade
         .max_message_size(MAX_MESSAGE_BYTES * 16)
         .max_frame_size(MAX_MESSAGE_BYTES * 16)
-        .on_upgrade(move |socket| session(socket, room, claims, client, app))
+        .on_upgrade(move |socket| session(socket, Some(room), claims, client, Attach::Join, app))
+}
+
+/// A resume: the token must be this room's and genuine (its expiry may have passed, see
+/// [`crate::token::TokenKeys::verify_for_resume`]); whether the session can be resumed is told
+/// after the upgrade, with close code 4006 when it cannot, because a browser's WebSocket sees
+/// no HTTP status.
+fn resume_handler(
+    app: AppState,
+    q: JoinQuery,
+    client: String,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if q.resume.is_empty()
+        || q.resume_token.is_empty()
+        || q.resume.len() > MAX_RESUME_FIELD
+        || q.resume_token.len() > MAX_RESUME_FIELD
+    {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "a resume takes room, token, resume (the participant id) and resume_token (from              welcome), each at most 64 characters",
+        )
+        .into_response();
+    }
+    let claims = match app.keys.verify_for_resume(&q.token, &q.room, unix_now()) {
+        Ok(c) => c,
+        Err(e) => {
+            app.counters.signal_error(e.code());
+            return ApiError::unauthorized(e).into_response();
+        }
+    };
+    if app.rooms.is_revoked(&claims, unix_now()) {
+        app.counters.signal_error(TokenError::Revoked.code());
+        return ApiError::unauthorized(TokenError::Revoked).into_response();
+    }
+    let Ok(upgrade) = upgrade else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected a WebSocket upgrade",
+        )
+        .into_response();
+    };
+    let room = app.rooms.get(&q.room);
+    let attach = Attach::Resume {
+        id: ParticipantId::from(q.resume.as_str()),
+        secret: q.resume_token,
+    };
+    upgrade
+        .max_message_size(MAX_MESSAGE_BYTES * 16)
+        .max_frame_size(MAX_MESSAGE_BYTES * 16)
+        .on_upgrade(move |socket| session(socket, room, claims, client, attach, app))
 }
 
 async fn session(
     socket: WebSocket,
-    room: RoomHandle,
+    room: Option<RoomHandle>,
     claims: Claims,
     client: String,
+    attach: Attach,
     app: AppState,
 ) {
-    let id = ParticipantId::from_random(rand::random());
     let room_id = claims.room.clone();
+    // Names this socket to the room: a `Disconnected` of a socket a resume replaced is ignored.
+    let conn: u64 = rand::random();
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(256);
-    let (reply, joined) = oneshot::channel();
     let (mut sink, mut stream) = socket.split();
     // The room holds the only sender: when it drops this session (a queue that no longer
     // drains), `out_rx` ends and so does this task, closing the socket.
-    let cmd = RoomCmd::Join {
-        id: id.clone(),
-        claims,
-        client,
-        tx: out_tx,
-        reply,
+    let (id, room) = match (attach, room) {
+        (Attach::Join, Some(room)) => {
+            let id = ParticipantId::from_random(rand::random());
+            let (reply, joined) = oneshot::channel();
+            let cmd = RoomCmd::Join {
+                id: id.clone(),
+                claims,
+                client,
+                conn,
+                tx: out_tx,
+                reply,
+            };
+            let refused = match room.tx.send(cmd).await {
+                Ok(()) => joined.await.ok().and_then(|r| r.err()),
+                Err(_) => None,
+            };
+            if let Some(r) = refused {
+                let msg = ServerMsg::error(kham_proto::ErrorCode::BadState, r.to_string());
+                let _ = sink.send(text(&msg)).await;
+                let _ = sink.send(close(4000, r.code())).await;
+                return;
+            }
+            (id, room)
+        }
+        (Attach::Resume { id, secret }, room) => {
+            let resumed = match &room {
+                Some(room) => {
+                    let (reply, answer) = oneshot::channel();
+                    let cmd = RoomCmd::Resume {
+                        id: id.clone(),
+                        claims,
+                        secret,
+                        conn,
+                        tx: out_tx,
+                        reply,
+                    };
+                    room.tx.send(cmd).await.is_ok() && matches!(answer.await, Ok(Ok(())))
+                }
+                None => false,
+            };
+            match room {
+                Some(room) if resumed => {
+                    app.counters.resume("ok");
+                    (id, room)
+                }
+                _ => {
+                    app.counters.resume("refused");
+                    let refusal = crate::room_state::ResumeRefusal;
+                    let msg =
+                        ServerMsg::error(kham_proto::ErrorCode::NotFound, refusal.to_string());
+                    let _ = sink.send(text(&msg)).await;
+                    let _ = sink
+                        .send(close(close_code::RESUME_FAILED, "resume_failed"))
+                        .await;
+                    linger(&mut stream).await;
+                    return;
+                }
+            }
+        }
+        // A join always has its room (created before the upgrade).
+        (Attach::Join, None) => return,
     };
-    let refused = match room.tx.send(cmd).await {
-        Ok(()) => joined.await.ok().and_then(|r| r.err()),
-        Err(_) => None,
-    };
-    if let Some(r) = refused {
-        let msg = ServerMsg::error(kham_proto::ErrorCode::BadState, r.to_string());
-        let _ = sink.send(text(&msg)).await;
-        let _ = sink.send(close(4000, r.code())).await;
-        return;
-    }
     let mut lost = true;
     let mut bucket = TokenBucket::new(app.limits, std::time::Instant::now());
     let limited = ServerMsg::error(
@@ -265,7 +383,7 @@ async fn session(
             }
         }
     }
-    let _ = room.tx.send(RoomCmd::Disconnected { id, lost }).await;
+    let _ = room.tx.send(RoomCmd::Disconnected { id, conn, lost }).await;
 }
 
 /// Sends a frame, giving up after [`WRITE_LIMIT`]. False when the session should end.

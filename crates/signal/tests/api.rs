@@ -61,6 +61,12 @@ impl Media for FakeMedia {
             .unwrap()
             .push(format!("remove {room} {peer}"));
     }
+    fn ice_restart(&self, room: &str, peer: ParticipantId) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("ice_restart {room} {peer}"));
+    }
     fn audio_only(&self, room: &str, peer: ParticipantId, enabled: bool) {
         self.log
             .lock()
@@ -81,6 +87,14 @@ impl Media for FakeMedia {
 const SECRET: &str = "test-secret-test-secret-test-secret";
 
 async fn start(media: Arc<FakeMedia>) -> (SocketAddr, TokenKeys) {
+    start_with_grace(media, Duration::ZERO).await
+}
+
+/// `reconnect_grace`: how long a dropped socket's participant waits for a resume.
+async fn start_with_grace(
+    media: Arc<FakeMedia>,
+    reconnect_grace: Duration,
+) -> (SocketAddr, TokenKeys) {
     let keys = TokenKeys::new("key", SECRET);
     let settings = RoomSettings {
         max_participants: 8,
@@ -88,6 +102,7 @@ async fn start(media: Arc<FakeMedia>) -> (SocketAddr, TokenKeys) {
         timeouts: RoomTimeouts {
             empty_timeout: Duration::from_millis(400),
             departure_timeout: Duration::from_millis(300),
+            reconnect_grace,
         },
     };
     let state = AppState {
@@ -224,6 +239,26 @@ async fn plain_get_of_the_socket_url_tells_why() {
     assert_eq!((status, body.contains("invalid_token")), (401, true));
 }
 
+/// The next message of type `ty` (others are skipped), within 5 s.
+async fn recv_type<S>(ws: &mut S, ty: &str) -> serde_json::Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("timely")
+            .expect("open")
+            .expect("ok");
+        if let Message::Text(t) = m {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn offers_reach_media_only_after_admission_and_rooms_close_when_left() {
     let media = Arc::new(FakeMedia::default());
@@ -237,25 +272,6 @@ async fn offers_reach_media_only_after_admission_and_rooms_close_when_left() {
         tokio_tungstenite::connect_async(url(&token(&keys, "r1", "pt", Role::Patient, false)))
             .await
             .unwrap();
-    async fn recv_type<S>(ws: &mut S, ty: &str) -> serde_json::Value
-    where
-        S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-            + Unpin,
-    {
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
-                .await
-                .expect("timely")
-                .expect("open")
-                .expect("ok");
-            if let Message::Text(t) = m {
-                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == ty {
-                    return v;
-                }
-            }
-        }
-    }
     let w = recv_type(&mut pat, "welcome").await;
     assert_eq!(w["status"], "waiting");
     pat.send(Message::text(r#"{"type":"offer","sdp":"v=0"}"#))
@@ -299,4 +315,131 @@ async fn offers_reach_media_only_after_admission_and_rooms_close_when_left() {
     let log = media.log.lock().unwrap().clone();
     assert!(log.iter().any(|l| l.starts_with("remove r1")), "{log:?}");
     assert!(log.contains(&"close r1".to_string()), "{log:?}");
+}
+
+/// The close code the server ends a socket with (skipping messages before it).
+async fn close_code_of<S>(ws: &mut S) -> Option<u16>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Close(f)))) => return f.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_socket_is_resumed_within_the_grace_and_leaves_after_it() {
+    let media = Arc::new(FakeMedia::default());
+    let (addr, keys) = start_with_grace(media.clone(), Duration::from_millis(700)).await;
+    let join_url = |t: &str| format!("ws://{addr}/ws?room=r2&token={t}");
+    let (mut a, _) =
+        tokio_tungstenite::connect_async(join_url(&token(&keys, "r2", "da", Role::Doctor, false)))
+            .await
+            .unwrap();
+    recv_type(&mut a, "welcome").await;
+    let b_token = token(&keys, "r2", "db", Role::Doctor, false);
+    let (mut b, _) = tokio_tungstenite::connect_async(join_url(&b_token))
+        .await
+        .unwrap();
+    let w = recv_type(&mut b, "welcome").await;
+    assert_eq!(w["reconnect_grace_ms"], 700);
+    let b_id = w["me"]["id"].as_str().unwrap().to_owned();
+    let secret = w["resume_token"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 32, "128 random bits");
+    recv_type(&mut a, "participant_joined").await;
+
+    // b's network drops: no close frame. a sees b reconnecting, not leaving.
+    drop(b);
+    let u = recv_type(&mut a, "participant_updated").await;
+    assert_eq!(
+        (
+            u["participant"]["id"].as_str(),
+            u["participant"]["reconnecting"].as_bool()
+        ),
+        (Some(b_id.as_str()), Some(true))
+    );
+    let resume_url = |secret: &str| {
+        format!("ws://{addr}/ws?room=r2&token={b_token}&resume={b_id}&resume_token={secret}")
+    };
+    // A wrong secret, or another person's token with the right one, finds nothing.
+    let (mut bad, _) =
+        tokio_tungstenite::connect_async(resume_url("00000000000000000000000000000000"))
+            .await
+            .unwrap();
+    assert_eq!(
+        close_code_of(&mut bad).await,
+        Some(kham_proto::close_code::RESUME_FAILED)
+    );
+    let a_token = token(&keys, "r2", "da", Role::Doctor, false);
+    let (mut thief, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/ws?room=r2&token={a_token}&resume={b_id}&resume_token={secret}"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        close_code_of(&mut thief).await,
+        Some(kham_proto::close_code::RESUME_FAILED)
+    );
+    // The right one: the same participant, a snapshot, and the call sees it back.
+    let (mut b, _) = tokio_tungstenite::connect_async(resume_url(&secret))
+        .await
+        .unwrap();
+    let r = recv_type(&mut b, "resumed").await;
+    assert_eq!(r["me"]["id"].as_str(), Some(b_id.as_str()));
+    assert_eq!(r["status"], "admitted");
+    assert_eq!(r["participants"].as_array().map(Vec::len), Some(1));
+    let u = recv_type(&mut a, "participant_updated").await;
+    assert_eq!(
+        u["participant"]["reconnecting"].as_bool(),
+        None,
+        "back: {u}"
+    );
+    // The resumed socket works: a ping is answered.
+    b.send(Message::text(r#"{"type":"ping","id":9}"#))
+        .await
+        .unwrap();
+    assert_eq!(recv_type(&mut b, "pong").await["id"], 9);
+
+    // Dropped again and not back within the grace: it leaves, once, as connection_lost.
+    drop(b);
+    recv_type(&mut a, "participant_updated").await;
+    let left = recv_type(&mut a, "participant_left").await;
+    assert_eq!(
+        (left["id"].as_str(), left["reason"].as_str()),
+        (Some(b_id.as_str()), Some("connection_lost"))
+    );
+    let (mut late, _) = tokio_tungstenite::connect_async(resume_url(&secret))
+        .await
+        .unwrap();
+    assert_eq!(
+        close_code_of(&mut late).await,
+        Some(kham_proto::close_code::RESUME_FAILED)
+    );
+    assert!(
+        media
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|l| !l.starts_with("ice_restart")),
+        "a resume alone restarts nothing"
+    );
+    // A malformed resume is a typed HTTP refusal.
+    let (status, body) = http(
+        addr,
+        "GET",
+        &format!("/ws?room=r2&token={b_token}&resume={b_id}"),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, body.contains("resume_token")),
+        (400, true),
+        "{body}"
+    );
 }
