@@ -149,7 +149,15 @@ async function joinCall(room, token) {
 
 client.addEventListener('welcome', (ev) => {
   const { status } = /** @type {CustomEvent<import('/sdk/kham.js').Welcome>} */ (ev).detail;
+  if (inCall && status === 'admitted' && client.me) {
+    // Joined anew after the server gave the old session up: a new own id, the others again.
+    clearTiles();
+    drawSelf(client.me);
+    for (const p of client.participants.values()) addParticipant(p);
+    return;
+  }
   if (status === 'waiting') {
+    inCall = false;
     attachStream(/** @type {HTMLVideoElement} */ (byId('waiting-video')), localStream);
     showScreen('waiting');
   } else {
@@ -219,6 +227,14 @@ client.addEventListener('connectionstate', (ev) => {
   banner.textContent = key ? t(key) : '';
 });
 
+// The signaling socket dropped and the SDK restores the session: tiles stay, a banner says so.
+client.addEventListener('reconnecting', () => {
+  byId('reconnecting').hidden = false;
+});
+client.addEventListener('reconnected', () => {
+  byId('reconnecting').hidden = true;
+});
+
 client.addEventListener('error', (ev) => {
   const { code, message } = /** @type {CustomEvent<{code: string, message: string}>} */ (ev).detail;
   showToast(code === 'forbidden' ? t('error.forbidden') : t('error.generic', { message: message || code }));
@@ -227,6 +243,7 @@ client.addEventListener('error', (ev) => {
 client.addEventListener('closed', (ev) => {
   const { reason, message } = /** @type {CustomEvent<import('/sdk/kham.js').ClosedDetail>} */ (ev).detail;
   inCall = false;
+  byId('reconnecting').hidden = true;
   clearTiles();
   stopStream(localStream);
   localStream = null;

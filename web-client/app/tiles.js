@@ -144,6 +144,8 @@ function draw(tile) {
   tile.el.classList.toggle('video-paused', !!paused);
   tile.el.dataset.audioMuted = String(p.audio_muted);
   tile.el.dataset.videoMuted = String(p.video_muted);
+  // The participant's connection is being restored: keep the tile, say so.
+  tile.el.dataset.reconnecting = String(!!p.reconnecting);
   const quality = qualityOf(p.id);
   if (quality) tile.el.dataset.quality = quality;
   else delete tile.el.dataset.quality;
@@ -152,6 +154,7 @@ function draw(tile) {
   const flags = [];
   if (p.audio_muted) flags.push(h('span', { class: 'flag', 'data-testid': 'audio-muted', title: t('muted.audio') }, [svg(ICONS.micOff)]));
   if (p.video_muted) flags.push(h('span', { class: 'flag', 'data-testid': 'video-muted', title: t('muted.video') }, [svg(ICONS.camOff)]));
+  if (p.reconnecting) flags.push(h('span', { class: 'flag flag-reconnecting', 'data-testid': 'tile-reconnecting' }, [t('tile.reconnecting')]));
   const name = tile.self ? `${p.name} (${t('you')})` : p.name;
   const label = h('div', { class: 'tile-label' }, [
     quality ? qualityBars(quality) : null,

@@ -25,6 +25,10 @@ export const CLOSE_CODES = Object.freeze({
   REPLACED: 4004,
   /** Closed for sending past the server's signaling rate limit (reported as `connection_lost`). */
   FLOODING: 4005,
+  /** A resume found nothing to resume (the grace passed, or a wrong secret): join anew. */
+  RESUME_FAILED: 4006,
+  /** Sent by this client when it gives up a socket that stopped answering, to resume on another. */
+  ABANDONED: 4100,
 });
 
 /** The three simulcast layers of the camera track: quarter, half and full resolution. */
@@ -34,8 +38,21 @@ export const SIMULCAST_ENCODINGS = Object.freeze([
   { rid: 'f', maxBitrate: 1_500_000 },
 ]);
 
-const PING_INTERVAL_MS = 20_000;
+/** A ping every 5 s; a socket silent for 12 s is taken for dead and resumed on a new one. */
+const PING_INTERVAL_MS = 5_000;
+const SILENT_SOCKET_MS = 12_000;
 const LEAVE_CLOSE_TIMEOUT_MS = 1_500;
+/**
+ * Resume attempts after a dropped socket: at once, then backing off (LiveKit's policy shape);
+ * the last delay repeats until the server's reconnect grace runs out, then the client joins anew.
+ */
+const RESUME_DELAYS_MS = [0, 300, 1200, 2700, 4800, 7000];
+/** A resume attempt that has not been answered in this long is abandoned. */
+const RESUME_TIMEOUT_MS = 5_000;
+/** ICE `disconnected` this long, or `failed`, while the socket answers: ask for an ICE restart. */
+const ICE_TROUBLE_MS = 1_000;
+/** While ICE stays down, ask again this often. */
+const ICE_RESTART_EVERY_MS = 4_000;
 
 /**
  * @typedef {'doctor'|'station'|'patient'|'observer'} Role
@@ -48,6 +65,7 @@ const LEAVE_CLOSE_TIMEOUT_MS = 1_500;
  * @property {Role} role
  * @property {boolean} audio_muted
  * @property {boolean} video_muted
+ * @property {boolean} [reconnecting]  its connection is being restored (the server keeps it meanwhile)
  *
  * @typedef {object} LobbyEntry
  * @property {string} id
@@ -68,6 +86,8 @@ const LEAVE_CLOSE_TIMEOUT_MS = 1_500;
  * @property {Participant} me
  * @property {Participant[]} participants
  * @property {Status} status
+ * @property {string} [resume_token]        resumes this session on a new socket
+ * @property {number} [reconnect_grace_ms]  for this long after it dropped
  *
  * @typedef {'left'|'denied'|'removed'|'ended'|'replaced'|'connect_failed'|'connection_lost'} CloseReason
  *
@@ -124,6 +144,10 @@ const LEAVE_CLOSE_TIMEOUT_MS = 1_500;
  * - `audiorate` {mid, maxBitrate, applied} (own Opus rate capped for a thin listener, or restored;
  *   `applied`: the sender's maxBitrate afterwards, null when it could not be set)
  * - `error` {code, message} (a server `error` reply; the session goes on)
+ * - `reconnecting` {since} (the signaling socket dropped: the SDK resumes the same session on a
+ *   new one; the peer connection, tiles and tracks stay); `reconnected` {resumed} (`resumed`:
+ *   the same participant is back; false: the server had given it up and the SDK joined anew,
+ *   announced by `welcome`)
  * - `closed` {ClosedDetail} (the session is over; emitted once)
  */
 export class KhamClient extends EventTarget {
@@ -179,6 +203,21 @@ export class KhamClient extends EventTarget {
     this._leaving = false;
     /** Set by `denied`/`removed`/`ended`, read when the server then closes. @type {{reason: string, message: string}|null} */
     this._pendingClose = null;
+    /** Whether the session is being restored after a dropped socket. */
+    this.reconnecting = false;
+    /** What connect() was given, for resumes and rejoins. @type {ConnectOptions|null} */
+    this._opts = null;
+    /** From `welcome`: the secret that resumes this session, and for how long. */
+    this._resumeToken = null;
+    this._graceMs = 0;
+    /** When a message last arrived on the socket (Date.now()). */
+    this._lastRx = 0;
+    /** The offer_id of the server offer being answered. @type {number|null} */
+    this._offerId = null;
+    /** ICE watch: the pending check, and when a restart was last asked for. */
+    this._iceTimer = null;
+    this._iceAskedAt = 0;
+    this._onOnline = () => this._networkChanged();
   }
 
   /**
@@ -192,42 +231,73 @@ export class KhamClient extends EventTarget {
   connect({ url, room, token }) {
     if (this.ws) return Promise.reject(new Error('already connected'));
     this.room = room;
-    const ws = new WebSocket(wsUrl(url, room, token));
+    this._opts = { url, room, token };
+    if (typeof window !== 'undefined') window.addEventListener('online', this._onOnline);
+    const conn = typeof navigator !== 'undefined' && /** @type {any} */ (navigator).connection;
+    if (conn && conn.addEventListener) conn.addEventListener('change', this._onOnline);
+    return this._join(false);
+  }
+
+  /**
+   * Opens a join socket and resolves with `welcome`. `rejoin`: the server gave the old session
+   * up, and a failure now ends the session as `connection_lost` rather than `connect_failed`.
+   * @param {boolean} rejoin
+   * @returns {Promise<Welcome>}
+   */
+  _join(rejoin) {
+    const opts = /** @type {ConnectOptions} */ (this._opts);
+    const ws = new WebSocket(wsUrl(opts.url, opts.room, opts.token));
     this.ws = ws;
     return new Promise((resolve, reject) => {
       let welcomed = false;
-      ws.addEventListener('message', (ev) => {
-        /** @type {any} */
-        let msg;
-        try {
-          msg = JSON.parse(typeof ev.data === 'string' ? ev.data : '');
-        } catch {
-          console.warn('kham: ignoring a non-JSON frame');
-          return;
-        }
-        if (!msg || typeof msg.type !== 'string') return;
-        if (msg.type === 'welcome' && !welcomed) {
-          welcomed = true;
-          this._onWelcome(msg);
-          resolve(msg);
-          return;
-        }
-        this._onMessage(msg);
-      });
-      ws.addEventListener('close', (ev) => {
-        this._stopPing();
-        if (!welcomed) {
-          // Browsers hide the refused upgrade's status and body; a plain GET of the same URL
-          // returns them (401/403 with {"error": code}), so the UI can say why.
-          refusalReason(ws.url).then((error) => {
-            const message = error || 'could not connect';
-            this._finish({ reason: 'connect_failed', message, code: ev.code });
-            reject(new Error(message));
-          });
-        } else {
+      this._wire(ws, (msg) => {
+        if (msg.type !== 'welcome' || welcomed) return false;
+        welcomed = true;
+        this._onWelcome(msg);
+        resolve(msg);
+        return true;
+      }, (ev) => {
+        if (welcomed) {
           this._onSocketClose(ev);
+          return;
         }
+        // Browsers hide the refused upgrade's status and body; a plain GET of the same URL
+        // returns them (401/403 with {"error": code}), so the UI can say why.
+        refusalReason(ws.url).then((error) => {
+          const message = error || 'could not connect';
+          this._finish({ reason: rejoin ? 'connection_lost' : 'connect_failed', message, code: ev.code });
+          reject(new Error(message));
+        });
       });
+    });
+  }
+
+  /**
+   * Routes a socket's messages and its close; a socket this client has let go of (replaced by
+   * a resume) is ignored. `first` sees every message first and returns true when it took it.
+   * @param {WebSocket} ws
+   * @param {(msg: any) => boolean} first
+   * @param {(ev: CloseEvent) => void} onClose
+   */
+  _wire(ws, first, onClose) {
+    ws.addEventListener('message', (ev) => {
+      if (ws !== this.ws) return;
+      this._lastRx = Date.now();
+      /** @type {any} */
+      let msg;
+      try {
+        msg = JSON.parse(typeof ev.data === 'string' ? ev.data : '');
+      } catch {
+        console.warn('kham: ignoring a non-JSON frame');
+        return;
+      }
+      if (!msg || typeof msg.type !== 'string') return;
+      if (!first(msg)) this._onMessage(msg);
+    });
+    ws.addEventListener('close', (ev) => {
+      if (ws !== this.ws) return;
+      this._stopPing();
+      onClose(ev);
     });
   }
 
@@ -382,6 +452,8 @@ export class KhamClient extends EventTarget {
     this.room = msg.room;
     this.participants = new Map((msg.participants || []).map((p) => [p.id, p]));
     this.status = msg.status;
+    this._resumeToken = typeof msg.resume_token === 'string' ? msg.resume_token : null;
+    this._graceMs = Number(msg.reconnect_grace_ms) || 0;
     this._startPing();
     this._emit('welcome', msg);
     this._emit('status', { status: msg.status });
@@ -434,7 +506,7 @@ export class KhamClient extends EventTarget {
         this._enqueue(() => this._onAnswer(msg.sdp));
         break;
       case 'offer':
-        this._enqueue(() => this._onServerOffer(msg.sdp, msg.tracks));
+        this._enqueue(() => this._onServerOffer(msg.sdp, msg.tracks, msg.offer_id));
         break;
       case 'tracks':
         this._enqueue(async () => {
@@ -505,6 +577,16 @@ export class KhamClient extends EventTarget {
       [CLOSE_CODES.REPLACED]: 'replaced',
     };
     const pending = this._pendingClose;
+    const final = pending || byCode[ev.code] || this._leaving;
+    if (!final && (ev.code === CLOSE_CODES.NORMAL || ev.code === CLOSE_CODES.RESUME_FAILED)) {
+      // The server gave this participant up (its connection stayed away past the grace).
+      this._rejoin();
+      return;
+    }
+    if (!final && this._resumeToken) {
+      this._resume();
+      return;
+    }
     /** @type {CloseReason} */
     let reason;
     if (pending) reason = /** @type {CloseReason} */ (pending.reason);
@@ -513,6 +595,242 @@ export class KhamClient extends EventTarget {
     else reason = 'connection_lost';
     const message = (pending && pending.message) || ev.reason || '';
     this._finish({ reason, message, code: ev.code });
+  }
+
+  // ---- reconnecting ----
+
+  /**
+   * The socket dropped: resume the same session on a new one, backing off, until the server's
+   * grace runs out; then join anew. The peer connection stays: media may well still flow.
+   */
+  async _resume() {
+    if (this.reconnecting || this.closed) return;
+    this.reconnecting = true;
+    const since = Date.now();
+    this._emit('reconnecting', { since });
+    const grace = this._graceMs || 30_000;
+    for (let attempt = 0; !this.closed && !this._leaving; attempt += 1) {
+      const wait = RESUME_DELAYS_MS[Math.min(attempt, RESUME_DELAYS_MS.length - 1)];
+      if (Date.now() + wait - since > grace) break;
+      await sleep(wait);
+      if (this.closed || this._leaving) return;
+      const result = await this._tryResume();
+      if (result === 'resumed') {
+        this.reconnecting = false;
+        this._emit('reconnected', { resumed: true });
+        this._checkIce();
+        return;
+      }
+      if (result === 'refused') break;
+    }
+    if (!this.closed && !this._leaving) await this._rejoin();
+  }
+
+  /**
+   * One resume attempt on a new socket.
+   * @returns {Promise<'resumed'|'refused'|'failed'>}
+   */
+  _tryResume() {
+    const opts = /** @type {ConnectOptions} */ (this._opts);
+    const me = /** @type {Participant} */ (this.me);
+    const ws = new WebSocket(wsUrl(opts.url, opts.room, opts.token, { resume: me.id, resume_token: String(this._resumeToken) }));
+    this.ws = ws;
+    return new Promise((resolve) => {
+      let done = false;
+      const timer = setTimeout(() => {
+        if (done) return;
+        done = true;
+        this._abandonSocket();
+        resolve('failed');
+      }, RESUME_TIMEOUT_MS);
+      this._wire(ws, (msg) => {
+        if (done) return false;
+        if (msg.type === 'resumed') {
+          done = true;
+          clearTimeout(timer);
+          this._onResumed(msg);
+          resolve('resumed');
+          return true;
+        }
+        // The refusal's `error` comes before its close (4006).
+        return msg.type === 'error';
+      }, (ev) => {
+        if (done) {
+          this._onSocketClose(ev);
+          return;
+        }
+        done = true;
+        clearTimeout(timer);
+        resolve(ev.code === CLOSE_CODES.RESUME_FAILED ? 'refused' : 'failed');
+      });
+    });
+  }
+
+  /**
+   * Back on a new socket as the same participant: reconcile what was missed from the snapshot,
+   * and tell the server again what it may have missed of ours.
+   * @param {any} msg
+   */
+  _onResumed(msg) {
+    this.me = msg.me;
+    const before = this.participants;
+    const now = new Map((msg.participants || []).map((/** @type {Participant} */ p) => [p.id, p]));
+    this.participants = now;
+    for (const id of before.keys()) {
+      if (now.has(id)) continue;
+      this._dropParticipantTracks(id);
+      this._emit('participantleft', { id, reason: 'left' });
+    }
+    for (const p of now.values()) {
+      this._emit(before.has(p.id) ? 'participantupdated' : 'participantjoined', { participant: p });
+    }
+    this._startPing();
+    if (msg.status !== this.status) {
+      this.status = msg.status;
+      this._emit('status', { status: msg.status });
+      if (msg.status === 'admitted') {
+        this._emit('admitted', { participants: msg.participants || [] });
+        this._onAdmitted();
+        return;
+      }
+    }
+    if (this.status === 'admitted') {
+      for (const kind of /** @type {MediaKind[]} */ (['audio', 'video'])) {
+        this._send({ type: 'mute', kind, muted: this._muted[kind] });
+      }
+      if (!this._unsupported.has('audio_only')) this._send({ type: 'audio_only', enabled: this._audioOnly });
+      if (this._views) this._views.changed();
+    }
+  }
+
+  /**
+   * The server gave the old session up (or it could not be resumed): join again as a new
+   * participant with the same token and start media again; the app sees everyone leave and a
+   * new `welcome`.
+   */
+  async _rejoin() {
+    if (this.closed || this._leaving) return;
+    if (!this.reconnecting) {
+      this.reconnecting = true;
+      this._emit('reconnecting', { since: Date.now() });
+    }
+    for (const id of [...this.participants.keys()]) {
+      this.participants.delete(id);
+      this._dropParticipantTracks(id);
+      this._emit('participantleft', { id, reason: 'connection_lost' });
+    }
+    this._closePc();
+    this._trackInfo = new Map();
+    this._offerSent = false;
+    this._resumeToken = null;
+    this.videoStates = new Map();
+    try {
+      await this._join(true);
+    } catch {
+      return; // finished as connection_lost
+    }
+    this.reconnecting = false;
+    this._emit('reconnected', { resumed: false });
+  }
+
+  /** Lets go of the current socket without ending the session (a resume follows). */
+  _abandonSocket() {
+    const ws = this.ws;
+    this.ws = null;
+    this._stopPing();
+    if (!ws) return;
+    try {
+      ws.close(CLOSE_CODES.ABANDONED);
+    } catch {
+      // already closing
+    }
+  }
+
+  /** The socket stopped answering: give it up and resume on a new one. */
+  _socketLost() {
+    if (this.reconnecting || this.closed || this._leaving) return;
+    this._abandonSocket();
+    this._resume();
+  }
+
+  /** The browser says the network changed (`online`, a connection type change). */
+  _networkChanged() {
+    if (this.closed || this._leaving) return;
+    if (this.reconnecting) return;
+    // The old socket's TCP connection may be bound to the old network: check it answers.
+    this._probeSocket().then((alive) => {
+      if (!alive) this._socketLost();
+      else this._askIceRestart(true);
+    });
+  }
+
+  /**
+   * Whether the socket answers a ping within 1.5 s.
+   * @returns {Promise<boolean>}
+   */
+  _probeSocket() {
+    const sentAt = Date.now();
+    this._pingId += 1;
+    if (!this._send({ type: 'ping', id: this._pingId })) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      setTimeout(() => resolve(this._lastRx >= sentAt), 1_500);
+    });
+  }
+
+  /** ICE state changes: trouble that lasts gets an ICE restart (or a resume first). */
+  _onIceState() {
+    const pc = this.pc;
+    if (!pc) return;
+    const state = pc.iceConnectionState;
+    if (state === 'connected' || state === 'completed') {
+      if (this._iceTimer !== null) clearTimeout(this._iceTimer);
+      this._iceTimer = null;
+      return;
+    }
+    if ((state === 'disconnected' || state === 'failed') && this._iceTimer === null) {
+      this._iceTimer = setTimeout(() => {
+        this._iceTimer = null;
+        this._iceTrouble();
+      }, state === 'failed' ? 0 : ICE_TROUBLE_MS);
+    }
+  }
+
+  /** ICE is down: if the socket answers, ask for a restart; if not, resume it first. */
+  async _iceTrouble() {
+    const pc = this.pc;
+    if (!pc || this.closed || this._leaving) return;
+    const state = pc.iceConnectionState;
+    if (state !== 'disconnected' && state !== 'failed') return;
+    if (!this.reconnecting) {
+      if (await this._probeSocket()) this._askIceRestart(false);
+      else this._socketLost();
+    }
+    // Still down later: check again (a restart offer may have been lost, or the path is still gone).
+    this._iceTimer = setTimeout(() => {
+      this._iceTimer = null;
+      this._iceTrouble();
+    }, ICE_RESTART_EVERY_MS);
+  }
+
+  /** After a resume: ICE that went down meanwhile gets its restart now. */
+  _checkIce() {
+    const pc = this.pc;
+    if (pc && (pc.iceConnectionState === 'disconnected' || pc.iceConnectionState === 'failed')) {
+      this._askIceRestart(true);
+    }
+  }
+
+  /**
+   * Asks the server for an ICE restart (it answers with an `offer`), at most once per
+   * ICE_RESTART_EVERY_MS unless `now`.
+   * @param {boolean} now
+   */
+  _askIceRestart(now) {
+    if (!this.pc || this.status !== 'admitted') return;
+    const t = Date.now();
+    if (!now && t - this._iceAskedAt < ICE_RESTART_EVERY_MS) return;
+    this._iceAskedAt = t;
+    this._send({ type: 'ice_restart' });
   }
 
   // ---- media ----
@@ -524,6 +842,7 @@ export class KhamClient extends EventTarget {
     pc.addEventListener('connectionstatechange', () => {
       this._emit('connectionstate', { state: pc.connectionState });
     });
+    pc.addEventListener('iceconnectionstatechange', () => this._onIceState());
     // Server offers bring receive transceivers; surface their tracks once the mapping is known.
     pc.addEventListener('track', () => this._reconcileTracks());
 
@@ -561,8 +880,8 @@ export class KhamClient extends EventTarget {
     this._reconcileTracks();
   }
 
-  /** @param {string} sdp @param {TrackInfo[]} tracks */
-  async _onServerOffer(sdp, tracks) {
+  /** @param {string} sdp @param {TrackInfo[]} tracks @param {number|undefined} offerId */
+  async _onServerOffer(sdp, tracks, offerId) {
     const pc = this.pc;
     if (!pc) {
       console.warn('kham: server offer before the own offer; ignored');
@@ -572,7 +891,8 @@ export class KhamClient extends EventTarget {
     await pc.setRemoteDescription({ type: 'offer', sdp });
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
-    this._send({ type: 'answer', sdp: pc.localDescription ? pc.localDescription.sdp : answer.sdp });
+    const reply = { type: 'answer', sdp: pc.localDescription ? pc.localDescription.sdp : answer.sdp };
+    this._send(typeof offerId === 'number' ? { ...reply, offer_id: offerId } : reply);
     this._reconcileTracks();
   }
 
@@ -745,7 +1065,14 @@ export class KhamClient extends EventTarget {
 
   _startPing() {
     this._stopPing();
+    this._lastRx = Date.now();
     this._pingTimer = setInterval(() => {
+      // Nothing at all (not even the pongs) for a while: the socket is dead though not closed
+      // (a network switch leaves the old TCP connection hanging).
+      if (Date.now() - this._lastRx > SILENT_SOCKET_MS) {
+        this._socketLost();
+        return;
+      }
       this._pingId += 1;
       this._send({ type: 'ping', id: this._pingId });
     }, PING_INTERVAL_MS);
@@ -760,7 +1087,13 @@ export class KhamClient extends EventTarget {
   _finish(detail) {
     if (this.closed) return;
     this.closed = true;
+    this.reconnecting = false;
     this._stopPing();
+    if (this._iceTimer !== null) clearTimeout(this._iceTimer);
+    this._iceTimer = null;
+    if (typeof window !== 'undefined') window.removeEventListener('online', this._onOnline);
+    const conn = typeof navigator !== 'undefined' && /** @type {any} */ (navigator).connection;
+    if (conn && conn.removeEventListener) conn.removeEventListener('change', this._onOnline);
     if (this._views) this._views.dispose();
     this._views = null;
     this._closePc();
@@ -785,12 +1118,11 @@ function withWaitingSince(e) {
   return { ...e, waitingSince: v > 1e12 ? v : Date.now() - v };
 }
 
-/**
- * The signaling URL for a room and token.
- * @param {string|undefined} base  http(s)://host, ws(s)://host or .../ws; default: this page's host
- * @param {string} room
- * @param {string} token
- */
+/** @param {number} ms */
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /**
  * Why the server refused a WebSocket URL: the `error` code of its JSON reply to a plain GET
  * (`expired_token`, `wrong_room`, `revoked_token`, `room_full`, `room_ended`, ...), or '' when
@@ -810,7 +1142,14 @@ export async function refusalReason(url) {
   }
 }
 
-export function wsUrl(base, room, token) {
+/**
+ * The signaling URL for a room and token.
+ * @param {string|undefined} base  http(s)://host, ws(s)://host or .../ws; default: this page's host
+ * @param {string} room
+ * @param {string} token
+ * @param {{resume: string, resume_token: string}} [resume]  a resume of an earlier session
+ */
+export function wsUrl(base, room, token, resume) {
   let u;
   if (base) {
     u = new URL(base, typeof location !== 'undefined' ? location.href : undefined);
@@ -821,7 +1160,7 @@ export function wsUrl(base, room, token) {
     u = new URL('/ws', location.href);
     u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   }
-  u.search = new URLSearchParams({ room, token }).toString();
+  u.search = new URLSearchParams(resume ? { room, token, ...resume } : { room, token }).toString();
   u.hash = '';
   return u.toString();
 }

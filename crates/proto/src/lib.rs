@@ -51,4 +51,7 @@ pub mod close_code {
     pub const FLOODING: u16 = 4005;
     /// A resume named a participant this room no longer has, or a wrong secret: join anew.
     pub const RESUME_FAILED: u16 = 4006;
+    /// From a client: it gives this socket up (it stopped answering) and resumes on another;
+    /// the participant stays for the reconnect grace.
+    pub const ABANDONED: u16 = 4100;
 }

@@ -1,7 +1,8 @@
 //! A media connection that drops is a state, not a departure (`reconnect.rs`): in virtual time
 //! with str0m client peers, a publisher whose network disappears is marked reconnecting within
 //! seconds and comes back by itself when its network returns, before or after str0m's 15 s
-//! consent timeout; an ICE restart gives it new credentials over the same DTLS session.
+//! consent timeout; an ICE restart gives it new credentials over the same DTLS session; after a
+//! NAT rebinding the room sends to the new address within seconds.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod world;
@@ -158,4 +159,44 @@ fn an_ice_restart_renews_the_credentials_and_media_goes_on() {
     let (_, sdp2) = w.held_offers.pop().expect("a second restart offer");
     assert_ne!(ufrag(&sdp2).unwrap(), first_ufrag);
     assert!(w.room.request_ice_restart(&"nobody".into()).is_err());
+}
+
+#[test]
+fn after_a_nat_rebinding_media_follows_the_new_address_within_seconds() {
+    let mut w = World::new();
+    let t0 = w.now;
+    let mid = w.join(
+        Client::new("pub", "127.0.0.2:5000", t0),
+        MediaKind::Audio,
+        Direction::SendOnly,
+    );
+    let mut sub = Client::new("sub", "10.0.0.3:5000", t0);
+    sub.nat = Some("203.0.113.1:40000".parse().unwrap());
+    w.join(sub, MediaKind::Audio, Direction::RecvOnly);
+    w.run_until(t0 + Duration::from_secs(2));
+    assert!(w.clients.iter().all(|c| c.connected));
+    let mut seq = 0;
+    let start = w.now;
+    talk(&mut w, mid, &mut seq, start + Duration::from_secs(3));
+    assert!(w.clients[1].received.len() >= 140);
+
+    // The carrier's NAT gives the subscriber a new public address; the old one is dead.
+    w.clients[1].nat = Some("203.0.113.3:40001".parse().unwrap());
+    let rebound = w.now;
+    let before = w.clients[1].received.len();
+    let mut back_after = None;
+    while w.now < rebound + Duration::from_secs(20) {
+        let t = w.now;
+        talk(&mut w, mid, &mut seq, t + Duration::from_millis(100));
+        if back_after.is_none() && w.clients[1].received.len() > before + 5 {
+            back_after = Some(w.now - rebound);
+        }
+    }
+    let back_after = back_after.expect("media never reached the new address");
+    println!("media at the new address {back_after:?} after the rebinding");
+    assert!(
+        back_after <= Duration::from_secs(3),
+        "downlink black-holed for {back_after:?}"
+    );
+    assert!(!w.events.iter().any(|e| matches!(e, RoomEvent::Lost { .. })));
 }

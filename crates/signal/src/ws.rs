@@ -357,11 +357,13 @@ async fn session(
                         let _ = sink.send(close(code, "text JSON frames only")).await;
                         break;
                     }
-                    Some(Ok(Message::Close(_))) => {
+                    Some(Ok(Message::Close(frame))) => {
                         // The client closed: send the close reply tungstenite queued, so the
                         // client sees its own clean close (not an abnormal 1006).
                         let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
-                        lost = false;
+                        // A client giving up a socket that stopped answering resumes on
+                        // another: that is not leaving.
+                        lost = frame.is_some_and(|f| u16::from(f.code) == close_code::ABANDONED);
                         break;
                     }
                     Some(Ok(_)) => {}

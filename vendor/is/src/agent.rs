@@ -96,6 +96,9 @@ pub struct IceAgent {
     /// if we get a better candidate for [`IceAgentEvent::NominatedSend`].
     nominated_send: Option<PairId>,
 
+    /// kham patch: the pair of the latest USE-CANDIDATE request (controlled ice-lite agents).
+    latest_use_candidate: Option<PairId>,
+
     /// Statistics counter for the agent.
     stats: IceAgentStats,
 
@@ -341,6 +344,7 @@ impl IceAgent {
             stun_server_queue: VecDeque::new(),
             discovered_recv: HashSet::new(),
             nominated_send: None,
+            latest_use_candidate: None,
             stats: IceAgentStats::default(),
             timing_advance: Duration::from_millis(50),
             timing_config: StunTiming::default(),
@@ -1639,6 +1643,15 @@ impl IceAgent {
             self.evaluate_nomination();
         }
 
+        // kham patch: a controlled ice-lite agent sends where the controlling agent's latest
+        // USE-CANDIDATE says (mediasoup's ice-lite semantics), at once. After a NAT rebinding
+        // the browser's candidate, and so the new pair's priority, is unchanged: choosing by
+        // priority alone kept sending to the dead address until the old pair was pruned, 15 s.
+        if self.ice_lite && !self.controlling && req.use_candidate {
+            self.latest_use_candidate = Some(pair_id);
+            self.evaluate_nomination();
+        }
+
         // kham patch: a controlled ice-lite agent sends on the first pair a valid binding
         // request arrived on, until the controlling agent nominates one (as mediasoup's
         // ice-lite server does). Chromium nominates a pair it already uses only with a later
@@ -1954,14 +1967,31 @@ impl IceAgent {
             // lets us act on a nomination only once the pair is valid, i.e. our own
             // check on it succeeded, so a pair the peer nominated but we cannot reach
             // never becomes the send path.
-            self.candidate_pairs
-                .iter_mut()
-                .filter(|p| p.is_nominated() && p.state() == CheckState::Succeeded)
-                .max_by_key(|p| p.prio())
+            //
+            // kham patch: an ice-lite agent takes the pair of the latest USE-CANDIDATE while it
+            // is still there (see `latest_use_candidate`).
+            let usable = |p: &CandidatePair| p.is_nominated() && p.state() == CheckState::Succeeded;
+            let latest = self.latest_use_candidate.filter(|_| self.ice_lite);
+            match latest.and_then(|id| self.candidate_pairs.iter().position(|p| p.id() == id && usable(p))) {
+                Some(i) => {
+                    if self.nominated_send == Some(self.candidate_pairs[i].id()) {
+                        return;
+                    }
+                    self.candidate_pairs.get_mut(i)
+                }
+                None => self
+                    .candidate_pairs
+                    .iter_mut()
+                    .filter(|p| usable(p))
+                    .max_by_key(|p| p.prio()),
+            }
         };
 
         if let Some(best_prio) = best_prio {
-            if let Some(nominated) = nominated_pair_priority {
+            let latest_chosen = !self.controlling
+                && self.ice_lite
+                && self.latest_use_candidate == Some(best_prio.id());
+            if let Some(nominated) = nominated_pair_priority.filter(|_| !latest_chosen) {
                 if nominated == best_prio.prio() {
                     // The best prio is also the current nominated prio. Make
                     // no changes since there can be multiple pairs having the

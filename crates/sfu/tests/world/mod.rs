@@ -28,6 +28,9 @@ pub struct Client {
     pub online: bool,
     pub received: Vec<(u32, u16, u32, Vec<u8>)>,
     pub connected: bool,
+    /// Behind a NAT: the address the room sees (and sends to) instead of `addr`. Changing it
+    /// is a NAT rebinding: what the room still sends to the old one is lost.
+    pub nat: Option<SocketAddr>,
 }
 
 impl Client {
@@ -43,6 +46,7 @@ impl Client {
             online: true,
             received: Vec::new(),
             connected: false,
+            nat: None,
         }
     }
 
@@ -108,11 +112,11 @@ impl World {
         mid
     }
 
-    fn deliver_to_room(&mut self, t: Transmit) {
+    fn deliver_to_room(&mut self, t: Transmit, nat: Option<SocketAddr>) {
         let contents = DatagramRecv::try_from(&t.contents[..]).unwrap();
         let r = Receive {
             proto: Protocol::Udp,
-            source: t.source,
+            source: nat.unwrap_or(t.source),
             destination: t.destination,
             contents,
         };
@@ -161,13 +165,13 @@ impl World {
                 if let Some(c) = self
                     .clients
                     .iter_mut()
-                    .find(|c| c.addr == t.destination && c.online)
+                    .find(|c| c.nat.unwrap_or(c.addr) == t.destination && c.online)
                 {
                     let contents = DatagramRecv::try_from(&t.contents[..]).unwrap();
                     let r = Receive {
                         proto: Protocol::Udp,
                         source: t.source,
-                        destination: t.destination,
+                        destination: c.addr,
                         contents,
                     };
                     c.rtc.handle_input(Input::Receive(self.now, r)).unwrap();
@@ -221,7 +225,8 @@ impl World {
                         Output::Transmit(t) => {
                             moved = true;
                             if self.clients[i].online {
-                                self.deliver_to_room(t);
+                                let nat = self.clients[i].nat;
+                                self.deliver_to_room(t, nat);
                             }
                         }
                         Output::Event(Event::Connected) => self.clients[i].connected = true,
