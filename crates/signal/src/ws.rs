@@ -363,7 +363,7 @@ async fn session(
                         let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
                         // A client giving up a socket that stopped answering resumes on
                         // another: that is not leaving.
-                        lost = frame.is_some_and(|f| u16::from(f.code) == close_code::ABANDONED);
+                        lost = frame.is_some_and(|f| f.code == close_code::ABANDONED);
                         break;
                     }
                     Some(Ok(_)) => {}
