@@ -83,6 +83,9 @@ pub struct MediaConfig {
     /// Bytes asked for each media socket's receive and send buffers; 0 keeps the system's.
     pub udp_recv_buffer: usize,
     pub udp_send_buffer: usize,
+    /// ICE over TCP: a TCP listener per shard on the port number of its UDP socket, announced
+    /// as a passive candidate for clients whose UDP is blocked.
+    pub ice_tcp: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

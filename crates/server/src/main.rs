@@ -4,6 +4,7 @@ mod admin;
 mod config;
 mod cpu;
 mod http_limits;
+mod ice_tcp;
 mod logging;
 mod media_stats;
 mod metrics;

@@ -22,6 +22,12 @@ pub struct ShardCounters {
     pub rooms_panicked: u64,
     /// ICE restarts requested by clients and put into a server offer.
     pub ice_restarts: u64,
+    /// ICE-TCP: packets in and out, connections accepted, closed as junk or silent, open now.
+    pub tcp_in: u64,
+    pub tcp_out: u64,
+    pub tcp_accepted: u64,
+    pub tcp_closed_bad: u64,
+    pub tcp_connections: u64,
     /// RTP, NACK, PLI and RTX totals of every participant this shard has carried.
     pub media: MediaTotals,
     pub layer_switches: u64,
@@ -40,6 +46,11 @@ impl ShardCounters {
         self.send_dropped += o.send_dropped;
         self.rooms_panicked += o.rooms_panicked;
         self.ice_restarts += o.ice_restarts;
+        self.tcp_in += o.tcp_in;
+        self.tcp_out += o.tcp_out;
+        self.tcp_accepted += o.tcp_accepted;
+        self.tcp_closed_bad += o.tcp_closed_bad;
+        self.tcp_connections += o.tcp_connections;
         self.media.add(&o.media);
         self.layer_switches += o.layer_switches;
         self.keyframe_requests += o.keyframe_requests;

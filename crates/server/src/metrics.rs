@@ -288,6 +288,25 @@ impl Collector for NodeCollector {
         )?;
         counter(
             &mut e,
+            "kham_ice_tcp_connections_accepted",
+            "ICE-TCP connections accepted (clients whose UDP is blocked)",
+            c.tcp_accepted,
+        )?;
+        counter(
+            &mut e,
+            "kham_ice_tcp_connections_refused",
+            "ICE-TCP connections closed for junk (a first packet that is no STUN binding request, a bad frame) or silence",
+            c.tcp_closed_bad,
+        )?;
+        labelled_counter(
+            &mut e,
+            "kham_ice_tcp_packets",
+            "Media and ICE packets carried over ICE-TCP, by direction",
+            "direction",
+            &[("in", c.tcp_in), ("out", c.tcp_out)],
+        )?;
+        counter(
+            &mut e,
             "kham_ice_restarts",
             "ICE restarts the server offered (a client's ICE failed or its network changed)",
             c.ice_restarts,

@@ -41,6 +41,7 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     // Media: one UDP socket per shard.
     let mut sockets = Vec::new();
     let mut announce = Vec::new();
+    let mut tcp = Vec::new();
     let mut inodes = Vec::new();
     let mut buffers: Option<udp::Buffers> = None;
     for i in 0..cfg.media.shards {
@@ -75,6 +76,22 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         } else {
             cfg.media.announce.clone()
         };
+        if cfg.media.ice_tcp {
+            // The TCP port mirrors the UDP one (a free one when UDP's is picked by the system).
+            let addr = SocketAddr::new(cfg.media.bind, if port == 0 { 0 } else { bound.port() });
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("binding ICE-TCP {addr} (media.ice_tcp)"))?;
+            listener.set_nonblocking(true)?;
+            let tcp_port = listener.local_addr()?.port();
+            tracing::info!(port = tcp_port, shard = i, "ICE-TCP listener bound");
+            let tcp_announce = ips
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, tcp_port))
+                .collect();
+            tcp.push(Some((listener, tcp_announce)));
+        } else {
+            tcp.push(None);
+        }
         announce.push(
             ips.into_iter()
                 .map(|ip| SocketAddr::new(ip, bound.port()))
@@ -92,6 +109,7 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     let (media, boards) = shard::start(ShardSetup {
         sockets,
         announce,
+        tcp,
         max_participants: cfg.rooms.max_participants,
         reconnect_grace: cfg.rooms.reconnect_grace,
         adaptation: if cfg.media.adaptation {

@@ -17,7 +17,7 @@ use kham_sfu::str0m::Input;
 use kham_sfu::str0m::net::{DatagramRecv, Protocol, Receive};
 use kham_sfu::{Permissions, Room, RoomConfig, RoomEvent, RoomOutput, SfuError};
 use kham_signal::{Media, MediaError, MediaEvent, MediaPerms};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::media_stats::{
@@ -190,6 +190,9 @@ pub struct ShardSetup {
     pub sockets: Vec<std::net::UdpSocket>,
     /// Per shard: the addresses announced as ICE candidates.
     pub announce: Vec<Vec<SocketAddr>>,
+    /// Per shard: its ICE-TCP listener and the addresses announced as its passive TCP
+    /// candidates (`None`: no ICE-TCP).
+    pub tcp: Vec<Option<(std::net::TcpListener, Vec<SocketAddr>)>>,
     pub max_participants: usize,
     /// How subscribers' layers are chosen (`media.adaptation`).
     pub adaptation: kham_sfu::Adaptation,
@@ -201,7 +204,9 @@ pub struct ShardSetup {
 pub fn start(setup: ShardSetup) -> anyhow::Result<(MediaHandle, MediaBoards)> {
     let mut shards = Vec::new();
     let mut boards = Vec::new();
+    let mut tcp_setups = setup.tcp.into_iter();
     for (i, (socket, announce)) in setup.sockets.into_iter().zip(setup.announce).enumerate() {
+        let tcp_setup = tcp_setups.next().flatten();
         let (tx, rx) = mpsc::channel(1024);
         let board: Board = Arc::new(Mutex::new(Arc::new(ShardSnapshot::default())));
         boards.push(board.clone());
@@ -229,8 +234,18 @@ pub fn start(setup: ShardSetup) -> anyhow::Result<(MediaHandle, MediaBoards)> {
                     }
                 };
                 rt.block_on(async move {
+                    let tcp = tcp_setup.and_then(|(listener, tcp_announce)| {
+                        let local = tcp_announce.first().copied()?;
+                        match TcpListener::from_std(listener) {
+                            Ok(l) => Some((crate::ice_tcp::IceTcp::new(l, local), tcp_announce)),
+                            Err(e) => {
+                                tracing::error!(error = %e, "ICE-TCP listener failed; UDP only");
+                                None
+                            }
+                        }
+                    });
                     match UdpSocket::from_std(socket) {
-                        Ok(s) => Shard::new(s, announce, template, board).run(rx).await,
+                        Ok(s) => Shard::new(s, announce, tcp, template, board).run(rx).await,
                         Err(e) => tracing::error!(error = %e, "shard socket failed"),
                     }
                 });
@@ -251,6 +266,9 @@ struct Shard {
     /// Destination given to str0m for every datagram: the first announced address.
     local: SocketAddr,
     announce: Vec<SocketAddr>,
+    /// ICE over TCP (`ice_tcp.rs`), and the passive TCP candidates rooms announce.
+    tcp: Option<crate::ice_tcp::IceTcp>,
+    tcp_announce: Vec<SocketAddr>,
     /// Settings of every new room (`new_room` adds the candidates).
     template: RoomConfig,
     rooms: HashMap<String, RoomEntry>,
@@ -281,9 +299,14 @@ impl Shard {
     fn new(
         socket: UdpSocket,
         announce: Vec<SocketAddr>,
+        tcp: Option<(crate::ice_tcp::IceTcp, Vec<SocketAddr>)>,
         template: RoomConfig,
         board: Board,
     ) -> Self {
+        let (tcp, tcp_announce) = match tcp {
+            Some((t, a)) => (Some(t), a),
+            None => (None, Vec::new()),
+        };
         let bound = socket
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -297,6 +320,8 @@ impl Shard {
             socket,
             local,
             announce,
+            tcp,
+            tcp_announce,
             template,
             rooms: HashMap::new(),
             by_addr: HashMap::new(),
@@ -310,6 +335,7 @@ impl Shard {
 
     async fn run(mut self, mut cmds: mpsc::Receiver<ShardCmd>) {
         let mut buf = vec![0u8; 2048];
+        let mut scratch = vec![0u8; kham_sfu::rfc4571::MAX_FRAME];
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -338,6 +364,10 @@ impl Shard {
                     }
                     Err(e) => tracing::debug!(error = %e, "udp recv error"),
                 },
+                ev = std::future::poll_fn(|cx| match self.tcp.as_mut() {
+                    Some(t) => t.poll_event(cx),
+                    None => std::task::Poll::Pending,
+                }) => self.tcp_event(ev, &mut scratch),
                 _ = tokio::time::sleep_until(next.into()) => self.timeouts(),
                 _ = publish.tick() => self.publish(),
             }
@@ -408,6 +438,9 @@ impl Shard {
                 let _ = self.with_room(&room, |r| r.set_video_views(&peer, &views));
             }
             ShardCmd::CloseRoom { room } => {
+                if let Some(tcp) = self.tcp.as_mut() {
+                    tcp.forget_room(&room);
+                }
                 self.rooms.remove(&room);
                 self.by_addr.retain(|_, r| *r != room);
             }
@@ -435,6 +468,7 @@ impl Shard {
     fn new_room(&mut self, events: mpsc::Sender<MediaEvent>, now: Instant) -> RoomEntry {
         let config = RoomConfig {
             candidates: self.announce.clone(),
+            tcp_candidates: self.tcp_announce.clone(),
             ..self.template.clone()
         };
         // Each room gets its own seed (initial sequence numbers differ between rooms).
@@ -548,9 +582,20 @@ impl Shard {
             return;
         };
         let counters = &mut self.counters;
+        let tcp = &mut self.tcp;
         let out = catch_unwind(AssertUnwindSafe(|| {
             loop {
                 match entry.room.poll_output() {
+                    RoomOutput::Transmit(t) if t.proto == Protocol::Tcp => {
+                        let sent = tcp
+                            .as_mut()
+                            .is_some_and(|tcp| tcp.send(t.destination, &t.contents));
+                        if sent {
+                            counters.tcp_out += 1;
+                        } else {
+                            counters.send_dropped += 1;
+                        }
+                    }
                     RoomOutput::Transmit(t) => {
                         match self.socket.try_send_to(&t.contents, t.destination) {
                             Ok(n) => {
@@ -605,7 +650,111 @@ impl Shard {
 
 impl Shard {
     /// Copies the counters and every room's figures to the board (once per second).
+    /// A TCP connection needs attention (`ice_tcp.rs`).
+    fn tcp_event(&mut self, ev: crate::ice_tcp::TcpEvent, scratch: &mut [u8]) {
+        use crate::ice_tcp::TcpEvent;
+        let Some(tcp) = self.tcp.as_mut() else {
+            return;
+        };
+        let i = match ev {
+            TcpEvent::Accepted => return,
+            TcpEvent::Writable(i) => {
+                tcp.flush(i);
+                return;
+            }
+            TcpEvent::Readable(i) => i,
+        };
+        let open = tcp.read(i);
+        loop {
+            let Some(tcp) = self.tcp.as_mut() else {
+                return;
+            };
+            let c = &mut tcp.conns[i];
+            let (n, peer) = match c.reader.next_frame() {
+                Ok(Some(r)) => {
+                    let n = r.len();
+                    scratch[..n].copy_from_slice(&c.reader.bytes()[r]);
+                    (n, c.peer)
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "ICE-TCP: bad frame, connection closed");
+                    tcp.close(i, true);
+                    return;
+                }
+            };
+            if !self.tcp_packet(i, peer, &scratch[..n]) {
+                if let Some(tcp) = self.tcp.as_mut() {
+                    tcp.close(i, true);
+                }
+                return;
+            }
+        }
+        if !open && let Some(tcp) = self.tcp.as_mut() {
+            tcp.close(i, false);
+        }
+    }
+
+    /// One packet from ICE-TCP connection `i`. False: the connection is not an ICE peer of
+    /// ours (its first packet is no binding request any room accepts) and is closed.
+    fn tcp_packet(&mut self, i: usize, peer: SocketAddr, data: &[u8]) -> bool {
+        let Some(tcp) = self.tcp.as_mut() else {
+            return false;
+        };
+        let (greeted, cached, local) = {
+            let c = &tcp.conns[i];
+            (c.greeted, c.room.clone(), tcp.local)
+        };
+        if !greeted && !crate::ice_tcp::is_stun_binding_request(data) {
+            return false;
+        }
+        self.counters.tcp_in += 1;
+        let now = Instant::now();
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            return greeted;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Tcp,
+                source: peer,
+                destination: local,
+                contents,
+            },
+        );
+        let room_id = cached
+            .filter(|id| self.rooms.get(id).is_some_and(|e| e.room.accepts(&input)))
+            .or_else(|| {
+                self.rooms
+                    .iter()
+                    .find(|(_, e)| e.room.accepts(&input))
+                    .map(|(id, _)| id.clone())
+            });
+        let Some(room_id) = room_id else {
+            return greeted;
+        };
+        if let Err(e) = self.with_room(&room_id, |r| r.handle_datagram(input)) {
+            tracing::debug!(error = %e, "ICE-TCP packet rejected");
+            return greeted;
+        }
+        if let Some(c) = self.tcp.as_mut().and_then(|t| t.conns.get_mut(i)) {
+            c.greeted = true;
+            c.last_rx = now;
+            if c.room.as_deref() != Some(room_id.as_str()) {
+                c.room = Some(room_id.clone());
+            }
+        }
+        self.drain(&room_id);
+        true
+    }
+
     fn publish(&mut self) {
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.expire(Instant::now());
+            self.counters.tcp_accepted = tcp.counters.accepted;
+            self.counters.tcp_closed_bad = tcp.counters.closed_bad;
+            self.counters.tcp_connections = tcp.conns.len() as u64;
+        }
         let rooms: HashMap<String, (RoomMedia, kham_sfu::RoomStats)> = self
             .rooms
             .iter()

@@ -51,6 +51,7 @@ mod peer;
 pub mod quality;
 mod reconnect;
 pub mod red;
+pub mod rfc4571;
 mod room;
 pub mod sdp_check;
 mod stats;

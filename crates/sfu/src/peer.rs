@@ -7,6 +7,7 @@ use std::time::Instant;
 use kham_proto::{MediaKind as WireKind, ParticipantId, TrackInfo};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind};
+use str0m::net::TcpType;
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc};
 
@@ -90,6 +91,7 @@ impl Peer {
         id: ParticipantId,
         perms: Permissions,
         candidates: &[SocketAddr],
+        tcp_candidates: &[SocketAddr],
         adaptation: &Adaptation,
     ) -> Result<Self, SfuError> {
         let mut rtc = Rtc::builder()
@@ -106,6 +108,17 @@ impl Peer {
             .build(now);
         for addr in candidates {
             let c = Candidate::host(*addr, "udp").map_err(|e| SfuError::Input(e.to_string()))?;
+            rtc.add_local_candidate(c);
+        }
+        // Passive: the browser connects (Chromium's own TCP candidates are active, and Firefox
+        // takes only passive ones). Its priority is below UDP's, so UDP wins where it works.
+        for addr in tcp_candidates {
+            let c = Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| SfuError::Input(e.to_string()))?;
             rtc.add_local_candidate(c);
         }
         Ok(Peer {

@@ -34,6 +34,9 @@ use crate::{audio_rate, dynacast, notify, reconnect};
 pub struct RoomConfig {
     /// Addresses announced as ICE host candidates (the media socket, or the public address).
     pub candidates: Vec<SocketAddr>,
+    /// Addresses announced as passive ICE-TCP host candidates (RFC 6544), for clients whose
+    /// UDP is blocked; the shell owns the listener and the RFC 4571 framing (`rfc4571.rs`).
+    pub tcp_candidates: Vec<SocketAddr>,
     /// Media sessions allowed at once.
     pub max_peers: usize,
     /// Simulcast layer each subscriber receives until the allocator decides (1 = middle).
@@ -51,6 +54,7 @@ impl Default for RoomConfig {
     fn default() -> Self {
         RoomConfig {
             candidates: Vec::new(),
+            tcp_candidates: Vec::new(),
             max_peers: 8,
             default_layer: 1,
             keyframe_request_interval: Duration::from_millis(500),
@@ -215,6 +219,7 @@ impl Room {
             id,
             perms,
             &self.config.candidates,
+            &self.config.tcp_candidates,
             &self.config.adaptation,
         )?;
         let answer = peer.accept_offer(offer)?;
