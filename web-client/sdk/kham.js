@@ -129,6 +129,8 @@ const ICE_RESTART_EVERY_MS = 4_000;
  * @property {string} token
  * @property {string} [url]  server base: http(s)://host, ws(s)://host or a full .../ws URL;
  *                           default: the page's own host
+ * @property {RTCIceTransportPolicy} [iceTransportPolicy]  'relay' forces media through the TURN
+ *                           servers the server hands out (tests, or a deployment that wants it)
  */
 
 /**
@@ -214,6 +216,8 @@ export class KhamClient extends EventTarget {
     this._lastRx = 0;
     /** The offer_id of the server offer being answered. @type {number|null} */
     this._offerId = null;
+    /** TURN servers with credentials, from the server (`welcome`, `admitted`, `resumed`, `offer`). @type {RTCIceServer[]} */
+    this._iceServers = [];
     /** ICE watch: the pending check, and when a restart was last asked for. */
     this._iceTimer = null;
     this._iceAskedAt = 0;
@@ -228,10 +232,10 @@ export class KhamClient extends EventTarget {
    * @param {ConnectOptions} options
    * @returns {Promise<Welcome>}
    */
-  connect({ url, room, token }) {
+  connect({ url, room, token, iceTransportPolicy }) {
     if (this.ws) return Promise.reject(new Error('already connected'));
     this.room = room;
-    this._opts = { url, room, token };
+    this._opts = { url, room, token, iceTransportPolicy };
     if (typeof window !== 'undefined') window.addEventListener('online', this._onOnline);
     const conn = typeof navigator !== 'undefined' && /** @type {any} */ (navigator).connection;
     if (conn && conn.addEventListener) conn.addEventListener('change', this._onOnline);
@@ -452,6 +456,7 @@ export class KhamClient extends EventTarget {
     this.room = msg.room;
     this.participants = new Map((msg.participants || []).map((p) => [p.id, p]));
     this.status = msg.status;
+    this._takeIceServers(msg);
     this._resumeToken = typeof msg.resume_token === 'string' ? msg.resume_token : null;
     this._graceMs = Number(msg.reconnect_grace_ms) || 0;
     this._startPing();
@@ -470,8 +475,26 @@ export class KhamClient extends EventTarget {
     if (this._publishRequested) this._enqueue(() => this._startMedia());
   }
 
+  /**
+   * TURN servers handed out with `msg` (fresh credentials each time): kept for the peer
+   * connection, and applied to one that exists (an ICE restart then uses them).
+   * @param {any} msg
+   */
+  _takeIceServers(msg) {
+    if (!Array.isArray(msg.ice_servers) || msg.ice_servers.length === 0) return;
+    this._iceServers = msg.ice_servers.map((/** @type {any} */ s) => ({ urls: s.urls, username: s.username, credential: s.credential }));
+    if (this.pc) {
+      try {
+        this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers: this._iceServers });
+      } catch (err) {
+        console.warn('kham: could not apply the TURN servers', err);
+      }
+    }
+  }
+
   /** @param {any} msg */
   _onMessage(msg) {
+    this._takeIceServers(msg);
     switch (msg.type) {
       case 'admitted':
         this.status = 'admitted';
@@ -673,6 +696,7 @@ export class KhamClient extends EventTarget {
    */
   _onResumed(msg) {
     this.me = msg.me;
+    this._takeIceServers(msg);
     const before = this.participants;
     const now = new Map((msg.participants || []).map((/** @type {Participant} */ p) => [p.id, p]));
     this.participants = now;
@@ -837,7 +861,11 @@ export class KhamClient extends EventTarget {
 
   async _startMedia() {
     if (this.pc || this.closed) return;
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    /** @type {RTCConfiguration} */
+    const config = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require', iceServers: this._iceServers };
+    const policy = this._opts && this._opts.iceTransportPolicy;
+    if (policy) config.iceTransportPolicy = policy;
+    const pc = new RTCPeerConnection(config);
     this.pc = pc;
     pc.addEventListener('connectionstatechange', () => {
       this._emit('connectionstate', { state: pc.connectionState });

@@ -23,8 +23,8 @@ pub use adaptive::{
 pub use ids::ParticipantId;
 pub use role::{Grants, Role};
 pub use signal::{
-    ClientMsg, ErrorCode, LeaveReason, LobbyEntry, MediaKind, ParseError, ParticipantInfo,
-    ServerMsg, Status, TrackInfo, parse_client_msg,
+    ClientMsg, ErrorCode, IceServer, LeaveReason, LobbyEntry, MediaKind, ParseError,
+    ParticipantInfo, ServerMsg, Status, TrackInfo, parse_client_msg,
 };
 
 /// Version of the signaling protocol carried in `welcome`.

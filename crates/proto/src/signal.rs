@@ -81,6 +81,14 @@ pub struct TrackInfo {
     pub active: bool,
 }
 
+/// A TURN server with time-limited credentials, as `RTCIceServer` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: String,
+}
+
 /// Typed error codes carried in `error` replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,6 +122,9 @@ pub enum ServerMsg {
         /// How long the server keeps a dropped participant for a resume.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reconnect_grace_ms: Option<u64>,
+        /// TURN servers with credentials for this participant (when the server has some).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// The answer to a resume: the same participant, and the room as it is now (the client
     /// reconciles the joins and leaves it missed). Messages it may have missed that still
@@ -125,9 +136,13 @@ pub enum ServerMsg {
         me: ParticipantInfo,
         participants: Vec<ParticipantInfo>,
         status: Status,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     Admitted {
         participants: Vec<ParticipantInfo>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     Lobby {
         entries: Vec<LobbyEntry>,
@@ -152,6 +167,10 @@ pub enum ServerMsg {
         /// that is no longer the outstanding one is refused (`bad_state`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         offer_id: Option<u64>,
+        /// Fresh TURN credentials (an ICE restart makes new allocations): apply them with
+        /// `setConfiguration` before answering.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     Tracks {
         tracks: Vec<TrackInfo>,

@@ -27,6 +27,26 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub signaling: SignalingConfig,
     pub log: LogConfig,
+    pub turn: TurnConfig,
+}
+
+/// TURN servers for clients that cannot reach the media port (`kham_signal::turn`).
+#[derive(Clone, Deserialize)]
+pub struct TurnConfig {
+    pub urls: Vec<String>,
+    /// coturn's `static-auth-secret`.
+    pub secret: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for TurnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnConfig")
+            .field("urls", &self.urls)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The per-socket rate limit of signaling messages (`kham_signal::RateLimits`).
@@ -160,6 +180,16 @@ impl Config {
         }
         if self.rooms.max_rooms == 0 {
             bail!("rooms.max_rooms must be at least 1");
+        }
+        for u in &self.turn.urls {
+            if !(u.starts_with("turn:") || u.starts_with("turns:")) {
+                bail!("turn.urls: {u:?} is not a turn: or turns: URL");
+            }
+        }
+        if !self.turn.urls.is_empty() && self.turn.secret.len() < 16 {
+            bail!(
+                "turn.secret (coturn's static-auth-secret) must be at least 16 characters when turn.urls is set"
+            );
         }
         if self.rooms.reconnect_grace > Duration::from_secs(600) {
             bail!("rooms.reconnect_grace must be at most 10 minutes (0 turns resumes off)");

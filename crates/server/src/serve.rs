@@ -150,6 +150,11 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
             departure_timeout: cfg.rooms.departure_timeout,
             reconnect_grace: cfg.rooms.reconnect_grace,
         },
+        turn: kham_signal::TurnSettings {
+            urls: cfg.turn.urls.clone(),
+            secret: cfg.turn.secret.clone(),
+            ttl: cfg.turn.ttl,
+        },
     };
     let rooms = Rooms::with_store(
         Arc::new(media),

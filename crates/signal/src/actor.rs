@@ -189,6 +189,8 @@ pub(crate) struct RoomActor {
     pub revocations: SharedRevocations,
     /// Source of `offer_id`s.
     pub next_offer_id: u64,
+    /// TURN servers handed to participants (`turn.rs`).
+    pub turn: crate::turn::TurnSettings,
 }
 
 impl RoomActor {
@@ -488,6 +490,7 @@ impl RoomActor {
                     sdp,
                     tracks,
                     offer_id: Some(self.next_offer_id),
+                    ice_servers: Vec::new(),
                 };
                 if let Some(i) = self.info.get_mut(&peer) {
                     i.pending_offer = Some((self.next_offer_id, msg.clone()));
@@ -614,10 +617,19 @@ impl RoomActor {
         self.send(id, msg);
     }
 
-    fn send(&mut self, id: &ParticipantId, msg: ServerMsg) {
+    fn send(&mut self, id: &ParticipantId, mut msg: ServerMsg) {
         let Some(tx) = self.sessions.get(id) else {
             return;
         };
+        // TURN credentials go out where media starts or restarts, fresh each time.
+        if self.turn.enabled()
+            && let ServerMsg::Welcome { ice_servers, .. }
+            | ServerMsg::Resumed { ice_servers, .. }
+            | ServerMsg::Admitted { ice_servers, .. }
+            | ServerMsg::Offer { ice_servers, .. } = &mut msg
+        {
+            *ice_servers = self.turn.ice_servers(id, unix_now());
+        }
         match tx.try_send(Outbound::Msg(msg)) {
             Ok(()) => {}
             // The session task has ended (the socket closed, cleanly or not): its

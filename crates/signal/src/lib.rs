@@ -18,6 +18,7 @@ pub mod registry;
 pub mod revocations;
 pub mod room_state;
 pub mod token;
+pub mod turn;
 mod user_agent;
 mod ws;
 
@@ -33,3 +34,4 @@ pub use revocations::{
     FileRevocations, LoadReport, MemoryRevocations, RevocationStore, SharedRevocations,
 };
 pub use token::{Claims, TokenError, TokenKeys};
+pub use turn::TurnSettings;

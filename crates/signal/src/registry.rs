@@ -27,12 +27,14 @@ pub struct RoomHandle {
 }
 
 /// Room settings from configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RoomSettings {
     pub max_participants: usize,
     /// Rooms open at once on this node; creating one more is refused (`too_many_rooms`).
     pub max_rooms: usize,
     pub timeouts: RoomTimeouts,
+    /// TURN servers handed to participants, with credentials (`turn.rs`).
+    pub turn: crate::turn::TurnSettings,
 }
 
 /// The rooms of this node. The lock guards only the map (control plane, never per packet).
@@ -166,6 +168,7 @@ impl Rooms {
             info: HashMap::new(),
             revocations: self.inner.revocations.clone(),
             next_offer_id: 0,
+            turn: self.inner.settings.turn.clone(),
         };
         let this = self.clone();
         let expected = handle.tx.clone();
@@ -355,6 +358,7 @@ mod tests {
                 departure_timeout: Duration::from_millis(100),
                 reconnect_grace: Duration::ZERO,
             },
+            turn: Default::default(),
         }
     }
 

@@ -298,6 +298,7 @@ impl RoomState {
                 status,
                 resume_token,
                 reconnect_grace_ms,
+                ice_servers: Vec::new(),
             },
         ));
         match status {
@@ -413,6 +414,7 @@ impl RoomState {
                         Target::One(id.clone()),
                         ServerMsg::Admitted {
                             participants: others,
+                            ice_servers: Vec::new(),
                         },
                     ),
                     Effect::Send(
@@ -705,7 +707,7 @@ mod tests {
             .handle(&"d".into(), ClientMsg::Admit { id: "p".into() }, 30)
             .unwrap();
         assert!(
-            matches!(sends_to(&fx, "p")[0], ServerMsg::Admitted { ref participants } if participants.len() == 2)
+            matches!(sends_to(&fx, "p")[0], ServerMsg::Admitted { ref participants, .. } if participants.len() == 2)
         );
         assert!(s.check_media(&"p".into()).is_ok());
         assert_eq!(s.lobby_count(), 0);

@@ -104,6 +104,7 @@ async fn start_with_grace(
             departure_timeout: Duration::from_millis(300),
             reconnect_grace,
         },
+        turn: Default::default(),
     };
     let state = AppState {
         keys: keys.clone(),

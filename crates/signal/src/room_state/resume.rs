@@ -50,6 +50,7 @@ impl RoomState {
                     Vec::new()
                 },
                 status,
+                ice_servers: Vec::new(),
             },
         )];
         if admits && status == Status::Admitted {
