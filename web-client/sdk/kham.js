@@ -772,7 +772,8 @@ export class KhamClient extends EventTarget {
 
   /** The socket stopped answering: give it up and resume on a new one. */
   _socketLost() {
-    if (this.reconnecting || this.closed || this._leaving) return;
+    // A server without resumes (no resume_token): nothing better than waiting on this socket.
+    if (this.reconnecting || this.closed || this._leaving || !this._resumeToken) return;
     this._abandonSocket();
     this._resume();
   }
@@ -1097,7 +1098,7 @@ export class KhamClient extends EventTarget {
     this._pingTimer = setInterval(() => {
       // Nothing at all (not even the pongs) for a while: the socket is dead though not closed
       // (a network switch leaves the old TCP connection hanging).
-      if (Date.now() - this._lastRx > SILENT_SOCKET_MS) {
+      if (this._resumeToken && Date.now() - this._lastRx > SILENT_SOCKET_MS) {
         this._socketLost();
         return;
       }
