@@ -156,6 +156,7 @@ test('a relay-only browser gets the call through coturn with the credentials kha
 test('an expired credential gets no relay, so no media', async () => {
   const late = await join('late', { room: ROOM, identity: 'tram-4', name: 'Trạm 4', role: 'station' }, { relayOnly: true, expired: true });
   await new Promise((r) => setTimeout(r, 8_000));
+  assert.ok(await late.evaluate(() => !!(/** @type {any} */ (window).__kham.pc)), 'media was started');
   const pair = await selectedPair(late);
   console.log(`with an expired credential: ${JSON.stringify(pair)}`);
   assert.ok(!pair || pair.state !== 'connected', `no connection: ${JSON.stringify(pair)}`);
