@@ -12,11 +12,12 @@ if [ ! -x "${KHAM_CHROMIUM:-/usr/bin/chromium}" ]; then
   apt-get install -y -qq chromium >/dev/null
 fi
 
-# coturn for the TURN test (turn.test.mjs starts its own on loopback).
-if ! command -v turnserver >/dev/null; then
+# coturn for the TURN test (turn.test.mjs starts its own on loopback); nftables for the
+# network-namespace test's router (network.test.mjs).
+if ! command -v turnserver >/dev/null || ! command -v nft >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends coturn >/dev/null
+  apt-get install -y -qq --no-install-recommends coturn nftables >/dev/null
 fi
 
 if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/ws ]; then
@@ -27,7 +28,7 @@ fi
 npx --no-install tsc -p ../../web-client
 
 if [ "$#" -eq 0 ]; then
-  set -- sdk.test.mjs ui.test.mjs adaptive-ui.test.mjs call.test.mjs tls.test.mjs join-time.test.mjs dashboard.test.mjs weak-link.test.mjs reconnect.test.mjs ice-tcp.test.mjs turn.test.mjs
+  set -- sdk.test.mjs ui.test.mjs adaptive-ui.test.mjs call.test.mjs tls.test.mjs join-time.test.mjs dashboard.test.mjs weak-link.test.mjs reconnect.test.mjs ice-tcp.test.mjs turn.test.mjs network.test.mjs
 fi
 # One file at a time: Chromium with fake media plus a kham server is plenty for 2 cores.
 exec node --test --test-concurrency=1 "$@"

@@ -48,17 +48,19 @@ export function freeUdpPort() {
 
 /**
  * Starts `kham serve --dev` with `extraEnv` on free ports and waits for /healthz.
- * @param {{extraEnv?: Record<string, string>, https?: boolean}} [opts]
+ * `host`: the address kham listens on (HTTP and media), 127.0.0.1 by default.
+ * @param {{extraEnv?: Record<string, string>, https?: boolean, host?: string}} [opts]
  */
-export async function startKham({ extraEnv = {}, https = false } = {}) {
+export async function startKham({ extraEnv = {}, https = false, host = '127.0.0.1' } = {}) {
   const bin = findBinary();
   if (!bin) throw new Error('no kham binary: build it (cargo build -p kham-server) or set KHAM_BIN');
   const httpPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
-  const baseUrl = `${https ? 'https' : 'http'}://127.0.0.1:${httpPort}`;
+  const baseUrl = `${https ? 'https' : 'http'}://${host}:${httpPort}`;
   const env = {
     ...process.env,
-    KHAM_HTTP__LISTEN: `127.0.0.1:${httpPort}`,
+    KHAM_HTTP__LISTEN: `${host}:${httpPort}`,
+    ...(host === '127.0.0.1' ? {} : { KHAM_MEDIA__BIND: host }),
     KHAM_MEDIA__UDP_PORT: String(udpPort),
     ...extraEnv,
   };

@@ -96,7 +96,8 @@ pub struct IceAgent {
     /// if we get a better candidate for [`IceAgentEvent::NominatedSend`].
     nominated_send: Option<PairId>,
 
-    /// kham patch: the pair of the latest USE-CANDIDATE request (controlled ice-lite agents).
+    /// kham patch: the pair of the latest USE-CANDIDATE request (controlled ice-lite agents),
+    /// or of checks that arrived after the sending pair went quiet (`QUIET_PATH`).
     latest_use_candidate: Option<PairId>,
 
     /// Statistics counter for the agent.
@@ -178,6 +179,10 @@ fn role_name(controlling: bool) -> &'static str {
 }
 
 const REMOTE_PEER_REFLEXIVE_TEMP_FOUNDATION: &str = "tmp_prflx";
+
+/// kham patch: a sending pair with no binding request for this long is taken as gone when
+/// checks arrive on another (browsers check a working pair every 2.5 s).
+const QUIET_PATH: Duration = Duration::from_millis(3_000);
 
 /// States the ICE connection can be in.
 ///
@@ -1651,6 +1656,23 @@ impl IceAgent {
             self.latest_use_candidate = Some(pair_id);
             self.evaluate_nomination();
         }
+        // kham patch, the same for a path that went quiet: when checks arrive on another pair
+        // while the one we send on has had none for longer than the browser's consent interval
+        // for a working pair (2.5 s in libwebrtc), that path is gone (the phone left the cell
+        // or the NAT rebound): send where the checks come from now, without waiting for the
+        // browser to nominate the new pair (measured with Chromium switching networks: 2.5 s
+        // more of lost downlink).
+        if self.ice_lite && !self.controlling && !req.use_candidate && Some(pair_id) != self.nominated_send {
+            let quiet = self
+                .nominated_pair()
+                .and_then(|p| p.remote_binding_request_time())
+                .is_some_and(|t| req.now.saturating_duration_since(t) >= QUIET_PATH);
+            if quiet {
+                debug!("ice-lite: the sending path went quiet; checks arrive on another pair");
+                self.latest_use_candidate = Some(pair_id);
+                self.evaluate_nomination();
+            }
+        }
 
         // kham patch: a controlled ice-lite agent sends on the first pair a valid binding
         // request arrived on, until the controlling agent nominates one (as mediasoup's
@@ -1972,7 +1994,13 @@ impl IceAgent {
             // is still there (see `latest_use_candidate`).
             let usable = |p: &CandidatePair| p.is_nominated() && p.state() == CheckState::Succeeded;
             let latest = self.latest_use_candidate.filter(|_| self.ice_lite);
-            match latest.and_then(|id| self.candidate_pairs.iter().position(|p| p.id() == id && usable(p))) {
+            // The latest pair need not be nominated: a quiet path's successor is taken on its
+            // checks alone (see `QUIET_PATH`).
+            match latest.and_then(|id| {
+                self.candidate_pairs
+                    .iter()
+                    .position(|p| p.id() == id && p.state() == CheckState::Succeeded)
+            }) {
                 Some(i) => {
                     if self.nominated_send == Some(self.candidate_pairs[i].id()) {
                         return;
