@@ -12,8 +12,11 @@
 //      local and public address). Same peer connection, same participant id, no leave or join
 //      seen by the doctor; the time until audio flows again both ways and until the doctor decodes
 //      the station's video again, from the switch, is logged (issue target: audio 2 s, video 3 s).
-//   2. an outage: the router drops everything for 10 s, then forwards again (same addresses):
-//      resumed without a rejoin; times from the restore are logged.
+//   2. outages: the router drops everything for 10 s, then 20 s (longer than the browser's and
+//      str0m's 15 s ICE timeouts), then forwards again (same addresses): the same session, no
+//      rejoin; times from the restore are logged;
+//   3. an outage of 45 s, past the 30 s reconnect grace: the doctor sees the station leave once
+//      (`connection_lost`), and the station's page joins again by itself as a new participant.
 // Needs root (ip netns, nftables); run.sh installs nftables.
 //
 //   node --test network.test.mjs
@@ -237,7 +240,51 @@ test('a network switch and a 10 s outage: the same session comes back, nobody se
   assert.ok(toDoctor2.audio !== null && toStation2.audio !== null, 'audio came back both ways');
   assert.equal(await station.evaluate(() => /** @type {any} */ (window).__kham.me.id), stationId, 'same participant after the outage');
 
+  // 20 s: past the ICE timeouts, within the grace.
+  stopDoctor = await watch(doctor);
+  stopStation = await watch(station);
+  nft(NS_R, 'add rule inet fw gate drop');
+  await doctor.waitForTimeout(20_000);
+  const restore3 = Date.now();
+  nft(NS_R, 'flush chain inet fw gate');
+  await doctor.waitForTimeout(25_000);
+  const toDoctor3 = await stopDoctor(restore3);
+  const toStation3 = await stopStation(restore3);
+  console.log(`20 s outage: station -> doctor audio back ${toDoctor3.audio} ms after the restore, video ${toDoctor3.video} ms; doctor -> station audio ${toStation3.audio} ms, video ${toStation3.video} ms`);
+  console.log(`station's SDK: ${JSON.stringify((await station.evaluate(() => /** @type {any} */ (window).__log)).map((e) => [e.type, e.at - restore3]))}`);
+  assert.ok(toDoctor3.audio !== null && toStation3.audio !== null, 'audio came back both ways after 20 s');
+  assert.equal(await station.evaluate(() => /** @type {any} */ (window).__kham.me.id), stationId, 'same participant after 20 s');
+
   const seen = (await doctor.evaluate(() => /** @type {any} */ (window).__log)).filter((e) => e.at >= joinedAt);
   assert.deepEqual(seen.filter((e) => e.type === 'participantleft' || e.type === 'participantjoined').map((e) => e.type), [], JSON.stringify(seen));
   assert.deepEqual((await station.evaluate(() => /** @type {any} */ (window).__log)).filter((e) => e.type === 'closed'), []);
+});
+
+test('an outage past the reconnect grace: one leave, then the station joins again by itself', async () => {
+  const doctor = /** @type {import('playwright-core').Page} */ (hostBrowser.contexts()[0].pages()[0]);
+  const station = /** @type {import('playwright-core').Page} */ (clientBrowser.contexts()[0].pages()[0]);
+  const oldId = await station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
+  const from = Date.now();
+  nft(NS_R, 'add rule inet fw gate drop');
+  await doctor.waitForFunction((id) => /** @type {any} */ (window).__log.some((e) => e.type === 'participantleft' && e.detail.id === id), oldId, { timeout: 60_000, polling: 250 });
+  const leftAfter = Date.now() - from;
+  nft(NS_R, 'flush chain inet fw gate');
+  const restoreAt = Date.now();
+  // The station's page, told (or finding) that its session is gone, joins anew.
+  await station.waitForFunction((old) => {
+    const c = /** @type {any} */ (window).__kham;
+    return !c.reconnecting && c.status === 'admitted' && c.me && c.me.id !== old;
+  }, oldId, { timeout: 60_000, polling: 250 });
+  const newId = await station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
+  await doctor.waitForFunction((id) => {
+    const v = /** @type {HTMLVideoElement|null} */ (document.querySelector(`[data-participant-id="${id}"] video`));
+    return !!v && v.getVideoPlaybackQuality().totalVideoFrames > 0;
+  }, newId, { timeout: 30_000, polling: 250 });
+  console.log(`outage past the grace: the doctor saw the station leave ${leftAfter} ms into it; it was back as a new participant, video decoding, ${Date.now() - restoreAt} ms after the restore`);
+  const log = (await doctor.evaluate(() => /** @type {any} */ (window).__log)).filter((e) => e.at >= from);
+  const leaves = log.filter((e) => e.type === 'participantleft');
+  assert.equal(leaves.length, 1, JSON.stringify(log));
+  assert.equal(leaves[0].detail.reason, 'connection_lost');
+  assert.ok(leftAfter >= 30_000, `not before the grace (${leftAfter} ms)`);
+  assert.ok(log.some((e) => e.type === 'participantjoined' && e.detail.participant.id === newId), 'joined again');
 });
