@@ -16,7 +16,9 @@
 //      str0m's 15 s ICE timeouts), then forwards again (same addresses): the same session, no
 //      rejoin; times from the restore are logged;
 //   3. an outage of 45 s, past the 30 s reconnect grace: the doctor sees the station leave once
-//      (`connection_lost`), and the station's page joins again by itself as a new participant.
+//      (`connection_lost`), and the station's page joins again by itself as a new participant;
+//   4. a hospital firewall: the router drops all UDP from the client; a second station joins
+//      and its call runs over ICE-TCP (selected pair tcp), audio both ways.
 // Needs root (ip netns, nftables); run.sh installs nftables.
 //
 //   node --test network.test.mjs
@@ -287,4 +289,49 @@ test('an outage past the reconnect grace: one leave, then the station joins agai
   assert.equal(leaves[0].detail.reason, 'connection_lost');
   assert.ok(leftAfter >= 30_000, `not before the grace (${leftAfter} ms)`);
   assert.ok(log.some((e) => e.type === 'participantjoined' && e.detail.participant.id === newId), 'joined again');
+});
+
+test('behind a firewall that drops UDP the call runs over ICE-TCP', async () => {
+  nft(NS_R, 'add rule inet fw gate meta l4proto udp drop');
+  try {
+    const doctor = /** @type {import('playwright-core').Page} */ (hostBrowser.contexts()[0].pages()[0]);
+    const t0 = Date.now();
+    const station = await join(clientBrowser, 'station-2', { room: ROOM, identity: 'tram-6', name: 'Trạm 6', role: 'station' });
+    await station.waitForFunction(() => {
+      const v = /** @type {HTMLVideoElement|null} */ (document.querySelector('[data-testid="remote-video"]'));
+      return !!v && v.getVideoPlaybackQuality().totalVideoFrames > 0;
+    }, null, { timeout: 30_000, polling: 100 });
+    const pair = await station.evaluate(async () => {
+      const stats = await /** @type {any} */ (window).__kham.pc.getStats();
+      /** @type {Record<string, any>} */
+      const byId = {};
+      stats.forEach((/** @type {any} */ s) => { byId[s.id] = s; });
+      const transport = Object.values(byId).find((s) => s.type === 'transport');
+      const p = transport && byId[transport.selectedCandidatePairId];
+      const local = p && byId[p.localCandidateId];
+      return local ? local.protocol : null;
+    });
+    const stationId = await station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
+    console.log(`UDP dropped at the router: first remote frame ${Date.now() - t0} ms after the join page opened; selected pair ${pair}`);
+    assert.equal(pair, 'tcp');
+    // The doctor hears this station: its audio track's packets rise over 2 s.
+    const heard = await doctor.evaluate(async (id) => {
+      const client = /** @type {any} */ (window).__kham;
+      const packets = async () => {
+        let n = 0;
+        (await client.pc.getStats()).forEach((/** @type {any} */ s) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'audio' && client.participantForMid(s.mid) === id) n += s.packetsReceived;
+        });
+        return n;
+      };
+      for (let i = 0; i < 100 && (await packets()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      const a = await packets();
+      await new Promise((r) => setTimeout(r, 2000));
+      return (await packets()) - a;
+    }, stationId);
+    console.log(`the doctor received ${heard} audio packets in 2 s from the station on ICE-TCP`);
+    assert.ok(heard >= 70, `the doctor hears the station (${heard})`);
+  } finally {
+    nft(NS_R, 'flush chain inet fw gate');
+  }
 });

@@ -119,10 +119,13 @@ fn a_remb_on_the_publishers_video_caps_its_uplink() {
         }),
     );
     run_for(&mut w, Duration::from_secs(2));
-    // 500 kbit/s of video (q and most of h), plus about 50 kbit/s of audio and RTCP.
+    // At most 500 kbit/s of video plus about 50 kbit/s of audio and RTCP. How much of it is
+    // used depends on dynacast's cap on h from the viewer's estimate at that moment (below):
+    // in about 1 run in 12 (str0m's random SSRCs and ICE timing) h is capped lower and the uplink
+    // is 332 kbit/s; the lower bound is the lowest encoding and the audio still flowing.
     let capped = uplink_bps(&mut w, Duration::from_secs(5));
     assert!(
-        (450_000.0..600_000.0).contains(&capped),
+        (250_000.0..600_000.0).contains(&capped),
         "{capped:.0} bit/s under a 500 kbit/s REMB"
     );
     let Role::Publisher { video, .. } = &publisher(&mut w).role else {
