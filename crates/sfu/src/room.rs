@@ -274,10 +274,26 @@ impl Room {
                     p.rtc.bwe().reset(init);
                     p.adapt.estimate_bps = None;
                 }
-                // Its decoders lost their references during the gap.
+                // Its decoders lost their references during the gap, and so did those of
+                // everyone receiving its video.
+                let id = p.id.clone();
                 let mids: Vec<Mid> = p.tracks_out.iter().filter_map(|t| t.mid()).collect();
                 for mid in mids {
                     self.keyframe_requested_by_subscriber(i, mid);
+                }
+                let viewers: Vec<(usize, Mid)> = (0..self.peers.len())
+                    .filter(|&j| j != i)
+                    .flat_map(|j| {
+                        self.peers[j]
+                            .tracks_out
+                            .iter()
+                            .filter(|t| t.publisher == id && t.kind == MediaKind::Video)
+                            .filter_map(move |t| Some((j, t.mid()?)))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                for (j, mid) in viewers {
+                    self.keyframe_requested_by_subscriber(j, mid);
                 }
             }
         }
