@@ -635,7 +635,8 @@ pub use resume::ResumeRefusal;
 mod tests {
     use super::*;
 
-    fn claims(sub: &str, role: Role) -> Claims {
+    /// Claims of a test member (also used by `resume.rs`'s tests).
+    pub(super) fn claims(sub: &str, role: Role) -> Claims {
         Claims {
             iss: "k".into(),
             sub: sub.into(),

@@ -85,18 +85,14 @@ pub async fn ws_handler(
         return resume_handler(app, q, client, upgrade);
     }
     // The token is checked first, so a plain GET learns why it is refused too.
-    let claims = match app.keys.verify_for_room(&q.token, &q.room, unix_now()) {
-        Ok(c) => c,
-        Err(e) => {
-            app.counters.signal_error(e.code());
-            return ApiError::unauthorized(e).into_response();
-        }
-    };
     // Before the room is looked up: a revoked token must not even (re)create its room.
-    if app.rooms.is_revoked(&claims, unix_now()) {
-        app.counters.signal_error(TokenError::Revoked.code());
-        return ApiError::unauthorized(TokenError::Revoked).into_response();
-    }
+    let claims = match admitted(
+        &app,
+        app.keys.verify_for_room(&q.token, &q.room, unix_now()),
+    ) {
+        Ok(c) => c,
+        Err(e) => return ApiError::unauthorized(e).into_response(),
+    };
     let room = match app.rooms.get_or_create(&q.room) {
         Ok(r) => r,
         Err(refusal) => {
@@ -139,10 +135,7 @@ pub async fn ws_handler(
             .into_response();
         }
     };
-    // Frames past our limit are read up to a hard cap so we can answer with close code 1009.
-    upgrade
-        .max_message_size(MAX_MESSAGE_BYTES * 16)
-        .max_frame_size(MAX_MESSAGE_BYTES * 16)
+    limited(upgrade)
         .on_upgrade(move |socket| session(socket, Some(room), claims, client, Attach::Join, app))
 }
 
@@ -164,21 +157,18 @@ fn resume_handler(
         return ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "a resume takes room, token, resume (the participant id) and resume_token (from              welcome), each at most 64 characters",
+            "a resume takes room, token, resume (the participant id) and resume_token (from welcome), \
+             each at most 64 characters",
         )
         .into_response();
     }
-    let claims = match app.keys.verify_for_resume(&q.token, &q.room, unix_now()) {
+    let claims = match admitted(
+        &app,
+        app.keys.verify_for_resume(&q.token, &q.room, unix_now()),
+    ) {
         Ok(c) => c,
-        Err(e) => {
-            app.counters.signal_error(e.code());
-            return ApiError::unauthorized(e).into_response();
-        }
+        Err(e) => return ApiError::unauthorized(e).into_response(),
     };
-    if app.rooms.is_revoked(&claims, unix_now()) {
-        app.counters.signal_error(TokenError::Revoked.code());
-        return ApiError::unauthorized(TokenError::Revoked).into_response();
-    }
     let Ok(upgrade) = upgrade else {
         return ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -192,10 +182,29 @@ fn resume_handler(
         id: ParticipantId::from(q.resume.as_str()),
         secret: q.resume_token,
     };
+    limited(upgrade).on_upgrade(move |socket| session(socket, room, claims, client, attach, app))
+}
+
+/// A verified token that is not revoked, or why not (counted).
+fn admitted(app: &AppState, verified: Result<Claims, TokenError>) -> Result<Claims, TokenError> {
+    let checked = verified.and_then(|c| {
+        if app.rooms.is_revoked(&c, unix_now()) {
+            Err(TokenError::Revoked)
+        } else {
+            Ok(c)
+        }
+    });
+    if let Err(e) = &checked {
+        app.counters.signal_error(e.code());
+    }
+    checked
+}
+
+/// Frames past our limit are read up to a hard cap so we can answer with close code 1009.
+fn limited(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
     upgrade
         .max_message_size(MAX_MESSAGE_BYTES * 16)
         .max_frame_size(MAX_MESSAGE_BYTES * 16)
-        .on_upgrade(move |socket| session(socket, room, claims, client, attach, app))
 }
 
 async fn session(

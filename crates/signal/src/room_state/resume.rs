@@ -97,21 +97,8 @@ fn same_secret(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::room_state::tests::claims;
     use kham_proto::Role;
-
-    fn claims(sub: &str, role: Role) -> Claims {
-        Claims {
-            iss: "k".into(),
-            sub: sub.into(),
-            name: format!("name-{sub}"),
-            room: "r".into(),
-            role,
-            exp: u64::MAX,
-            nbf: 0,
-            jti: format!("jti-{sub}"),
-            grants: role.default_grants(),
-        }
-    }
 
     fn room_with_two() -> RoomState {
         let mut s = RoomState::new("r", 8);
