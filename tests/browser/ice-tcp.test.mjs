@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { launchChromium, newPage } from './browser.mjs';
 import { startKham } from './server.mjs';
+import { audioPacketsIn, selectedPair } from './rtc-stats.mjs';
 
 /** @type {Awaited<ReturnType<typeof startKham>>} */
 let kham;
@@ -56,26 +57,6 @@ async function join(name, who, noUdp) {
   return page;
 }
 
-/**
- * Audio packets received from each remote participant over `ms`.
- * @param {import('playwright-core').Page} page
- */
-function audioIn(page, ms = 2000) {
-  return page.evaluate(async (ms) => {
-    const client = /** @type {any} */ (window).__kham;
-    const sample = async () => {
-      let n = 0;
-      (await client.pc.getStats()).forEach((/** @type {any} */ s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') n += s.packetsReceived;
-      });
-      return n;
-    };
-    const a = await sample();
-    await new Promise((r) => setTimeout(r, ms));
-    return (await sample()) - a;
-  }, ms);
-}
-
 /** Sends `bytes` to the TCP port and resolves with how the server ended the connection. */
 function junk(port, bytes) {
   return new Promise((resolve) => {
@@ -103,31 +84,21 @@ test('a browser without UDP joins over ICE-TCP; junk on the TCP port is closed',
   }, null, { timeout: 30_000, polling: 100 });
   console.log(`first remote frame over ICE-TCP ${Date.now() - t0} ms after the station joined`);
 
-  const pair = await station.evaluate(async () => {
-    const stats = await /** @type {any} */ (window).__kham.pc.getStats();
-    /** @type {Record<string, any>} */
-    const byId = {};
-    stats.forEach((/** @type {any} */ s) => { byId[s.id] = s; });
-    const transport = Object.values(byId).find((s) => s.type === 'transport');
-    const p = transport && byId[transport.selectedCandidatePairId];
-    const local = p && byId[p.localCandidateId];
-    const remote = p && byId[p.remoteCandidateId];
-    return local && remote && { local: local.protocol, remote: remote.protocol, port: remote.port, tcpType: remote.tcpType };
-  });
+  const pair = await selectedPair(station);
   console.log(`station's selected pair: ${JSON.stringify(pair)}`);
   assert.ok(pair, 'a selected candidate pair');
   assert.equal(pair.local, 'tcp');
   assert.equal(pair.remote, 'tcp');
   assert.equal(pair.port, kham.udpPort, 'the TCP listener mirrors the media port');
 
-  const [toStation, toDoctor] = await Promise.all([audioIn(station), audioIn(doctor)]);
+  const [toStation, toDoctor] = await Promise.all([audioPacketsIn(station), audioPacketsIn(doctor)]);
   console.log(`audio packets in 2 s: station received ${toStation}, doctor received ${toDoctor}`);
   assert.ok(toStation >= 70 && toDoctor >= 70, `audio both ways (${toStation}, ${toDoctor})`);
 
   // Junk on the ICE-TCP port: closed, the call unaffected.
   assert.equal(await junk(kham.udpPort, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'), 'closed');
   assert.equal(await junk(kham.udpPort, Buffer.from([0xff, 0xff, 1, 2, 3])), 'closed');
-  const afterJunk = await audioIn(station);
+  const afterJunk = await audioPacketsIn(station);
   assert.ok(afterJunk >= 70, `audio still flows to the station (${afterJunk})`);
   const metrics = await (await fetch(`${kham.baseUrl}/metrics`, { headers: { authorization: `Bearer ${await kham.adminToken()}` } })).text();
   assert.match(metrics, /kham_ice_tcp_connections_accepted_total [1-9]/, metrics.split('\n').filter((l) => l.includes('tcp')).join('\n'));

@@ -32,6 +32,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS, newPage } from './browser.mjs';
 import { startKham } from './server.mjs';
+import { audioPacketsIn, selectedPair } from './rtc-stats.mjs';
 
 const tag = String(process.pid % 100000);
 const NS_C = `kham-c${tag}`;
@@ -303,34 +304,12 @@ test('behind a firewall that drops UDP the call runs over ICE-TCP', async () => 
       const v = /** @type {HTMLVideoElement|null} */ (document.querySelector('[data-testid="remote-video"]'));
       return !!v && v.getVideoPlaybackQuality().totalVideoFrames > 0;
     }, null, { timeout: 30_000, polling: 100 });
-    const pair = await station.evaluate(async () => {
-      const stats = await /** @type {any} */ (window).__kham.pc.getStats();
-      /** @type {Record<string, any>} */
-      const byId = {};
-      stats.forEach((/** @type {any} */ s) => { byId[s.id] = s; });
-      const transport = Object.values(byId).find((s) => s.type === 'transport');
-      const p = transport && byId[transport.selectedCandidatePairId];
-      const local = p && byId[p.localCandidateId];
-      return local ? local.protocol : null;
-    });
+    const pair = (await selectedPair(station))?.local;
     const stationId = await station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
     console.log(`UDP dropped at the router: first remote frame ${Date.now() - t0} ms after the join page opened; selected pair ${pair}`);
     assert.equal(pair, 'tcp');
     // The doctor hears this station: its audio track's packets rise over 2 s.
-    const heard = await doctor.evaluate(async (id) => {
-      const client = /** @type {any} */ (window).__kham;
-      const packets = async () => {
-        let n = 0;
-        (await client.pc.getStats()).forEach((/** @type {any} */ s) => {
-          if (s.type === 'inbound-rtp' && s.kind === 'audio' && client.participantForMid(s.mid) === id) n += s.packetsReceived;
-        });
-        return n;
-      };
-      for (let i = 0; i < 100 && (await packets()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
-      const a = await packets();
-      await new Promise((r) => setTimeout(r, 2000));
-      return (await packets()) - a;
-    }, stationId);
+    const heard = await audioPacketsIn(doctor, 2000, stationId);
     console.log(`the doctor received ${heard} audio packets in 2 s from the station on ICE-TCP`);
     assert.ok(heard >= 70, `the doctor hears the station (${heard})`);
   } finally {

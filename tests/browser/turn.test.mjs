@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { launchChromium, newPage } from './browser.mjs';
 import { startKham, freeUdpPort } from './server.mjs';
+import { audioPacketsIn, selectedPair } from './rtc-stats.mjs';
 
 const SECRET = 'turn-test-secret-0123456789';
 /** @type {Awaited<ReturnType<typeof startKham>>} */
@@ -99,35 +100,6 @@ async function join(name, who, { relayOnly = false, expired = false } = {}) {
   return page;
 }
 
-/** @param {import('playwright-core').Page} page */
-const selectedPair = (page) => page.evaluate(async () => {
-  const pc = /** @type {any} */ (window).__kham.pc;
-  if (!pc) return null;
-  const stats = await pc.getStats();
-  /** @type {Record<string, any>} */
-  const byId = {};
-  stats.forEach((/** @type {any} */ s) => { byId[s.id] = s; });
-  const transport = Object.values(byId).find((s) => s.type === 'transport');
-  const p = transport && byId[transport.selectedCandidatePairId];
-  const local = p && byId[p.localCandidateId];
-  return local ? { type: local.candidateType, relayProtocol: local.relayProtocol, state: transport.iceState } : null;
-});
-
-/** @param {import('playwright-core').Page} page */
-const audioIn = (page) => page.evaluate(async () => {
-  const client = /** @type {any} */ (window).__kham;
-  const sample = async () => {
-    let n = 0;
-    (await client.pc.getStats()).forEach((/** @type {any} */ s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') n += s.packetsReceived;
-    });
-    return n;
-  };
-  const a = await sample();
-  await new Promise((r) => setTimeout(r, 2000));
-  return (await sample()) - a;
-});
-
 test('a relay-only browser gets the call through coturn with the credentials kham hands out', async () => {
   const doctor = await join('doctor', { room: ROOM, identity: 'bs-chi', name: 'BS Chi', role: 'doctor' });
   const welcomeServers = await doctor.evaluate(() => /** @type {any} */ (window).__kham._iceServers);
@@ -145,7 +117,7 @@ test('a relay-only browser gets the call through coturn with the credentials kha
   console.log(`station's selected local candidate: ${JSON.stringify(pair)}`);
   assert.equal(pair?.type, 'relay');
   assert.equal(pair?.relayProtocol, 'udp');
-  const [toStation, toDoctor] = await Promise.all([audioIn(station), audioIn(doctor)]);
+  const [toStation, toDoctor] = await Promise.all([audioPacketsIn(station), audioPacketsIn(doctor)]);
   console.log(`audio packets in 2 s through TURN: station received ${toStation}, doctor received ${toDoctor}`);
   assert.ok(toStation >= 70 && toDoctor >= 70, `audio both ways (${toStation}, ${toDoctor})`);
   const stationId = await station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
