@@ -240,6 +240,18 @@ function measure(page, publisherId, ms) {
     const heightMs = {};
     let height = v0 ? v0.height : 0;
     const audioPackets = [a0 ? a0.packets : 0];
+    // Everything the page receives on its transport (media, repair, padding, RTCP), in bytes,
+    // sampled with the audio packets: what the shaped link carried each second.
+    const linkBytes = async () => {
+      let b = 0;
+      if (c.pc) {
+        (await c.pc.getStats()).forEach((/** @type {any} */ s) => {
+          if (s.type === 'transport') b += s.bytesReceived || 0;
+        });
+      }
+      return b;
+    };
+    const linkPerSecond = [await linkBytes()];
     let nextAudio = t0 + 1000;
     let closed = false;
     while (performance.now() < end) {
@@ -272,6 +284,7 @@ function measure(page, publisherId, ms) {
         nextAudio += 1000;
         const a = await inbound('audio');
         audioPackets.push(a ? a.packetsReceived || 0 : audioPackets[audioPackets.length - 1]);
+        linkPerSecond.push(await linkBytes());
       }
     }
     const openGap = end - lastChange;
@@ -287,7 +300,7 @@ function measure(page, publisherId, ms) {
       ms, frozenMs: Math.round(Math.min(ms, Math.max(webrtcFreezesMs + openStallMs, sampledMs))), webrtcFreezesMs, openStallMs,
       sampledStallMs: Math.round(sampledMs), pausedMs: Math.round(pausedMs), stalls, closed,
       heightMs: Object.fromEntries(Object.entries(heightMs).map(([h, t]) => [h, Math.round(t)])),
-      video: { start: v0, end: v1 }, audio: { start: a0, end: a1, perSecond: audioPackets },
+      video: { start: v0, end: v1 }, audio: { start: a0, end: a1, perSecond: audioPackets }, linkPerSecond,
       state: c.videoStateOf(publisherId), connection: c.pc ? c.pc.connectionState : 'closed',
     };
   }, { publisherId, ms, FREEZE_MS, SAMPLE_MS });
@@ -314,6 +327,7 @@ function summarize(name, m) {
     + `polled: gaps >= ${FREEZE_MS} ms ${(m.sampledStallMs / 1000).toFixed(2)} s ${JSON.stringify(m.stalls)}), `
     + `paused ${(m.pausedMs / 1000).toFixed(1)} s, ${freezes}; ${frames}; time per height ${JSON.stringify(m.heightMs)}; `
     + `${audio}, packets per second ${JSON.stringify(m.audio.perSecond.slice(1).map((p, i) => p - m.audio.perSecond[i]))}; `
+    + `received kbit/s per second ${JSON.stringify(m.linkPerSecond.slice(1).map((b, i) => Math.round((8 * (b - m.linkPerSecond[i])) / 1000)))}; `
     + `connection ${m.connection}${m.closed ? ' (session closed)' : ''}`;
 }
 

@@ -206,19 +206,44 @@ fn pauses_video_below_the_lowest_layer_and_resumes_by_itself() {
             .any(|d| d.kind == Kind::Audio && d.layer.is_some())
     );
     // While paused the link is padded towards the resume rate, but below the estimate (padding
-    // above it would queue in front of the audio), and probed above it.
+    // above it would queue in front of the audio), in windows once the estimate has settled,
+    // and probed above it.
     let out = a.update(c.at(2400), &input(&t, 90_000));
+    assert!(out.probe.min_bps < 72_000, "no pad at once: {:?}", out.probe);
+    assert!(out.probe.desired_bps > 90_000, "{:?}", out.probe);
+    let out = a.update(c.at(4200), &input(&t, 90_000));
     assert_eq!(
         out.probe.min_bps, 72_000,
         "0.8 x the estimate: {:?}",
         out.probe
     );
-    assert!(out.probe.desired_bps > 90_000, "{:?}", out.probe);
+    // The pad finds nothing: it ends after its window, the next comes later.
+    let padded = |a: &mut Allocator, from: u64, to: u64, est: u64| -> u64 {
+        (from..to)
+            .step_by(100)
+            .filter(|&ms| a.update(c.at(ms), &input(&t, est)).probe.min_bps >= est * 8 / 10)
+            .count() as u64
+            * 100
+    };
+    let first = padded(&mut a, 4300, 10_000, 90_000);
+    assert!((1500..=2100).contains(&first), "padded {first} ms of 5.7 s");
+    let later = padded(&mut a, 10_000, 40_000, 90_000);
+    assert!(later <= 6_500, "padded {later} ms of the next 30 s");
+    // Overuse ends a pad at once.
+    let mut over = input(&t, 90_000);
+    over.overusing = true;
+    let mut next = 40_000;
+    while a.update(c.at(next), &input(&t, 90_000)).probe.min_bps < 72_000 {
+        next += 100;
+        assert!(next < 80_000, "another pad within 40 s");
+    }
+    assert!(a.update(c.at(next + 100), &over).probe.min_bps < 72_000);
+    assert!(a.update(c.at(next + 200), &input(&t, 90_000)).probe.min_bps < 72_000);
     // A higher estimate: still at most 0.8 x of it.
-    let out = a.update(c.at(2500), &input(&t, 100_000));
+    let out = a.update(c.at(next + 300), &input(&t, 100_000));
     assert!(out.probe.min_bps <= 80_000, "{:?}", out.probe);
     // The floor fits again: video is back within seconds.
-    run(&mut a, &c, &t, 2600, 5000, 120_000);
+    run(&mut a, &c, &t, next + 400, next + 3000, 120_000);
     assert_eq!(video(a.allocation()).layer, Some(Layer::LOWEST));
     assert_eq!(video(a.allocation()).paused, None);
 }
@@ -472,3 +497,4 @@ fn while_paused_for_bandwidth_pulses_do_not_back_off() {
     assert!(gaps.len() >= 10, "{pulses:?}");
     assert!(gaps.iter().all(|&g| g <= base + 200), "{gaps:?}");
 }
+

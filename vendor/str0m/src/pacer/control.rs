@@ -2,9 +2,14 @@ use crate::rtp_::Bitrate;
 
 const PACING_FACTOR: f64 = 1.1;
 
-/// Automatic padding target when media is active. This maintains NAT bindings, RTX state,
-/// and allows ALR periodic probes to discover higher bandwidth.
-const PADDING_TARGET: Bitrate = Bitrate::bps(50_000);
+// Changed by kham (vendored patch): str0m 0.25 pads every session with active media up to an
+// automatic 50 kbit/s (`PADDING_TARGET`, "maintains NAT bindings, RTX state, and allows ALR
+// periodic probes"). On a link that carries audio alone (60 kbit/s, audio ~40-45 of it) that
+// floor kept the link full: Chromium received 56-62 kbit/s every second while video was
+// paused, the audio arrived in bursts behind the padding, and 16-34 % of it was concealed.
+// The padding target is now the application's `Bwe::set_bitrate` minimum alone (kham's
+// allocator sets it: what it forwards, plus padding it chooses), still capped by the estimate;
+// consent checks keep NAT bindings, and the allocator's probes and pads find more capacity.
 
 pub(crate) struct PacingResult {
     /// The bitrate at which the pacer may emit padding **when there is no media queued**.
@@ -37,8 +42,7 @@ impl PacerControl {
             Bitrate::ZERO
         } else if has_active_media {
             // Sustain the requested minimum without exceeding estimated capacity.
-            // Keep the automatic target for NAT bindings and RTX state.
-            PADDING_TARGET.max(minimum).min(estimate)
+            minimum.min(estimate)
         } else {
             // No padding when no media is being sent
             Bitrate::ZERO
@@ -66,9 +70,9 @@ mod test {
         let c = PacerControl::new();
         let estimate = Bitrate::kbps(1_000);
 
-        let r = c.calculate(true, estimate, false, Bitrate::ZERO);
+        let r = c.calculate(true, estimate, false, Bitrate::kbps(50));
 
-        assert_eq!(r.padding_rate, PADDING_TARGET);
+        assert_eq!(r.padding_rate, Bitrate::kbps(50));
     }
 
     #[test]
@@ -106,7 +110,7 @@ mod test {
     fn automatic_padding_is_also_capped_by_estimate() {
         let c = PacerControl::new();
         for estimate in [Bitrate::ZERO, Bitrate::kbps(20)] {
-            let result = c.calculate(true, estimate, false, Bitrate::ZERO);
+            let result = c.calculate(true, estimate, false, Bitrate::kbps(50));
             assert_eq!(result.padding_rate, estimate);
         }
     }
