@@ -209,7 +209,11 @@ fn pauses_video_below_the_lowest_layer_and_resumes_by_itself() {
     // above it would queue in front of the audio), in windows once the estimate has settled,
     // and probed above it.
     let out = a.update(c.at(2400), &input(&t, 90_000));
-    assert!(out.probe.min_bps < 72_000, "no pad at once: {:?}", out.probe);
+    assert!(
+        out.probe.min_bps < 72_000,
+        "no pad at once: {:?}",
+        out.probe
+    );
     assert!(out.probe.desired_bps > 90_000, "{:?}", out.probe);
     let out = a.update(c.at(4200), &input(&t, 90_000));
     assert_eq!(
@@ -497,4 +501,3 @@ fn while_paused_for_bandwidth_pulses_do_not_back_off() {
     assert!(gaps.len() >= 10, "{pulses:?}");
     assert!(gaps.iter().all(|&g| g <= base + 200), "{gaps:?}");
 }
-
