@@ -128,6 +128,27 @@ async function join(browser, name, who) {
     for (const type of ['reconnecting', 'reconnected', 'participantleft', 'participantjoined', 'closed']) {
       client.addEventListener(type, (/** @type {CustomEvent} */ ev) => log.push({ type, at: Date.now(), detail: ev.detail }));
     }
+    // The browser's own view of the path: ICE states, local candidates gathered, and each change
+    // of the selected pair (its local address and type), for the switch and outage timelines.
+    const Pc = window.RTCPeerConnection;
+    const note = (/** @type {string} */ type) => log.push({ type, at: Date.now() });
+    /** @type {any} */ (window).RTCPeerConnection = function (/** @type {any[]} */ ...args) {
+      const pc = new Pc(...args);
+      pc.addEventListener('iceconnectionstatechange', () => note(`ice ${pc.iceConnectionState}`));
+      pc.addEventListener('icecandidate', (ev) => { if (ev.candidate) note(`candidate ${ev.candidate.type} ${ev.candidate.protocol} ${ev.candidate.address}`); });
+      let watched = false;
+      pc.addEventListener('connectionstatechange', () => {
+        const ice = pc.getSenders().concat(/** @type {any} */ (pc.getReceivers()))[0]?.transport?.iceTransport;
+        if (watched || !ice) return;
+        watched = true;
+        ice.addEventListener('selectedcandidatepairchange', () => {
+          const pair = ice.getSelectedCandidatePair();
+          note(`pair ${pair?.local?.type} ${pair?.local?.address} -> ${pair?.remote?.address}`);
+        });
+      });
+      return pc;
+    };
+    /** @type {any} */ (window).RTCPeerConnection.prototype = Pc.prototype;
   });
   await page.click('[data-testid="join"]');
   await page.waitForSelector('[data-testid="call"]:not([hidden])');

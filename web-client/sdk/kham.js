@@ -53,6 +53,16 @@ const RESUME_TIMEOUT_MS = 5_000;
 const ICE_TROUBLE_MS = 1_000;
 /** While ICE stays down, ask again this often. */
 const ICE_RESTART_EVERY_MS = 4_000;
+/**
+ * The media path is watched every PATH_CHECK_MS (bytes received on the transport). When bytes
+ * arrived at every check for STEADY_MS and then none for SILENT_PATH_MS, the path is taken for
+ * gone (a network switch, a dead NAT mapping): the socket is resumed and an ICE restart asked
+ * for at once. Chromium itself moved to its other network only 3.5 s after a switch, its ICE
+ * state still `connected` (tests/browser/network.test.mjs); a restart checks every pair anew.
+ */
+const PATH_CHECK_MS = 250;
+const STEADY_MS = 2_000;
+const SILENT_PATH_MS = 1_000;
 
 /**
  * @typedef {'doctor'|'station'|'patient'|'observer'} Role
@@ -222,6 +232,15 @@ export class KhamClient extends EventTarget {
     this._iceTimer = null;
     this._iceAskedAt = 0;
     this._onOnline = () => this._networkChanged();
+    /** Media path watch (PATH_CHECK_MS). @type {ReturnType<typeof setInterval>|null} */
+    this._pathTimer = null;
+    this._pathBytes = 0;
+    this._pathRxAt = 0;
+    this._pathSteadySince = 0;
+    this._pathTripped = false;
+    this._pathBusy = false;
+    /** An ICE restart is owed once the socket is resumed. */
+    this._restartAfterResume = false;
   }
 
   /**
@@ -837,11 +856,71 @@ export class KhamClient extends EventTarget {
     }, ICE_RESTART_EVERY_MS);
   }
 
-  /** After a resume: ICE that went down meanwhile gets its restart now. */
+  /** After a resume: ICE that went down meanwhile (or a silent path) gets its restart now. */
   _checkIce() {
     const pc = this.pc;
-    if (pc && (pc.iceConnectionState === 'disconnected' || pc.iceConnectionState === 'failed')) {
+    const owed = this._restartAfterResume;
+    this._restartAfterResume = false;
+    if (pc && (owed || pc.iceConnectionState === 'disconnected' || pc.iceConnectionState === 'failed')) {
       this._askIceRestart(true);
+    }
+  }
+
+  /** Starts watching the media path of the current peer connection (PATH_CHECK_MS). */
+  _startPathWatch() {
+    this._stopPathWatch();
+    const now = Date.now();
+    this._pathBytes = 0;
+    this._pathRxAt = now;
+    this._pathSteadySince = now;
+    this._pathTripped = false;
+    this._pathTimer = setInterval(() => { this._watchPath(); }, PATH_CHECK_MS);
+  }
+
+  _stopPathWatch() {
+    if (this._pathTimer !== null) clearInterval(this._pathTimer);
+    this._pathTimer = null;
+  }
+
+  /** One check of the media path: a steady flow that stops is a path gone (see SILENT_PATH_MS). */
+  async _watchPath() {
+    const pc = this.pc;
+    if (!pc || this.closed || this._pathBusy) return;
+    this._pathBusy = true;
+    try {
+      let bytes = 0;
+      (await pc.getStats()).forEach((/** @type {any} */ s) => {
+        if (s.type === 'transport') bytes += s.bytesReceived || 0;
+      });
+      const now = Date.now();
+      if (bytes > this._pathBytes) {
+        // A gap longer than a couple of checks starts the steady time again.
+        if (now - this._pathRxAt > 2.5 * PATH_CHECK_MS) this._pathSteadySince = now;
+        this._pathBytes = bytes;
+        this._pathRxAt = now;
+        this._pathTripped = false;
+        return;
+      }
+      const ice = pc.iceConnectionState;
+      const steady = this._pathRxAt - this._pathSteadySince >= STEADY_MS;
+      if (this._pathTripped || !steady || now - this._pathRxAt < SILENT_PATH_MS) return;
+      if (ice !== 'connected' && ice !== 'completed') return; // _onIceState handles the rest
+      this._pathTripped = true;
+      if (this.status !== 'admitted' || this._leaving) return;
+      // The socket most likely went with the path: resume it on the current network, then
+      // restart ICE (a server without resumes gets the restart on this socket).
+      if (this._resumeToken && !this.reconnecting) {
+        this._restartAfterResume = true;
+        this._socketLost();
+      } else if (!this.reconnecting) {
+        this._askIceRestart(true);
+      } else {
+        this._restartAfterResume = true;
+      }
+    } catch {
+      // A closed peer connection: nothing to watch.
+    } finally {
+      this._pathBusy = false;
     }
   }
 
@@ -872,6 +951,7 @@ export class KhamClient extends EventTarget {
       this._emit('connectionstate', { state: pc.connectionState });
     });
     pc.addEventListener('iceconnectionstatechange', () => this._onIceState());
+    this._startPathWatch();
     // Server offers bring receive transceivers; surface their tracks once the mapping is known.
     pc.addEventListener('track', () => this._reconcileTracks());
 
@@ -1062,6 +1142,7 @@ export class KhamClient extends EventTarget {
   }
 
   _closePc() {
+    this._stopPathWatch();
     if (this.pc) {
       this.pc.close();
       this.pc = null;
