@@ -10,8 +10,8 @@
 // Cases, one call:
 //   1. network switch: the LTE uplink disappears and the default route moves to Wi-Fi (a new
 //      local and public address). Same peer connection, same participant id, no leave or join
-//      seen by the doctor; the time until audio flows again both ways and until the doctor decodes
-//      the station's video again, from the switch, is logged (issue target: audio 2 s, video 3 s).
+//      seen by the doctor; audio and video flow again both ways (the times from the switch are
+//      logged; issue target: audio 2 s, video 3 s).
 //   2. outages: the router drops everything for 10 s, then 20 s (longer than the browser's and
 //      str0m's 15 s ICE timeouts), then forwards again (same addresses): the same session, no
 //      rejoin; times from the restore are logged;
@@ -56,6 +56,14 @@ function up() {
   down();
   ip('netns', 'add', NS_C);
   ip('netns', 'add', NS_R);
+  // No IPv6 in the namespaces: link-local addresses appearing after the links come up are
+  // network changes to Chromium, and a page loading then fails with ERR_NETWORK_CHANGED (one
+  // CI run: the station's join page never loaded).
+  for (const ns of [NS_C, NS_R]) {
+    for (const key of ['all', 'default']) {
+      execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${key}.disable_ipv6=1`]);
+    }
+  }
   ip('-n', NS_C, 'link', 'set', 'lo', 'up');
   ip('-n', NS_R, 'link', 'set', 'lo', 'up');
   ip('link', 'add', 'c0', 'netns', NS_C, 'type', 'veth', 'peer', 'name', 'r0', 'netns', NS_R);
@@ -67,6 +75,7 @@ function up() {
   ip('-n', NS_R, 'addr', 'add', '10.2.0.1/24', 'dev', 'r1');
   ip('-n', NS_R, 'addr', 'add', '198.51.100.1/24', 'dev', 'r9');
   ip('-n', NS_R, 'addr', 'add', '198.51.100.3/24', 'dev', 'r9');
+  execFileSync('sysctl', ['-qw', `net.ipv6.conf.${HOST_IF}.disable_ipv6=1`]);
   ip('addr', 'add', `${SERVER}/24`, 'dev', HOST_IF);
   for (const l of ['c0', 'c1']) ip('-n', NS_C, 'link', 'set', l, 'up');
   for (const l of ['r0', 'r1', 'r9']) ip('-n', NS_R, 'link', 'set', l, 'up');
@@ -119,8 +128,18 @@ const ROOM = `netns-${process.pid}-${Date.now().toString(36)}`;
 /** @param {import('playwright-core').Browser} browser @param {string} name @param {object} who */
 async function join(browser, name, who) {
   const page = await newPage(browser, { name });
-  await page.goto(await kham.joinLink(who));
-  await page.waitForSelector('[data-testid="join"]:not([disabled])');
+  const link = await kham.joinLink(who);
+  // A page load that a network change interrupts (ERR_NETWORK_CHANGED) is tried again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(link);
+      await page.waitForSelector('[data-testid="join"]:not([disabled])', { timeout: 10_000 });
+      break;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      console.log(`${name}: join page not ready (${/** @type {Error} */ (err).message.split('\n')[0]}), loading it again`);
+    }
+  }
   await page.evaluate(() => {
     const client = /** @type {any} */ (window).__kham;
     const log = [];
@@ -246,9 +265,10 @@ test('a network switch and a 10 s outage: the same session comes back, nobody se
   console.log(`network switch: station -> doctor audio back after ${toDoctor.audio} ms, video after ${toDoctor.video} ms; doctor -> station audio after ${toStation.audio} ms, video after ${toStation.video} ms`);
   console.log(`station's SDK: ${JSON.stringify((await station.evaluate(() => /** @type {any} */ (window).__log)).map((e) => [e.type, e.at - switchAt]))}`);
   assert.ok(toDoctor.audio !== null && toStation.audio !== null, 'audio came back both ways');
-  // Video is logged, not asserted: in one CI run the doctor decoded no video of the station in
-  // the 20 s after the switch (audio was back at 3.5 s); issue 13's note has it.
-  if (toDoctor.video === null) console.log('the doctor decoded no video of the station within 20 s of the switch');
+  // Video comes back both ways by itself. (Before the SDK restarted ICE on a silent path and
+  // the server asked for keyframes once the new path was nominated, one CI run saw no video of
+  // the station in the 20 s after the switch; since then 1.5-2.7 s, 2026-12-04.)
+  assert.ok(toDoctor.video !== null && toStation.video !== null, 'video came back both ways within 20 s');
   assert.equal(await station.evaluate(() => /** @type {any} */ (window).__kham.pc === /** @type {any} */ (window).__pc0), true, 'same peer connection');
   assert.equal(await station.evaluate(() => /** @type {any} */ (window).__kham.me.id), stationId, 'same participant');
 

@@ -274,28 +274,38 @@ impl Room {
                     p.rtc.bwe().reset(init);
                     p.adapt.estimate_bps = None;
                 }
-                // Its decoders lost their references during the gap, and so did those of
-                // everyone receiving its video.
-                let id = p.id.clone();
-                let mids: Vec<Mid> = p.tracks_out.iter().filter_map(|t| t.mid()).collect();
-                for mid in mids {
-                    self.keyframe_requested_by_subscriber(i, mid);
-                }
-                let viewers: Vec<(usize, Mid)> = (0..self.peers.len())
-                    .filter(|&j| j != i)
-                    .flat_map(|j| {
-                        self.peers[j]
-                            .tracks_out
-                            .iter()
-                            .filter(|t| t.publisher == id && t.kind == MediaKind::Video)
-                            .filter_map(move |t| Some((j, t.mid()?)))
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
-                for (j, mid) in viewers {
-                    self.keyframe_requested_by_subscriber(j, mid);
-                }
+                self.keyframes_after_gap(i);
             }
+        }
+    }
+
+    /// Peer `i`'s media had a gap: its decoders lost their references, and so did those of
+    /// everyone receiving its video. Keyframes for all of them, rather than waiting for each
+    /// browser to give up on retransmissions (behind a network switch Chromium asked only
+    /// after 4-6 s).
+    fn keyframes_after_gap(&mut self, i: usize) {
+        let id = self.peers[i].id.clone();
+        let mids: Vec<Mid> = self.peers[i]
+            .tracks_out
+            .iter()
+            .filter_map(|t| t.mid())
+            .collect();
+        for mid in mids {
+            self.keyframe_requested_by_subscriber(i, mid);
+        }
+        let viewers: Vec<(usize, Mid)> = (0..self.peers.len())
+            .filter(|&j| j != i)
+            .flat_map(|j| {
+                self.peers[j]
+                    .tracks_out
+                    .iter()
+                    .filter(|t| t.publisher == id && t.kind == MediaKind::Video)
+                    .filter_map(move |t| Some((j, t.mid()?)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (j, mid) in viewers {
+            self.keyframe_requested_by_subscriber(j, mid);
         }
     }
 
@@ -472,7 +482,18 @@ impl Room {
             }
             Event::IceConnectionStateChange(
                 IceConnectionState::Connected | IceConnectionState::Completed,
-            ) => self.peers[i].ice_down = false,
+            ) => {
+                let p = &mut self.peers[i];
+                p.ice_down = false;
+                // An ICE restart's new path is nominated (the client asks for one when its
+                // path goes silent: a network switch) before the peer was ever marked
+                // reconnecting: what was sent in the switch is lost, so keyframes now. A gap long
+                // enough to mark it is handled when its media is back (`reconnects`).
+                if p.reconnecting_since.is_none() && std::mem::take(&mut p.restarted) {
+                    tracing::debug!(peer = %p.id, "new path after an ICE restart");
+                    self.keyframes_after_gap(i);
+                }
+            }
             Event::MediaAdded(m) if m.direction.is_receiving() => {
                 self.media_added(i, m.mid, m.kind, m.simulcast)
             }
