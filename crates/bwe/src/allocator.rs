@@ -853,6 +853,20 @@ impl Allocator {
             .is_some_and(|t| now.saturating_duration_since(t) >= UNSHAPED_AFTER);
         let ideal =
             audio_bps + down_plan.full_bps + if unshaped { unshaped_extra(input) } else { 0 };
+        // While all video is paused for bandwidth, what is wanted next is the resume: str0m's
+        // periodic ALR probe targets 2x desired (a 15 ms cluster: at 2x a 720p ideal 10 KB,
+        // which a 60 kbit/s link carrying audio alone queued for 1.3 s every ~6 s in Chromium),
+        // and the pulses probe above desired. The full ideal is wanted again once video flows.
+        let all_paused = video_now == 0
+            && self
+                .tracks
+                .iter()
+                .any(|s| s.layer.is_none() && s.paused == Some(Reason::BandwidthDrop));
+        let ideal = if all_paused {
+            (floor_bps as f64 * cfg.resume_factor) as u64
+        } else {
+            ideal
+        };
         let wanted = ((ideal as f64 / cfg.headroom) as u64).max(audio_bps + 20_000);
         let desired = match self.pulses.held_desired {
             Some(held) if (wanted as f64 - held as f64).abs() <= DESIRED_STEP * held as f64 => held,

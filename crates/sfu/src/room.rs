@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kham_proto::{ParticipantId, TrackInfo};
-use str0m::bwe::{Bitrate, BweKind};
+use str0m::bwe::BweKind;
 use str0m::format::Codec as StrCodec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Receive, Transmit};
@@ -676,14 +676,12 @@ impl Room {
                         // 40 kbit/s floor. Now that video (and its RTX stream, the padding
                         // source) flows, start the estimator again so its initial probes
                         // measure the link.
-                        // Its initial probes go up to 6x the initial estimate, capped at 2x
-                        // the desired rate: with the full ideal as desired that was two
-                        // clusters of up to 10 KB together, 1.3 s of queue in front of the
-                        // audio of a 60 kbit/s link. Desired is the initial estimate for them
-                        // (2x it at most); the allocation pulses probe further from there.
+                        // (Tried 2026-12-04 and taken back: capping these initial probes at 2x
+                        // the initial estimate, to queue less in front of the audio of a 60
+                        // kbit/s link, slowed the clean-link ramp: the station's 360p came at
+                        // 12.6 s and the server scored it "poor" for 5 s.)
                         sub.bwe_restarted = true;
                         if let Some(init) = self.config.adaptation.initial_estimate() {
-                            sub.rtc.bwe().set_bitrate(Bitrate::ZERO, init);
                             sub.rtc.bwe().reset(init);
                             sub.adapt.estimator_restarted(now);
                         }

@@ -249,7 +249,7 @@ impl ProbeControl {
             || self.maybe_exponential(now, desired, estimate)
             || self.maybe_allocation(now, desired, prev_desired, estimate)
             || self.maybe_large_drop(now, desired, estimate)
-            || self.maybe_periodic_alr(now, desired, estimate)
+            || self.maybe_periodic_alr(now, desired)
             || self.maybe_stagnant(now, desired, estimate);
 
         self.update_estimate_change(now, estimate);
@@ -379,7 +379,7 @@ impl ProbeControl {
         true
     }
 
-    fn maybe_periodic_alr(&mut self, now: Instant, desired: Bitrate, estimate: Bitrate) -> bool {
+    fn maybe_periodic_alr(&mut self, now: Instant, desired: Bitrate) -> bool {
         // Don't interfere with initial probing phase.
         if self.is_during_initial(now) {
             return false;
@@ -398,15 +398,7 @@ impl ProbeControl {
         // Periodic ALR probe at 2× desired (capped by queue_probe to 2× desired anyway).
         // Using desired rather than estimate allows discovering higher capacity when
         // the app wants more bandwidth than currently estimated.
-        //
-        // Changed by kham (vendored patch): also capped at 2x the estimate, as libwebrtc's
-        // periodic ALR probe is (`alr_probe_scale` x the estimate). A probe cluster lasts at
-        // least 15 ms at its target rate: at 2x a desired of 2.7 Mbit/s that is 10 KB, which
-        // a 60 kbit/s link carrying audio alone queues for 1.3 s (in Chromium, one such burst
-        // every 6 s, each followed by a second without audio). Faster growth comes from the
-        // exponential and allocation probes, which are capped by the estimate already.
-        let target = (desired * self.config.further_exponential_probe_scale)
-            .min(estimate * self.config.further_exponential_probe_scale);
+        let target = desired * self.config.further_exponential_probe_scale;
         self.queue_probe(target, ProbeKind::PeriodicAlr, desired, now);
         true
     }
