@@ -353,6 +353,8 @@ pub struct Allocator {
     stall: stall::Stall,
     /// When the link is padded while video is paused for bandwidth.
     paused_pad: stall::Stall,
+    /// When the estimator was last started again from its initial guess.
+    estimator_restarted: Option<Instant>,
 }
 
 impl Allocator {
@@ -383,7 +385,14 @@ impl Allocator {
             },
             stall: stall::Stall::default(),
             paused_pad: stall::Stall::paused(),
+            estimator_restarted: None,
         }
+    }
+
+    /// The estimator was started again from its initial guess at `now` (a new path, or video
+    /// starting to flow): no spatial upgrade for `start_window`.
+    pub fn estimator_restarted(&mut self, now: Instant) {
+        self.estimator_restarted = Some(now);
     }
 
     /// How long spatial upgrades are held back after the next failed one.
@@ -698,7 +707,15 @@ impl Allocator {
             return;
         }
         let budget = |share: f64| ((estimate as f64 * share) as u64).saturating_sub(audio_bps);
-        let spatial_ok = self.spatial_blocked_until.is_none_or(|t| now >= t);
+        // No spatial upgrade in the `start_window` after the estimator was restarted
+        // (`estimator_restarted`): until it has measured the link the estimate is its guess
+        // and its initial probes' first readings. Behind 60 kbit/s in Chromium (one CI run in
+        // about fifteen) the subscriber was moved to 360p 0.6 s after its first layer, and 42
+        // audio packets of 250 arrived in the next 5 s.
+        let measured = self
+            .estimator_restarted
+            .is_none_or(|r| now.saturating_duration_since(r) >= cfg.start_window);
+        let spatial_ok = measured && self.spatial_blocked_until.is_none_or(|t| now >= t);
         // A spatial upgrade (or a resume from a pause) when the stricter budget buys one...
         let spatial_plan = plan(
             input.tracks,

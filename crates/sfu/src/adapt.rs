@@ -192,6 +192,7 @@ impl SubscriberAdapt {
     /// The estimator was started again (with its initial guess): no RED for
     /// [`RED_START_QUIET`].
     pub fn estimator_restarted(&mut self, now: Instant) {
+        self.allocator.estimator_restarted(now);
         self.red = false;
         self.red_calm_since = None;
         self.red_not_before = Some(now + RED_START_QUIET);

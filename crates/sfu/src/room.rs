@@ -273,6 +273,7 @@ impl Room {
                     // Possibly a new network: the old estimate says nothing about it.
                     p.rtc.bwe().reset(init);
                     p.adapt.estimate_bps = None;
+                    p.adapt.estimator_restarted(now);
                 }
                 self.keyframes_after_gap(i);
             }

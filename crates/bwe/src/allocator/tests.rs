@@ -501,3 +501,17 @@ fn while_paused_for_bandwidth_pulses_do_not_back_off() {
     assert!(gaps.len() >= 10, "{pulses:?}");
     assert!(gaps.iter().all(|&g| g <= base + 200), "{gaps:?}");
 }
+
+#[test]
+fn no_spatial_upgrade_until_a_restarted_estimator_has_measured_the_link() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    // The estimator starts over from its guess as video starts: the guess is no measurement.
+    a.estimator_restarted(c.at(0));
+    run(&mut a, &c, &t, 0, 3800, 2_000_000);
+    assert_eq!(video(a.allocation()).layer.map(|l| l.spatial), Some(0));
+    // After the start window a spatial upgrade follows its hold as usual.
+    run(&mut a, &c, &t, 3800, 7000, 2_000_000);
+    assert!(video(a.allocation()).layer.is_some_and(|l| l.spatial > 0));
+}
