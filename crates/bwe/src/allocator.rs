@@ -874,16 +874,13 @@ impl Allocator {
         // periodic ALR probe targets 2x desired (a 15 ms cluster: at 2x a 720p ideal 10 KB,
         // which a 60 kbit/s link carrying audio alone queued for 1.3 s every ~6 s in Chromium),
         // and the pulses probe above desired. The full ideal is wanted again once video flows.
-        let all_paused = video_now == 0
-            && self
-                .tracks
-                .iter()
-                .any(|s| s.layer.is_none() && s.paused == Some(Reason::BandwidthDrop));
-        let ideal = if all_paused {
-            (floor_bps as f64 * cfg.resume_factor) as u64
-        } else {
-            ideal
-        };
+        let paused = self
+            .tracks
+            .iter()
+            .any(|s| s.layer.is_none() && s.paused == Some(Reason::BandwidthDrop));
+        let all_paused = paused && video_now == 0;
+        let resume = (floor_bps as f64 * cfg.resume_factor) as u64;
+        let ideal = if all_paused { resume } else { ideal };
         let wanted = ((ideal as f64 / cfg.headroom) as u64).max(audio_bps + 20_000);
         let desired = match self.pulses.held_desired {
             Some(held) if (wanted as f64 - held as f64).abs() <= DESIRED_STEP * held as f64 => held,
@@ -895,22 +892,13 @@ impl Allocator {
         // what it is, and str0m counts its bytes differently from the publisher's measured
         // rate, so that floor padded a 60 kbit/s link by 20 kbit/s beside the audio (in
         // Chromium: 750 padding packets in 24 s, the link full every second).
-        let paused = self
-            .tracks
-            .iter()
-            .any(|s| s.layer.is_none() && s.paused == Some(Reason::BandwidthDrop));
-        let mut min_bps = if paused && video_now == 0 {
-            0
-        } else {
-            audio_bps + video_now
-        };
+        let mut min_bps = if all_paused { 0 } else { audio_bps + video_now };
         // While paused, the link is exercised towards the rate video needs to come back, below
         // the estimate (padding at the resume rate on a link that cannot carry it, a 60 kbit/s
         // link where audio alone takes ~45, queues ahead of the audio), and only in windows
         // (`stall`): padding at 0.8 x the estimate lifts str0m's cap (1.5 x what is
         // acknowledged) step by step, but when the estimate is above the link it fills the
         // link's queue for as long as it lasts. The pulses probe above it in between.
-        let resume = (floor_bps as f64 * cfg.resume_factor) as u64;
         let below_estimate = (estimate as f64 * cfg.paused_padding) as u64;
         let paused_pad = resume.min(below_estimate);
         if paused && input.overusing {
