@@ -60,6 +60,9 @@ pub const RED_START_QUIET: Duration = Duration::from_secs(5);
 /// so: a call ramping up on a clean link (probing, then padded upgrades, and the publisher's own
 /// encoder ramp) is not a poor connection.
 pub const SHORTFALL_AFTER: Duration = Duration::from_secs(10);
+/// The allocator's start window (`AllocatorConfig::start_window`): no spatial upgrade this long
+/// after an estimator restart.
+const START_SPATIAL_WAIT: Duration = Duration::from_secs(4);
 /// Video paused for bandwidth this long counts at once as a severe shortfall (a shed of a
 /// moment while a collapse drains is not).
 pub const PAUSED_AFTER: Duration = Duration::from_secs(3);
@@ -99,6 +102,8 @@ pub struct SubscriberAdapt {
     pub shortfall: Shortfall,
     /// Since when the allocation has fallen short (of a layer, and paused for bandwidth).
     short_since: Option<Instant>,
+    /// No shortfall counted before this (the start window after an estimator restart).
+    short_not_before: Option<Instant>,
     paused_since: Option<Instant>,
     /// Scratch space reused between allocations.
     inputs: Vec<TrackInput>,
@@ -129,6 +134,7 @@ impl SubscriberAdapt {
             red_not_before: None,
             shortfall: Shortfall::None,
             short_since: None,
+            short_not_before: None,
             paused_since: None,
             inputs: Vec::new(),
             peak: None,
@@ -149,9 +155,13 @@ impl SubscriberAdapt {
             }
         };
         let long_paused = lasted(&mut self.paused_since, paused, PAUSED_AFTER);
+        // A shortfall counts only from the end of the allocator's start window after an
+        // estimator restart, when spatial upgrades are allowed again (clean link in CI: the
+        // ramp's first 4 s of the lowest layer made "poor" show at 11 s).
+        let starting = self.short_not_before.is_some_and(|t| now < t);
         let long_short = lasted(
             &mut self.short_since,
-            short > Shortfall::None || paused,
+            (short > Shortfall::None && !starting) || paused,
             SHORTFALL_AFTER,
         );
         if long_paused {
@@ -193,6 +203,7 @@ impl SubscriberAdapt {
     /// [`RED_START_QUIET`].
     pub fn estimator_restarted(&mut self, now: Instant) {
         self.allocator.estimator_restarted(now);
+        self.short_not_before = Some(now + START_SPATIAL_WAIT);
         self.red = false;
         self.red_calm_since = None;
         self.red_not_before = Some(now + RED_START_QUIET);
