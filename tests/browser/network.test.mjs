@@ -18,20 +18,26 @@
 //   3. an outage of 45 s, past the 30 s reconnect grace: the doctor sees the station leave once
 //      (`connection_lost`), and the station's page joins again by itself as a new participant;
 //   4. a hospital firewall: the router drops all UDP from the client; a second station joins
-//      and its call runs over ICE-TCP (selected pair tcp), audio both ways.
-// Needs root (ip netns, nftables); run.sh installs nftables.
+//      and its call runs over ICE-TCP (selected pair tcp), audio both ways;
+//   5. a firewall that lets only TCP through to the web server and to port 443: a kham with
+//      `[turn]` pointing at Debian's coturn (TURN over TLS on 198.51.100.2:443, a self-signed
+//      certificate, which the station's Chromium is told to accept: it checks TURN servers'
+//      certificates) carries a new call through the relay (selected pair relay over tls), audio
+//      both ways; the same coturn gives a correctly signed but expired credential no relay.
+// Needs root (ip netns, nftables); run.sh installs nftables and coturn.
 //
 //   node --test network.test.mjs
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS, newPage } from './browser.mjs';
-import { startKham } from './server.mjs';
+import { startKham, freeTcpPort, freeUdpPort } from './server.mjs';
 import { audioPacketsIn, selectedPair } from './rtc-stats.mjs';
 
 const tag = String(process.pid % 100000);
@@ -100,6 +106,8 @@ let kham;
 let hostBrowser;
 /** @type {import('playwright-core').Browser} */
 let clientBrowser;
+/** The HTTP port of case 5's kham (with `[turn]`), known before the browsers start. */
+let turnKhamPort = 0;
 
 before(async () => {
   up();
@@ -109,11 +117,13 @@ before(async () => {
   const wrapper = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kham-netns-')), 'chromium');
   fs.writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${NS_C} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
   kham = await startKham({ host: SERVER });
+  turnKhamPort = await freeTcpPort();
   // Camera and microphone need a secure context: plain HTTP on a non-loopback address is one only
-  // when named so.
-  const args = [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${kham.baseUrl}`];
+  // when named so. The station accepts coturn's self-signed certificate (case 5).
+  const origins = `${kham.baseUrl},http://${SERVER}:${turnKhamPort}`;
+  const args = [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${origins}`];
   hostBrowser = await chromium.launch({ executablePath: CHROMIUM, headless: false, args });
-  clientBrowser = await chromium.launch({ executablePath: wrapper, headless: false, args });
+  clientBrowser = await chromium.launch({ executablePath: wrapper, headless: false, args: [...args, '--ignore-certificate-errors'] });
 });
 
 after(async () => {
@@ -125,10 +135,13 @@ after(async () => {
 
 const ROOM = `netns-${process.pid}-${Date.now().toString(36)}`;
 
-/** @param {import('playwright-core').Browser} browser @param {string} name @param {object} who */
-async function join(browser, name, who) {
+/**
+ * @param {import('playwright-core').Browser} browser @param {string} name @param {object} who
+ * @param {Awaited<ReturnType<typeof startKham>>} [server]
+ */
+async function join(browser, name, who, server = kham) {
   const page = await newPage(browser, { name });
-  const link = await kham.joinLink(who);
+  const link = await server.joinLink(who);
   // A page load that a network change interrupts (ERR_NETWORK_CHANGED) is tried again.
   for (let attempt = 1; ; attempt++) {
     try {
@@ -355,5 +368,91 @@ test('behind a firewall that drops UDP the call runs over ICE-TCP', async () => 
     assert.ok(heard >= 70, `the doctor hears the station (${heard})`);
   } finally {
     nft(NS_R, 'flush chain inet fw gate');
+  }
+});
+
+test('behind a firewall that lets only TCP 443 through the call is relayed by coturn over TLS', async () => {
+  const secret = crypto.randomBytes(18).toString('base64url');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kham-turns-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '1', '-subj', `/CN=${SERVER}`, '-addext', `subjectAltName=IP:${SERVER}`], { stdio: 'ignore' });
+  const plainPort = await freeUdpPort();
+  fs.writeFileSync(path.join(dir, 'turnserver.conf'), [
+    'use-auth-secret', `static-auth-secret=${secret}`, 'realm=kham.test',
+    `listening-ip=${SERVER}`, `relay-ip=${SERVER}`, `listening-port=${plainPort}`, 'tls-listening-port=443',
+    `cert=${cert}`, `pkey=${key}`, 'no-dtls', 'no-cli', 'fingerprint',
+    'min-port=49300', 'max-port=49400', 'log-file=stdout', 'simple-log', 'verbose',
+    `pidfile=${path.join(dir, 'turnserver.pid')}`, `userdb=${path.join(dir, 'turndb')}`,
+  ].join('\n'));
+  let coturnLog = '';
+  const coturn = spawn('turnserver', ['-c', path.join(dir, 'turnserver.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  for (const s of [coturn.stdout, coturn.stderr]) s.on('data', (d) => { coturnLog = (coturnLog + d).slice(-300_000); });
+  /** @type {Awaited<ReturnType<typeof startKham>> | undefined} */
+  let turnKham;
+  /** @type {import('playwright-core').Page[]} */
+  const pages = [];
+  try {
+    turnKham = await startKham({
+      host: SERVER,
+      httpPort: turnKhamPort,
+      extraEnv: {
+        KHAM_TURN__URLS: JSON.stringify([`turn:${SERVER}:${plainPort}?transport=udp`, `turns:${SERVER}:443?transport=tcp`]),
+        KHAM_TURN__SECRET: secret,
+      },
+    });
+    // The hospital's firewall: from the station only TCP to the web server and to port 443.
+    nft(NS_R, `add rule inet fw gate iifname { "r0", "r1" } ip daddr ${SERVER} tcp dport { ${turnKhamPort}, 443 } accept
+      add rule inet fw gate iifname { "r0", "r1" } drop`);
+    const room = `${ROOM}-turns`;
+    const doctor = await join(hostBrowser, 'doctor-3', { room, identity: 'bs-lan', name: 'BS Lan', role: 'doctor' }, turnKham);
+    pages.push(doctor);
+    const t0 = Date.now();
+    const station = await join(clientBrowser, 'station-3', { room, identity: 'tram-7', name: 'Trạm 7', role: 'station' }, turnKham);
+    pages.push(station);
+    await station.waitForFunction(() => {
+      const v = /** @type {HTMLVideoElement|null} */ (document.querySelector('[data-testid="remote-video"]'));
+      return !!v && v.getVideoPlaybackQuality().totalVideoFrames > 0;
+    }, null, { timeout: 30_000, polling: 100 }).catch((err) => {
+      throw new Error(`${err.message}\ncoturn: ${coturnLog.slice(-4000)}`);
+    });
+    const pair = await selectedPair(station);
+    console.log(`only TCP 443: first remote frame ${Date.now() - t0} ms after the join page opened; station's pair ${JSON.stringify(pair)}`);
+    assert.equal(pair?.type, 'relay');
+    assert.equal(pair?.relayProtocol, 'tls');
+    const [toStation, toDoctor] = await Promise.all([audioPacketsIn(station), audioPacketsIn(doctor)]);
+    console.log(`audio packets in 2 s through TURN over TLS: station received ${toStation}, doctor received ${toDoctor}`);
+    assert.ok(toStation >= 70 && toDoctor >= 70, `audio both ways (${toStation}, ${toDoctor})`);
+
+    // The same coturn over TLS refuses an expired credential (correctly signed): no relay
+    // candidate, where the one kham handed out gets one.
+    const servers = await station.evaluate(() => /** @type {any} */ (window).__kham._iceServers);
+    const entry = servers.find((/** @type {any} */ s) => [].concat(s.urls).some((u) => u.startsWith('turns:')));
+    assert.ok(entry, JSON.stringify(servers));
+    const tlsServer = { ...entry, urls: [].concat(entry.urls).filter((u) => u.startsWith('turns:')) };
+    const past = Math.floor(Date.now() / 1000) - 60;
+    const username = `${past}:p-expired`;
+    const expired = { urls: tlsServer.urls, username, credential: crypto.createHmac('sha1', secret).update(username).digest('base64') };
+    const relayCandidates = (/** @type {any} */ server) => station.evaluate(async (server) => {
+      const pc = new RTCPeerConnection({ iceServers: [server], iceTransportPolicy: 'relay' });
+      pc.createDataChannel('probe');
+      const found = [];
+      pc.addEventListener('icecandidate', (ev) => { if (ev.candidate?.type === 'relay') found.push(ev.candidate.relayProtocol); });
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((r) => setTimeout(r, 5_000));
+      pc.close();
+      return found;
+    }, server);
+    const [fresh, stale] = await Promise.all([relayCandidates(tlsServer), relayCandidates(expired)]);
+    console.log(`relay candidates over TLS: kham's credential ${JSON.stringify(fresh)}, an expired one ${JSON.stringify(stale)}`);
+    assert.ok(fresh.length > 0, 'the credential kham handed out gets a relay');
+    assert.deepEqual(stale, [], 'an expired credential gets none');
+    assert.match(coturnLog, /p-expired/, 'coturn was asked with the expired user');
+  } finally {
+    nft(NS_R, 'flush chain inet fw gate');
+    for (const p of pages) await p.close();
+    await turnKham?.stop();
+    coturn.kill('SIGTERM');
   }
 });

@@ -48,13 +48,14 @@ export function freeUdpPort() {
 
 /**
  * Starts `kham serve --dev` with `extraEnv` on free ports and waits for /healthz.
- * `host`: the address kham listens on (HTTP and media), 127.0.0.1 by default.
- * @param {{extraEnv?: Record<string, string>, https?: boolean, host?: string}} [opts]
+ * `host`: the address kham listens on (HTTP and media), 127.0.0.1 by default; `httpPort`: its
+ * HTTP port, a free one by default (a browser launched earlier may need to know the origin).
+ * @param {{extraEnv?: Record<string, string>, https?: boolean, host?: string, httpPort?: number}} [opts]
  */
-export async function startKham({ extraEnv = {}, https = false, host = '127.0.0.1' } = {}) {
+export async function startKham({ extraEnv = {}, https = false, host = '127.0.0.1', httpPort = 0 } = {}) {
   const bin = findBinary();
   if (!bin) throw new Error('no kham binary: build it (cargo build -p kham-server) or set KHAM_BIN');
-  const httpPort = await freeTcpPort();
+  httpPort ||= await freeTcpPort();
   const udpPort = await freeUdpPort();
   const baseUrl = `${https ? 'https' : 'http'}://${host}:${httpPort}`;
   const env = {
