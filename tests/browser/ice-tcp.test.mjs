@@ -102,4 +102,5 @@ test('a browser without UDP joins over ICE-TCP; junk on the TCP port is closed',
   assert.ok(afterJunk >= 70, `audio still flows to the station (${afterJunk})`);
   const metrics = await (await fetch(`${kham.baseUrl}/metrics`, { headers: { authorization: `Bearer ${await kham.adminToken()}` } })).text();
   assert.match(metrics, /kham_ice_tcp_connections_accepted_total [1-9]/, metrics.split('\n').filter((l) => l.includes('tcp')).join('\n'));
+  assert.match(metrics, /kham_media_sessions\{path="tcp"\} [1-9]/, metrics.split('\n').filter((l) => l.includes('sessions')).join('\n'));
 });

@@ -424,6 +424,12 @@ test('behind a firewall that lets only TCP 443 through the call is relayed by co
     const [toStation, toDoctor] = await Promise.all([audioPacketsIn(station), audioPacketsIn(doctor)]);
     console.log(`audio packets in 2 s through TURN over TLS: station received ${toStation}, doctor received ${toDoctor}`);
     assert.ok(toStation >= 70 && toDoctor >= 70, `audio both ways (${toStation}, ${toDoctor})`);
+    // Operators see a relayed session (coturn shares the host's address with the doctor's
+    // browser here, so the doctor may count as relayed too: at least one).
+    const metrics = await (await fetch(`${turnKham.baseUrl}/metrics`, { headers: { authorization: `Bearer ${await turnKham.adminToken()}` } })).text();
+    const sessions = metrics.split('\n').filter((l) => l.startsWith('kham_media_sessions')).join(', ');
+    console.log(`metrics: ${sessions}`);
+    assert.match(sessions, /path="relayed"\} [1-9]/);
 
     // The same coturn over TLS refuses an expired credential (correctly signed): no relay
     // candidate, where the one kham handed out gets one.

@@ -38,6 +38,10 @@ pub struct TurnConfig {
     pub secret: String,
     #[serde(with = "humantime_serde_compat")]
     pub ttl: Duration,
+    /// Relay addresses of the TURN servers beyond the hosts of `urls` (coturn's `relay-ip` or
+    /// `external-ip` when it differs): media to them counts as relayed.
+    #[serde(default)]
+    pub relay_ips: Vec<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for TurnConfig {
@@ -45,6 +49,7 @@ impl std::fmt::Debug for TurnConfig {
         f.debug_struct("TurnConfig")
             .field("urls", &self.urls)
             .field("ttl", &self.ttl)
+            .field("relay_ips", &self.relay_ips)
             .finish_non_exhaustive()
     }
 }

@@ -34,7 +34,12 @@ pub struct ShardCounters {
     pub keyframe_requests: u64,
     /// Allocator decisions by `kham_bwe::Reason::index`.
     pub allocation_switches: [u64; 7],
+    /// Not a counter: connected participants now, by media path ([`PATHS`]).
+    pub sessions_by_path: [u64; 3],
 }
+
+/// The media paths of [`ShardCounters::sessions_by_path`], as the metric labels them.
+pub const PATHS: [&str; 3] = ["udp", "tcp", "relayed"];
 
 impl ShardCounters {
     pub fn add(&mut self, o: &ShardCounters) {
@@ -59,6 +64,9 @@ impl ShardCounters {
             .iter_mut()
             .zip(o.allocation_switches)
         {
+            *a += b;
+        }
+        for (a, b) in self.sessions_by_path.iter_mut().zip(o.sessions_by_path) {
             *a += b;
         }
     }

@@ -305,6 +305,18 @@ impl Collector for NodeCollector {
             "direction",
             &[("in", c.tcp_in), ("out", c.tcp_out)],
         )?;
+        let paths: Vec<(&str, i64)> = crate::media_stats::PATHS
+            .iter()
+            .zip(c.sessions_by_path)
+            .map(|(l, v)| (*l, v as i64))
+            .collect();
+        labelled_gauge(
+            &mut e,
+            "kham_media_sessions",
+            "Connected participants by the path of their media: direct UDP, ICE-TCP, or relayed by a TURN server of [turn] (its address, or one in turn.relay_ips)",
+            "path",
+            &paths,
+        )?;
         counter(
             &mut e,
             "kham_ice_restarts",

@@ -425,6 +425,7 @@ mod tests {
         PeerMediaStats {
             id: id.into(),
             connected: true,
+            path: None,
             totals: Default::default(),
             pps_in: 100.0,
             pps_out: 90.0,

@@ -112,6 +112,7 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         tcp,
         max_participants: cfg.rooms.max_participants,
         reconnect_grace: cfg.rooms.reconnect_grace,
+        relay_ips: relay_ips(&cfg.turn).await,
         adaptation: if cfg.media.adaptation {
             kham_sfu::Adaptation::default()
         } else {
@@ -347,6 +348,26 @@ fn health(
 }
 
 /// Warns when the kernel granted a media socket less buffer than configured.
+/// The TURN relays' addresses, for the count of relayed sessions: `turn.relay_ips` and the hosts
+/// of `turn.urls`, resolved once now (a name that does not resolve is left out, with a warning).
+async fn relay_ips(turn: &crate::config::TurnConfig) -> Vec<std::net::IpAddr> {
+    let mut ips = turn.relay_ips.clone();
+    for url in &turn.urls {
+        let Some((host, port)) = kham_signal::turn::url_host(url) else {
+            continue;
+        };
+        match tokio::net::lookup_host((host, port)).await {
+            Ok(addrs) => ips.extend(addrs.map(|a| a.ip())),
+            Err(e) => {
+                tracing::warn!(%host, error = %e, "a TURN server's name did not resolve: its relayed sessions are counted as direct")
+            }
+        }
+    }
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
 fn warn_if_short(shard: usize, b: &udp::Buffers) {
     if b.recv_granted < b.recv_requested {
         tracing::warn!(

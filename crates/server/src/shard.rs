@@ -198,6 +198,9 @@ pub struct ShardSetup {
     pub adaptation: kham_sfu::Adaptation,
     /// How long a participant whose media stopped is kept (`rooms.reconnect_grace`).
     pub reconnect_grace: Duration,
+    /// Addresses of the TURN servers' relays (`turn.rs`): a participant whose media goes to one
+    /// of them is counted as relayed.
+    pub relay_ips: Vec<std::net::IpAddr>,
 }
 
 /// Starts the shard threads; their figures are read through the returned boards.
@@ -218,6 +221,7 @@ pub fn start(setup: ShardSetup) -> anyhow::Result<(MediaHandle, MediaBoards)> {
             ..RoomConfig::default()
         };
         socket.set_nonblocking(true)?;
+        let relay_ips = setup.relay_ips.clone();
         std::thread::Builder::new()
             .name(format!("kham-shard-{i}"))
             .spawn(move || {
@@ -245,7 +249,11 @@ pub fn start(setup: ShardSetup) -> anyhow::Result<(MediaHandle, MediaBoards)> {
                         }
                     });
                     match UdpSocket::from_std(socket) {
-                        Ok(s) => Shard::new(s, announce, tcp, template, board).run(rx).await,
+                        Ok(s) => {
+                            let mut shard = Shard::new(s, announce, tcp, template, board);
+                            shard.relay_ips = relay_ips;
+                            shard.run(rx).await
+                        }
                         Err(e) => tracing::error!(error = %e, "shard socket failed"),
                     }
                 });
@@ -282,6 +290,8 @@ struct Shard {
     accumulator: Accumulator,
     board: Board,
     seed: u64,
+    /// TURN relay addresses ([`ShardSetup::relay_ips`]).
+    relay_ips: Vec<std::net::IpAddr>,
 }
 
 /// Bound on the address cache; cleared when exceeded (rebuilt from the slow path).
@@ -330,6 +340,7 @@ impl Shard {
             accumulator: Accumulator::default(),
             board,
             seed: rand::random(),
+            relay_ips: Vec::new(),
         }
     }
 
@@ -770,11 +781,41 @@ impl Shard {
             &mut self.counters,
             rooms.iter().map(|(id, (m, st))| (id.as_str(), m, *st)),
         );
+        self.counters.sessions_by_path = sessions_by_path(
+            rooms.values().flat_map(|(m, _)| m.peers.iter()),
+            &self.relay_ips,
+        );
         let snapshot = ShardSnapshot {
             counters: self.counters,
             rooms: rooms.into_iter().map(|(id, (m, _))| (id, m)).collect(),
         };
         *self.board.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+    }
+}
+
+/// Connected participants by the path their media takes now: direct UDP, ICE-TCP, or through
+/// a TURN relay (UDP or TCP to one of `relay_ips`), in [`crate::media_stats::PATHS`] order.
+fn sessions_by_path<'a>(
+    peers: impl Iterator<Item = &'a kham_sfu::PeerMediaStats>,
+    relay_ips: &[std::net::IpAddr],
+) -> [u64; 3] {
+    let mut n = [0; 3];
+    for p in peers {
+        if let Some(path) = p.path.filter(|_| p.connected) {
+            n[path_index(path, relay_ips)] += 1;
+        }
+    }
+    n
+}
+
+/// 0 direct UDP, 1 ICE-TCP, 2 relayed (the relay's address, whichever transport reaches it).
+fn path_index(path: kham_sfu::MediaPath, relay_ips: &[std::net::IpAddr]) -> usize {
+    if relay_ips.contains(&path.remote.ip()) {
+        2
+    } else if path.tcp {
+        1
+    } else {
+        0
     }
 }
 
@@ -788,5 +829,24 @@ fn to_media_error(e: SfuError) -> MediaError {
             MediaError::BadSdp(message)
         }
         _ => MediaError::BadState(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_media_path_is_relayed_when_it_goes_to_a_relay_address() {
+        let relays: Vec<std::net::IpAddr> = vec![[203, 0, 113, 7].into()];
+        let path = |tcp, ip: [u8; 4]| kham_sfu::MediaPath {
+            tcp,
+            remote: SocketAddr::from((ip, 40_000)),
+        };
+        assert_eq!(path_index(path(false, [198, 51, 100, 1]), &relays), 0);
+        assert_eq!(path_index(path(true, [198, 51, 100, 1]), &relays), 1);
+        assert_eq!(path_index(path(false, [203, 0, 113, 7]), &relays), 2);
+        assert_eq!(path_index(path(true, [203, 0, 113, 7]), &relays), 2);
+        assert_eq!(path_index(path(false, [203, 0, 113, 7]), &[]), 0);
     }
 }

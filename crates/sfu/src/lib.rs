@@ -69,5 +69,5 @@ pub use forward::{Forwarder, InPacket, OutPacket, Want};
 pub use kham_bwe;
 pub use peer::Permissions;
 pub use room::{Room, RoomConfig, RoomEvent, RoomOutput, RoomStats};
-pub use stats::{LayerReceived, MediaTotals, PeerMediaStats, STATS_INTERVAL};
+pub use stats::{LayerReceived, MediaPath, MediaTotals, PeerMediaStats, STATS_INTERVAL};
 pub use str0m;

@@ -38,6 +38,8 @@ pub(crate) struct Peer {
     pub dirty: bool,
     pub next_timeout: Option<Instant>,
     pub connected: bool,
+    /// Where its media goes now (`stats::MediaPath`), from the last transmit.
+    pub path: Option<crate::stats::MediaPath>,
     /// Dead: ICE consent lost or str0m failed. Removed by the room after it reports the loss.
     pub lost: bool,
     /// What this participant receives, decided from its estimate.
@@ -133,6 +135,7 @@ impl Peer {
             dirty: true,
             next_timeout: None,
             connected: false,
+            path: None,
             lost: false,
             adapt: SubscriberAdapt::new(adaptation),
             counters: PeerCounters::default(),

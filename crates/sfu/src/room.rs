@@ -449,7 +449,12 @@ impl Room {
             }
             match self.peers[i].rtc.poll_output() {
                 Ok(Output::Transmit(t)) => {
-                    self.peers[i].counters.on_transmit(&t.contents);
+                    let p = &mut self.peers[i];
+                    p.counters.on_transmit(&t.contents);
+                    p.path = Some(crate::stats::MediaPath {
+                        tcp: t.proto == str0m::net::Protocol::Tcp,
+                        remote: t.destination,
+                    });
                     return RoomOutput::Transmit(t);
                 }
                 Ok(Output::Timeout(t)) => {

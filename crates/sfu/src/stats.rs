@@ -85,12 +85,24 @@ pub struct LayerReceived {
     pub layer: Option<u8>,
 }
 
+/// Where the media to one participant goes now: the destination of the last datagram str0m
+/// sent it. For operators' counts of sessions by path (direct UDP, ICE-TCP, through a TURN
+/// relay, which the server tells by the relay's address); never logged or shown with the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaPath {
+    /// Over ICE-TCP (RFC 4571) rather than UDP.
+    pub tcp: bool,
+    pub remote: std::net::SocketAddr,
+}
+
 /// One participant's media, as the operator API shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerMediaStats {
     pub id: ParticipantId,
     /// ICE and DTLS are up.
     pub connected: bool,
+    /// Where its media goes now (nothing sent yet: `None`).
+    pub path: Option<MediaPath>,
     pub totals: MediaTotals,
     /// Rates over the last stats interval: packets (RTP) and kbit/s (everything on the wire).
     pub pps_in: f64,
@@ -396,6 +408,7 @@ impl Peer {
         PeerMediaStats {
             id: self.id.clone(),
             connected: self.connected,
+            path: self.path,
             totals: c.totals,
             pps_in: c.pps_in,
             pps_out: c.pps_out,

@@ -199,4 +199,14 @@ fn after_a_nat_rebinding_media_follows_the_new_address_within_seconds() {
         "downlink black-holed for {back_after:?}"
     );
     assert!(!w.events.iter().any(|e| matches!(e, RoomEvent::Lost { .. })));
+    // The operator's view follows: the subscriber's media path is the new address, over UDP.
+    let stats = w.room.media_stats();
+    let sub = stats.iter().find(|p| p.id.as_str() == "sub").expect("sub");
+    assert_eq!(
+        sub.path,
+        Some(kham_sfu::MediaPath {
+            tcp: false,
+            remote: "203.0.113.3:40001".parse().unwrap()
+        })
+    );
 }

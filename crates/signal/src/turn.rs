@@ -52,6 +52,32 @@ impl TurnSettings {
     }
 }
 
+/// The host and port a `turn:` / `turns:` URL (RFC 7065) names: `turn:host[:port][?transport=..]`,
+/// an IPv6 host in brackets, the port 3478 (`turn:`) or 5349 (`turns:`) when absent. `None` for
+/// anything else. The operator's count of relayed sessions resolves these hosts once at start.
+pub fn url_host(url: &str) -> Option<(&str, u16)> {
+    let (rest, default_port) = if let Some(r) = url.strip_prefix("turns:") {
+        (r, 5349)
+    } else {
+        (url.strip_prefix("turn:")?, 3478)
+    };
+    let authority = rest.split('?').next().unwrap_or_default();
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
 /// `base64(HMAC-SHA1(secret, username))`.
 pub fn credential(secret: &str, username: &str) -> String {
     // HMAC takes a key of any length: this cannot fail.
@@ -65,6 +91,29 @@ pub fn credential(secret: &str, username: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_hosts_of_turn_urls() {
+        assert_eq!(
+            url_host("turns:turn.example.org:443?transport=tcp"),
+            Some(("turn.example.org", 443))
+        );
+        assert_eq!(url_host("turn:198.51.100.2"), Some(("198.51.100.2", 3478)));
+        assert_eq!(url_host("turns:[2001:db8::1]"), Some(("2001:db8::1", 5349)));
+        assert_eq!(
+            url_host("turn:[2001:db8::1]:3479?transport=udp"),
+            Some(("2001:db8::1", 3479))
+        );
+        for bad in [
+            "stun:x:3478",
+            "turn:",
+            "turn:host:notaport",
+            "turn:[::1",
+            "turn::3478",
+        ] {
+            assert_eq!(url_host(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn credentials_match_the_rest_api_scheme() {
