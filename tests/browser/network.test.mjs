@@ -12,9 +12,12 @@
 //      local and public address). Same peer connection, same participant id, no leave or join
 //      seen by the doctor; audio and video flow again both ways (the times from the switch are
 //      logged; issue target: audio 2 s, video 3 s).
-//   2. outages: the router drops everything for 10 s, then 20 s (longer than the browser's and
-//      str0m's 15 s ICE timeouts), then forwards again (same addresses): the same session, no
-//      rejoin; times from the restore are logged;
+//   2. outages: the router drops everything for 5 s, 10 s, then 20 s (longer than the
+//      browser's and str0m's 15 s ICE timeouts), then forwards again (same addresses): the same
+//      session, no rejoin; times from the restore are logged;
+//   2b. a NAT rebinding: the router's NAT forgets the station's UDP mappings and maps it to a
+//      new public address (as a carrier NAT does after an idle timeout): audio both ways again
+//      (the times are logged; issue target 3 s), same participant, no leave or join;
 //   3. an outage of 45 s, past the 30 s reconnect grace: the doctor sees the station leave once
 //      (`connection_lost`), and the station's page joins again by itself as a new participant;
 //   4. a hospital firewall: the router drops all UDP from the client; a second station joins
@@ -81,6 +84,7 @@ function up() {
   ip('-n', NS_R, 'addr', 'add', '10.2.0.1/24', 'dev', 'r1');
   ip('-n', NS_R, 'addr', 'add', '198.51.100.1/24', 'dev', 'r9');
   ip('-n', NS_R, 'addr', 'add', '198.51.100.3/24', 'dev', 'r9');
+  ip('-n', NS_R, 'addr', 'add', '198.51.100.4/24', 'dev', 'r9');
   execFileSync('sysctl', ['-qw', `net.ipv6.conf.${HOST_IF}.disable_ipv6=1`]);
   ip('addr', 'add', `${SERVER}/24`, 'dev', HOST_IF);
   for (const l of ['c0', 'c1']) ip('-n', NS_C, 'link', 'set', l, 'up');
@@ -285,7 +289,19 @@ test('a network switch and a 10 s outage: the same session comes back, nobody se
   assert.equal(await station.evaluate(() => /** @type {any} */ (window).__kham.pc === /** @type {any} */ (window).__pc0), true, 'same peer connection');
   assert.equal(await station.evaluate(() => /** @type {any} */ (window).__kham.me.id), stationId, 'same participant');
 
-  // 2. A 10 s outage at the router, then the same path again.
+  // 2. Outages at the router of 5 s and 10 s, then the same path again.
+  stopDoctor = await watch(doctor);
+  stopStation = await watch(station);
+  nft(NS_R, 'add rule inet fw gate drop');
+  await doctor.waitForTimeout(5_000);
+  const restore5 = Date.now();
+  nft(NS_R, 'flush chain inet fw gate');
+  await doctor.waitForTimeout(10_000);
+  const toDoctor5 = await stopDoctor(restore5);
+  const toStation5 = await stopStation(restore5);
+  console.log(`5 s outage: station -> doctor audio back ${toDoctor5.audio} ms after the restore, video ${toDoctor5.video} ms; doctor -> station audio ${toStation5.audio} ms, video ${toStation5.video} ms`);
+  assert.ok(toDoctor5.audio !== null && toStation5.audio !== null, 'audio came back both ways after 5 s');
+
   stopDoctor = await watch(doctor);
   stopStation = await watch(station);
   nft(NS_R, 'add rule inet fw gate drop');
@@ -313,6 +329,24 @@ test('a network switch and a 10 s outage: the same session comes back, nobody se
   console.log(`station's SDK: ${JSON.stringify((await station.evaluate(() => /** @type {any} */ (window).__log)).map((e) => [e.type, e.at - restore3]))}`);
   assert.ok(toDoctor3.audio !== null && toStation3.audio !== null, 'audio came back both ways after 20 s');
   assert.equal(await station.evaluate(() => /** @type {any} */ (window).__kham.me.id), stationId, 'same participant after 20 s');
+
+  // 2b. A NAT rebinding: the station (now on Wi-Fi, mapped to .3) gets mapped to .4, its UDP
+  // mappings forgotten; the WebSocket's TCP mapping stays.
+  stopDoctor = await watch(doctor);
+  stopStation = await watch(station);
+  await doctor.waitForTimeout(1_000);
+  const rebindAt = Date.now();
+  nft(NS_R, `flush chain ip nat post
+    add rule ip nat post iifname "r0" oifname "r9" snat to 198.51.100.1
+    add rule ip nat post iifname "r1" oifname "r9" snat to 198.51.100.4`);
+  try { execFileSync('ip', ['netns', 'exec', NS_R, 'conntrack', '-D', '-p', 'udp'], { stdio: 'ignore' }); } catch { /* none left to delete */ }
+  await doctor.waitForTimeout(15_000);
+  const toDoctorR = await stopDoctor(rebindAt);
+  const toStationR = await stopStation(rebindAt);
+  console.log(`NAT rebinding: station -> doctor audio back ${toDoctorR.audio} ms after it, video ${toDoctorR.video} ms; doctor -> station audio ${toStationR.audio} ms, video ${toStationR.video} ms`);
+  console.log(`station's SDK: ${JSON.stringify((await station.evaluate(() => /** @type {any} */ (window).__log)).filter((e) => e.at >= rebindAt).map((e) => [e.type, e.at - rebindAt]))}`);
+  assert.ok(toDoctorR.audio !== null && toStationR.audio !== null, 'audio came back both ways after the rebinding');
+  assert.equal(await station.evaluate(() => /** @type {any} */ (window).__kham.me.id), stationId, 'same participant after the rebinding');
 
   const seen = (await doctor.evaluate(() => /** @type {any} */ (window).__log)).filter((e) => e.at >= joinedAt);
   assert.deepEqual(seen.filter((e) => e.type === 'participantleft' || e.type === 'participantjoined').map((e) => e.type), [], JSON.stringify(seen));

@@ -12,12 +12,13 @@ if [ ! -x "${KHAM_CHROMIUM:-/usr/bin/chromium}" ]; then
   apt-get install -y -qq chromium >/dev/null
 fi
 
-# coturn for the TURN test (turn.test.mjs starts its own on loopback); nftables for the
-# network-namespace test's router (network.test.mjs).
-if ! command -v turnserver >/dev/null || ! command -v nft >/dev/null; then
+# coturn for the TURN tests (turn.test.mjs starts its own on loopback, network.test.mjs one
+# over TLS on 443); nftables and conntrack for the network-namespace test's router
+# (network.test.mjs: NAT, firewalls, and a NAT rebinding by deleting its UDP mappings).
+if ! command -v turnserver >/dev/null || ! command -v nft >/dev/null || ! command -v conntrack >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends coturn nftables >/dev/null
+  apt-get install -y -qq --no-install-recommends coturn nftables conntrack >/dev/null
 fi
 
 if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/ws ]; then
