@@ -385,6 +385,17 @@ async fn a_dropped_socket_is_resumed_within_the_grace_and_leaves_after_it() {
         close_code_of(&mut thief).await,
         Some(kham_proto::close_code::RESUME_FAILED)
     );
+    // The right id and secret, the same person, but carried into another room: nothing there.
+    let r3_token = token(&keys, "r3", "db", Role::Doctor, false);
+    let (mut elsewhere, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/ws?room=r3&token={r3_token}&resume={b_id}&resume_token={secret}"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        close_code_of(&mut elsewhere).await,
+        Some(kham_proto::close_code::RESUME_FAILED)
+    );
     // The right one: the same participant, a snapshot, and the call sees it back.
     let (mut b, _) = tokio_tungstenite::connect_async(resume_url(&secret))
         .await
