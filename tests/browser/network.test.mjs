@@ -224,17 +224,34 @@ async function watch(page) {
       return w.samples;
     });
     // Flowing again: the first sample after `since` from which the counter rises in each of the
-    // next four samples (200 ms of steady packets, not a stray one).
-    const back = (/** @type {'audio'|'frames'} */ key) => {
-      for (let i = 0; i + 4 < samples.length; i++) {
+    // next four steps of `step` samples (the time is that of the first sample that counted
+    // more): audio (50 packets a second) in each 50 ms for 200 ms;
+    // video in each 250 ms for 1 s (at least 4 frames a second: moving again, at whatever frame
+    // rate the subscriber's estimate allows; before 2026-12-05 this asked for a frame every
+    // 50 ms, 20 fps, which measured the ramp after the switch rather than the return).
+    const back = (/** @type {'audio'|'frames'} */ key, step = 1) => {
+      for (let i = 0; i + 4 * step < samples.length; i++) {
         if (samples[i].at < since) continue;
         let rising = true;
-        for (let k = 0; k < 4; k++) rising &&= samples[i + k + 1][key] > samples[i + k][key];
-        if (rising) return samples[i].at - since;
+        for (let k = 0; k < 4; k++) rising &&= samples[i + (k + 1) * step][key] > samples[i + k * step][key];
+        if (!rising) continue;
+        // Back at the first sample that counted more than sample i.
+        let j = i + 1;
+        while (samples[j][key] <= samples[i][key]) j++;
+        return samples[j].at - since;
       }
       return null;
     };
-    return { audio: back('audio'), video: back('frames') };
+    // Video frames decoded in each second from `since` (how video ramps back, beyond "back").
+    const fps = [];
+    for (let s = 0; s < 8; s++) {
+      const at = (/** @type {number} */ t) => samples.find((x) => x.at >= t)?.frames;
+      const a = at(since + s * 1000);
+      const b = at(since + (s + 1) * 1000);
+      if (a === undefined || b === undefined) break;
+      fps.push(b - a);
+    }
+    return { audio: back('audio'), video: back('frames', 5), fps };
   };
 }
 
@@ -267,6 +284,8 @@ test('a network switch and a 10 s outage: the same session comes back, nobody se
     });
   }
   const joinedAt = Date.now();
+  // Mid-call, not in the first seconds of the estimators' ramp.
+  await doctor.waitForTimeout(8_000);
 
   // 1. The LTE uplink goes away; the default route moves to Wi-Fi (new local and public address).
   let stopDoctor = await watch(doctor);
@@ -280,6 +299,7 @@ test('a network switch and a 10 s outage: the same session comes back, nobody se
   const toDoctor = await stopDoctor(switchAt);
   const toStation = await stopStation(switchAt);
   console.log(`network switch: station -> doctor audio back after ${toDoctor.audio} ms, video after ${toDoctor.video} ms; doctor -> station audio after ${toStation.audio} ms, video after ${toStation.video} ms`);
+  console.log(`frames decoded per second after the switch: doctor ${toDoctor.fps}; station ${toStation.fps}`);
   console.log(`station's SDK: ${JSON.stringify((await station.evaluate(() => /** @type {any} */ (window).__log)).map((e) => [e.type, e.at - switchAt]))}`);
   assert.ok(toDoctor.audio !== null && toStation.audio !== null, 'audio came back both ways');
   // Video comes back both ways by itself. (Before the SDK restarted ICE on a silent path and

@@ -286,9 +286,12 @@ impl Room {
     /// after 4-6 s).
     fn keyframes_after_gap(&mut self, i: usize) {
         let id = self.peers[i].id.clone();
+        // Video only: a keyframe request on an audio track goes unanswered and would be
+        // reported as a publisher that ignores requests.
         let mids: Vec<Mid> = self.peers[i]
             .tracks_out
             .iter()
+            .filter(|t| t.kind == MediaKind::Video)
             .filter_map(|t| t.mid())
             .collect();
         for mid in mids {
