@@ -42,6 +42,16 @@ fn loss(name: &str, model: LossModel) -> Scenario {
     )
 }
 
+/// Issue 14's thin links: steady capacity at 150 ms RTT for 60 s, where only audio can fit.
+fn thin(kbps: u64) -> Scenario {
+    Scenario::single(
+        &format!("steady-{kbps}k"),
+        "audio",
+        S(60),
+        LinkSpec::fixed(kbps * 1000, MS(150)),
+    )
+}
+
 fn rtt(ms: u64) -> Scenario {
     Scenario::single(
         &format!("rtt-{ms}ms"),
@@ -137,5 +147,7 @@ pub fn synthetic(quick: bool) -> Vec<Scenario> {
     let rtts: &[u64] = if quick { &[300] } else { &[50, 150, 300, 600] };
     v.extend(rtts.iter().map(|&ms| rtt(ms)));
     v.push(strong_and_weak());
+    let thins: &[u64] = if quick { &[64, 48] } else { &[96, 64, 48, 32] };
+    v.extend(thins.iter().map(|&k| thin(k)));
     v
 }

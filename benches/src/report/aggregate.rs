@@ -14,7 +14,7 @@ pub struct Figure {
 }
 
 /// Every figure, in table order.
-pub const FIGURES: [Figure; 14] = [
+pub const FIGURES: [Figure; 15] = [
     Figure {
         key: "frozen_time_pct",
         header: "frozen time %",
@@ -44,6 +44,12 @@ pub const FIGURES: [Figure; 14] = [
         header: "audio loss after repair %",
         decimals: 1,
         get: |m| Some(m.audio_loss_after_repair_pct),
+    },
+    Figure {
+        key: "p95_audio_delay_ms",
+        header: "p95 audio delay ms",
+        decimals: 0,
+        get: |m| m.p95_audio_delay_ms,
     },
     Figure {
         key: "utilisation_pct",

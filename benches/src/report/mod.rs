@@ -104,6 +104,7 @@ pub(crate) mod fixture {
                         freezes_per_min: 0.5,
                         audio_gaps: 2,
                         audio_loss_after_repair_pct: 0.04,
+                        p95_audio_delay_ms: Some(180.0),
                         utilisation_pct: kham.then_some(87.3),
                         p95_queue_delay_ms: Some(123.4),
                         downswitch_s: kham.then_some(0.8),

@@ -8,7 +8,7 @@ use kham_sim::{ConfigName, RunResult};
 
 use super::aggregate::{Aggregate, FIGURES, aggregate};
 use super::group_by;
-use super::targets::{Verdict, tallies, verdicts};
+use super::targets::{Verdict, audio_targets, tallies, verdicts};
 
 /// Shown for a metric that does not apply (`None`).
 const NONE: &str = "–";
@@ -61,6 +61,14 @@ pub fn tables(results: &[RunResult]) -> String {
             let _ = writeln!(out, "- {}: {}", t.family, t.text());
         }
         let _ = writeln!(out, "- **all families**: {}\n", overall.text());
+    }
+    let audio = audio_targets(&aggregates);
+    if !audio.is_empty() {
+        let _ = writeln!(out, "### targets (issue 14, thin links)\n");
+        for line in audio {
+            let _ = writeln!(out, "- {line}");
+        }
+        out.push('\n');
     }
     print!("{out}");
     out

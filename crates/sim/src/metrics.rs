@@ -92,6 +92,7 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
     // Audio after repair: lost if never received or too late to play.
     let settled = o.duration.saturating_sub(Duration::from_secs(1));
     let (mut lost, mut counted, mut gaps, mut run) = (0u32, 0u32, 0u32, Duration::ZERO);
+    let mut delays: Vec<Duration> = Vec::new();
     for a in o.sent_audio {
         let t = o.offset(a.at);
         if t > settled || o.in_outage(t, t + Duration::from_millis(20)) {
@@ -99,11 +100,15 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
             continue;
         }
         counted += 1;
-        let ok = o
+        let delay = o
             .received_audio
             .get(&a.id)
-            .is_some_and(|r| r.saturating_duration_since(a.at) <= AUDIO_DEADLINE);
-        if ok {
+            .map(|r| r.saturating_duration_since(a.at))
+            .filter(|d| *d <= AUDIO_DEADLINE);
+        if let (Some(d), true) = (delay, a.speech) {
+            delays.push(d);
+        }
+        if delay.is_some() {
             run = Duration::ZERO;
         } else {
             lost += 1;
@@ -117,6 +122,10 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
         }
     }
     m.audio_gaps = gaps;
+    delays.sort();
+    m.p95_audio_delay_ms = delays
+        .get((delays.len() * 95 / 100).min(delays.len().saturating_sub(1)))
+        .map(|d| d.as_secs_f64() * 1000.0);
     m.audio_loss_after_repair_pct = 100.0 * f64::from(lost) / f64::from(counted.max(1));
 
     // Utilisation: received / min(capacity, everything subscribed at the top layer), per

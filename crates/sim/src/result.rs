@@ -43,6 +43,10 @@ pub struct Metrics {
     /// Runs of 200 ms or more of speech missing after repair.
     pub audio_gaps: u32,
     pub audio_loss_after_repair_pct: f64,
+    /// 95th percentile of speech packets' delay from the publisher's send to the subscriber's
+    /// receipt (one-way link delay plus every queue on the way; packets that never arrived or
+    /// arrived past the playout deadline are in the loss figure instead).
+    pub p95_audio_delay_ms: Option<f64>,
     pub utilisation_pct: Option<f64>,
     pub p95_queue_delay_ms: Option<f64>,
     pub downswitch_s: Option<f64>,

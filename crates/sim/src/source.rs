@@ -304,7 +304,16 @@ impl VideoSource {
     }
 }
 
+/// Speech payload bytes of the audio source at its default rate (30 kbit/s of Opus-like payload
+/// in 20 ms packets, about what Chromium's Opus sends for speech).
+const SPEECH_PAYLOAD: usize = 75;
+/// The smallest speech payload a bitrate cap brings it to (8 kbit/s: Opus's floor for
+/// intelligible narrowband speech).
+const SPEECH_PAYLOAD_MIN: usize = 20;
+
 /// Opus-like audio: 20 ms packets while talking, one small DTX packet every 400 ms in pauses.
+/// Obeys the server's `audio_rate` request ([`AudioSource::set_max_bitrate`]) as Chromium does
+/// with `maxBitrate` on the audio sender: speech payloads shrink to the cap.
 #[derive(Debug, Clone)]
 pub struct AudioSource {
     seq: u64,
@@ -315,6 +324,8 @@ pub struct AudioSource {
     last_dtx: Option<Instant>,
     rng: Rng,
     start: Instant,
+    /// Speech payload bytes now (the default, or what the server's cap allows).
+    speech_payload: usize,
 }
 
 /// One audio packet sent, for the loss figures.
@@ -335,7 +346,15 @@ impl AudioSource {
             last_dtx: None,
             rng: Rng::new(seed ^ 0xa0d1),
             start,
+            speech_payload: SPEECH_PAYLOAD,
         }
+    }
+
+    /// The server's `audio_rate` request: cap the payload bitrate (`None`: the default).
+    pub fn set_max_bitrate(&mut self, bps: Option<u32>) {
+        self.speech_payload = bps.map_or(SPEECH_PAYLOAD, |b| {
+            (b as usize / 8 / 50).clamp(SPEECH_PAYLOAD_MIN, SPEECH_PAYLOAD)
+        });
     }
 
     /// The 20 ms tick at `now`: at most one packet.
@@ -360,11 +379,11 @@ impl AudioSource {
         let capture_us = now.saturating_duration_since(self.start).as_micros() as u64;
         let id = self.next_id;
         self.next_id += 1;
-        let mut p = Vec::with_capacity(80);
+        let mut p = Vec::with_capacity(SPEECH_PAYLOAD);
         p.push(u8::from(speech));
         p.extend_from_slice(&id.to_be_bytes());
         p.extend_from_slice(&capture_us.to_be_bytes());
-        p.resize(if speech { 75 } else { 16 }, 0x5a);
+        p.resize(if speech { self.speech_payload } else { 16 }, 0x5a);
         let seq = self.seq;
         self.seq += 1;
         Some((

@@ -284,3 +284,40 @@ fn the_publishers_own_estimate_caps_video_after_audio() {
     src.set_remb(150_000);
     assert_eq!(src.sending(), [true, false, false]);
 }
+
+#[test]
+fn audio_follows_the_servers_bitrate_cap_like_chromium_with_max_bitrate() {
+    use crate::source::AudioSource;
+    use std::time::Duration;
+    let t0 = Instant::now();
+    let mut a = AudioSource::new(7, t0);
+    // Speech bytes per second of payload over 2 s of talking (the source talks from t0).
+    let speech_bytes = |a: &mut AudioSource, from: Instant| -> usize {
+        (0..100)
+            .filter_map(|i| a.tick(from + Duration::from_millis(20 * i)))
+            .filter(|(_, s)| s.speech)
+            .map(|(p, _)| p.payload.len())
+            .sum::<usize>()
+            / 2
+    };
+    let default = speech_bytes(&mut a, t0);
+    assert_eq!(default, 75 * 50, "30 kbit/s of payload by default");
+    a.set_max_bitrate(Some(16_000));
+    // Within the first talk spurt (4 s): still talking at 2 s.
+    let capped = speech_bytes(&mut a, t0 + Duration::from_millis(2000));
+    assert_eq!(capped, 40 * 50, "16 kbit/s: 40-byte payloads");
+    a.set_max_bitrate(Some(1_000));
+    assert_eq!(
+        a.tick(t0 + Duration::from_millis(4000 - 20))
+            .map(|(p, _)| p.payload.len()),
+        Some(20),
+        "never below 8 kbit/s"
+    );
+    a.set_max_bitrate(None);
+    assert_eq!(
+        a.tick(t0 + Duration::from_millis(3990))
+            .map(|(p, _)| p.payload.len()),
+        Some(75),
+        "the default again"
+    );
+}

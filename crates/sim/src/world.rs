@@ -386,6 +386,17 @@ impl World {
                         }
                     }
                 }
+                // The audio cap, applied as the SDK applies it (maxBitrate on the sender).
+                if let RoomEvent::AudioRate {
+                    peer, max_bitrate, ..
+                } = &e
+                    && let Some(Endpoint {
+                        role: Role::Publisher { audio, .. },
+                        ..
+                    }) = self.eps.iter_mut().find(|ep| ep.id == *peer)
+                {
+                    audio.set_max_bitrate(*max_bitrate);
+                }
                 if !matches!(e, RoomEvent::Connected { .. }) {
                     self.notices.push((now, e));
                 }
