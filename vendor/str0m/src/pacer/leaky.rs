@@ -15,6 +15,9 @@ use crate::util::Soonest;
 const MAX_BITRATE: Bitrate = Bitrate::gbps(10);
 const MAX_DEBT_IN_TIME: Duration = Duration::from_millis(500);
 const PADDING_BURST_INTERVAL: Duration = Duration::from_millis(5);
+/// Added by kham: the smallest padding request, so that packet headers (about 50 bytes the
+/// payload-only debt does not count) stay a small share of what padding puts on the wire.
+const MIN_PADDING_REQUEST: usize = 200;
 const PACING: Duration = Duration::from_millis(40);
 /// Max size of a burst of paced media packets, to not risk overfilling socket buffers at
 /// high bitrates. Same as libwebrtc's `PacingController::kMaxBurstSize`.
@@ -455,8 +458,14 @@ impl LeakyBucketPacer {
             return None;
         }
 
-        // We can generate padding
-        let padding = (self.padding_bitrate * PADDING_BURST_INTERVAL).as_bytes_usize();
+        // We can generate padding.
+        // Changed by kham: at least MIN_PADDING_REQUEST bytes. The debt counts payload bytes
+        // only, and at a low padding rate the 5 ms burst is a few bytes: a 25-byte blank
+        // packet is 76 bytes on the wire, so padding at 41 kbit/s sent 93-105 (kham's
+        // adaptation simulator, a 48 kbit/s link with video paused).
+        let padding = (self.padding_bitrate * PADDING_BURST_INTERVAL)
+            .as_bytes_usize()
+            .max(MIN_PADDING_REQUEST);
 
         Some(PaddingRequest {
             midrid: queue.midrid,
