@@ -33,7 +33,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -359,7 +359,11 @@ test('a network switch and a 10 s outage: the same session comes back, nobody se
   nft(NS_R, `flush chain ip nat post
     add rule ip nat post iifname "r0" oifname "r9" snat to 198.51.100.1
     add rule ip nat post iifname "r1" oifname "r9" snat to 198.51.100.4`);
-  try { execFileSync('ip', ['netns', 'exec', NS_R, 'conntrack', '-D', '-p', 'udp'], { stdio: 'ignore' }); } catch { /* none left to delete */ }
+  // conntrack reports how many it deleted on stderr (and exits 1 when none): at least the
+  // station's media flow must have gone, or this case tests nothing.
+  const forgot = spawnSync('ip', ['netns', 'exec', NS_R, 'conntrack', '-D', '-p', 'udp'], { encoding: 'utf8' });
+  const deleted = Number(/(\d+) flow entries have been deleted/.exec(`${forgot.stdout}${forgot.stderr}`)?.[1] ?? 0);
+  assert.ok(deleted >= 1, `the router forgot the station's UDP mappings: ${forgot.stdout}${forgot.stderr}${forgot.error ?? ''}`);
   await doctor.waitForTimeout(15_000);
   const toDoctorR = await stopDoctor(rebindAt);
   const toStationR = await stopStation(rebindAt);
@@ -480,10 +484,11 @@ test('behind a firewall that lets only TCP 443 through the call is relayed by co
     assert.ok(toStation >= 70 && toDoctor >= 70, `audio both ways (${toStation}, ${toDoctor})`);
     // Operators see a relayed session (coturn shares the host's address with the doctor's
     // browser here, so the doctor may count as relayed too: at least one).
-    const metrics = await (await fetch(`${turnKham.baseUrl}/metrics`, { headers: { authorization: `Bearer ${await turnKham.adminToken()}` } })).text();
+    const res = await fetch(`${turnKham.baseUrl}/metrics`, { headers: { authorization: `Bearer ${await turnKham.adminToken()}` } });
+    const metrics = await res.text();
     const sessions = metrics.split('\n').filter((l) => l.startsWith('kham_media_sessions')).join(', ');
     console.log(`metrics: ${sessions}`);
-    assert.match(sessions, /path="relayed"\} [1-9]/);
+    assert.match(sessions, /path="relayed"\} [1-9]/, `HTTP ${res.status}: ${metrics.slice(0, 300)}`);
 
     // The same coturn over TLS refuses an expired credential (correctly signed): no relay
     // candidate, where the one kham handed out gets one.

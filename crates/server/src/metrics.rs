@@ -313,7 +313,7 @@ impl Collector for NodeCollector {
         labelled_gauge(
             &mut e,
             "kham_media_sessions",
-            "Connected participants by the path of their media: direct UDP, ICE-TCP, or relayed by a TURN server of [turn] (its address, or one in turn.relay_ips)",
+            "Connected participants by the path of their media: direct UDP, ICE-TCP, or relayed by a TURN server (an address of turn.urls or turn.relay_ips)",
             "path",
             &paths,
         )?;

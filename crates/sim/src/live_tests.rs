@@ -108,10 +108,13 @@ fn current_layer(w: &World, viewer: &str) -> Option<u8> {
 
 #[test]
 fn weak_link_pauses_with_a_reason_and_resumes_by_itself() {
-    // 60 kbit/s for 25 s (audio fits, no video layer does), then 2 Mbit/s.
+    // 48 kbit/s for 25 s (audio fits, no video layer does), then 2 Mbit/s. (60 kbit/s until
+    // the simulated publisher obeyed `audio_rate` and str0m's padding stopped overshooting: with
+    // the audio capped at 16 kbit/s, audio plus the lowest layer at 90p fit in 60, and a probe
+    // measured 73 kbit/s there, so the allocator resumed video by its rules.)
     let trace = Trace::from_steps(&[
         (secs(5), 2_000_000),
-        (secs(25), 60_000),
+        (secs(25), 48_000),
         (secs(30), 2_000_000),
     ]);
     let mut w = world(&[LinkSpec::trace(trace, RTT)]);
@@ -121,7 +124,11 @@ fn weak_link_pauses_with_a_reason_and_resumes_by_itself() {
     assert!(s.layer.is_some());
     run_for(&mut w, secs(25));
     let s = last_state(&w, "v0").expect("a state after the drop");
-    assert!(s.paused, "paused on 60 kbit/s: {s:?}");
+    assert!(
+        s.paused,
+        "paused on 48 kbit/s: {s:?} {:?}",
+        video_states(&w, "v0")
+    );
     assert_eq!(s.reason, Some(PauseReason::Bandwidth));
     run_for(&mut w, secs(30));
     let s = last_state(&w, "v0").expect("a state after the return");
