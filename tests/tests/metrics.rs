@@ -179,6 +179,10 @@ async fn metrics_scrape_parses_and_follows_a_call() -> Result<()> {
         "the allocator's first decisions are counted by reason"
     );
     ensure!(value(&s, "process_cpu_seconds_total", None).unwrap_or(0.0) > 0.0);
+    ensure!(
+        value(&s, "kham_media_sessions", Some(("path", "udp"))).is_some_and(|v| v >= 1.0),
+        "the call's participants are counted by media path (direct UDP on loopback):\n{text}"
+    );
     // Types as declared.
     for (name, ty) in [
         ("kham_rooms", "gauge"),
@@ -192,7 +196,16 @@ async fn metrics_scrape_parses_and_follows_a_call() -> Result<()> {
     }
 
     // Bounded labels: only known label names, and never a room, participant id or name.
-    let allowed: BTreeSet<&str> = ["role", "direction", "reason", "type", "result", "le"].into();
+    let allowed: BTreeSet<&str> = [
+        "role",
+        "direction",
+        "reason",
+        "type",
+        "result",
+        "path",
+        "le",
+    ]
+    .into();
     for x in &s.samples {
         for (k, v) in x.labels.iter() {
             ensure!(
