@@ -204,6 +204,34 @@ test('mute shows on the other side', async () => {
   await pages.doctor.waitForSelector(`[data-participant-id="${patientId}"] [data-testid="audio-muted"]`, { state: 'detached', timeout: 5000 });
 });
 
+test('a muted camera sends no video, and video comes back on unmute', async () => {
+  // Video bytes the page sent over `ms` (all simulcast encodings).
+  const videoSent = (/** @type {number} */ ms) => pages.patient.evaluate(async (ms) => {
+    const pc = /** @type {any} */ (window).__kham.pc;
+    const sum = async () => {
+      let n = 0;
+      (await pc.getStats()).forEach((/** @type {any} */ s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') n += s.bytesSent; });
+      return n;
+    };
+    const a = await sum();
+    await new Promise((r) => setTimeout(r, ms));
+    return (await sum()) - a;
+  }, ms);
+  const before = await videoSent(2000);
+  await pages.patient.evaluate(() => /** @type {any} */ (window).__kham.setMuted('video', true));
+  await pages.patient.waitForTimeout(1000);
+  const muted = await videoSent(2000);
+  await pages.patient.evaluate(() => /** @type {any} */ (window).__kham.setMuted('video', false));
+  await pages.patient.waitForTimeout(1500);
+  const after = await videoSent(2000);
+  console.log(`patient's video bytes in 2 s: ${before} sending, ${muted} muted, ${after} unmuted`);
+  assert.ok(before > 20_000, `video was being sent (${before} bytes)`);
+  // Chromium sent 1.1-1.2 Mbit/s for a disabled camera track before the SDK turned its
+  // encodings off; a few RTCP-free bytes at most now.
+  assert.ok(muted < 2_000, `a muted camera sends nothing (${muted} bytes in 2 s)`);
+  assert.ok(after > 20_000, `video is sent again after unmuting (${after} bytes)`);
+});
+
 test('leaving removes the participant from the others', async () => {
   const stationId = await pages.station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
   await pages.station.click('[data-testid="leave"]');

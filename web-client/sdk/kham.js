@@ -205,6 +205,8 @@ export class KhamClient extends EventTarget {
     this._views = null;
     /** Serializes dynacast setParameters calls. @type {Promise<void>} */
     this._layersQueue = Promise.resolve();
+    /** The server's last `publish_layers` per mid, re-applied when the camera is (un)muted. @type {Map<string, any[]>} */
+    this._publishLayers = new Map();
     /** Optional message types the server answered `unknown_type` (an older server). @type {Set<string>} */
     this._unsupported = new Set();
     /** Serializes SDP work so server messages are applied in order. @type {Promise<void>} */
@@ -368,7 +370,39 @@ export class KhamClient extends EventTarget {
   setMuted(kind, muted) {
     this._muted[kind] = muted;
     this._applyMuteToTracks();
+    if (kind === 'video') this._applyVideoMuteToEncodings();
     if (this.status === 'admitted') this._send({ type: 'mute', kind, muted });
+  }
+
+  /**
+   * A muted camera sends nothing: its simulcast encodings are turned off (a disabled track
+   * alone still sent 1.1-1.2 Mbit/s of black frames and padding in Chromium 148:
+   * benches/browser/audio-cost.mjs), and the server's latest `publish_layers` (or the default
+   * ladder) comes back on unmute.
+   */
+  _applyVideoMuteToEncodings() {
+    const pc = this.pc;
+    if (!pc) return;
+    for (const tr of pc.getTransceivers()) {
+      if (!tr.mid || tr.sender?.track?.kind !== 'video') continue;
+      const mid = tr.mid;
+      const job = async () => {
+        const layers = this._publishLayers.get(mid) || SIMULCAST_ENCODINGS.map((e) => ({ rid: e.rid, active: true }));
+        try {
+          await applyPublishLayers(pc, mid, this._withVideoMute(layers), SIMULCAST_ENCODINGS);
+        } catch (err) {
+          console.error('kham: could not apply the camera mute to the encodings', err);
+        }
+      };
+      this._layersQueue = this._layersQueue.then(job).catch((err) => {
+        console.error('kham: camera mute failed', err);
+      });
+    }
+  }
+
+  /** `layers` with every encoding off while the camera is muted. @param {any[]} layers */
+  _withVideoMute(layers) {
+    return this._muted.video ? layers.map((l) => ({ ...l, active: false })) : layers;
   }
 
   /** @param {MediaKind} kind */
@@ -972,6 +1006,8 @@ export class KhamClient extends EventTarget {
     }
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
+    // A camera muted before media started (in the lobby) starts with its encodings off.
+    if (this._muted.video) this._applyVideoMuteToEncodings();
     // ICE-lite server and host candidates: no need to wait for gathering; the server learns
     // the browser's address from its connectivity checks (peer-reflexive).
     this._send({ type: 'offer', sdp: pc.localDescription ? pc.localDescription.sdp : offer.sdp });
@@ -1030,11 +1066,13 @@ export class KhamClient extends EventTarget {
    * @param {import('./layers.js').LayerWish[]} layers
    */
   _onPublishLayers(mid, layers) {
+    if (Array.isArray(layers)) this._publishLayers.set(mid, layers);
     const job = async () => {
       /** @type {{rid: string, active: boolean}[]|null} */
       let encodings = null;
       try {
-        if (this.pc) encodings = await applyPublishLayers(this.pc, mid, layers, SIMULCAST_ENCODINGS);
+        const wanted = Array.isArray(layers) ? this._withVideoMute(layers) : layers;
+        if (this.pc) encodings = await applyPublishLayers(this.pc, mid, wanted, SIMULCAST_ENCODINGS);
         else console.warn('kham: publish_layers before media started; ignored');
       } catch (err) {
         console.error('kham: could not set the simulcast layers', err);
@@ -1142,6 +1180,7 @@ export class KhamClient extends EventTarget {
   }
 
   _closePc() {
+    this._publishLayers.clear();
     this._stopPathWatch();
     if (this.pc) {
       this.pc.close();
