@@ -386,18 +386,26 @@ export class KhamClient extends EventTarget {
     for (const tr of pc.getTransceivers()) {
       if (!tr.mid || tr.sender?.track?.kind !== 'video') continue;
       const mid = tr.mid;
-      const job = async () => {
+      this._queueSenderJob('camera mute', async () => {
         const layers = this._publishLayers.get(mid) || SIMULCAST_ENCODINGS.map((e) => ({ rid: e.rid, active: true }));
         try {
           await applyPublishLayers(pc, mid, this._withVideoMute(layers), SIMULCAST_ENCODINGS);
         } catch (err) {
           console.error('kham: could not apply the camera mute to the encodings', err);
         }
-      };
-      this._layersQueue = this._layersQueue.then(job).catch((err) => {
-        console.error('kham: camera mute failed', err);
       });
     }
+  }
+
+  /**
+   * Runs `job` after the sender changes queued before it: setParameters calls (dynacast, the
+   * audio rate, the camera mute) go one at a time per connection.
+   * @param {string} what @param {() => Promise<void>} job
+   */
+  _queueSenderJob(what, job) {
+    this._layersQueue = this._layersQueue.then(job).catch((err) => {
+      console.error(`kham: ${what} failed`, err);
+    });
   }
 
   /** `layers` with every encoding off while the camera is muted. @param {any[]} layers */
@@ -1079,9 +1087,7 @@ export class KhamClient extends EventTarget {
       }
       this._emit('publishlayers', { mid, layers, encodings });
     };
-    this._layersQueue = this._layersQueue.then(job).catch((err) => {
-      console.error('kham: publishlayers listener failed', err);
-    });
+    this._queueSenderJob('publishlayers listener', job);
   }
 
   /**
@@ -1102,9 +1108,7 @@ export class KhamClient extends EventTarget {
       }
       this._emit('audiorate', { mid, maxBitrate, applied });
     };
-    this._layersQueue = this._layersQueue.then(job).catch((err) => {
-      console.error('kham: audiorate listener failed', err);
-    });
+    this._queueSenderJob('audiorate listener', job);
   }
 
   /**

@@ -390,9 +390,10 @@ impl Allocator {
     }
 
     /// The estimator was started again from its initial guess at `now` (a new path, or video
-    /// starting to flow): no spatial upgrade for `start_window`.
-    pub fn estimator_restarted(&mut self, now: Instant) {
+    /// starting to flow): no spatial upgrade for `start_window`. Returns when that ends.
+    pub fn estimator_restarted(&mut self, now: Instant) -> Instant {
         self.estimator_restarted = Some(now);
+        now + self.config.start_window
     }
 
     /// How long spatial upgrades are held back after the next failed one.

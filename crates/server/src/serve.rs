@@ -347,7 +347,6 @@ fn health(
     })
 }
 
-/// Warns when the kernel granted a media socket less buffer than configured.
 /// The TURN relays' addresses, for the count of relayed sessions: `turn.relay_ips` and the hosts
 /// of `turn.urls`, resolved once now (a name that does not resolve is left out, with a warning).
 async fn relay_ips(turn: &crate::config::TurnConfig) -> Vec<std::net::IpAddr> {
@@ -368,6 +367,7 @@ async fn relay_ips(turn: &crate::config::TurnConfig) -> Vec<std::net::IpAddr> {
     ips
 }
 
+/// Warns when the kernel granted a media socket less buffer than configured.
 fn warn_if_short(shard: usize, b: &udp::Buffers) {
     if b.recv_granted < b.recv_requested {
         tracing::warn!(

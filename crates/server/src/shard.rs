@@ -250,9 +250,9 @@ pub fn start(setup: ShardSetup) -> anyhow::Result<(MediaHandle, MediaBoards)> {
                     });
                     match UdpSocket::from_std(socket) {
                         Ok(s) => {
-                            let mut shard = Shard::new(s, announce, tcp, template, board);
-                            shard.relay_ips = relay_ips;
-                            shard.run(rx).await
+                            Shard::new(s, announce, tcp, template, board, relay_ips)
+                                .run(rx)
+                                .await
                         }
                         Err(e) => tracing::error!(error = %e, "shard socket failed"),
                     }
@@ -312,6 +312,7 @@ impl Shard {
         tcp: Option<(crate::ice_tcp::IceTcp, Vec<SocketAddr>)>,
         template: RoomConfig,
         board: Board,
+        relay_ips: Vec<std::net::IpAddr>,
     ) -> Self {
         let (tcp, tcp_announce) = match tcp {
             Some((t, a)) => (Some(t), a),
@@ -340,7 +341,7 @@ impl Shard {
             accumulator: Accumulator::default(),
             board,
             seed: rand::random(),
-            relay_ips: Vec::new(),
+            relay_ips,
         }
     }
 

@@ -60,9 +60,6 @@ pub const RED_START_QUIET: Duration = Duration::from_secs(5);
 /// so: a call ramping up on a clean link (probing, then padded upgrades, and the publisher's own
 /// encoder ramp) is not a poor connection.
 pub const SHORTFALL_AFTER: Duration = Duration::from_secs(10);
-/// The allocator's start window (`AllocatorConfig::start_window`): no spatial upgrade this long
-/// after an estimator restart.
-const START_SPATIAL_WAIT: Duration = Duration::from_secs(4);
 /// Video paused for bandwidth this long counts at once as a severe shortfall (a shed of a
 /// moment while a collapse drains is not).
 pub const PAUSED_AFTER: Duration = Duration::from_secs(3);
@@ -202,8 +199,7 @@ impl SubscriberAdapt {
     /// The estimator was started again (with its initial guess): no RED for
     /// [`RED_START_QUIET`].
     pub fn estimator_restarted(&mut self, now: Instant) {
-        self.allocator.estimator_restarted(now);
-        self.short_not_before = Some(now + START_SPATIAL_WAIT);
+        self.short_not_before = Some(self.allocator.estimator_restarted(now));
         self.red = false;
         self.red_calm_since = None;
         self.red_not_before = Some(now + RED_START_QUIET);

@@ -366,36 +366,27 @@ async fn a_dropped_socket_is_resumed_within_the_grace_and_leaves_after_it() {
     let resume_url = |secret: &str| {
         format!("ws://{addr}/ws?room=r2&token={b_token}&resume={b_id}&resume_token={secret}")
     };
-    // A wrong secret, or another person's token with the right one, finds nothing.
-    let (mut bad, _) =
-        tokio_tungstenite::connect_async(resume_url("00000000000000000000000000000000"))
-            .await
-            .unwrap();
-    assert_eq!(
-        close_code_of(&mut bad).await,
-        Some(kham_proto::close_code::RESUME_FAILED)
-    );
+    // Each of these resumes finds nothing: the typed close code, and the session stays.
+    let refused = |url: String| async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        assert_eq!(
+            close_code_of(&mut ws).await,
+            Some(kham_proto::close_code::RESUME_FAILED)
+        );
+    };
+    // A wrong secret, or another person's token with the right one.
+    refused(resume_url("00000000000000000000000000000000")).await;
     let a_token = token(&keys, "r2", "da", Role::Doctor, false);
-    let (mut thief, _) = tokio_tungstenite::connect_async(format!(
+    refused(format!(
         "ws://{addr}/ws?room=r2&token={a_token}&resume={b_id}&resume_token={secret}"
     ))
-    .await
-    .unwrap();
-    assert_eq!(
-        close_code_of(&mut thief).await,
-        Some(kham_proto::close_code::RESUME_FAILED)
-    );
-    // The right id and secret, the same person, but carried into another room: nothing there.
+    .await;
+    // The right id and secret, the same person, but carried into another room.
     let r3_token = token(&keys, "r3", "db", Role::Doctor, false);
-    let (mut elsewhere, _) = tokio_tungstenite::connect_async(format!(
+    refused(format!(
         "ws://{addr}/ws?room=r3&token={r3_token}&resume={b_id}&resume_token={secret}"
     ))
-    .await
-    .unwrap();
-    assert_eq!(
-        close_code_of(&mut elsewhere).await,
-        Some(kham_proto::close_code::RESUME_FAILED)
-    );
+    .await;
     // The right one: the same participant, a snapshot, and the call sees it back.
     let (mut b, _) = tokio_tungstenite::connect_async(resume_url(&secret))
         .await
@@ -424,13 +415,7 @@ async fn a_dropped_socket_is_resumed_within_the_grace_and_leaves_after_it() {
         (left["id"].as_str(), left["reason"].as_str()),
         (Some(b_id.as_str()), Some("connection_lost"))
     );
-    let (mut late, _) = tokio_tungstenite::connect_async(resume_url(&secret))
-        .await
-        .unwrap();
-    assert_eq!(
-        close_code_of(&mut late).await,
-        Some(kham_proto::close_code::RESUME_FAILED)
-    );
+    refused(resume_url(&secret)).await;
     assert!(
         media
             .log
