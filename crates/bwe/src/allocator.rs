@@ -110,6 +110,14 @@ pub struct AllocatorConfig {
     /// A paused video resumes once the estimate covers this share of audio plus the lowest
     /// layer for `up_hold`.
     pub resume_factor: f64,
+    /// A bottleneck queue standing this far above the lowest recent round-trip time
+    /// (`reserve::StandingQueue`) for `standing_wait` steps video down (or pauses it) even
+    /// when the estimate says it fits: the estimate is then what fills the buffer, not what
+    /// the link carries. A video paused so does not resume at the rate that built the queue
+    /// until the estimate is `standing_resume` above it.
+    pub standing_queue: Duration,
+    pub standing_wait: Duration,
+    pub standing_resume: f64,
     /// A subscriber that has given no estimate this long after its first allocation sends no
     /// transport feedback at all (a client without TWCC): it is then not limited.
     pub no_estimate_grace: Duration,
@@ -150,6 +158,9 @@ impl Default for AllocatorConfig {
             start_pause_factor: 0.95,
             start_pause_wait: Duration::from_millis(400),
             resume_factor: 1.1,
+            standing_queue: Duration::from_millis(150),
+            standing_wait: Duration::from_secs(3),
+            standing_resume: 1.25,
             paused_padding: 0.8,
             no_estimate_grace: Duration::from_secs(5),
             probe_interval: Duration::from_secs(2),
@@ -355,6 +366,14 @@ pub struct Allocator {
     paused_pad: stall::Stall,
     /// When the estimator was last started again from its initial guess.
     estimator_restarted: Option<Instant>,
+    /// Speech reserved through its pauses, and the queue standing at the bottleneck
+    /// (`reserve.rs`).
+    audio_reserve: reserve::AudioReserve,
+    queue: reserve::StandingQueue,
+    /// Since when a queue has stood while video flowed, and the rate sent when the last one
+    /// paused it (what a resume must not send again before the estimate grows).
+    standing_since: Option<Instant>,
+    queue_paused_at: Option<u64>,
 }
 
 impl Allocator {
@@ -386,6 +405,10 @@ impl Allocator {
             stall: stall::Stall::default(),
             paused_pad: stall::Stall::paused(),
             estimator_restarted: None,
+            audio_reserve: reserve::AudioReserve::default(),
+            queue: reserve::StandingQueue::default(),
+            standing_since: None,
+            queue_paused_at: None,
         }
     }
 
@@ -413,6 +436,10 @@ impl Allocator {
             None => cfg.initial_estimate_bps,
         }
         .max(1);
+        // A standing bottleneck queue: allocate less than the estimate until it drains
+        // (`reserve.rs`).
+        self.queue.update(now, input.rtt);
+        let estimate = ((estimate as f64 * self.queue.factor()) as u64).max(1);
         self.out.switches.clear();
         self.out.estimate_bps = estimate;
         // The unsmoothed estimate only ever lowers it: a collapse shows there first, and no
@@ -422,6 +449,9 @@ impl Allocator {
         let low = input
             .raw_estimate_bps
             .map_or(estimate, |raw| raw.clamp(1, estimate));
+        let high_raw = input
+            .raw_estimate_bps
+            .map(|raw| (raw as f64 * self.queue.factor()) as u64);
         if input.overusing {
             self.last_overuse = Some(now);
         }
@@ -432,12 +462,14 @@ impl Allocator {
         self.tracks
             .retain(|s| input.tracks.iter().any(|t| t.key == s.key));
 
-        let audio_bps: u64 = input
+        // What speech takes, held through its pauses (`reserve.rs`).
+        let audio_measured: u64 = input
             .tracks
             .iter()
             .filter(|t| t.kind == Kind::Audio)
             .map(|t| t.rates.bps[0][0])
             .sum();
+        let audio_bps = self.audio_reserve.update(now, audio_measured);
         // ...and in the first moments of video, when it says the lowest layers do not fit
         // (`start_window`).
         let start_thin = self
@@ -488,9 +520,7 @@ impl Allocator {
         // 3. Step down on evidence: clearly below, or below for a while.
         // Below for a while: both estimates (the smoothed one lags a recovery of the raw one by
         // seconds after a transient overuse).
-        let high = input
-            .raw_estimate_bps
-            .map_or(estimate, |raw| raw.max(estimate));
+        let high = high_raw.map_or(estimate, |raw| raw.max(estimate));
         track_since(&mut self.below_since, high < current_bps, now);
         let in_grace = self
             .last_spatial_up
@@ -501,7 +531,26 @@ impl Allocator {
             (low_down as f64) < cfg.down_margin * current_bps as f64
         };
         let confirmed = !in_grace && waited(self.below_since, cfg.down_confirm);
-        if !forced && current_bps > low_down && (clear_drop || confirmed) {
+        // A queue that stands while video flows: one step below what is sent, or a pause.
+        let video_flows = current_bps > audio_bps;
+        track_since(
+            &mut self.standing_since,
+            video_flows && self.queue.excess() >= cfg.standing_queue,
+            now,
+        );
+        if !forced && waited(self.standing_since, cfg.standing_wait) {
+            let below = ((current_bps as f64 * cfg.down_margin) as u64).saturating_sub(audio_bps);
+            self.step_down(
+                now,
+                input,
+                &plan(input.tracks, input.audio_only, below),
+                true,
+            );
+            if self.tracks.iter().all(|s| s.layer.is_none()) {
+                self.queue_paused_at = Some(current_bps);
+            }
+            self.standing_since = None;
+        } else if !forced && current_bps > low_down && (clear_drop || confirmed) {
             self.step_down(now, input, &down_plan, pause_ok);
         } else if !forced {
             // 4. Step up once the estimate has covered a better allocation for its hold.
@@ -723,7 +772,19 @@ impl Allocator {
             input.audio_only,
             budget(cfg.spatial_up_headroom),
         );
-        let resume_ok = estimate as f64 >= cfg.resume_factor * floor_bps as f64;
+        // After a standing queue paused it: not at the rate that built the queue until the
+        // estimate has grown past it.
+        if self
+            .queue_paused_at
+            .is_some_and(|at| estimate as f64 >= cfg.standing_resume * at as f64)
+        {
+            self.queue_paused_at = None;
+        }
+        let queue_ok = self.queue_paused_at.is_none_or(|at| {
+            (floor_bps as f64) < cfg.down_margin * at as f64
+                || estimate as f64 >= cfg.standing_resume * at as f64
+        });
+        let resume_ok = queue_ok && estimate as f64 >= cfg.resume_factor * floor_bps as f64;
         let spatial_target: Vec<(u32, Option<Layer>)> =
             self.tracks
                 .iter()
@@ -1086,6 +1147,7 @@ fn clamp(layer: Option<Layer>, t: &TrackInput, audio_only: bool) -> Option<Layer
         .or_else(|| ladder.first().map(|&(l, _)| l))
 }
 
+mod reserve;
 mod stall;
 #[cfg(test)]
 mod tests;

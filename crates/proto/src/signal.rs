@@ -103,6 +103,9 @@ pub enum ErrorCode {
     Internal,
     /// The message was dropped: the client sent more than the server's rate limit allows.
     RateLimited,
+    /// The client's new `offer` crossed a server `offer` still waiting for its answer: the
+    /// client answers the server's offer, then offers again if it still needs to.
+    Glare,
 }
 
 /// Messages from the server to a client.
@@ -201,11 +204,14 @@ pub enum ServerMsg {
         layers: Vec<LayerActive>,
     },
     /// Cap the Opus bitrate of the client's own audio `mid` (bit/s of payload; absent: the
-    /// client's default), because some listener's link is thin.
+    /// client's default) and put `ptime` ms of speech in each packet (absent: the client's
+    /// default, 20), because some listener's link is thin.
     AudioRate {
         mid: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_bitrate: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ptime: Option<u16>,
     },
     /// Everyone's connection quality.
     Quality {
@@ -609,14 +615,16 @@ mod tests {
         let capped = ServerMsg::AudioRate {
             mid: "0".into(),
             max_bitrate: Some(16_000),
+            ptime: Some(60),
         };
         assert_eq!(
             serde_json::to_string(&capped).unwrap(),
-            r#"{"type":"audio_rate","mid":"0","max_bitrate":16000}"#
+            r#"{"type":"audio_rate","mid":"0","max_bitrate":16000,"ptime":60}"#
         );
         let lifted = ServerMsg::AudioRate {
             mid: "0".into(),
             max_bitrate: None,
+            ptime: None,
         };
         assert_eq!(
             serde_json::to_string(&lifted).unwrap(),

@@ -636,10 +636,12 @@ impl Shard {
                                 peer,
                                 mid,
                                 max_bitrate,
+                                ptime,
                             } => MediaEvent::AudioRate {
                                 peer,
                                 mid,
                                 max_bitrate,
+                                ptime,
                             },
                             RoomEvent::Quality { scores } => MediaEvent::Quality { scores },
                         };
@@ -829,6 +831,7 @@ fn to_media_error(e: SfuError) -> MediaError {
         SfuError::SdpParse(_) | SfuError::SdpRejected(_) | SfuError::SdpLimit(_) => {
             MediaError::BadSdp(message)
         }
+        SfuError::Glare(_) => MediaError::Glare(message),
         _ => MediaError::BadState(message),
     }
 }

@@ -20,9 +20,10 @@ pub enum SfuError {
     /// No such participant in this room.
     #[error("unknown participant {0}")]
     UnknownPeer(ParticipantId),
-    /// The participant already has a media session.
-    #[error("participant {0} already has a media session")]
-    AlreadyPublishing(ParticipantId),
+    /// A client's new offer crossed the server's own (glare): the client answers the server's
+    /// offer, then offers again.
+    #[error("offer from {0} crossed a server offer")]
+    Glare(ParticipantId),
     /// An answer arrived with no server offer outstanding.
     #[error("no offer is waiting for an answer")]
     NoPendingOffer,
@@ -48,7 +49,9 @@ impl SfuError {
             }
             SfuError::SdpLimit(l) => l.to_string(),
             SfuError::UnknownPeer(_) => "no media session; send an offer first".into(),
-            SfuError::AlreadyPublishing(_) => "the media session is already started".into(),
+            SfuError::Glare(_) => {
+                "a server offer is waiting for its answer: answer it, then offer again".into()
+            }
             SfuError::NoPendingOffer => "no offer is waiting for an answer".into(),
             SfuError::RoomFull => "the room is full".into(),
             SfuError::NotOurs | SfuError::Input(_) => "the media engine refused the request".into(),
@@ -68,7 +71,7 @@ mod tests {
             SfuError::SdpRejected(secret.into()),
             SfuError::SdpLimit(SdpLimit::TooManyMLines),
             SfuError::UnknownPeer("p-1".into()),
-            SfuError::AlreadyPublishing("p-1".into()),
+            SfuError::Glare("p-1".into()),
             SfuError::NoPendingOffer,
             SfuError::RoomFull,
             SfuError::NotOurs,

@@ -34,6 +34,10 @@ pub(crate) struct Peer {
     pub pending: Option<SdpPendingOffer>,
     /// m-lines of the server offer `pending` answers: the answer may not have more.
     pub pending_m_lines: usize,
+    /// m-lines of the session as last negotiated, and how many of them the client brought
+    /// (its new offers may add up to `sdp_check::MAX_M_LINES` of its own).
+    pub m_lines: usize,
+    pub own_m_lines: usize,
     /// Needs polling: input, a write or a timeout reached it since it last returned Timeout.
     pub dirty: bool,
     pub next_timeout: Option<Instant>,
@@ -132,6 +136,8 @@ impl Peer {
             ssrc_map: Vec::new(),
             pending: None,
             pending_m_lines: 0,
+            m_lines: 0,
+            own_m_lines: 0,
             dirty: true,
             next_timeout: None,
             connected: false,
@@ -151,8 +157,10 @@ impl Peer {
         })
     }
 
-    /// Accepts the client's offer and returns the answer SDP.
+    /// Accepts the client's offer (its first, or a new one on this session: `sdp_check` has
+    /// passed it) and returns the answer SDP.
     pub fn accept_offer(&mut self, sdp: &str) -> Result<String, SfuError> {
+        let m_lines = crate::sdp_check::count_m_lines(sdp);
         let offer =
             SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::SdpParse(e.to_string()))?;
         let answer = self
@@ -160,6 +168,10 @@ impl Peer {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| SfuError::SdpRejected(e.to_string()))?;
+        self.m_lines = self.m_lines.max(m_lines);
+        if self.own_m_lines == 0 {
+            self.own_m_lines = m_lines;
+        }
         self.dirty = true;
         Ok(answer.to_sdp_string())
     }
@@ -175,6 +187,7 @@ impl Peer {
             SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::SdpParse(e.to_string()))?;
         let pending = self.pending.take().ok_or(SfuError::NoPendingOffer)?;
         self.restart_offered = false;
+        self.m_lines = self.m_lines.max(self.pending_m_lines);
         self.rtc
             .sdp_api()
             .accept_answer(pending, answer)

@@ -94,11 +94,13 @@ pub enum RoomEvent {
         mid: String,
         layers: Vec<kham_proto::LayerActive>,
     },
-    /// Tell this publisher to cap the Opus bitrate of its audio `mid` (`None`: its default).
+    /// Tell this publisher to cap the Opus bitrate of its audio `mid` (`None`: its default)
+    /// and to put `ptime` ms of speech in a packet (`None`: its default).
     AudioRate {
         peer: ParticipantId,
         mid: String,
         max_bitrate: Option<u32>,
+        ptime: Option<u16>,
     },
     /// Someone's shown connection quality changed: everyone's scores (send `quality` to all).
     Quality {
@@ -188,7 +190,9 @@ impl Room {
         self.peers.iter().map(|p| p.media_stats()).collect()
     }
 
-    /// Starts a participant's media session from its offer; returns the answer SDP.
+    /// Starts a participant's media session from its offer, or renegotiates the session it has
+    /// (a client's new offer: the SDK's packet-time change, a track added); returns the answer
+    /// SDP.
     pub fn add_peer(
         &mut self,
         now: Instant,
@@ -196,8 +200,8 @@ impl Room {
         perms: Permissions,
         offer: &str,
     ) -> Result<String, SfuError> {
-        if self.peers.iter().any(|p| p.id == id) {
-            return Err(SfuError::AlreadyPublishing(id));
+        if let Some(peer) = self.peers.iter_mut().find(|p| p.id == id) {
+            return renegotiate(peer, offer);
         }
         if self.peers.len() >= self.config.max_peers {
             return Err(SfuError::RoomFull);
@@ -972,6 +976,24 @@ fn audio_payload(
     red.prev.extend_from_slice(primary);
     red.prev_ts = Some(ts);
     out
+}
+
+/// A client's offer on a session it already has. Refused while a server offer waits for its
+/// answer (the client answers that one, then offers again: it is the polite side of glare).
+/// A participant without the publish grant has its send m-lines answered `inactive`, as on
+/// its first offer.
+fn renegotiate(peer: &mut Peer, offer: &str) -> Result<String, SfuError> {
+    if peer.pending.is_some() {
+        return Err(SfuError::Glare(peer.id.clone()));
+    }
+    let own = crate::sdp_check::check_reoffer(offer, peer.m_lines, peer.own_m_lines)?;
+    let answer = if peer.perms.publish {
+        peer.accept_offer(offer)
+    } else {
+        peer.accept_offer(&crate::sdp_check::receive_only(offer))
+    }?;
+    peer.own_m_lines = own;
+    Ok(answer)
 }
 
 /// xorshift64 step: only to spread initial sequence numbers, not for security. Kept below

@@ -75,6 +75,32 @@ pub fn check_offer(sdp: &str) -> Result<(), SdpLimit> {
     Ok(())
 }
 
+/// Bytes a client's new offer may carry per m-line the session already has (Chromium's video
+/// m-lines, with every codec and its RTX, are 3-4 KB).
+pub const REOFFER_BYTES_PER_M_LINE: usize = 8 * 1024;
+
+/// Refuses a client's new offer on a session of `session` m-lines (its own and those the
+/// server added), `own` of them brought by the client: the m-lines it adds count against the
+/// client's [`MAX_M_LINES`], and its size may grow with the session. Returns the client's own
+/// m-lines after it.
+pub fn check_reoffer(sdp: &str, session: usize, own: usize) -> Result<usize, SdpLimit> {
+    if sdp.len() > MAX_OFFER_BYTES + session * REOFFER_BYTES_PER_M_LINE {
+        return Err(SdpLimit::TooLarge);
+    }
+    let mut total: usize = 0;
+    for kind in m_lines(sdp) {
+        if !matches!(kind, "audio" | "video" | "application") {
+            return Err(SdpLimit::OtherMedia);
+        }
+        total += 1;
+    }
+    let own = own + total.saturating_sub(session);
+    if own > MAX_M_LINES {
+        return Err(SdpLimit::TooManyMLines);
+    }
+    Ok(own)
+}
+
 /// Refuses an answer with more m-lines than the offer it answers (str0m would add them).
 pub fn check_answer(sdp: &str, offered: usize) -> Result<(), SdpLimit> {
     if count_m_lines(sdp) > offered {
@@ -260,5 +286,44 @@ mod tests {
             receive_only("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly"),
             "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=inactive"
         );
+    }
+
+    #[test]
+    fn a_new_offer_may_add_up_to_the_clients_own_limit() {
+        // A session of 8 m-lines (2 of the client's, 6 the server added): the same again is
+        // fine, two more of the client's too, a third more is not.
+        let eight = sdp(
+            &[
+                "audio", "video", "audio", "video", "audio", "video", "audio", "video",
+            ],
+            "\r\n",
+        );
+        assert_eq!(check_reoffer(&eight, 8, 2), Ok(2));
+        let ten = sdp(
+            &[
+                "audio",
+                "video",
+                "audio",
+                "video",
+                "audio",
+                "video",
+                "audio",
+                "video",
+                "video",
+                "application",
+            ],
+            "\r\n",
+        );
+        assert_eq!(check_reoffer(&ten, 8, 2), Ok(4));
+        let mut eleven = ten.clone();
+        eleven.push_str("m=video 9 UDP/TLS/RTP/SAVPF 96\r\n");
+        assert_eq!(check_reoffer(&eleven, 8, 2), Err(SdpLimit::TooManyMLines));
+        assert_eq!(
+            check_reoffer(&sdp(&["audio", "image"], "\r\n"), 2, 2),
+            Err(SdpLimit::OtherMedia)
+        );
+        // The size limit grows with the session, not without bound.
+        let big = "a".repeat(MAX_OFFER_BYTES + 3 * REOFFER_BYTES_PER_M_LINE);
+        assert_eq!(check_reoffer(&big, 2, 2), Err(SdpLimit::TooLarge));
     }
 }

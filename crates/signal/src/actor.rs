@@ -546,7 +546,15 @@ impl RoomActor {
                 peer,
                 mid,
                 max_bitrate,
-            } => self.send_kept(&peer, ServerMsg::AudioRate { mid, max_bitrate }),
+                ptime,
+            } => self.send_kept(
+                &peer,
+                ServerMsg::AudioRate {
+                    mid,
+                    max_bitrate,
+                    ptime,
+                },
+            ),
             MediaEvent::Quality { scores } => self.apply(vec![Effect::Send(
                 crate::room_state::Target::Admitted,
                 ServerMsg::Quality {
@@ -656,6 +664,7 @@ fn media_error(e: MediaError) -> (ErrorCode, String) {
     match e {
         MediaError::BadSdp(m) => (ErrorCode::BadSdp, m),
         MediaError::BadState(m) => (ErrorCode::BadState, m),
+        MediaError::Glare(m) => (ErrorCode::Glare, m),
         MediaError::Unavailable => (ErrorCode::Internal, "media engine unavailable".into()),
     }
 }

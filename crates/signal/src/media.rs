@@ -39,11 +39,12 @@ pub enum MediaEvent {
         mid: String,
         layers: Vec<LayerActive>,
     },
-    /// Cap this publisher's Opus bitrate (send `audio_rate`).
+    /// Cap this publisher's Opus bitrate, set its packet time (send `audio_rate`).
     AudioRate {
         peer: ParticipantId,
         mid: String,
         max_bitrate: Option<u32>,
+        ptime: Option<u16>,
     },
     /// Everyone's connection quality (send `quality` to the call).
     Quality { scores: Vec<QualityEntry> },
@@ -56,6 +57,9 @@ pub enum MediaError {
     BadSdp(String),
     #[error("not allowed now: {0}")]
     BadState(String),
+    /// The client's new offer crossed a server offer: answer that one, then offer again.
+    #[error("offer crossed a server offer: {0}")]
+    Glare(String),
     #[error("media engine unavailable")]
     Unavailable,
 }

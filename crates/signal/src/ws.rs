@@ -451,5 +451,6 @@ fn error_label(code: kham_proto::ErrorCode) -> &'static str {
         NotFound => "not_found",
         Internal => "internal",
         RateLimited => "rate_limited",
+        Glare => "glare",
     }
 }

@@ -89,21 +89,26 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
     m.frozen_or_paused_pct = pct(still);
     m.freezes_per_min = f64::from(freezes) / minutes;
 
-    // Audio after repair: lost if never received or too late to play.
+    // Audio after repair: lost if never received or too late to play, weighted by the speech
+    // a packet carries (a 60 ms packet lost is three 20 ms ones). Its delay is from sending
+    // to receipt plus what a packet longer than 20 ms made its first sample wait (the
+    // packetisation a longer packet time adds).
     let settled = o.duration.saturating_sub(Duration::from_secs(1));
     let (mut lost, mut counted, mut gaps, mut run) = (0u32, 0u32, 0u32, Duration::ZERO);
     let mut delays: Vec<Duration> = Vec::new();
     for a in o.sent_audio {
         let t = o.offset(a.at);
-        if t > settled || o.in_outage(t, t + Duration::from_millis(20)) {
+        if t > settled || o.in_outage(t.saturating_sub(a.frame), t + Duration::from_millis(20)) {
             run = Duration::ZERO;
             continue;
         }
-        counted += 1;
+        let frames = (a.frame.as_millis() / 20).max(1) as u32;
+        counted += frames;
+        let wait = a.frame.saturating_sub(Duration::from_millis(20));
         let delay = o
             .received_audio
             .get(&a.id)
-            .map(|r| r.saturating_duration_since(a.at))
+            .map(|r| r.saturating_duration_since(a.at) + wait)
             .filter(|d| *d <= AUDIO_DEADLINE);
         if let (Some(d), true) = (delay, a.speech) {
             delays.push(d);
@@ -111,10 +116,10 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
         if delay.is_some() {
             run = Duration::ZERO;
         } else {
-            lost += 1;
+            lost += frames;
             let before = run;
             if a.speech {
-                run += Duration::from_millis(20);
+                run += a.frame;
             }
             if before < Duration::from_millis(200) && run >= Duration::from_millis(200) {
                 gaps += 1;

@@ -312,8 +312,10 @@ const SPEECH_PAYLOAD: usize = 75;
 const SPEECH_PAYLOAD_MIN: usize = 20;
 
 /// Opus-like audio: 20 ms packets while talking, one small DTX packet every 400 ms in pauses.
-/// Obeys the server's `audio_rate` request ([`AudioSource::set_max_bitrate`]) as Chromium does
-/// with `maxBitrate` on the audio sender: speech payloads shrink to the cap.
+/// Obeys the server's `audio_rate` request as Chromium does: speech payloads shrink to the cap
+/// ([`AudioSource::set_max_bitrate`], `maxBitrate` on the audio sender) and a packet carries
+/// the packet time asked for ([`AudioSource::set_ptime`], `a=ptime` in a renegotiation): 40 or
+/// 60 ms of speech in one packet of two or three times the payload.
 #[derive(Debug, Clone)]
 pub struct AudioSource {
     seq: u64,
@@ -324,8 +326,11 @@ pub struct AudioSource {
     last_dtx: Option<Instant>,
     rng: Rng,
     start: Instant,
-    /// Speech payload bytes now (the default, or what the server's cap allows).
+    /// Speech payload bytes per 20 ms now (the default, or what the server's cap allows).
     speech_payload: usize,
+    /// 20 ms frames per packet (1, 2 or 3), and those of the packet being filled.
+    frames_per_packet: u32,
+    pending_frames: u32,
 }
 
 /// One audio packet sent, for the loss figures.
@@ -334,6 +339,8 @@ pub struct SentAudio {
     pub id: u32,
     pub at: Instant,
     pub speech: bool,
+    /// Speech it carries (20, 40 or 60 ms; a DTX packet counts as 20).
+    pub frame: Duration,
 }
 
 impl AudioSource {
@@ -347,7 +354,14 @@ impl AudioSource {
             rng: Rng::new(seed ^ 0xa0d1),
             start,
             speech_payload: SPEECH_PAYLOAD,
+            frames_per_packet: 1,
+            pending_frames: 0,
         }
+    }
+
+    /// The server's packet time (ms; `None`: the default 20). Opus's frame sizes: 20, 40, 60.
+    pub fn set_ptime(&mut self, ms: Option<u16>) {
+        self.frames_per_packet = u32::from(ms.unwrap_or(20).clamp(20, 60) / 20);
     }
 
     /// The server's `audio_rate` request: cap the payload bitrate (`None`: the default).
@@ -357,7 +371,7 @@ impl AudioSource {
         });
     }
 
-    /// The 20 ms tick at `now`: at most one packet.
+    /// The 20 ms tick at `now`: at most one packet (speech leaves once its packet is full).
     pub fn tick(&mut self, now: Instant) -> Option<(OutPacket, SentAudio)> {
         if now >= self.talking_until && now >= self.silent_until {
             // Next spurt: 2-6 s of speech, then 0.5-2 s of silence.
@@ -366,8 +380,17 @@ impl AudioSource {
             self.talking_until = self.silent_until
                 + Duration::from_millis(2000 + (4000.0 * self.rng.next_f64()) as u64);
         }
-        let speech = now >= self.silent_until;
-        if !speech {
+        let talking = now >= self.silent_until;
+        // Speech waits until its packet is full; a pause first sends what speech was waiting.
+        let (speech, frames) = if talking {
+            self.pending_frames += 1;
+            if self.pending_frames < self.frames_per_packet {
+                return None;
+            }
+            (true, std::mem::take(&mut self.pending_frames))
+        } else if self.pending_frames > 0 {
+            (true, std::mem::take(&mut self.pending_frames))
+        } else {
             if self
                 .last_dtx
                 .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_millis(400))
@@ -375,7 +398,8 @@ impl AudioSource {
                 return None;
             }
             self.last_dtx = Some(now);
-        }
+            (false, 1)
+        };
         let capture_us = now.saturating_duration_since(self.start).as_micros() as u64;
         let id = self.next_id;
         self.next_id += 1;
@@ -383,7 +407,14 @@ impl AudioSource {
         p.push(u8::from(speech));
         p.extend_from_slice(&id.to_be_bytes());
         p.extend_from_slice(&capture_us.to_be_bytes());
-        p.resize(if speech { self.speech_payload } else { 16 }, 0x5a);
+        p.resize(
+            if speech {
+                self.speech_payload * frames as usize
+            } else {
+                16
+            },
+            0x5a,
+        );
         let seq = self.seq;
         self.seq += 1;
         Some((
@@ -398,6 +429,7 @@ impl AudioSource {
                 id,
                 at: now,
                 speech,
+                frame: Duration::from_millis(20 * u64::from(frames)),
             },
         ))
     }

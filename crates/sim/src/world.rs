@@ -388,7 +388,10 @@ impl World {
                 }
                 // The audio cap, applied as the SDK applies it (maxBitrate on the sender).
                 if let RoomEvent::AudioRate {
-                    peer, max_bitrate, ..
+                    peer,
+                    max_bitrate,
+                    ptime,
+                    ..
                 } = &e
                     && let Some(Endpoint {
                         role: Role::Publisher { audio, .. },
@@ -396,6 +399,7 @@ impl World {
                     }) = self.eps.iter_mut().find(|ep| ep.id == *peer)
                 {
                     audio.set_max_bitrate(*max_bitrate);
+                    audio.set_ptime(*ptime);
                 }
                 if !matches!(e, RoomEvent::Connected { .. }) {
                     self.notices.push((now, e));
