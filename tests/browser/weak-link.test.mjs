@@ -126,7 +126,7 @@ async function join(kham, name, who, link) {
     w.__events = [];
     const rec = (type) => (/** @type {any} */ ev) =>
       w.__events.push({ t: Math.round(performance.now() - t0), type, detail: ev.detail });
-    for (const type of ['videostate', 'quality', 'connectionstate', 'closed']) w.__kham.addEventListener(type, rec(type));
+    for (const type of ['videostate', 'quality', 'connectionstate', 'closed', 'packettime']) w.__kham.addEventListener(type, rec(type));
   });
   const t0 = Date.now();
   await page.click('[data-testid="join"]');
@@ -510,7 +510,7 @@ test(`adaptation on, ${STARVED_DOWN_KBPS} kbit/s: the video pauses with a notice
     console.log(summarize(`${STARVED_DOWN_KBPS} kbit/s, 5 s after the notice`, m));
     console.log(`${STARVED_DOWN_KBPS} kbit/s shaped page events: ${await eventLog(weak.page)}`);
     const grew = m.audio.end && m.audio.start ? m.audio.end.packets - m.audio.start.packets : 0;
-    // 50 packets a second are sent; at least a fifth must arrive in this window.
+    // 50 packets a second are sent, 17 once the packet time is 60 ms; most must arrive.
     assert.ok(grew >= 50, `audio packets keep arriving while the video is paused (${grew} in 5 s)`);
     assert.ok(m.state && m.state.paused, 'still paused after the window');
     assert.equal(await weak.page.locator(notice).count(), 1, 'the notice is still shown');
@@ -521,7 +521,8 @@ test(`adaptation on, ${STARVED_DOWN_KBPS} kbit/s: the video pauses with a notice
     // (Chromium's emulated download queue is unbounded): the connection stays up and the
     // audio is clear.
     await t.test('the media connection stays up and the audio is clear once the start has drained', async () => {
-      const settle = await measure(weak.page, doctor.id, Math.max(1000, weak.joinedAt + 25_000 - Date.now()));
+      const settleMs = Math.max(1000, weak.joinedAt + 25_000 - Date.now());
+      const settle = await measure(weak.page, doctor.id, settleMs);
       console.log(summarize(`${STARVED_DOWN_KBPS} kbit/s, until 25 s after join`, settle));
       const events = await eventLog(weak.page);
       console.log(`${STARVED_DOWN_KBPS} kbit/s shaped page events until then: ${events}`);
@@ -545,12 +546,18 @@ test(`adaptation on, ${STARVED_DOWN_KBPS} kbit/s: the video pauses with a notice
       console.log(`${STARVED_DOWN_KBPS} kbit/s: concealed audio from the notice on ${(100 * concealment(/** @type {any} */ (both))).toFixed(1)} %`);
       const c = concealment(settle);
       assert.ok(c < 0.04, `concealed audio from 5 s after the notice below 4 % (${(100 * c).toFixed(1)} %)`);
-      // The server capped the doctor's Opus at 16 kbit/s for this listener (audio_rate): 40
-      // payload bytes a packet instead of Chromium's 60-80, so the audio fits the thin link.
+      // The server capped the doctor's Opus at 16 kbit/s for this listener and asked for 60 ms
+      // packets (audio_rate; the SDK renegotiates with a=ptime:60): about 17 packets a second
+      // instead of 50, a third of the headers, so the audio fits the thin link.
       const a0 = settle.audio.start;
       const a1 = settle.audio.end;
-      const each = a0 && a1 ? (a1.bytes - a0.bytes) / Math.max(1, a1.packets - a0.packets) : Infinity;
-      assert.ok(each <= 52, `the doctor's audio arrives capped (${each.toFixed(1)} payload bytes a packet)`);
+      const secs = settleMs / 1000;
+      const pps = a0 && a1 ? (a1.packets - a0.packets) / secs : Infinity;
+      const kbps = a0 && a1 ? (8 * (a1.bytes - a0.bytes)) / secs / 1000 : Infinity;
+      console.log(`${STARVED_DOWN_KBPS} kbit/s: the doctor's audio arrives at ${pps.toFixed(1)} packets a second, ${kbps.toFixed(1)} kbit/s of payload`);
+      assert.ok(kbps <= 21, `the doctor's audio arrives capped (${kbps.toFixed(1)} kbit/s of payload)`);
+      assert.ok(pps <= 25, `the doctor's audio arrives in 60 ms packets (${pps.toFixed(1)} packets a second)`);
+      assert.match(await eventLog(doctor.page), /packettime [^|]*"ptime":60/, 'the doctor was asked for 60 ms packets');
     });
   } finally {
     await room.close();

@@ -10,7 +10,7 @@
 //   client.observeVideo(participantId, videoElement); // adaptive stream: report tile sizes
 
 import { ViewReporter } from './views.js';
-import { applyAudioRate, applyPublishLayers } from './layers.js';
+import { applyAudioRate, applyPublishLayers, withPacketTime } from './layers.js';
 
 /** Signaling protocol version this SDK speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -155,6 +155,8 @@ const SILENT_PATH_MS = 1_000;
  * - `publishlayers` {PublishLayersDetail} (dynacast: own simulcast encodings switched on/off)
  * - `audiorate` {mid, maxBitrate, applied} (own Opus rate capped for a thin listener, or restored;
  *   `applied`: the sender's maxBitrate afterwards, null when it could not be set)
+ * - `packettime` {mid, ptime} (the server asked for this packet time on the own audio, 20 being
+ *   the default; applied by a renegotiation that follows)
  * - `error` {code, message} (a server `error` reply; the session goes on)
  * - `reconnecting` {since} (the signaling socket dropped: the SDK resumes the same session on a
  *   new one; the peer connection, tiles and tracks stay); `reconnected` {resumed} (`resumed`:
@@ -193,6 +195,8 @@ export class KhamClient extends EventTarget {
     /** publish() was called; media starts once admitted. */
     this._publishRequested = false;
     this._offerSent = false;
+    /** A new offer for a packet time is queued. */
+    this._reofferQueued = false;
     /** Current mid -> track mapping from the server. @type {Map<string, TrackInfo>} */
     this._trackInfo = new Map();
     /** Receive transceivers surfaced to the app, by mid. @type {Map<string, {participantId: string, kind: MediaKind, track: MediaStreamTrack}>} */
@@ -207,6 +211,14 @@ export class KhamClient extends EventTarget {
     this._layersQueue = Promise.resolve();
     /** The server's last `publish_layers` per mid, re-applied when the camera is (un)muted. @type {Map<string, any[]>} */
     this._publishLayers = new Map();
+    /**
+     * Packet time (ms) the server asked for per own audio mid (`audio_rate.ptime`), written into
+     * every remote description (`a=ptime`, which Chromium's Opus encoder follows), and what the
+     * last applied one carried. @type {Map<string, number>}
+     */
+    this._ptimeWanted = new Map();
+    /** @type {Map<string, number>} */
+    this._ptimeApplied = new Map();
     /** Optional message types the server answered `unknown_type` (an older server). @type {Set<string>} */
     this._unsupported = new Set();
     /** Serializes SDP work so server messages are applied in order. @type {Promise<void>} */
@@ -606,6 +618,11 @@ export class KhamClient extends EventTarget {
         break;
       case 'error':
         if (msg.code === 'unknown_type' && this._optionalUnsupported(String(msg.message || ''))) break;
+        // Our new offer crossed a server offer: that one is answered (with the packet time).
+        if (msg.code === 'glare') {
+          this._reofferIfNeeded();
+          break;
+        }
         console.warn(`kham: server error ${msg.code}: ${msg.message}`);
         this._emit('error', { code: msg.code, message: msg.message });
         break;
@@ -630,6 +647,7 @@ export class KhamClient extends EventTarget {
         break;
       case 'audio_rate':
         this._onAudioRate(String(msg.mid), msg.max_bitrate);
+        this._onPacketTime(String(msg.mid), msg.ptime);
         break;
       default:
         console.warn(`kham: ignoring unknown message type ${msg.type}`);
@@ -807,6 +825,8 @@ export class KhamClient extends EventTarget {
     this._closePc();
     this._trackInfo = new Map();
     this._offerSent = false;
+    /** A new offer for a packet time is queued. */
+    this._reofferQueued = false;
     this._resumeToken = null;
     this.videoStates = new Map();
     try {
@@ -1029,8 +1049,49 @@ export class KhamClient extends EventTarget {
       console.warn('kham: unexpected answer');
       return;
     }
-    await pc.setRemoteDescription({ type: 'answer', sdp });
+    await this._setRemote('answer', sdp);
     this._reconcileTracks();
+    this._reofferIfNeeded();
+  }
+
+  /**
+   * Applies a remote description with the packet times the server asked for written in.
+   * @param {'offer'|'answer'} type @param {string} sdp
+   */
+  async _setRemote(type, sdp) {
+    const pc = this.pc;
+    if (!pc) return;
+    const wanted = new Map(this._ptimeWanted);
+    await pc.setRemoteDescription({ type, sdp: withPacketTime(sdp, wanted) });
+    this._ptimeApplied = wanted;
+  }
+
+  /** True when a packet time asked for is not in the applied remote description yet. */
+  _ptimePending() {
+    const all = new Set([...this._ptimeWanted.keys(), ...this._ptimeApplied.keys()]);
+    for (const mid of all) {
+      if ((this._ptimeWanted.get(mid) || 20) !== (this._ptimeApplied.get(mid) || 20)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * A new packet time takes a renegotiation (Chromium ignores \`ptime\` in setParameters:
+   * benches/browser/audio-ptime.mjs): the client offers again on its session and writes the
+   * packet time into the server's answer. Queued behind any SDP work; a server offer that
+   * crosses it (\`glare\`) is answered with the packet time written in, which is enough.
+   */
+  _reofferIfNeeded() {
+    if (!this._ptimePending() || this._reofferQueued) return;
+    this._reofferQueued = true;
+    this._enqueue(async () => {
+      this._reofferQueued = false;
+      const pc = this.pc;
+      if (!pc || !this._offerSent || pc.signalingState !== 'stable' || !this._ptimePending()) return;
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      this._send({ type: 'offer', sdp: pc.localDescription ? pc.localDescription.sdp : offer.sdp });
+    });
   }
 
   /** @param {string} sdp @param {TrackInfo[]} tracks @param {number|undefined} offerId */
@@ -1041,12 +1102,14 @@ export class KhamClient extends EventTarget {
       return;
     }
     this._setTrackInfo(tracks);
-    await pc.setRemoteDescription({ type: 'offer', sdp });
+    // In have-local-offer (our own new offer crossed this one) Chromium rolls ours back.
+    await this._setRemote('offer', sdp);
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     const reply = { type: 'answer', sdp: pc.localDescription ? pc.localDescription.sdp : answer.sdp };
     this._send(typeof offerId === 'number' ? { ...reply, offer_id: offerId } : reply);
     this._reconcileTracks();
+    this._reofferIfNeeded();
   }
 
   /** @param {TrackInfo[]|undefined} tracks */
@@ -1088,6 +1151,18 @@ export class KhamClient extends EventTarget {
       this._emit('publishlayers', { mid, layers, encodings });
     };
     this._queueSenderJob('publishlayers listener', job);
+  }
+
+  /**
+   * The server's packet time for this client's audio `mid` (absent or not 40/60: the default).
+   * @param {string} mid @param {unknown} ptime
+   */
+  _onPacketTime(mid, ptime) {
+    const ms = ptime === 40 || ptime === 60 ? ptime : 20;
+    if (ms === 20) this._ptimeWanted.delete(mid);
+    else this._ptimeWanted.set(mid, ms);
+    this._emit('packettime', { mid, ptime: ms });
+    this._reofferIfNeeded();
   }
 
   /**
@@ -1185,6 +1260,8 @@ export class KhamClient extends EventTarget {
 
   _closePc() {
     this._publishLayers.clear();
+    this._ptimeWanted.clear();
+    this._ptimeApplied.clear();
     this._stopPathWatch();
     if (this.pc) {
       this.pc.close();

@@ -131,3 +131,40 @@ export async function applyAudioRate(pc, mid, maxBitrate) {
   }
   return sender.getParameters().encodings?.[0]?.maxBitrate;
 }
+
+/**
+ * `sdp` with the packet time asked for in each audio m-section whose mid is in `ptimeByMid`
+ * (`a=ptime:N`, which Chromium's Opus encoder follows when it is in the remote description:
+ * 40 or 60 ms of speech a packet, a third of the packets and their headers), and without one
+ * elsewhere (the browser's default, 20). Other lines are kept byte for byte.
+ * @param {string} sdp
+ * @param {Map<string, number>} ptimeByMid
+ * @returns {string}
+ */
+export function withPacketTime(sdp, ptimeByMid) {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const lines = sdp.split(eol);
+  /** @type {string[]} */
+  const out = [];
+  /** @type {string[]} */
+  let section = [];
+  const flush = () => {
+    if (section.length === 0) return;
+    const audio = section[0].startsWith('m=audio ');
+    const midLine = section.find((l) => l.startsWith('a=mid:'));
+    const ptime = audio && midLine ? ptimeByMid.get(midLine.slice(6)) : undefined;
+    const kept = audio ? section.filter((l) => !l.startsWith('a=ptime:')) : section;
+    // Attributes come after the m-section's c= and b= lines.
+    const at = kept.findIndex((l, i) => i > 0 && l.startsWith('a='));
+    if (ptime && ptime > 20) kept.splice(at > 0 ? at : kept.length, 0, `a=ptime:${ptime}`);
+    out.push(...kept);
+    section = [];
+  };
+  for (const line of lines) {
+    if (line.startsWith('m=')) flush();
+    if (line.startsWith('m=') || section.length > 0) section.push(line);
+    else out.push(line);
+  }
+  flush();
+  return out.join(eol);
+}
