@@ -184,6 +184,8 @@ pub fn all(traces: &Path, work: &Path, secs: u64) -> Result<Vec<BrowserScenario>
         ]),
         capacity: Some(Trace::fixed(1_000_000)),
     });
+    list.push(thin(64));
+    list.push(thin(48));
     let metro = dir.join("metro-1.txt");
     let metro_s = metro.to_string_lossy().into_owned();
     list.push(BrowserScenario {
@@ -221,6 +223,22 @@ pub fn trace_file(path: &Path) -> Result<BrowserScenario, String> {
         ),
         path,
     )
+}
+
+/// Issue 14's thin links: a fixed `kbps` downlink at RTT 150 ms, where only audio fits (named
+/// `thin-Nk`; judged on speech: kham's concealment at most the direct call's + 1 point and
+/// under 3 %).
+pub fn thin(kbps: u64) -> BrowserScenario {
+    let rate = format!("{kbps}kbit");
+    BrowserScenario {
+        name: format!("thin-{kbps}k"),
+        description: format!("fixed {kbps} kbit/s downlink, RTT 150 ms (issue 14: speech)"),
+        publisher: Vec::new(),
+        subscriber: args(&[
+            "--rate", &rate, "--delay", DELAY, "--jitter", JITTER, "--queue", QUEUE,
+        ]),
+        capacity: Some(Trace::fixed(kbps * 1000)),
+    }
 }
 
 /// The quick scenario: a fixed 500 kbit/s downlink at RTT 150 ms.

@@ -8,6 +8,22 @@
 //! the next, so a single lost packet costs nothing. Browsers decode RED natively when `red/48000/2`
 //! is negotiated.
 //!
+//! Which audio repair wins where (issue 14):
+//! - **RED** (this file, on for a subscriber from 2 % reported loss, `adapt.rs`): a single lost
+//!   packet costs nothing and adds no delay; it costs one more copy of the payload, which at the
+//!   lowest audio level (16 kbit/s Opus in 60 ms packets, `audio_rate.rs`) is 120 bytes beside
+//!   about 65 of headers, so it is sent only while the estimate carries it
+//!   (`adapt::RED_MIN_ESTIMATE_FACTOR`).
+//! - **Opus in-band FEC** (`useinbandfec=1`, Chromium's default, kept): the encoder adds a
+//!   low-rate copy of the previous frame when the receiver reports loss, inside the same packets
+//!   and the same cap: repair without a single extra header.
+//! - **NACK/RTX for audio**: not used. Chromium 148 does not offer it for Opus (its offer carries
+//!   `a=rtcp-fb:111 transport-cc` only, seen 2026-12-05), and at the round-trip times kham is for
+//!   (100-400 ms) a resend arrives a round trip after the loss was seen, past the 40-80 ms a
+//!   jitter buffer holds for speech: the packet would be concealed already, or the jitter buffer
+//!   would have to grow by the round trip, which is the delay audio first avoids. It would win
+//!   only on links with a round trip shorter than the jitter buffer (a LAN), where loss is rare.
+//!
 //! Nothing here allocates except [`write_red`], which appends to a buffer the caller reuses.
 
 /// Most redundant blocks read from one packet (browsers send one or two).

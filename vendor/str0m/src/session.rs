@@ -59,7 +59,7 @@ const TWCC_INTERVAL: Duration = Duration::from_millis(50);
 /// Longest delay between TWCC reports.
 const TWCC_MAX_INTERVAL: Duration = Duration::from_millis(250);
 /// RTP bytes received that bring a TWCC report forward to TWCC_INTERVAL.
-const TWCC_BYTES_PER_REPORT: u64 = 1600;
+const TWCC_BYTES_PER_REPORT: u64 = 800;
 
 /// Maximum number of pending RRTR entries before oldest are dropped.
 const MAX_PENDING_RRTRS: usize = 300;

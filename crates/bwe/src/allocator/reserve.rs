@@ -5,8 +5,8 @@
 //! kbit/s), so in every pause of the talker a thin link looked able to carry video: on a
 //! 48 kbit/s link (simulator, `audio` family) a probe confirmed the lowest layer during a pause
 //! and when the talker went on, audio and video together queued 300-370 ms in front of the
-//! speech, and video never paused again. [`AudioReserve`] holds the highest audio rate of the
-//! last [`AUDIO_HOLD`]: what the audio takes when someone speaks.
+//! speech, and video never paused again. [`AudioReserve`] holds the rate of speech through its
+//! pauses and follows it down when it is lower (an `audio_rate` cap).
 //!
 //! **A standing queue is a rate the link does not carry.** str0m's delay-based estimator
 //! reacts to queues that grow; a bottleneck queue that is full (a drop-tail buffer of a 3G cell)
@@ -19,28 +19,41 @@
 
 use std::time::{Duration, Instant};
 
-/// The audio reserve holds a rate this long.
-pub const AUDIO_HOLD: Duration = Duration::from_secs(10);
+/// Audio measured above this is speech (Opus's DTX in a pause sends a few packets a second,
+/// 1-2 kbit/s with headers; speech at kham's lowest cap takes about 25).
+pub const SPEECH_MIN_BPS: u64 = 8_000;
+/// While speech goes on at a lower rate (a cap, a quieter talker) the reserve follows it down
+/// after between one and two of these of speech (pauses do not count).
+pub const FOLLOW: Duration = Duration::from_secs(3);
 
-/// The highest audio rate of the last [`AUDIO_HOLD`] (two buckets: a rate is kept for between
-/// one and two holds).
+/// What speech takes: the highest audio rate of the last one or two [`FOLLOW`]s of speech, held
+/// through pauses of any length (a listener's talker may be silent for minutes while the other
+/// side speaks). Only time with speech advances the window, so neither a pause nor the
+/// half-filled measurement windows at a spurt's start and end lower it.
 #[derive(Debug, Clone, Default)]
 pub struct AudioReserve {
     current: u64,
     previous: u64,
-    since: Option<Instant>,
+    speech_for: Duration,
+    last: Option<Instant>,
 }
 
 impl AudioReserve {
     /// Feeds the audio rate measured now; returns what to reserve for audio.
     pub fn update(&mut self, now: Instant, bps: u64) -> u64 {
-        let since = *self.since.get_or_insert(now);
-        if now.saturating_duration_since(since) >= AUDIO_HOLD {
-            self.previous = self.current;
-            self.current = 0;
-            self.since = Some(now);
+        let dt = self
+            .last
+            .map_or(Duration::ZERO, |l| now.saturating_duration_since(l));
+        self.last = Some(now);
+        if bps >= SPEECH_MIN_BPS || bps > self.current.max(self.previous) {
+            self.current = self.current.max(bps);
+            self.speech_for += dt;
+            if self.speech_for >= FOLLOW {
+                self.previous = self.current;
+                self.current = bps;
+                self.speech_for = Duration::ZERO;
+            }
         }
-        self.current = self.current.max(bps);
         self.current.max(self.previous)
     }
 }
@@ -105,19 +118,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn speech_is_reserved_through_a_pause_and_forgotten_after_two_holds() {
+    fn speech_is_reserved_through_pauses_and_followed_down() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut r = AudioReserve::default();
         assert_eq!(r.update(at(0), 40_000), 40_000);
-        // A pause: DTX only.
+        // A pause of any length: DTX only, the speech rate is held.
         assert_eq!(r.update(at(3_000), 2_000), 40_000);
-        assert_eq!(r.update(at(12_000), 2_000), 40_000);
-        assert_eq!(r.update(at(21_000), 2_000), 40_000);
-        // Two holds of silence: the reserve follows the measured rate again.
-        assert_eq!(r.update(at(22_500), 2_000), 2_000);
-        // A cap halves the speech rate: reserved as such once the old rate is forgotten.
-        assert_eq!(r.update(at(23_000), 20_000), 20_000);
+        assert_eq!(r.update(at(60_000), 2_000), 40_000);
+        // A spurt's first half-filled window does not lower it.
+        assert_eq!(r.update(at(60_200), 15_000), 40_000);
+        // Speech again at a capped rate: followed down after one to two FOLLOWs of speech.
+        let mut v = 0;
+        for k in 1..=10 {
+            v = r.update(at(60_200 + k * 200), 25_000);
+        }
+        assert_eq!(v, 40_000, "2 s of speech: not yet");
+        for k in 11..=40 {
+            v = r.update(at(60_200 + k * 200), 25_000);
+        }
+        assert_eq!(v, 25_000, "8 s of speech at the cap");
+        // Louder speech is taken at once.
+        assert_eq!(r.update(at(69_000), 45_000), 45_000);
     }
 
     #[test]
