@@ -53,7 +53,7 @@ const TWCC_INTERVAL: Duration = Duration::from_millis(50);
 // Changed by kham: TWCC feedback in proportion to what it reports on (libwebrtc's
 // RemoteEstimatorProxy keeps it near 5 % of the incoming rate, between 50 and 250 ms). A report
 // waits up to TWCC_MAX_INTERVAL until TWCC_BYTES_PER_REPORT of RTP arrived since the last one
-// (a report of 70-80 bytes is then about 5 % of them). Every 50 ms, feedback for an audio-only
+// (a report of 70-80 bytes is then about 10 % of them). Every 50 ms, feedback for an audio-only
 // sender (25-40 kbit/s) took 12 kbit/s of the receiver's downlink: a quarter of a 48 kbit/s
 // link.
 /// Longest delay between TWCC reports.

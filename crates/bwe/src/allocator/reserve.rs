@@ -15,7 +15,8 @@
 //! for minutes, the buffer full, speech 350 ms late). The round-trip time shows it: it stays
 //! above the lowest of the last [`RTT_WINDOW`]s by the queue. [`StandingQueue`] turns the excess
 //! into a share of the estimate to give up ([`StandingQueue::factor`]), enough to drain it
-//! within [`DRAIN_IN`], so the allocation steps down (or video pauses) until the queue is gone.
+//! within [`DRAIN_IN`], and the allocator steps video down (or pauses it) when the queue stands
+//! for a few seconds while the detector sees no overuse (`AllocatorConfig::standing_queue`).
 
 use std::time::{Duration, Instant};
 
