@@ -281,6 +281,9 @@ struct TrackState {
     visible: bool,
     max_spatial: u8,
     audio_only: bool,
+    /// What its lowest layer cost lately (`reserve::RecentMax`): a layer the publisher
+    /// restarted (a new floor shape, a keyframe) measures low for its first second.
+    floor: reserve::RecentMax,
 }
 
 impl TrackState {
@@ -470,6 +473,7 @@ impl Allocator {
             .map(|t| t.rates.bps[0][0])
             .sum();
         let audio_bps = self.audio_reserve.update(now, audio_measured);
+        self.remember_floors(now, input);
         // ...and in the first moments of video, when it says the lowest layers do not fit
         // (`start_window`).
         let start_thin = self
@@ -602,6 +606,7 @@ impl Allocator {
                     visible: t.visible,
                     max_spatial: t.max_spatial,
                     audio_only: input.audio_only,
+                    floor: reserve::RecentMax::default(),
                 });
                 self.out.switches.push(Switch {
                     key: t.key,
@@ -1038,13 +1043,27 @@ impl Allocator {
     }
 
     /// What the lowest layers of the videos that want video cost.
+    /// (The lowest layer's cost is the highest of its last seconds: `TrackState::floor`.)
     fn floor_video_bps(&self, input: &SubscriberInput<'_>) -> u64 {
-        input
-            .tracks
+        self.tracks
             .iter()
-            .filter(|t| self.tracks.iter().any(|s| s.key == t.key))
-            .filter_map(|t| lowest(t, input.audio_only).and_then(|l| t.rates.get(l)))
+            .filter_map(|s| {
+                let t = input.tracks.iter().find(|t| t.key == s.key)?;
+                let now = lowest(t, input.audio_only).and_then(|l| t.rates.get(l));
+                now.map(|bps| bps.max(s.floor.get()))
+            })
             .sum()
+    }
+
+    /// Feeds each video's lowest-layer rate to its memory (`TrackState::floor`).
+    fn remember_floors(&mut self, now: Instant, input: &SubscriberInput<'_>) {
+        for s in &mut self.tracks {
+            if let Some(t) = input.tracks.iter().find(|t| t.key == s.key)
+                && let Some(bps) = lowest(t, input.audio_only).and_then(|l| t.rates.get(l))
+            {
+                s.floor.update(now, bps);
+            }
+        }
     }
 
     fn fill_decisions(&mut self, input: &SubscriberInput<'_>) {

@@ -59,6 +59,33 @@ impl AudioReserve {
     }
 }
 
+/// How long [`RecentMax`] keeps a rate (two buckets: between one and two of these).
+pub const RECENT: Duration = Duration::from_secs(5);
+
+/// The highest of the rates fed in the last 5-10 s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecentMax {
+    current: u64,
+    previous: u64,
+    since: Option<Instant>,
+}
+
+impl RecentMax {
+    pub fn update(&mut self, now: Instant, bps: u64) {
+        let since = *self.since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= RECENT {
+            self.previous = self.current;
+            self.current = 0;
+            self.since = Some(now);
+        }
+        self.current = self.current.max(bps);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.current.max(self.previous)
+    }
+}
+
 /// The lowest round-trip time is taken over this window (two buckets), so that a new path with
 /// a longer base delay (a handover) is learnt within one or two windows.
 pub const RTT_WINDOW: Duration = Duration::from_secs(20);
