@@ -179,7 +179,10 @@ test('a dropped or hanging signaling socket is resumed; ICE restarts on request;
   console.log(`cut: resumed after ${back.at - cutAt} ms; doctor got ${audio.packets} audio packets in 4 s, longest gap ${audio.longestGapMs} ms`);
   assert.equal(back.detail.resumed, true, 'the same session was resumed');
   assert.equal(await station.evaluate(() => /** @type {any} */ (window).__kham.me.id), stationId, 'same participant id');
-  assert.ok(audio.packets >= 150, `audio kept flowing (${audio.packets} packets in 4 s)`);
+  // 50 packets a second at Chromium's 20 ms, 17 at 60 ms (the server asks for 60 when a
+  // listener's estimate falls below 110 kbit/s: on a loaded 2-core CI machine the doctor's
+  // estimate can dip that far at the start of a loopback call, seen once in CI).
+  assert.ok(audio.packets >= 55, `audio kept flowing (${audio.packets} packets in 4 s)`);
   assert.ok(audio.longestGapMs < 300, `no audio gap over 300 ms (${audio.longestGapMs} ms)`);
   await station.waitForSelector('[data-testid="reconnecting"]', { state: 'hidden' });
 
@@ -201,7 +204,7 @@ test('a dropped or hanging signaling socket is resumed; ICE restarts on request;
   }, ufragBefore, { timeout: 15_000, polling: 200 });
   const afterRestart = await watchAudio(doctor, stationId, 2_000);
   console.log(`ICE restart: ufrag changed, then ${afterRestart.packets} audio packets in 2 s`);
-  assert.ok(afterRestart.packets >= 70, `audio after the restart (${afterRestart.packets})`);
+  assert.ok(afterRestart.packets >= 25, `audio after the restart (${afterRestart.packets}; 17 a second at 60 ms)`);
 
   // 3. The socket hangs (no bytes, no close): the SDK notices the silence and resumes anew.
   const frozenAt = Date.now();

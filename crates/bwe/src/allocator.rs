@@ -110,6 +110,8 @@ pub struct AllocatorConfig {
     /// A paused video resumes once the estimate covers this share of audio plus the lowest
     /// layer for `up_hold`.
     pub resume_factor: f64,
+    /// ...and at least this much above it (`resume_rate`).
+    pub resume_margin_bps: u64,
     /// A bottleneck queue standing this far above the lowest recent round-trip time
     /// (`reserve::StandingQueue`) for `standing_wait` steps video down (or pauses it) even
     /// when the estimate says it fits: the estimate is then what fills the buffer, not what
@@ -158,6 +160,7 @@ impl Default for AllocatorConfig {
             start_pause_factor: 0.95,
             start_pause_wait: Duration::from_millis(400),
             resume_factor: 1.1,
+            resume_margin_bps: 20_000,
             standing_queue: Duration::from_millis(150),
             standing_wait: Duration::from_secs(3),
             standing_resume: 1.25,
@@ -791,7 +794,7 @@ impl Allocator {
         let queue_ok = self
             .queue_paused_at
             .is_none_or(|at| estimate as f64 >= cfg.standing_resume * at as f64);
-        let resume_ok = queue_ok && estimate as f64 >= cfg.resume_factor * floor_bps as f64;
+        let resume_ok = queue_ok && estimate >= resume_rate(&cfg, floor_bps);
         let spatial_target: Vec<(u32, Option<Layer>)> =
             self.tracks
                 .iter()
@@ -949,7 +952,7 @@ impl Allocator {
             .any(|s| s.layer.is_none() && s.paused == Some(Reason::BandwidthDrop));
         let all_paused = paused && video_now == 0;
         // After a standing queue paused it, the resume wants the estimate past that rate.
-        let resume = ((floor_bps as f64 * cfg.resume_factor) as u64).max(
+        let resume = resume_rate(cfg, floor_bps).max(
             self.queue_paused_at
                 .map_or(0, |at| (at as f64 * cfg.standing_resume) as u64),
         );
@@ -1106,6 +1109,14 @@ impl Allocator {
 }
 
 /// Keeps `since` at the first instant `cond` held, `None` once it does not.
+/// What the estimate must cover for a paused video to resume: `resume_factor` of the floor, and
+/// at least `resume_margin_bps` above it. On a thin link the share alone leaves a few kbit/s: in
+/// Chromium behind 60 kbit/s, audio (25 kbit/s in 60 ms packets) and the lowest layer shaped to
+/// 90p resumed at 1.1x and 4-10 % of the audio was concealed in the next seconds.
+fn resume_rate(cfg: &AllocatorConfig, floor_bps: u64) -> u64 {
+    ((floor_bps as f64 * cfg.resume_factor) as u64).max(floor_bps + cfg.resume_margin_bps)
+}
+
 fn track_since(since: &mut Option<Instant>, cond: bool, now: Instant) {
     if cond {
         since.get_or_insert(now);

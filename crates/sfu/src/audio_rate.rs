@@ -80,8 +80,8 @@ impl AudioRate {
         self.level.checked_sub(1).and_then(|i| LEVELS[i].ptime)
     }
 
-    /// Feeds the lowest estimate of the audio's subscribers (`None`: none known); true when
-    /// the cap changed.
+    /// Feeds the lowest estimate of the audio's subscribers whose estimate says something
+    /// about their link ([`thin_evidence`]; `None`: none); true when the cap changed.
     fn update(&mut self, now: Instant, min_estimate: Option<u64>) -> bool {
         let e = min_estimate.unwrap_or(u64::MAX);
         let wanted = |e: u64| LEVELS.iter().filter(|l| e < l.below).count();
@@ -111,6 +111,31 @@ impl AudioRate {
     }
 }
 
+/// Whether a subscriber's estimate says anything about its link: its video is paused for
+/// bandwidth, or the estimate is below 1.3x what it is sent. Sent less than its link carries
+/// (audio only, before video flows, a hidden tile), str0m's estimate is bounded near 1.5x what
+/// is acknowledged plus 10 kbit/s, so a listener on a clean link receiving audio alone read
+/// 104 kbit/s on loopback and had the talker capped to 16 kbit/s in 60 ms packets
+/// (`reconnect.test.mjs`, 2026-12-05).
+fn thin_evidence(p: &Peer) -> bool {
+    let a = p.adapt.allocation();
+    let paused = a
+        .decisions
+        .iter()
+        .any(|d| d.paused == Some(kham_bwe::Reason::BandwidthDrop));
+    let video: u64 = a
+        .decisions
+        .iter()
+        .filter(|d| d.kind != kham_bwe::Kind::Audio)
+        .map(|d| d.bps)
+        .sum();
+    let sent = a.audio_bps + video;
+    paused
+        || p.adapt
+            .link_bps
+            .is_some_and(|e| (e as f64) < 1.3 * sent as f64)
+}
+
 /// Updates every published audio track's cap; queues `audio_rate` for those changed.
 pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<RoomEvent>) {
     for i in 0..peers.len() {
@@ -131,6 +156,7 @@ pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<Roo
                             .iter()
                             .any(|t| t.publisher == publisher && t.source_mid == mid && !t.gone)
                 })
+                .filter(|(_, p)| thin_evidence(p))
                 .filter_map(|(_, p)| p.adapt.link_bps)
                 .min();
             let rate = &mut peers[i].tracks_in[ti].audio_rate;
