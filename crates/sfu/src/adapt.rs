@@ -334,7 +334,15 @@ pub(crate) fn allocate<'a>(
     }
     let raw_and_overuse = sub.rtc.bwe().raw_estimate();
     let raw = raw_and_overuse.map(|(e, _)| e.as_u64());
-    if let (Some(e), Some((r, true))) = (adapt.estimate_bps, raw_and_overuse) {
+    // The unsmoothed estimate also in the start window after video started to flow (or the
+    // estimator was started again): the smoothed one still shows the configured guess there,
+    // while the first probes and the first keyframe have measured the link, as the
+    // allocator's start rule reads it. Behind 48 kbit/s (simulator) the cap came a second
+    // later without it, and the uncapped audio alone overfilled the link until then.
+    let young = adapt.short_not_before.is_some_and(|t| now < t);
+    if let (Some(e), Some((r, overusing))) = (adapt.estimate_bps, raw_and_overuse)
+        && (overusing || young)
+    {
         adapt.link_bps = Some(e.min(r.as_u64()));
     }
     tracing::trace!(subscriber = %sub.id, estimate = ?adapt.estimate_bps, ?raw, overuse = raw_and_overuse.is_some_and(|(_, o)| o), "allocation input");

@@ -111,7 +111,11 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
             .map(|r| r.saturating_duration_since(a.at) + wait)
             .filter(|d| *d <= AUDIO_DEADLINE);
         if let (Some(d), true) = (delay, a.speech) {
-            delays.push(d);
+            // Per 20 ms of speech, as the loss above: a 60 ms packet carries three frames, and
+            // counted once it would weigh a second of 20 ms packets (the start of a call, before
+            // the packet time is raised) three times as much as a second of 60 ms ones.
+            delays.extend(std::iter::repeat_n(d, frames as usize));
+            tracing::trace!(target: "kham_sim::audio_delay", t_s = t.as_secs_f64(), ms = d.as_millis() as u64, frames, "audio delay");
         }
         if delay.is_some() {
             run = Duration::ZERO;
@@ -409,5 +413,55 @@ mod tests {
             "{}",
             m.audio_only_pct
         );
+    }
+
+    #[test]
+    fn audio_delay_is_a_percentile_of_speech_time_not_of_packets() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        // 0.8 s of 20 ms packets 300 ms late (the start of a call), then 19.2 s of 60 ms
+        // packets 100 ms late (plus the 40 ms their first sample waits): 40 packets of 360,
+        // but 40 of 1000 frames of speech.
+        let mut sent = Vec::new();
+        let mut received = BTreeMap::new();
+        let mut id = 0u32;
+        let mut t = Duration::ZERO;
+        while t < Duration::from_secs(20) {
+            let (frame, late) = if t < ms(800) {
+                (ms(20), ms(300))
+            } else {
+                (ms(60), ms(100))
+            };
+            sent.push(SentAudio {
+                id,
+                at: start + t,
+                speech: true,
+                frame,
+            });
+            received.insert(id, start + t + late);
+            id += 1;
+            t += frame;
+        }
+        let samples = samples(&[500.0; 21]);
+        let paused = vec![false; samples.len()];
+        let o = Observed {
+            start,
+            duration: Duration::from_secs(21),
+            rendered: &[],
+            sent_audio: &sent,
+            received_audio: &received,
+            samples: &samples,
+            paused: &paused,
+            queue_ms: &[],
+            events: &[],
+            outages: &[],
+            bin: Duration::from_millis(200),
+        };
+        let m = measure(&o, ConfigName::Kham);
+        // Counted per packet 11 % of the samples would be 300 ms and so would the p95; per
+        // 20 ms of speech 4 % are, and the p95 is the 60 ms packets' 140.
+        let p95 = m.p95_audio_delay_ms.unwrap();
+        assert!((p95 - 140.0).abs() < 1.0, "{p95}");
+        assert!(m.audio_loss_after_repair_pct < 1e-9);
     }
 }
