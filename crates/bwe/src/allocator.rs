@@ -129,8 +129,10 @@ pub struct AllocatorConfig {
     /// Pulses (an allocation probe) at most this often while the estimate is short of the
     /// ideal...
     pub probe_interval: Duration,
-    /// ...backing off to this while pulses find no more capacity.
+    /// ...backing off to this while pulses find no more capacity...
     pub max_probe_interval: Duration,
+    /// ...or to this while video is paused for bandwidth.
+    pub max_paused_probe_interval: Duration,
     /// No pulse this soon after a spatial switch (its keyframe is in flight).
     pub probe_quiet: Duration,
 }
@@ -168,6 +170,7 @@ impl Default for AllocatorConfig {
             no_estimate_grace: Duration::from_secs(5),
             probe_interval: Duration::from_secs(2),
             max_probe_interval: Duration::from_secs(16),
+            max_paused_probe_interval: Duration::from_secs(8),
             probe_quiet: Duration::from_secs(2),
         }
     }
@@ -323,8 +326,9 @@ struct Pending {
 struct Pulses {
     next: Option<Instant>,
     interval: Duration,
-    /// Estimate when the last pulse was sent, to judge whether it found anything.
+    /// Estimate when the last pulse was sent, and when, to judge whether it found anything.
     at_estimate: Option<u64>,
+    sent_at: Option<Instant>,
     /// The `desired` last handed to the estimator between pulses (see [`DESIRED_STEP`]).
     held_desired: Option<u64>,
 }
@@ -1011,15 +1015,30 @@ impl Allocator {
         if estimate < desired && !quiet && self.pulses.next.is_none_or(|t| now >= t) {
             if let Some(before) = self.pulses.at_estimate {
                 // While video is paused for bandwidth the pulses are how it comes back: they
-                // keep the base interval (a probe cluster is a few packets; in Chromium behind
-                // metro-4, paused at 55-70 kbit/s, the probes measured 76-89).
-                self.pulses.interval = if estimate * 10 > before * 11 || paused {
+                // back off only to `max_paused_probe_interval` (in Chromium behind metro-4,
+                // paused at 55-70 kbit/s, the probes measured 76-89). Not at the base interval
+                // all along: on a link that carries audio alone every pulse is a queue in front
+                // of the speech (simulator, 48 kbit/s: 150-250 ms more every 2 s).
+                let max = if paused {
+                    cfg.max_paused_probe_interval
+                } else {
+                    cfg.max_probe_interval
+                };
+                // A pulse found room when the estimate grew by a tenth since; while paused, a
+                // queue it built (an overuse since) says the rise was the probe's burst.
+                let overused = self
+                    .last_overuse
+                    .zip(self.pulses.sent_at)
+                    .is_some_and(|(o, p)| o > p);
+                let found = estimate * 10 > before * 11 && !(paused && overused);
+                self.pulses.interval = if found {
                     cfg.probe_interval
                 } else {
-                    (self.pulses.interval * 2).min(cfg.max_probe_interval)
+                    (self.pulses.interval * 2).min(max)
                 };
             }
             self.pulses.at_estimate = Some(estimate);
+            self.pulses.sent_at = Some(now);
             self.pulses.next = Some(now + self.pulses.interval);
             pulse = true;
         }

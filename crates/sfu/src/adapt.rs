@@ -87,6 +87,8 @@ pub struct SubscriberAdapt {
     /// it: after a collapse the 3-second average lags by seconds, and on a 60 kbit/s link
     /// every one of them queues video ahead of uncapped audio that nearly fills the link).
     pub link_bps: Option<u64>,
+    /// When the delay-based detector last saw this subscriber's queues grow.
+    pub last_overuse: Option<Instant>,
     /// The subscriber chose audio only.
     pub audio_only: bool,
     /// RED on for this subscriber's audio, and since when loss has been low.
@@ -125,6 +127,7 @@ impl SubscriberAdapt {
             allocator: Allocator::new(cfg),
             estimate_bps: None,
             link_bps: None,
+            last_overuse: None,
             audio_only: false,
             red: false,
             red_calm_since: None,
@@ -340,6 +343,9 @@ pub(crate) fn allocate<'a>(
     // allocator's start rule reads it. Behind 48 kbit/s (simulator) the cap came a second
     // later without it, and the uncapped audio alone overfilled the link until then.
     let young = adapt.short_not_before.is_some_and(|t| now < t);
+    if raw_and_overuse.is_some_and(|(_, o)| o) {
+        adapt.last_overuse = Some(now);
+    }
     if let (Some(e), Some((r, overusing))) = (adapt.estimate_bps, raw_and_overuse)
         && (overusing || young)
     {
@@ -418,6 +424,7 @@ pub(crate) fn allocate<'a>(
         }
     }
     let probe = alloc.probe;
+    tracing::trace!(subscriber = %sub.id, min = probe.min_bps, desired = probe.desired_bps, "probe");
     shed_backlog(now, &alloc.switches, &mut sub.tracks_out, &mut sub.rtc);
     adapt.shortfall = adapt.lasting_shortfall(now, shortfall, paused);
     adapt.track_peak(now);

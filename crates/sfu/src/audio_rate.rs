@@ -54,8 +54,14 @@ const LEVELS: [Level; 2] = [
         ptime: Some(60),
     },
 ];
-/// A lower cap applies once wanted this long...
+/// A lower cap applies once wanted this long (or [`LOWER_AFTER_OVERUSE`] when the listener's
+/// delay-based detector has just seen its queue grow: the estimate is then a collapse, not a
+/// dip; behind 48 kbit/s in the simulator the uncapped audio alone kept the buffer full for
+/// that second, speech arriving 470 ms late)...
 pub const LOWER_AFTER: Duration = Duration::from_secs(1);
+pub const LOWER_AFTER_OVERUSE: Duration = Duration::from_millis(200);
+/// How recent an overuse must be to count as one.
+pub const OVERUSE_RECENT: Duration = Duration::from_secs(1);
 /// ...a higher one (or none) once the estimate has stayed this long above its threshold...
 pub const RAISE_AFTER: Duration = Duration::from_secs(10);
 /// ...by this factor.
@@ -81,9 +87,15 @@ impl AudioRate {
     }
 
     /// Feeds the lowest estimate of the audio's subscribers whose estimate says something
-    /// about their link ([`thin_evidence`]; `None`: none); true when the cap changed.
-    fn update(&mut self, now: Instant, min_estimate: Option<u64>) -> bool {
-        let e = min_estimate.unwrap_or(u64::MAX);
+    /// about their link ([`thin_evidence`]; `None`: none), and whether that subscriber's
+    /// queues have just grown; true when the cap changed.
+    fn update(&mut self, now: Instant, min_estimate: Option<(u64, bool)>) -> bool {
+        let (e, overuse) = min_estimate.unwrap_or((u64::MAX, false));
+        let lower_after = if overuse {
+            LOWER_AFTER_OVERUSE
+        } else {
+            LOWER_AFTER
+        };
         let wanted = |e: u64| LEVELS.iter().filter(|l| e < l.below).count();
         let down = wanted(e);
         let up = wanted((e as f64 / RAISE_MARGIN) as u64);
@@ -97,7 +109,7 @@ impl AudioRate {
         };
         let lower_for = since(&mut self.lower_since, down > self.level);
         let raise_for = since(&mut self.raise_since, up < self.level);
-        let next = if down > self.level && lower_for >= LOWER_AFTER {
+        let next = if down > self.level && lower_for >= lower_after {
             down
         } else if up < self.level && raise_for >= RAISE_AFTER {
             up
@@ -157,8 +169,14 @@ pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<Roo
                             .any(|t| t.publisher == publisher && t.source_mid == mid && !t.gone)
                 })
                 .filter(|(_, p)| thin_evidence(p))
-                .filter_map(|(_, p)| p.adapt.link_bps)
-                .min();
+                .filter_map(|(_, p)| {
+                    let overuse = p
+                        .adapt
+                        .last_overuse
+                        .is_some_and(|t| now.saturating_duration_since(t) < OVERUSE_RECENT);
+                    Some((p.adapt.link_bps?, overuse))
+                })
+                .min_by_key(|&(e, _)| e);
             let rate = &mut peers[i].tracks_in[ti].audio_rate;
             if rate.update(now, min_estimate) {
                 let (max_bitrate, ptime) = (rate.cap(), rate.ptime());
@@ -186,25 +204,29 @@ mod tests {
         assert!(!r.update(at(0), None));
         assert_eq!(r.cap(), None);
         // A 60 kbit/s listener: the lowest cap after LOWER_AFTER, not before.
-        assert!(!r.update(at(100), Some(60_000)));
-        assert!(!r.update(at(900), Some(60_000)));
-        assert!(r.update(at(1100), Some(60_000)));
+        assert!(!r.update(at(100), Some((60_000, false))));
+        assert!(!r.update(at(900), Some((60_000, false))));
+        assert!(r.update(at(1100), Some((60_000, false))));
         assert_eq!(r.cap(), Some(16_000));
         assert_eq!(r.ptime(), Some(60));
         // The link recovers to 160 kbit/s: the middle cap, after RAISE_AFTER...
-        assert!(!r.update(at(2000), Some(160_000)));
-        assert!(!r.update(at(11_000), Some(160_000)));
-        assert!(r.update(at(12_100), Some(160_000)));
+        assert!(!r.update(at(2000), Some((160_000, false))));
+        assert!(!r.update(at(11_000), Some((160_000, false))));
+        assert!(r.update(at(12_100), Some((160_000, false))));
         assert_eq!(r.cap(), Some(24_000));
         assert_eq!(r.ptime(), None);
         // ...and a dip in between starts the wait over.
-        assert!(!r.update(at(13_000), Some(400_000)));
-        assert!(!r.update(at(14_000), Some(180_000)));
-        assert!(!r.update(at(23_500), Some(400_000)));
-        assert!(r.update(at(33_600), Some(400_000)));
+        assert!(!r.update(at(13_000), Some((400_000, false))));
+        assert!(!r.update(at(14_000), Some((180_000, false))));
+        assert!(!r.update(at(23_500), Some((400_000, false))));
+        assert!(r.update(at(33_600), Some((400_000, false))));
         assert_eq!(r.cap(), None);
         // A listener that leaves (no estimate) counts as unlimited.
         assert!(!r.update(at(34_000), None));
+        // A collapse the delay-based detector confirms lowers it within LOWER_AFTER_OVERUSE.
+        assert!(!r.update(at(40_000), Some((50_000, true))));
+        assert!(r.update(at(40_200), Some((50_000, true))));
+        assert_eq!(r.cap(), Some(16_000));
     }
 
     #[test]
@@ -215,7 +237,7 @@ mod tests {
         for k in 0..600u64 {
             // 100-120 kbit/s, around the lowest threshold.
             let e = 100_000 + (k % 3) * 10_000;
-            if r.update(t0 + Duration::from_millis(200 * k), Some(e)) {
+            if r.update(t0 + Duration::from_millis(200 * k), Some((e, false))) {
                 changes += 1;
             }
         }

@@ -481,15 +481,18 @@ fn desired_rises_only_at_pulses_while_measured_rates_jitter() {
 }
 
 #[test]
-fn while_paused_for_bandwidth_pulses_do_not_back_off() {
+fn while_paused_for_bandwidth_pulses_back_off_only_a_little() {
     // Paused on a link just below audio plus the lowest layer: the pulses (allocation probes)
-    // are how a link that recovered is found, so they keep the base interval.
+    // are how a link that recovered is found, so they back off only to
+    // `max_paused_probe_interval` (each one is a queue in front of the audio of a thin link),
+    // and a pulse that finds room brings back the base interval.
     let c = Clock(Instant::now());
     let t = tracks();
-    let mut a = Allocator::new(AllocatorConfig::default());
+    let cfg = AllocatorConfig::default();
+    let mut a = Allocator::new(cfg.clone());
     a.update(c.at(0), &input(&t, 600_000));
     let mut pulses = Vec::new();
-    for ms in (200..40_000).step_by(200) {
+    for ms in (200..60_000).step_by(200) {
         let out = a.update(c.at(ms), &input(&t, 80_000));
         if out.probe.pulse && ms > 5_000 {
             pulses.push(ms);
@@ -497,9 +500,26 @@ fn while_paused_for_bandwidth_pulses_do_not_back_off() {
     }
     assert_eq!(video(a.allocation()).paused, Some(Reason::BandwidthDrop));
     let gaps: Vec<u64> = pulses.windows(2).map(|w| w[1] - w[0]).collect();
-    let base = AllocatorConfig::default().probe_interval.as_millis() as u64;
-    assert!(gaps.len() >= 10, "{pulses:?}");
-    assert!(gaps.iter().all(|&g| g <= base + 200), "{gaps:?}");
+    let base = cfg.probe_interval.as_millis() as u64;
+    let max = cfg.max_paused_probe_interval.as_millis() as u64;
+    assert!(gaps.len() >= 5, "{pulses:?}");
+    assert!(gaps.iter().all(|&g| g <= max + 200), "{gaps:?}");
+    assert!(
+        gaps.iter().rev().take(2).all(|&g| g + 200 >= max),
+        "{gaps:?}"
+    );
+    // The estimate grows a fifth (still paused): the pulse after it comes at the base
+    // interval.
+    let mut later = Vec::new();
+    for ms in (60_000..80_000).step_by(200) {
+        let out = a.update(c.at(ms), &input(&t, 96_000));
+        if out.probe.pulse {
+            later.push(ms);
+        }
+    }
+    assert_eq!(video(a.allocation()).paused, Some(Reason::BandwidthDrop));
+    let gaps: Vec<u64> = later.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.first().is_some_and(|&g| g <= base + 200), "{later:?}");
 }
 
 #[test]
