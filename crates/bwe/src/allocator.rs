@@ -274,6 +274,9 @@ pub struct Allocation {
     pub video_budget_bps: u64,
     /// Audio's share of the estimate (RED included).
     pub audio_bps: u64,
+    /// The bottleneck queue standing now: the round-trip time above its recent lowest
+    /// (`reserve::StandingQueue`).
+    pub queue_excess: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -449,6 +452,7 @@ impl Allocator {
         // A standing bottleneck queue: allocate less than the estimate until it drains
         // (`reserve.rs`).
         self.queue.update(now, input.rtt);
+        self.out.queue_excess = self.queue.excess();
         let estimate = ((estimate as f64 * self.queue.factor()) as u64).max(1);
         self.out.switches.clear();
         self.out.estimate_bps = estimate;
