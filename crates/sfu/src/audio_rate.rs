@@ -75,12 +75,50 @@ pub struct AudioRate {
     lossy: bool,
     lower_since: Option<Instant>,
     raise_since: Option<Instant>,
+    /// Since when the audio measured has been well above the cap told (`Disobeyed`).
+    above_since: Option<Instant>,
+    told_at: Option<Instant>,
+    disobeyed_logged: bool,
 }
+
+/// A publisher is taken to ignore its cap when, [`OBEY_WITHIN`] after it was told, the audio
+/// measured from it (headers included) stays above [`DISOBEYED_FACTOR`] times what the cap
+/// costs at 20 ms packets for [`DISOBEYED_FOR`]: a browser's default (about 56 kbit/s
+/// measured) against the lowest cap (40 at 20 ms, 24 at 60). Nothing depends on it: the
+/// allocator reserves what is measured. It is logged once per track, for the operator.
+pub const OBEY_WITHIN: Duration = Duration::from_secs(5);
+pub const DISOBEYED_FOR: Duration = Duration::from_secs(3);
+pub const DISOBEYED_FACTOR: f64 = 1.25;
+/// RTP header with its extensions and UDP/IP, per packet, as the meter counts them.
+const PACKET_OVERHEAD_BYTES: u64 = 60;
 
 impl AudioRate {
     /// The cap told to the publisher, `None` for its default.
     pub fn cap(&self) -> Option<u32> {
         self.level.checked_sub(1).map(|i| LEVELS[i].max_bitrate)
+    }
+
+    /// Feeds the audio rate measured from the publisher; true (once) when it has ignored the
+    /// lowest cap long enough to say so.
+    fn disobeyed(&mut self, now: Instant, measured_bps: u64) -> bool {
+        let Some(cap) = self.cap().filter(|_| self.level == LEVELS.len()) else {
+            self.above_since = None;
+            return false;
+        };
+        let at_20ms = u64::from(cap) + PACKET_OVERHEAD_BYTES * 8 * 50;
+        let settled = self
+            .told_at
+            .is_some_and(|t| now.saturating_duration_since(t) >= OBEY_WITHIN);
+        if !settled || (measured_bps as f64) <= DISOBEYED_FACTOR * at_20ms as f64 {
+            self.above_since = None;
+            return false;
+        }
+        let since = *self.above_since.get_or_insert(now);
+        if self.disobeyed_logged || now.saturating_duration_since(since) < DISOBEYED_FOR {
+            return false;
+        }
+        self.disobeyed_logged = true;
+        true
     }
 
     /// The packet time told to the publisher (ms), `None` for its default. Not longer than
@@ -129,6 +167,7 @@ impl AudioRate {
         self.level = next;
         self.lower_since = None;
         self.raise_since = None;
+        self.told_at = Some(now);
         true
     }
 }
@@ -194,7 +233,11 @@ pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<Roo
                         .iter()
                         .any(|t| t.publisher == publisher && t.source_mid == mid && !t.gone)
             });
+            let measured = crate::adapt::rates_of(&peers[i].tracks_in[ti]).bps[0][0];
             let rate = &mut peers[i].tracks_in[ti].audio_rate;
+            if rate.disobeyed(now, measured) {
+                tracing::info!(%publisher, %mid, measured_bps = measured, cap = ?rate.cap(), "audio above the cap asked for: the publisher does not apply audio_rate (it keeps working; logged once)");
+            }
             if rate.update(now, min_estimate, lossy) {
                 let (max_bitrate, ptime) = (rate.cap(), rate.ptime());
                 tracing::debug!(%publisher, %mid, ?max_bitrate, ?ptime, ?min_estimate, "audio rate");
@@ -251,6 +294,34 @@ mod tests {
         assert!(!r.update(at(40_600), Some((50_000, false)), true));
         assert!(r.update(at(40_800), Some((50_000, false)), false));
         assert_eq!(r.ptime(), Some(60));
+    }
+
+    #[test]
+    fn a_publisher_that_keeps_its_rate_is_noticed_once() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut r = AudioRate::default();
+        assert!(!r.update(at(0), Some((50_000, true)), false));
+        assert!(r.update(at(200), Some((50_000, true)), false));
+        assert_eq!(r.cap(), Some(16_000));
+        // The browser's default goes on (56 kbit/s measured): not before OBEY_WITHIN, then
+        // after DISOBEYED_FOR, and once.
+        let mut noticed = Vec::new();
+        for ms in (200..20_000).step_by(200) {
+            if r.disobeyed(at(ms), 56_000) {
+                noticed.push(ms);
+            }
+        }
+        assert_eq!(noticed, vec![8_200]);
+        // A publisher that obeys (16 kbit/s in 60 ms packets: about 24 measured) is not.
+        let mut r = AudioRate::default();
+        r.update(at(0), Some((50_000, true)), false);
+        assert!(r.update(at(200), Some((50_000, true)), false));
+        assert!(
+            (200..20_000)
+                .step_by(200)
+                .all(|ms| !r.disobeyed(at(ms), 24_000))
+        );
     }
 
     #[test]
