@@ -3,6 +3,9 @@
 //!
 //! - [`vp8`]: VP8 payload descriptors and keyframe headers, H.264 keyframe detection.
 //! - [`red`]: RFC 2198 parsing, and `write_red` then `parse_red` giving back what was written.
+//! - [`forwarder`]: the per-subscriber rewriting of simulcast into one stream, driven by a
+//!   script of packets, layer targets, temporal limits and resyncs: contiguous sequence
+//!   numbers and picture ids out.
 //! - [`signal_json`]: client signaling messages; whatever parses serializes back to itself.
 //! - [`token`]: a token verifies only if the key signed it.
 //! - [`sdp`]: the checks that run before str0m sees an offer or an answer, and the rewrite of a
@@ -14,7 +17,10 @@
 //! `fuzz/corpus/<name>/`, findings under `fuzz/regressions/<name>/`, then a seeded number of
 //! mutations of them) and for the libFuzzer binaries in `fuzz/` (one line each).
 
+mod forwarder;
 mod targets;
+
+pub use forwarder::forwarder;
 
 pub use targets::{red, relay_spec, rfc4571, sdp, signal_json, signed_token, token, trace, vp8};
 
@@ -22,9 +28,10 @@ pub use targets::{red, relay_spec, rfc4571, sdp, signal_json, signed_token, toke
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the folder names under `fuzz/corpus/`).
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("vp8", vp8),
     ("red", red),
+    ("forwarder", forwarder),
     ("signal_json", signal_json),
     ("token", token),
     ("sdp", sdp),

@@ -65,8 +65,10 @@ pub struct Forwarder {
     switches: u64,
     /// Highest temporal layer forwarded; frames above it are dropped and the stream renumbered.
     max_temporal: u8,
-    /// Picture id of the last frame dropped for its temporal layer (its other packets follow).
+    /// Picture id of the last frame dropped for its temporal layer (its other packets follow)...
     dropped_pid: Option<u16>,
+    /// ...and of the last frame forwarded.
+    sent_pid: Option<u16>,
     /// Recent temporal drops, to number a late (reordered or retransmitted) packet as if the
     /// drops after it had not happened yet.
     drops: DropRing,
@@ -146,6 +148,7 @@ impl Forwarder {
             switches: 0,
             max_temporal: u8::MAX,
             dropped_pid: None,
+            sent_pid: None,
             drops: DropRing::new(),
             highest_in: None,
         }
@@ -219,7 +222,7 @@ impl Forwarder {
         }
         let late = self.highest_in.is_some_and(|h| p.seq < h);
         if let Some(v) = p.vp8
-            && v.tid.is_some_and(|t| t > self.max_temporal)
+            && self.drops_frame_of(v)
         {
             if !late {
                 self.drop_temporal(p, v);
@@ -228,6 +231,7 @@ impl Forwarder {
         }
         if !late {
             self.highest_in = Some(p.seq);
+            self.sent_pid = p.vp8.and_then(|v| v.picture_id);
         }
         // A late packet is numbered as before the drops that came after it.
         let (seq_fix, pid_fix) = if late {
@@ -260,6 +264,19 @@ impl Forwarder {
             });
         }
         Some(out)
+    }
+
+    /// Whether the packet's frame is dropped for its temporal layer. Decided per frame: a
+    /// frame whose first packets went out goes out whole, and one whose first packets were
+    /// dropped is dropped whole, whatever the limit does in between (lowered and raised again
+    /// within a frame, the rest of a dropped frame went out without its start, numbered as
+    /// the frame before: the fuzz target `forwarder` found picture ids going backwards).
+    fn drops_frame_of(&self, v: Vp8Info) -> bool {
+        match v.picture_id {
+            Some(pid) if self.dropped_pid == Some(pid) => true,
+            Some(pid) if self.sent_pid == Some(pid) => false,
+            _ => v.tid.is_some_and(|t| t > self.max_temporal),
+        }
     }
 
     /// Drops a packet of a temporal layer above the limit: later packets are renumbered so the
@@ -307,6 +324,7 @@ impl Forwarder {
         self.highest_in = None;
         self.drops.clear();
         self.dropped_pid = None;
+        self.sent_pid = None;
     }
 }
 
@@ -516,5 +534,29 @@ mod tests {
         f.set_max_temporal(2);
         let o = f.process(&vp8_pkt(532, 16, 2, false, t0)).unwrap();
         assert_eq!(o.seq, 1008);
+    }
+
+    #[test]
+    fn the_temporal_limit_applies_to_whole_frames() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(90_000, 1000);
+        f.set_target(Some(0));
+        let mut seq = 700;
+        let mut send = |f: &mut Forwarder, pid: u16, tid: u8| {
+            seq += 1;
+            f.process(&vp8_pkt(seq, pid, tid, pid == 0, t0))
+                .map(|o| (o.seq, o.picture_id))
+        };
+        assert_eq!(send(&mut f, 0, 0), Some((1000, Some(0))));
+        // Frame 1 (TL2) has begun to go out when the limit falls to TL0: it goes out whole.
+        assert_eq!(send(&mut f, 1, 2), Some((1001, Some(1))));
+        f.set_max_temporal(0);
+        assert_eq!(send(&mut f, 1, 2), Some((1002, Some(1))));
+        // Frame 2 (TL1) is dropped from its start, and whole even when the limit rises again
+        // within it (its rest would have no start, and be numbered as frame 1).
+        assert_eq!(send(&mut f, 2, 1), None);
+        f.set_max_temporal(2);
+        assert_eq!(send(&mut f, 2, 1), None);
+        assert_eq!(send(&mut f, 3, 2), Some((1003, Some(2))));
     }
 }
