@@ -72,6 +72,9 @@ pub struct StreamResult {
     pub lost: i64,
     /// A stamp claimed a counter the publisher never sent.
     pub beyond_sent: bool,
+    /// The video layer of its publisher this subscriber received last (the server switched
+    /// it away from the others: their "lost" tails are not loss). Always true for audio.
+    pub current: bool,
 }
 
 /// What the thread hands back at the end.
@@ -207,13 +210,18 @@ impl Engine {
                 if c.dead.is_some() {
                     continue;
                 }
-                if self.media_on {
+                let media_due = self.media_on && c.next_media().is_some_and(|t| t <= now);
+                if media_due {
                     c.produce(now, now_ns, &self.cfg.shape, &mut self.sent);
                 }
-                if c.next <= now {
+                let timer_due = c.next <= now;
+                if timer_due {
                     let _ = c.rtc.handle_input(Input::Timeout(now));
                 }
-                self.drain(i, now);
+                // Only a client with something due is polled: the others only wait.
+                if media_due || timer_due {
+                    self.drain(i, now);
+                }
                 if let Some(c) = self.clients[i].as_ref() {
                     wake = wake.min(c.next);
                     if self.media_on
@@ -299,7 +307,15 @@ impl Engine {
                 Ok(r) => r,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // ICMP port unreachable and the like: ignore, the next read tells.
+                // An ICMP error queued on the socket: read on (edge-triggered poll).
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue;
+                }
                 Err(_) => return,
             };
             let now = Instant::now();
@@ -410,6 +426,16 @@ impl Engine {
             f.rx_gaps += c.recv.gaps();
             f.unstamped += c.recv.unstamped;
             f.tx_packets += c.sent_packets;
+            // Per publisher, the video layer that arrived last.
+            let mut latest: HashMap<u32, (u64, u32)> = HashMap::new();
+            for (stream, t) in &c.recv.streams {
+                if stream & 3 != 3 {
+                    let e = latest.entry(stream >> 2).or_insert((t.last_ns, *stream));
+                    if t.last_ns > e.0 {
+                        *e = (t.last_ns, *stream);
+                    }
+                }
+            }
             for (stream, t) in &c.recv.streams {
                 let sent_total = u64::from(self.sent.get(stream).copied().unwrap_or(0));
                 let sent = sent_total.saturating_sub(u64::from(t.first));
@@ -422,6 +448,8 @@ impl Engine {
                     received: t.received,
                     lost: t.skipped as i64 - t.late as i64 + tail,
                     beyond_sent: u64::from(t.max) >= sent_total,
+                    current: stream & 3 == 3
+                        || latest.get(&(stream >> 2)).is_some_and(|l| l.1 == *stream),
                 });
             }
         }

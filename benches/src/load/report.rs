@@ -179,8 +179,11 @@ pub fn build(
     let checked: Vec<_> = fin
         .streams
         .iter()
-        .filter(|s| s.audio || !facts.adaptation)
+        .filter(|s| s.audio || (!facts.adaptation && s.current))
         .collect();
+    // Layers the server switched a subscriber away from (at start: a lower layer until the
+    // top layer's keyframe).
+    let left_streams = fin.streams.iter().filter(|s| !s.current).count();
     let mismatched = checked
         .iter()
         .filter(|s| s.beyond_sent || s.lost < 0 || s.received as i64 + s.lost != s.sent as i64)
@@ -219,6 +222,16 @@ pub fn build(
         .filter(|s| s.sent > 0)
         .map(|s| s.received as f64 / s.sent as f64 * 100.0)
         .fold(100.0, f64::min);
+    let mut worst: Vec<_> = checked.iter().filter(|s| s.lost != 0).collect();
+    worst.sort_by_key(|s| std::cmp::Reverse(s.lost));
+    let worst_streams: Vec<Value> = worst
+        .iter()
+        .take(10)
+        .map(|s| {
+            json!({"subscriber": s.subscriber, "publisher": s.stream >> 2, "kind": s.stream & 3,
+                   "sent": s.sent, "received": s.received, "lost": s.lost})
+        })
+        .collect();
     let seq_loss_pct = if fin.rx_packets + fin.rx_gaps > 0 {
         fin.rx_gaps as f64 / (fin.rx_packets + fin.rx_gaps) as f64 * 100.0
     } else {
@@ -263,6 +276,8 @@ pub fn build(
         "min_stream_received_pct": min_received_pct,
         "seq_gap_loss_pct": seq_loss_pct,
         "streams_checked": checked.len(),
+        "streams_left_by_layer_switch": left_streams,
+        "worst_streams": worst_streams,
         "packets_sent_checked": sent,
         "packets_lost_checked": lost,
         "unstamped_packets": fin.unstamped,

@@ -114,10 +114,13 @@ pub struct CounterTrack {
     /// Packets that arrived below the highest counter (each fills one skipped counter, or is a
     /// duplicate).
     pub late: u64,
+    /// When the latest packet arrived (ns since the generator's clock base).
+    pub last_ns: u64,
 }
 
 impl CounterTrack {
-    fn packet(&mut self, counter: u32) {
+    fn packet(&mut self, counter: u32, now_ns: u64) {
+        self.last_ns = now_ns;
         if self.received == 0 {
             self.first = counter;
             self.max = counter;
@@ -156,7 +159,10 @@ impl RecvStats {
             self.unstamped += 1;
             return None;
         };
-        self.streams.entry(st.stream).or_default().packet(st.counter);
+        self.streams
+            .entry(st.stream)
+            .or_default()
+            .packet(st.counter, now_ns);
         Some(now_ns.saturating_sub(st.sent_ns) / 1000)
     }
 
@@ -187,7 +193,7 @@ mod tests {
         assert_eq!(s.gaps(), 2); // 14, 15
         let mut c = CounterTrack::default();
         for q in [5, 6, 9, 7] {
-            c.packet(q);
+            c.packet(q, 0);
         }
         assert_eq!((c.first, c.max, c.received, c.skipped, c.late), (5, 9, 4, 2, 1));
     }
