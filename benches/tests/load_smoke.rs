@@ -36,7 +36,9 @@ fn quick_run_delivers_and_joins() -> Result<(), String> {
     }
     let min = n("min_stream_received_pct")?;
     if min < 99.0 {
-        return Err(format!("a subscriber got {min:.2} % of a stream (< 99 %): {text}"));
+        return Err(format!(
+            "a subscriber got {min:.2} % of a stream (< 99 %): {text}"
+        ));
     }
     if n("streams_checked")? < 20.0 {
         return Err(format!("only {} streams checked", j["streams_checked"]));

@@ -163,7 +163,10 @@ fn main() -> ExitCode {
                 println!("load: invalid: {r}");
             }
             if !o.valid {
-                println!("load: unvalidated figures (not a capacity figure): {}", j["unvalidated"]);
+                println!(
+                    "load: unvalidated figures (not a capacity figure): {}",
+                    j["unvalidated"]
+                );
             }
             ExitCode::SUCCESS
         }

@@ -175,7 +175,8 @@ impl Client {
     /// Applies the server's answer to our offer.
     pub fn accept_answer(&mut self, sdp: &str) -> Result<(), ClientError> {
         let pending = self.pending.take().ok_or(ClientError::NoPendingOffer)?;
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| ClientError::Sdp(e.to_string()))?;
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| ClientError::Sdp(e.to_string()))?;
         self.rtc
             .sdp_api()
             .accept_answer(pending, answer)
@@ -279,7 +280,13 @@ impl Client {
                 counter: p.audio_counter,
                 sent_ns: now_ns,
             });
-            tx.write_rtp(RtpWrite::new(pt, p.audio_seq.into(), p.audio_ts, now, payload));
+            tx.write_rtp(RtpWrite::new(
+                pt,
+                p.audio_seq.into(),
+                p.audio_ts,
+                now,
+                payload,
+            ));
             p.audio_seq += 1;
             p.audio_ts = p.audio_ts.wrapping_add(960);
             p.audio_counter += 1;

@@ -129,8 +129,7 @@ pub fn start(
     snapshots: tokio::sync::mpsc::UnboundedSender<Snapshot>,
 ) -> Result<(EngineHandle, std::thread::JoinHandle<()>), EngineError> {
     let poll = Poll::new().map_err(EngineError::Poll)?;
-    let waker =
-        std::sync::Arc::new(Waker::new(poll.registry(), WAKER).map_err(EngineError::Poll)?);
+    let waker = std::sync::Arc::new(Waker::new(poll.registry(), WAKER).map_err(EngineError::Poll)?);
     let (tx, rx) = mpsc::channel();
     let join = std::thread::Builder::new()
         .name("load-media".into())

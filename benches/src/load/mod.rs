@@ -107,6 +107,7 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         return Err(LoadError::JanusUnimplemented);
     }
     let hz = proc::clock_ticks();
+    let _ = proc::raise_nofile();
     let generator_pinned = match o.pin {
         None => Err("pinning off (--no-pin)".to_owned()),
         Some((_, cpu)) => proc::pin_self(cpu)

@@ -60,8 +60,20 @@ pub fn seats(scenario: Scenario, n: usize, tag: &str) -> Vec<Seat> {
             };
             for r in 0..rooms {
                 let room = format!("{tag}-c{r}");
-                v.push(seat(&room, format!("{room}-doctor"), Role::Doctor, true, true));
-                v.push(seat(&room, format!("{room}-station"), Role::Station, true, true));
+                v.push(seat(
+                    &room,
+                    format!("{room}-doctor"),
+                    Role::Doctor,
+                    true,
+                    true,
+                ));
+                v.push(seat(
+                    &room,
+                    format!("{room}-station"),
+                    Role::Station,
+                    true,
+                    true,
+                ));
             }
             if scenario == Scenario::Joins {
                 v.truncate(n.max(2));
@@ -70,17 +82,41 @@ pub fn seats(scenario: Scenario, n: usize, tag: &str) -> Vec<Seat> {
         Scenario::Groups => {
             for r in 0..n {
                 let room = format!("{tag}-g{r}");
-                v.push(seat(&room, format!("{room}-doctor"), Role::Doctor, true, true));
+                v.push(seat(
+                    &room,
+                    format!("{room}-doctor"),
+                    Role::Doctor,
+                    true,
+                    true,
+                ));
                 for s in 0..3 {
-                    v.push(seat(&room, format!("{room}-s{s}"), Role::Station, true, true));
+                    v.push(seat(
+                        &room,
+                        format!("{room}-s{s}"),
+                        Role::Station,
+                        true,
+                        true,
+                    ));
                 }
             }
         }
         Scenario::Fanout => {
             let room = format!("{tag}-f");
-            v.push(seat(&room, format!("{room}-doctor"), Role::Doctor, true, false));
+            v.push(seat(
+                &room,
+                format!("{room}-doctor"),
+                Role::Doctor,
+                true,
+                false,
+            ));
             for s in 0..n {
-                v.push(seat(&room, format!("{room}-s{s}"), Role::Station, false, true));
+                v.push(seat(
+                    &room,
+                    format!("{room}-s{s}"),
+                    Role::Station,
+                    false,
+                    true,
+                ));
             }
         }
     }

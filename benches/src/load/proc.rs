@@ -105,6 +105,15 @@ pub fn pinned_to(pid: u32, cpu: usize) -> bool {
     allowed_cpus(pid).is_some_and(|v| !v.is_empty() && v.iter().all(|c| *c == cpu.to_string()))
 }
 
+/// Raises the soft open-file limit to the hard one (each client holds a UDP socket and a
+/// WebSocket); returns the new soft limit.
+pub fn raise_nofile() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).ok()?;
+    Some(hard)
+}
+
 /// Pins the calling thread (and threads it starts later) to `cpu`.
 pub fn pin_self(cpu: usize) -> Result<(), nix::Error> {
     let mut set = nix::sched::CpuSet::new();

@@ -251,7 +251,13 @@ pub fn build(
         "server_cpu_pct": window.server_user_pct + window.server_sys_pct,
     });
     let reasons_out = reasons.clone();
-    let figure = |k: &str| if valid { capacity[k].clone() } else { Value::Null };
+    let figure = |k: &str| {
+        if valid {
+            capacity[k].clone()
+        } else {
+            Value::Null
+        }
+    };
     let v = json!({
         "scenario": facts.scenario,
         "size": facts.size,

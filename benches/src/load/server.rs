@@ -189,7 +189,10 @@ pub fn start(o: &StartOptions) -> Result<Target, ServerError> {
         .env("KHAM_MEDIA__SHARDS", "1")
         .env("KHAM_MEDIA__ICE_TCP", "false")
         .env("KHAM_MEDIA__ADAPTATION", o.adaptation.to_string())
-        .env("KHAM_ROOMS__MAX_PARTICIPANTS", o.max_participants.to_string())
+        .env(
+            "KHAM_ROOMS__MAX_PARTICIPANTS",
+            o.max_participants.to_string(),
+        )
         .env("KHAM_ROOMS__MAX_ROOMS", o.max_rooms.to_string())
         .env("KHAM_HTTP__MAX_CONNECTIONS", "20000")
         .env("KHAM_ADMIN__METRICS_PUBLIC", "true")
@@ -290,7 +293,11 @@ pub fn parse_counters(text: &str) -> ServerCounters {
         udp_in: value(text, "kham_udp_datagrams_total", "direction=\"in\""),
         udp_out: value(text, "kham_udp_datagrams_total", "direction=\"out\""),
         unroutable: value(text, "kham_udp_dropped_total", "reason=\"unroutable\""),
-        send_buffer_full: value(text, "kham_udp_dropped_total", "reason=\"send_buffer_full\""),
+        send_buffer_full: value(
+            text,
+            "kham_udp_dropped_total",
+            "reason=\"send_buffer_full\"",
+        ),
         kernel_drops: value(text, "kham_udp_kernel_drops_total", ""),
     }
 }
@@ -305,6 +312,9 @@ mod tests {
                  kham_rtp_packets_total{direction=\"out\"} 25\nkham_udp_kernel_drops_total 3\n\
                  kham_udp_dropped_total{reason=\"send_buffer_full\"} 2\n";
         let c = parse_counters(t);
-        assert_eq!((c.rtp_in, c.rtp_out, c.kernel_drops, c.send_buffer_full), (10, 25, 3, 2));
+        assert_eq!(
+            (c.rtp_in, c.rtp_out, c.kernel_drops, c.send_buffer_full),
+            (10, 25, 3, 2)
+        );
     }
 }

@@ -42,9 +42,8 @@ pub struct Joiner {
     pub publish: bool,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn send(ws: &mut Ws, m: &ClientMsg) -> Result<(), SignalError> {
     ws.send(Message::text(serde_json::to_string(m)?)).await?;

@@ -195,7 +195,10 @@ mod tests {
         for q in [5, 6, 9, 7] {
             c.packet(q, 0);
         }
-        assert_eq!((c.first, c.max, c.received, c.skipped, c.late), (5, 9, 4, 2, 1));
+        assert_eq!(
+            (c.first, c.max, c.received, c.skipped, c.late),
+            (5, 9, 4, 2, 1)
+        );
     }
 
     #[test]
