@@ -101,6 +101,33 @@ fn sample(target: &Target, metrics_token: &str, engine: Option<Snapshot>) -> Sam
     }
 }
 
+/// A sample taken right after kham's `/metrics` counters moved past `prev_out`. The shard
+/// publishes its counters once a second and the monitor's view follows on its own 1 s tick,
+/// so a scrape at an arbitrary instant reads a value up to two seconds old; sampling the
+/// process CPU right after the counters change keeps both ends of an interval in the same
+/// phase of those ticks (within the 20 ms poll). Gives up after 2.5 s (counters that do not
+/// move: nothing is forwarded).
+async fn sample_fresh(
+    target: &Target,
+    token: &str,
+    prev_out: Option<u64>,
+    snaps: &mut tokio::sync::mpsc::UnboundedReceiver<Snapshot>,
+    last: &mut Option<Snapshot>,
+) -> Sample {
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    loop {
+        while let Ok(s) = snaps.try_recv() {
+            *last = Some(s);
+        }
+        let s = sample(target, token, last.clone());
+        let out = s.counters.map(|c| c.rtp_out);
+        if out.is_some() && out != prev_out || Instant::now() >= deadline {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs one load measurement and writes `out/load.json`.
 pub async fn run(o: Options) -> Result<Outcome, LoadError> {
     if o.target == TargetKind::Janus {
@@ -225,21 +252,19 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
     while let Ok(s) = snap_rx.try_recv() {
         last = Some(s);
     }
+    let now_out = sample(&target, &metrics_token, None)
+        .counters
+        .map(|c| c.rtp_out);
+    let first = sample_fresh(&target, &metrics_token, now_out, &mut snap_rx, &mut last).await;
     engine.send(Cmd::Measure(true))?;
-    let first = sample(&target, &metrics_token, last.clone());
     let mut prev = first.clone();
     let mut seconds = Vec::new();
     let t0 = Instant::now();
-    let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_secs(1),
-        Duration::from_secs(1),
-    );
     for _ in 0..o.seconds {
-        tick.tick().await;
-        while let Ok(s) = snap_rx.try_recv() {
-            last = Some(s);
-        }
-        let s = sample(&target, &metrics_token, last.clone());
+        // Wait most of the second, then for the counters' next publication.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let prev_out = prev.counters.map(|c| c.rtp_out);
+        let s = sample_fresh(&target, &metrics_token, prev_out, &mut snap_rx, &mut last).await;
         let i = report::interval(&prev, &s, hz);
         let t = t0.elapsed().as_secs_f64();
         println!("{}", report::line(t, &i, last.as_ref()));

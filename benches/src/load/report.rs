@@ -273,6 +273,7 @@ pub fn build(
         "cpu_us_per_packet_sys": figure("cpu_us_per_packet_sys"),
         "forwarded_pps": figure("forwarded_pps"),
         "unvalidated": if valid { Value::Null } else { capacity },
+        "subscriber_rx_pps": window.rx_pps,
         "server_cpu_user_pct": window.server_user_pct,
         "server_cpu_sys_pct": window.server_sys_pct,
         "generator_cpu_pct": window.generator_pct,
