@@ -63,8 +63,9 @@ struct Args {
     /// Joins started per second (0: all at once; the joins scenario always joins at once).
     #[arg(long, default_value_t = 20.0)]
     join_rate: f64,
-    /// Seconds of media between the last join and the measurement window.
-    #[arg(long, default_value_t = 2)]
+    /// Seconds of media between the last join and the measurement window (at 100 rooms the
+    /// generator needs a few seconds to catch up after the joins' handshakes).
+    #[arg(long, default_value_t = 5)]
     warmup: u64,
     /// CPU for the server (taskset -c) ...
     #[arg(long, default_value_t = 0)]

@@ -174,6 +174,15 @@ pub fn build(
             window.other_pct
         ));
     }
+    // /proc/net/snmp counts every socket of the namespace: drops beyond the server's own were
+    // the generator's sockets (or another process's), not the server's doing.
+    let outside = window.rcvbuf_errors.saturating_sub(window.kernel_drops);
+    if outside > 0 {
+        reasons.push(format!(
+            "{outside} UDP receive-buffer drops outside kham's sockets (the generator's, or \
+             another process's)"
+        ));
+    }
     // Video layers are accounted against the publisher's counters only without adaptation:
     // with it, a subscriber switches layers and leaves streams on purpose.
     let checked: Vec<_> = fin
