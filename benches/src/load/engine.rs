@@ -54,6 +54,9 @@ pub struct Snapshot {
     pub rx_packets: u64,
     pub rx_gaps: u64,
     pub tx_packets: u64,
+    /// Longest stretch the media thread spent working between two waits in this second (ms):
+    /// a datagram arriving then waited up to this long in its socket, and its delay includes it.
+    pub busy_max_ms: f64,
     /// Delays of this second only.
     pub delay_p50_ms: Option<f64>,
     pub delay_p99_ms: Option<f64>,
@@ -151,6 +154,7 @@ struct Engine {
     window: Histogram,
     second: Histogram,
     buf: Vec<u8>,
+    busy_max: Duration,
 }
 
 impl Engine {
@@ -173,6 +177,7 @@ impl Engine {
             window: Histogram::default(),
             second: Histogram::default(),
             buf: vec![0; 2048],
+            busy_max: Duration::ZERO,
         }
     }
 
@@ -183,6 +188,7 @@ impl Engine {
     fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         let mut next_snapshot = Instant::now() + Duration::from_secs(1);
+        let mut woke = Instant::now();
         loop {
             loop {
                 match self.rx.try_recv() {
@@ -230,13 +236,18 @@ impl Engine {
                     }
                 }
             }
-            let timeout = wake.saturating_duration_since(Instant::now());
+            let before_wait = Instant::now();
+            self.busy_max = self
+                .busy_max
+                .max(before_wait.saturating_duration_since(woke));
+            let timeout = wake.saturating_duration_since(before_wait);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != ErrorKind::Interrupted
             {
                 eprintln!("load: media poll failed: {e}");
                 return;
             }
+            woke = Instant::now();
             for ev in events.iter() {
                 if ev.token() != WAKER {
                     self.read(ev.token().0);
@@ -384,6 +395,7 @@ impl Engine {
             rx_packets: 0,
             rx_gaps: 0,
             tx_packets: 0,
+            busy_max_ms: self.busy_max.as_secs_f64() * 1000.0,
             delay_p50_ms: self.second.quantile_ms(0.5),
             delay_p99_ms: self.second.quantile_ms(0.99),
         };
@@ -397,6 +409,7 @@ impl Engine {
             s.tx_packets += c.sent_packets;
         }
         self.second.clear();
+        self.busy_max = Duration::ZERO;
         let _ = self.snapshots.send(s);
     }
 

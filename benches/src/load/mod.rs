@@ -299,6 +299,7 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         generator_pinned,
         pss_mb,
         started_server: o.url.is_none(),
+        generator_cpu: o.pin.map(|(_, g)| g),
     };
     let (json, valid, reasons) = report::build(&facts, &window, &fin, &seconds);
     drop(target);

@@ -34,32 +34,43 @@ pub fn proc_cpu(pid: u32) -> Option<ProcCpu> {
     })
 }
 
-/// Busy and total ticks of the whole machine (the `cpu` line of `/proc/stat`).
-#[derive(Debug, Clone, Copy, Default)]
+/// Busy and total ticks of the whole machine (the `cpu` line of `/proc/stat`) and of each CPU
+/// (`cpuN`).
+#[derive(Debug, Clone, Default)]
 pub struct MachineCpu {
     pub busy: u64,
     pub total: u64,
-    pub cpus: u64,
+    pub per_cpu: Vec<(u64, u64)>,
 }
 
-pub fn machine_cpu() -> Option<MachineCpu> {
-    let s = fs::read_to_string("/proc/stat").ok()?;
-    let mut lines = s.lines();
-    let v: Vec<u64> = lines
-        .next()?
+/// (busy, total) of one `cpu` line's values.
+fn busy_total(values: &str) -> Option<(u64, u64)> {
+    let v: Vec<u64> = values
         .split_whitespace()
-        .skip(1)
         .filter_map(|x| x.parse().ok())
         .collect();
     // user nice system idle iowait irq softirq steal (guest is inside user).
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
-    let cpus = lines.filter(|l| l.starts_with("cpu")).count() as u64;
-    Some(MachineCpu {
-        busy: total - idle,
-        total,
-        cpus: cpus.max(1),
-    })
+    Some((total - idle, total))
+}
+
+pub fn machine_cpu() -> Option<MachineCpu> {
+    let s = fs::read_to_string("/proc/stat").ok()?;
+    let mut m = MachineCpu::default();
+    for l in s.lines() {
+        if let Some(rest) = l.strip_prefix("cpu ") {
+            (m.busy, m.total) = busy_total(rest)?;
+        } else if let Some(rest) = l.strip_prefix("cpu") {
+            let (n, values) = rest.split_once(' ')?;
+            let n: usize = n.parse().ok()?;
+            if m.per_cpu.len() <= n {
+                m.per_cpu.resize(n + 1, (0, 0));
+            }
+            m.per_cpu[n] = busy_total(values)?;
+        }
+    }
+    Some(m)
 }
 
 /// Proportional set size of `pid` in MiB.
@@ -132,7 +143,7 @@ mod tests {
         assert!(proc_cpu(me).is_some());
         assert!(pss_mb(me).unwrap() > 0.0);
         let m = machine_cpu().unwrap();
-        assert!(m.total >= m.busy && m.cpus >= 1);
+        assert!(m.total >= m.busy && !m.per_cpu.is_empty());
         assert!(udp_buf_errors().is_some());
         assert!(!allowed_cpus(me).unwrap().is_empty());
         assert!(clock_ticks() > 0);

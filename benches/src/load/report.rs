@@ -29,6 +29,8 @@ pub struct Interval {
     pub generator_pct: f64,
     /// Busy CPU of the machine not used by the two processes, % of the whole machine.
     pub other_pct: f64,
+    /// How busy each CPU was (everything on it), %.
+    pub per_cpu_busy_pct: Vec<f64>,
     pub forwarded: u64,
     pub forwarded_pps: f64,
     pub us_per_packet_user: Option<f64>,
@@ -64,10 +66,16 @@ pub fn interval(a: &Sample, b: &Sample, hz: u64) -> Interval {
         g = d(x.utime + x.stime, y.utime + y.stime);
         i.generator_pct = g as f64 * tick / secs * 100.0;
     }
-    if let (Some(x), Some(y)) = (a.machine, b.machine) {
+    if let (Some(x), Some(y)) = (&a.machine, &b.machine) {
         let total = d(x.total, y.total).max(1);
         let other = d(x.busy, y.busy).saturating_sub(su + ss + g);
         i.other_pct = other as f64 / total as f64 * 100.0;
+        i.per_cpu_busy_pct = x
+            .per_cpu
+            .iter()
+            .zip(&y.per_cpu)
+            .map(|(p, q)| d(p.0, q.0) as f64 / d(p.1, q.1).max(1) as f64 * 100.0)
+            .collect();
     }
     if let (Some(x), Some(y)) = (a.counters, b.counters) {
         i.forwarded = d(x.rtp_out, y.rtp_out);
@@ -99,14 +107,18 @@ pub fn line(t: f64, i: &Interval, s: Option<&Snapshot>) -> String {
     };
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
     format!(
-        "t={t:5.1}s fwd={:8.0}pps srv_cpu={:5.1}%u+{:4.1}%s us/pkt={us} gen={:5.1}% other={:5.1}% \
+        "t={t:5.1}s fwd={:8.0}pps srv_cpu={:5.1}%u+{:4.1}%s us/pkt={us} gen={:5.1}% other={:5.1}% cpus={:?} \
          rx={:8.0}pps gaps={} drops(kham={} kernel={} rcvbuf={} sndbuf={}) delay p50={} p99={} ms \
-         recv={}/{}",
+         gen_busy_max={:.1}ms recv={}/{}",
         i.forwarded_pps,
         i.server_user_pct,
         i.server_sys_pct,
         i.generator_pct,
         i.other_pct,
+        i.per_cpu_busy_pct
+            .iter()
+            .map(|p| p.round() as i64)
+            .collect::<Vec<_>>(),
         i.rx_pps,
         i.rx_gaps,
         i.kham_drops,
@@ -115,6 +127,7 @@ pub fn line(t: f64, i: &Interval, s: Option<&Snapshot>) -> String {
         i.sndbuf_errors,
         ms(s.and_then(|s| s.delay_p50_ms)),
         ms(s.and_then(|s| s.delay_p99_ms)),
+        s.map_or(0.0, |s| s.busy_max_ms),
         s.map_or(0, |s| s.receiving),
         s.map_or(0, |s| s.clients),
     )
@@ -146,6 +159,8 @@ pub struct RunFacts {
     pub generator_pinned: Result<(), String>,
     pub pss_mb: Option<f64>,
     pub started_server: bool,
+    /// CPU of the generator (its core's busy time is checked).
+    pub generator_cpu: Option<usize>,
 }
 
 /// The whole `load.json`.
@@ -166,6 +181,17 @@ pub fn build(
         reasons.push(format!(
             "generator core at {:.1} % (> 85 %): generator-bound",
             window.generator_pct
+        ));
+    }
+    // The generator's core, whoever keeps it busy: a neighbour on it starves the generator
+    // as surely as its own work.
+    if let Some(busy) = facts
+        .generator_cpu
+        .and_then(|c| window.per_cpu_busy_pct.get(c))
+        && *busy > 85.0
+    {
+        reasons.push(format!(
+            "the generator's CPU was {busy:.1} % busy (> 85 %) with everything on it"
         ));
     }
     if window.other_pct > 5.0 {
@@ -287,6 +313,7 @@ pub fn build(
         "server_cpu_sys_pct": window.server_sys_pct,
         "generator_cpu_pct": window.generator_pct,
         "other_load_pct": window.other_pct,
+        "per_cpu_busy_pct": window.per_cpu_busy_pct,
         "loss_pct": loss_pct,
         "worst_stream_loss_pct": worst_stream_loss_pct,
         "min_stream_received_pct": min_received_pct,
@@ -330,11 +357,13 @@ pub fn second_json(t: f64, i: &Interval, s: Option<&Snapshot>) -> Value {
         "us_per_packet_sys": i.us_per_packet_sys,
         "generator_cpu_pct": i.generator_pct,
         "other_load_pct": i.other_pct,
+        "per_cpu_busy_pct": i.per_cpu_busy_pct,
         "rx_pps": i.rx_pps,
         "seq_gaps": i.rx_gaps,
         "kham_dropped": i.kham_drops,
         "kernel_drops": i.kernel_drops,
         "delay_p50_ms": s.and_then(|s| s.delay_p50_ms),
         "delay_p99_ms": s.and_then(|s| s.delay_p99_ms),
+        "generator_busy_max_ms": s.map(|s| s.busy_max_ms),
     })
 }
