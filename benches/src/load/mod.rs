@@ -148,6 +148,7 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
             }),
     };
     let seats = plan::seats(o.scenario, o.size, "load");
+    std::fs::create_dir_all(&o.out).map_err(|e| LoadError::Write(o.out.clone(), e))?;
     let target = match &o.url {
         Some(url) => Target::external(url, &o.api_key, &o.api_secret)?,
         None => {
@@ -156,7 +157,8 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
                 bin,
                 cpu: o.pin.map(|(s, _)| s),
                 adaptation: o.adaptation,
-                max_participants: plan::room_size(o.scenario, o.size).max(8),
+                max_participants: plan::room_size(o.scenario, o.size),
+                log: o.out.join("kham.log"),
                 max_rooms: seats.len().max(1000),
                 verbose: o.verbose,
             };

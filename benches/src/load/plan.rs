@@ -9,7 +9,8 @@ pub enum Scenario {
     Consults,
     /// S2: N rooms of four parties, all publish, each receives the three others.
     Groups,
-    /// S3: one publisher, N subscribers in one room.
+    /// S3: one publisher to N subscribers; kham's calls hold 8 at most, so N > 7 subscribers
+    /// are spread over rooms of one publisher and 7 subscribers.
     Fanout,
     /// S4: N participants (N/2 consults) joining at once.
     Joins,
@@ -101,34 +102,42 @@ pub fn seats(scenario: Scenario, n: usize, tag: &str) -> Vec<Seat> {
             }
         }
         Scenario::Fanout => {
-            let room = format!("{tag}-f");
-            v.push(seat(
-                &room,
-                format!("{room}-doctor"),
-                Role::Doctor,
-                true,
-                false,
-            ));
-            for s in 0..n {
+            // kham allows at most 8 participants in a call (rooms.max_participants <= 8): N
+            // subscribers are spread over rooms of one publisher and up to 7 subscribers.
+            for r in 0..n.div_ceil(FANOUT_PER_ROOM) {
+                let room = format!("{tag}-f{r}");
                 v.push(seat(
                     &room,
-                    format!("{room}-s{s}"),
-                    Role::Station,
-                    false,
+                    format!("{room}-doctor"),
+                    Role::Doctor,
                     true,
+                    false,
                 ));
+                let k = (n - r * FANOUT_PER_ROOM).min(FANOUT_PER_ROOM);
+                for s in 0..k {
+                    v.push(seat(
+                        &room,
+                        format!("{room}-s{s}"),
+                        Role::Station,
+                        false,
+                        true,
+                    ));
+                }
             }
         }
     }
     v
 }
 
+/// Subscribers per publisher in the fanout scenario: kham's largest call is 8.
+pub const FANOUT_PER_ROOM: usize = 7;
+
 /// Participants per room the server must allow.
 pub fn room_size(scenario: Scenario, n: usize) -> usize {
     match scenario {
         Scenario::Consults | Scenario::Joins => 2,
         Scenario::Groups => 4,
-        Scenario::Fanout => n + 1,
+        Scenario::Fanout => n.min(FANOUT_PER_ROOM) + 1,
     }
 }
 
@@ -143,6 +152,10 @@ mod tests {
         let f = seats(Scenario::Fanout, 7, "t");
         assert_eq!(f.len(), 8);
         assert!(f[0].publish && !f[0].receives && !f[1].publish);
+        let f = seats(Scenario::Fanout, 50, "t");
+        assert_eq!(f.iter().filter(|s| s.publish).count(), 8);
+        assert_eq!(f.iter().filter(|s| s.receives).count(), 50);
+        assert_eq!(room_size(Scenario::Fanout, 50), 8);
         assert_eq!(seats(Scenario::Joins, 7, "t").len(), 7);
     }
 }

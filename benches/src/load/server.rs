@@ -21,8 +21,8 @@ pub enum ServerError {
     NoBinary,
     #[error("starting {0}: {1}")]
     Spawn(String, std::io::Error),
-    #[error("kham exited during startup ({0})")]
-    Exited(std::process::ExitStatus),
+    #[error("kham exited during startup ({0}); its output ends with:\n{1}")]
+    Exited(std::process::ExitStatus, String),
     #[error("kham did not answer /healthz within 20 s")]
     NotReady,
     #[error("no free port: {0}")]
@@ -157,8 +157,9 @@ pub struct StartOptions {
     pub adaptation: bool,
     pub max_participants: usize,
     pub max_rooms: usize,
-    /// Print the server's log.
+    /// Print the server's log (else it goes to `log`).
     pub verbose: bool,
+    pub log: PathBuf,
 }
 
 /// Starts `kham serve --dev` on free ports with one media shard and public `/metrics`.
@@ -177,10 +178,15 @@ pub fn start(o: &StartOptions) -> Result<Target, ServerError> {
         }
         None => Command::new(&o.bin),
     };
-    let out = if o.verbose {
-        Stdio::inherit()
+    let (out, err) = if o.verbose {
+        (Stdio::inherit(), Stdio::inherit())
     } else {
-        Stdio::null()
+        let f = std::fs::File::create(&o.log)
+            .map_err(|e| ServerError::Spawn(o.log.display().to_string(), e))?;
+        let g = f
+            .try_clone()
+            .map_err(|e| ServerError::Spawn(o.log.display().to_string(), e))?;
+        (Stdio::from(f), Stdio::from(g))
     };
     cmd.args(["serve", "--dev"])
         .env("KHAM_HTTP__LISTEN", tcp.to_string())
@@ -200,11 +206,7 @@ pub fn start(o: &StartOptions) -> Result<Target, ServerError> {
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(out)
-        .stderr(if o.verbose {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
+        .stderr(err);
     let child = cmd
         .spawn()
         .map_err(|e| ServerError::Spawn(o.bin.display().to_string(), e))?;
@@ -218,7 +220,10 @@ pub fn start(o: &StartOptions) -> Result<Target, ServerError> {
         if let Some(c) = &mut t.child
             && let Ok(Some(status)) = c.try_wait()
         {
-            return Err(ServerError::Exited(status));
+            let log = std::fs::read_to_string(&o.log).unwrap_or_default();
+            let mut tail: Vec<&str> = log.lines().rev().take(10).collect();
+            tail.reverse();
+            return Err(ServerError::Exited(status, tail.join("\n")));
         }
         if http_get(tcp, "/healthz", None).is_ok_and(|(s, _)| s == 200) {
             return Ok(t);
