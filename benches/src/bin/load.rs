@@ -49,6 +49,10 @@ struct Args {
     /// Measure a running kham at http://HOST:PORT instead of starting one.
     #[arg(long)]
     url: Option<String>,
+    /// With --url: the server's pid, so its CPU and memory are read (and its pinning checked).
+    /// Pass --adaptation too when that server adapts (media.adaptation = true, its default).
+    #[arg(long, requires = "url")]
+    server_pid: Option<u32>,
     /// API key and secret of the server (tokens, /metrics); default: kham's --dev pair.
     #[arg(long, env = "KHAM_AUTH__API_KEY", default_value = kham_benches::load::server::DEV_API_KEY)]
     api_key: String,
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         },
         out: a.out,
         url: a.url,
+        server_pid: a.server_pid,
         api_key: a.api_key,
         api_secret: a.api_secret,
         kham_bin: a.kham_bin,

@@ -45,6 +45,8 @@ pub struct Options {
     pub out: PathBuf,
     /// An already running kham (http://HOST:PORT); None: start one.
     pub url: Option<String>,
+    /// The pid of the server behind `url`, to read its CPU and memory.
+    pub server_pid: Option<u32>,
     pub api_key: String,
     pub api_secret: String,
     pub kham_bin: Option<PathBuf>,
@@ -147,10 +149,17 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
                 }
             }),
     };
-    let seats = plan::seats(o.scenario, o.size, "load");
+    // Room names of two runs against one server (--url) must not meet.
+    let tag = format!(
+        "load{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() % 1_000_000)
+    );
+    let seats = plan::seats(o.scenario, o.size, &tag);
     std::fs::create_dir_all(&o.out).map_err(|e| LoadError::Write(o.out.clone(), e))?;
     let target = match &o.url {
-        Some(url) => Target::external(url, &o.api_key, &o.api_secret)?,
+        Some(url) => Target::external(url, &o.api_key, &o.api_secret, o.server_pid)?,
         None => {
             let bin = server::find_binary(o.kham_bin.as_deref())?;
             let opts = server::StartOptions {
@@ -169,7 +178,9 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
     };
     let server_pinned = match (o.pin, target.pid()) {
         (None, _) => Err("pinning off (--no-pin)".to_owned()),
-        (Some(_), None) => Err("server not started by this run (--url)".to_owned()),
+        (Some(_), None) => {
+            Err("server not started by this run (--url), no --server-pid".to_owned())
+        }
         (Some((cpu, _)), Some(pid)) => {
             if proc::pinned_to(pid, cpu) {
                 Ok(())

@@ -82,7 +82,7 @@ pub fn interval(a: &Sample, b: &Sample, hz: u64) -> Interval {
         i.forwarded_pps = i.forwarded as f64 / secs;
         i.kham_drops = d(x.send_buffer_full, y.send_buffer_full) + d(x.unroutable, y.unroutable);
         i.kernel_drops = d(x.kernel_drops, y.kernel_drops);
-        if i.forwarded > 0 {
+        if i.forwarded > 0 && a.server.is_some() && b.server.is_some() {
             let per = 1e6 * tick / i.forwarded as f64;
             i.us_per_packet_user = Some(su as f64 * per);
             i.us_per_packet_sys = Some(ss as f64 * per);

@@ -42,6 +42,8 @@ pub struct Target {
     pub http: SocketAddr,
     pub keys: TokenKeys,
     pub child: Option<Child>,
+    /// A server this run did not start, whose CPU and memory are still read (`--server-pid`).
+    pub external_pid: Option<u32>,
 }
 
 impl Drop for Target {
@@ -54,13 +56,18 @@ impl Drop for Target {
 }
 
 impl Target {
-    /// The pid of the server when this run started it.
+    /// The pid of the server (started by this run, or given with `--server-pid`).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.as_ref().map(Child::id).or(self.external_pid)
     }
 
     /// An existing server at `http://HOST:PORT`.
-    pub fn external(url: &str, key: &str, secret: &str) -> Result<Target, ServerError> {
+    pub fn external(
+        url: &str,
+        key: &str,
+        secret: &str,
+        pid: Option<u32>,
+    ) -> Result<Target, ServerError> {
         let host = url
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -73,6 +80,7 @@ impl Target {
             http,
             keys: TokenKeys::new(key, secret),
             child: None,
+            external_pid: pid,
         })
     }
 
@@ -214,6 +222,7 @@ pub fn start(o: &StartOptions) -> Result<Target, ServerError> {
         http: tcp,
         keys: TokenKeys::new(DEV_API_KEY, DEV_API_SECRET),
         child: Some(child),
+        external_pid: None,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
