@@ -54,14 +54,15 @@ impl Stamp {
     }
 }
 
-/// Deterministic filler so payloads are not all zeros.
-fn fill(out: &mut Vec<u8>, len: usize, seed: u32) {
-    let mut x = seed | 1;
+/// Filler bytes (their content does not matter: SRTP encrypts them, kham reads only the
+/// descriptor and the frame header). A byte-by-byte generator cost 11 % of the generator's CPU.
+const FILLER: [u8; 256] = [0xA5; 256];
+
+/// Pads `out` to `len` bytes.
+fn fill(out: &mut Vec<u8>, len: usize) {
     while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        out.push(x as u8);
+        let n = (len - out.len()).min(FILLER.len());
+        out.extend_from_slice(&FILLER[..n]);
     }
 }
 
@@ -71,7 +72,7 @@ pub fn opus_payload(stamp: Stamp) -> Vec<u8> {
     let mut b = Vec::with_capacity(len);
     b.push(OPUS_TOC);
     stamp.write(&mut b);
-    fill(&mut b, len, stamp.counter);
+    fill(&mut b, len);
     b
 }
 
@@ -145,7 +146,7 @@ impl Vp8State {
             }
             stamp().write(&mut b);
             let len = (DESC_LEN + n).max(b.len());
-            fill(&mut b, len, pid.into());
+            fill(&mut b, len);
             left = left.saturating_sub(len - DESC_LEN);
             payloads.push(b);
             first = false;
