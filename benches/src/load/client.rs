@@ -201,7 +201,7 @@ impl Client {
     }
 
     /// Handles one str0m event.
-    pub fn event(&mut self, e: Event, now: Instant, now_ns: u64) -> Option<u64> {
+    pub fn event(&mut self, e: Event, now: Instant, now_ns: u64) -> Option<(u64, bool)> {
         match e {
             Event::Connected => {
                 self.connected = true;

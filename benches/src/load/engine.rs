@@ -84,6 +84,8 @@ pub struct StreamResult {
 #[derive(Debug, Clone)]
 pub struct Final {
     pub window_delay: Histogram,
+    /// Audio packets only (never paced behind video frames).
+    pub window_delay_audio: Histogram,
     /// WS open to first RTP, per client that received any (ms).
     pub join_ms: Vec<f64>,
     pub clients: usize,
@@ -152,6 +154,7 @@ struct Engine {
     media_on: bool,
     measuring: bool,
     window: Histogram,
+    window_audio: Histogram,
     second: Histogram,
     buf: Vec<u8>,
     busy_max: Duration,
@@ -175,6 +178,7 @@ impl Engine {
             media_on: true,
             measuring: false,
             window: Histogram::default(),
+            window_audio: Histogram::default(),
             second: Histogram::default(),
             buf: vec![0; 2048],
             busy_max: Duration::ZERO,
@@ -300,6 +304,7 @@ impl Engine {
                 self.measuring = on;
                 if on {
                     self.window.clear();
+                    self.window_audio.clear();
                 }
             }
             Cmd::StopMedia => self.media_on = false,
@@ -368,10 +373,13 @@ impl Engine {
                     let _ = c.socket.send_to(&t.contents, t.destination);
                 }
                 Ok(Output::Event(e)) => {
-                    if let Some(us) = c.event(e, now, now_ns) {
+                    if let Some((us, audio)) = c.event(e, now, now_ns) {
                         self.second.record(us);
                         if self.measuring {
                             self.window.record(us);
+                            if audio {
+                                self.window_audio.record(us);
+                            }
                         }
                     }
                 }
@@ -416,6 +424,7 @@ impl Engine {
     fn finish(&mut self) -> Final {
         let mut f = Final {
             window_delay: self.window.clone(),
+            window_delay_audio: self.window_audio.clone(),
             join_ms: Vec::new(),
             clients: 0,
             dead: Vec::new(),

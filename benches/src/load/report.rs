@@ -331,6 +331,8 @@ pub fn build(
         "delay_p50_ms": fin.window_delay.quantile_ms(0.5),
         "delay_p99_ms": fin.window_delay.quantile_ms(0.99),
         "delay_samples": fin.window_delay.count(),
+        "delay_audio_p50_ms": fin.window_delay_audio.quantile_ms(0.5),
+        "delay_audio_p99_ms": fin.window_delay_audio.quantile_ms(0.99),
         "join_p50_ms": quantile(&mut joins, 0.5),
         "join_p99_ms": quantile(&mut joins, 0.99),
         "join_max_ms": quantile(&mut joins, 1.0),

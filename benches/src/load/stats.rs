@@ -148,14 +148,15 @@ pub struct RecvStats {
 }
 
 impl RecvStats {
-    /// Notes a received packet; returns its delay in µs if it had a stamp.
+    /// Notes a received packet; returns its delay in µs and whether it was audio, if it had a
+    /// stamp.
     pub fn packet(
         &mut self,
         ssrc: u32,
         seq: u64,
         stamp: Option<crate::load::media::Stamp>,
         now_ns: u64,
-    ) -> Option<u64> {
+    ) -> Option<(u64, bool)> {
         self.seq.entry(ssrc).or_default().packet(seq);
         let Some(st) = stamp else {
             self.unstamped += 1;
@@ -165,7 +166,7 @@ impl RecvStats {
             .entry(st.stream)
             .or_default()
             .packet(st.counter, now_ns);
-        Some(now_ns.saturating_sub(st.sent_ns) / 1000)
+        Some((now_ns.saturating_sub(st.sent_ns) / 1000, st.stream & 3 == 3))
     }
 
     /// Packets received on all SSRCs.
