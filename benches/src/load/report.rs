@@ -330,6 +330,7 @@ pub fn build(
         "udp_sndbuf_errors": window.sndbuf_errors,
         "delay_p50_ms": fin.window_delay.quantile_ms(0.5),
         "delay_p99_ms": fin.window_delay.quantile_ms(0.99),
+        "delay_p1_ms": fin.window_delay.quantile_ms(0.01),
         "delay_samples": fin.window_delay.count(),
         "delay_audio_p50_ms": fin.window_delay_audio.quantile_ms(0.5),
         "delay_audio_p99_ms": fin.window_delay_audio.quantile_ms(0.99),
