@@ -1,0 +1,329 @@
+//! `load`: kham's load generator and capacity measurement (issue 15, CAPACITY.md §1.5).
+//!
+//! str0m clients (full ICE, DTLS, SRTP, TWCC feedback), one UDP socket each, all on one media
+//! thread ([`engine`]); signaling over kham's WebSocket on a tokio runtime ([`signal`]); the
+//! server's CPU, counters and memory from `/proc` and `/metrics` ([`proc`], [`server`]); the
+//! figures and validity rules in [`report`].
+
+pub mod client;
+pub mod engine;
+pub mod media;
+pub mod plan;
+pub mod proc;
+pub mod report;
+pub mod server;
+pub mod signal;
+pub mod stats;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{oneshot, watch};
+
+use crate::load::client::MediaShape;
+use crate::load::engine::{Cmd, EngineConfig, Snapshot};
+use crate::load::plan::Scenario;
+use crate::load::report::{RunFacts, Sample};
+use crate::load::server::{ServerError, Target};
+
+/// Which server is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Kham,
+    Janus,
+}
+
+/// A load run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub scenario: Scenario,
+    pub size: usize,
+    pub seconds: u64,
+    pub target: TargetKind,
+    pub out: PathBuf,
+    /// An already running kham (http://HOST:PORT); None: start one.
+    pub url: Option<String>,
+    /// The pid of the server behind `url`, to read its CPU and memory.
+    pub server_pid: Option<u32>,
+    pub api_key: String,
+    pub api_secret: String,
+    pub kham_bin: Option<PathBuf>,
+    pub adaptation: bool,
+    /// Joins started per second (0: all at once).
+    pub join_rate: f64,
+    pub warmup: Duration,
+    /// CPUs of the server and the generator; None: no pinning.
+    pub pin: Option<(usize, usize)>,
+    pub bind: IpAddr,
+    pub shape: MediaShape,
+    pub verbose: bool,
+}
+
+/// Why a run could not be made at all (an invalid measurement is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("--target janus is not implemented yet (kham only)")]
+    JanusUnimplemented,
+    #[error("server: {0}")]
+    Server(#[from] ServerError),
+    #[error("media thread: {0}")]
+    Engine(#[from] engine::EngineError),
+    #[error("writing {0}: {1}")]
+    Write(PathBuf, std::io::Error),
+    #[error("the media thread did not hand back its results")]
+    NoResults,
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The outcome: `load.json`'s content and where it went.
+#[derive(Debug)]
+pub struct Outcome {
+    pub json: Value,
+    pub valid: bool,
+    pub reasons: Vec<String>,
+    pub path: PathBuf,
+}
+
+fn sample(target: &Target, metrics_token: &str, engine: Option<Snapshot>) -> Sample {
+    let counters = server::http_get(target.http, "/metrics", Some(metrics_token))
+        .ok()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, body)| server::parse_counters(&body));
+    Sample {
+        at: Instant::now(),
+        server: target.pid().and_then(proc::proc_cpu),
+        generator: proc::proc_cpu(std::process::id()),
+        machine: proc::machine_cpu(),
+        counters,
+        udp_errors: proc::udp_buf_errors(),
+        engine,
+    }
+}
+
+/// A sample taken right after kham's `/metrics` counters moved past `prev_out`. The shard
+/// publishes its counters once a second and the monitor's view follows on its own 1 s tick,
+/// so a scrape at an arbitrary instant reads a value up to two seconds old; sampling the
+/// process CPU right after the counters change keeps both ends of an interval in the same
+/// phase of those ticks (within the 20 ms poll). Gives up after 2.5 s (counters that do not
+/// move: nothing is forwarded).
+async fn sample_fresh(
+    target: &Target,
+    token: &str,
+    prev_out: Option<u64>,
+    snaps: &mut tokio::sync::mpsc::UnboundedReceiver<Snapshot>,
+    last: &mut Option<Snapshot>,
+) -> Sample {
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    loop {
+        while let Ok(s) = snaps.try_recv() {
+            *last = Some(s);
+        }
+        let s = sample(target, token, last.clone());
+        let out = s.counters.map(|c| c.rtp_out);
+        if out.is_some() && out != prev_out || Instant::now() >= deadline {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs one load measurement and writes `out/load.json`.
+pub async fn run(o: Options) -> Result<Outcome, LoadError> {
+    if o.target == TargetKind::Janus {
+        return Err(LoadError::JanusUnimplemented);
+    }
+    let hz = proc::clock_ticks();
+    let _ = proc::raise_nofile();
+    let generator_pinned = match o.pin {
+        None => Err("pinning off (--no-pin)".to_owned()),
+        Some((_, cpu)) => proc::pin_self(cpu)
+            .map_err(|e| format!("sched_setaffinity to CPU {cpu}: {e}"))
+            .and_then(|()| {
+                if proc::pinned_to(std::process::id(), cpu) {
+                    Ok(())
+                } else {
+                    Err(format!("not every generator thread is on CPU {cpu}"))
+                }
+            }),
+    };
+    // Room names of two runs against one server (--url) must not meet.
+    let tag = format!(
+        "load{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() % 1_000_000)
+    );
+    let seats = plan::seats(o.scenario, o.size, &tag);
+    std::fs::create_dir_all(&o.out).map_err(|e| LoadError::Write(o.out.clone(), e))?;
+    let target = match &o.url {
+        Some(url) => Target::external(url, &o.api_key, &o.api_secret, o.server_pid)?,
+        None => {
+            let bin = server::find_binary(o.kham_bin.as_deref())?;
+            let opts = server::StartOptions {
+                bin,
+                cpu: o.pin.map(|(s, _)| s),
+                adaptation: o.adaptation,
+                max_participants: plan::room_size(o.scenario, o.size),
+                log: o.out.join("kham.log"),
+                max_rooms: seats.len().max(1000),
+                verbose: o.verbose,
+            };
+            tokio::task::spawn_blocking(move || server::start(&opts))
+                .await
+                .map_err(|_| LoadError::NoResults)??
+        }
+    };
+    let server_pinned = match (o.pin, target.pid()) {
+        (None, _) => Err("pinning off (--no-pin)".to_owned()),
+        (Some(_), None) => {
+            Err("server not started by this run (--url), no --server-pid".to_owned())
+        }
+        (Some((cpu, _)), Some(pid)) => {
+            if proc::pinned_to(pid, cpu) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "server threads allowed on {:?}, not CPU {cpu} alone",
+                    proc::allowed_cpus(pid)
+                ))
+            }
+        }
+    };
+    let metrics_token = target.admin_token()?;
+
+    let (snap_tx, mut snap_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (engine, media_thread) = engine::start(
+        EngineConfig {
+            bind: o.bind,
+            shape: o.shape.clone(),
+        },
+        snap_tx,
+    )?;
+    let (leave_tx, leave_rx) = watch::channel(false);
+    let started = Instant::now();
+    let mut joins = Vec::new();
+    let gap = if o.join_rate > 0.0 {
+        Duration::from_secs_f64(1.0 / o.join_rate)
+    } else {
+        Duration::ZERO
+    };
+    let mut tasks = Vec::new();
+    for (idx, s) in seats.iter().enumerate() {
+        let token = target.token(&s.room, &s.identity, s.role)?;
+        let j = signal::Joiner {
+            idx,
+            url: target.ws_url(&s.room, &token),
+            publish: s.publish,
+        };
+        let (tx, rx) = oneshot::channel();
+        joins.push(rx);
+        tasks.push(tokio::spawn(signal::participant(
+            j,
+            engine.clone(),
+            leave_rx.clone(),
+            tx,
+        )));
+        if !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
+    }
+    let mut join_errors = Vec::new();
+    let mut joins_signaled = 0;
+    for (i, rx) in joins.into_iter().enumerate() {
+        match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(Ok(()))) => joins_signaled += 1,
+            Ok(Ok(Err(e))) => join_errors.push(format!("{i}: {e}")),
+            Ok(Err(_)) => join_errors.push(format!("{i}: signaling task ended")),
+            Err(_) => join_errors.push(format!("{i}: no answer within 30 s")),
+        }
+    }
+    let receivers = seats.iter().filter(|s| s.receives).count();
+    // Wait until every receiver gets media (or 30 s), draining snapshots.
+    let mut last: Option<Snapshot> = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(s)) = tokio::time::timeout(Duration::from_millis(1100), snap_rx.recv()).await
+        {
+            let done = s.receiving >= receivers;
+            last = Some(s);
+            if done {
+                break;
+            }
+        }
+    }
+    eprintln!(
+        "load: {} participants, {} signaled, {} receiving after {:.1} s",
+        seats.len(),
+        joins_signaled,
+        last.as_ref().map_or(0, |s| s.receiving),
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(o.warmup).await;
+    while let Ok(s) = snap_rx.try_recv() {
+        last = Some(s);
+    }
+    let now_out = sample(&target, &metrics_token, None)
+        .counters
+        .map(|c| c.rtp_out);
+    let first = sample_fresh(&target, &metrics_token, now_out, &mut snap_rx, &mut last).await;
+    engine.send(Cmd::Measure(true))?;
+    let mut prev = first.clone();
+    let mut seconds = Vec::new();
+    let t0 = Instant::now();
+    for _ in 0..o.seconds {
+        // Wait most of the second, then for the counters' next publication.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let prev_out = prev.counters.map(|c| c.rtp_out);
+        let s = sample_fresh(&target, &metrics_token, prev_out, &mut snap_rx, &mut last).await;
+        let i = report::interval(&prev, &s, hz);
+        let t = t0.elapsed().as_secs_f64();
+        println!("{}", report::line(t, &i, last.as_ref()));
+        seconds.push(report::second_json(t, &i, last.as_ref()));
+        prev = s;
+    }
+    let window = report::interval(&first, &prev, hz);
+    let pss_mb = target.pid().and_then(proc::pss_mb);
+    engine.send(Cmd::Measure(false))?;
+    engine.send(Cmd::StopMedia)?;
+    // What is in flight arrives (or is lost) before the accounting.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (fin_tx, fin_rx) = oneshot::channel();
+    engine.send(Cmd::Finish(fin_tx))?;
+    let fin = fin_rx.await.map_err(|_| LoadError::NoResults)?;
+    let _ = leave_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
+    let _ = media_thread.join();
+    let facts = RunFacts {
+        scenario: o.scenario.name(),
+        size: o.size,
+        seconds: o.seconds,
+        target: "kham",
+        adaptation: o.adaptation,
+        participants: seats.len(),
+        receivers,
+        joins_signaled,
+        join_errors,
+        server_pinned,
+        generator_pinned,
+        pss_mb,
+        started_server: o.url.is_none(),
+        generator_cpu: o.pin.map(|(_, g)| g),
+    };
+    let (json, valid, reasons) = report::build(&facts, &window, &fin, &seconds);
+    drop(target);
+    std::fs::create_dir_all(&o.out).map_err(|e| LoadError::Write(o.out.clone(), e))?;
+    let path = o.out.join("load.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json)?)
+        .map_err(|e| LoadError::Write(path.clone(), e))?;
+    Ok(Outcome {
+        json,
+        valid,
+        reasons,
+        path,
+    })
+}
