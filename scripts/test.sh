@@ -38,6 +38,9 @@ export KHAM_BIN="$PWD/target/debug/kham"
 log "cargo test (unit, loopback WebRTC, signaling, UDP)"
 cargo test --workspace --quiet
 
+log "load generator smoke (5 consults for 15 s through real ICE, DTLS and SRTP: every join, >= 99 % delivered)"
+cargo test -p kham-benches --test load_smoke --quiet -- --ignored
+
 log "browser tests (Chromium + playwright-core)"
 bash tests/browser/run.sh
 
