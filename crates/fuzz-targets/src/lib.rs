@@ -12,15 +12,19 @@
 //!   receive-only participant's offer (no send direction or simulcast line left in it).
 //! - [`rfc4571`]: ICE-TCP framing read from a stream in arbitrary pieces.
 //! - [`trace`], [`relay_spec`]: link traces and kham-relay spec files.
+//! - [`room`]: a room fed raw datagrams, STUN requests with the right ICE username and any
+//!   attributes, SDP offers of any text and time; it must still take a valid participant.
 //!
 //! [`TARGETS`] lists them by name for `tests/replay.rs` (the saved corpus under
 //! `fuzz/corpus/<name>/`, findings under `fuzz/regressions/<name>/`, then a seeded number of
 //! mutations of them) and for the libFuzzer binaries in `fuzz/` (one line each).
 
 mod forwarder;
+mod room;
 mod targets;
 
 pub use forwarder::forwarder;
+pub use room::room;
 
 pub use targets::{red, relay_spec, rfc4571, sdp, signal_json, signed_token, token, trace, vp8};
 
@@ -28,7 +32,7 @@ pub use targets::{red, relay_spec, rfc4571, sdp, signal_json, signed_token, toke
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the folder names under `fuzz/corpus/`).
-pub const TARGETS: [(&str, Target); 9] = [
+pub const TARGETS: [(&str, Target); 10] = [
     ("vp8", vp8),
     ("red", red),
     ("forwarder", forwarder),
@@ -38,6 +42,7 @@ pub const TARGETS: [(&str, Target); 9] = [
     ("rfc4571", rfc4571),
     ("trace", trace),
     ("relay_spec", relay_spec),
+    ("room", room),
 ];
 
 pub mod mutate;
