@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use kham_proto::ParticipantId;
 use kham_sfu::str0m::change::{SdpAnswer, SdpPendingOffer};
 use kham_sfu::str0m::media::{Direction, MediaKind};
-use kham_sfu::str0m::net::{DatagramRecv, Protocol, Receive};
+use kham_sfu::str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use kham_sfu::str0m::{Candidate, Event, Input, Output, Rtc};
 use kham_sfu::{Permissions, Room, RoomConfig, RoomOutput};
 
@@ -39,6 +39,16 @@ fn client_offer(now: Instant) -> (Rtc, String, String, SdpPendingOffer) {
     (rtc, sdp, ufrag, pending)
 }
 
+/// What the other side receives of a datagram sent in memory.
+fn received(t: &Transmit) -> Option<Receive<'_>> {
+    Some(Receive {
+        proto: Protocol::Udp,
+        source: t.source,
+        destination: t.destination,
+        contents: DatagramRecv::try_from(&t.contents[..]).ok()?,
+    })
+}
+
 /// Lets the client and the room exchange datagrams (ICE, then DTLS) for up to `for_` of
 /// virtual time; true once the client is connected.
 fn handshake(room: &mut Room, client: &mut Rtc, now: &mut Instant, for_: Duration) -> bool {
@@ -53,13 +63,7 @@ fn handshake(room: &mut Room, client: &mut Rtc, now: &mut Instant, for_: Duratio
                     break;
                 }
                 Ok(Output::Transmit(t)) => {
-                    if let Ok(contents) = DatagramRecv::try_from(&t.contents[..]) {
-                        let r = Receive {
-                            proto: Protocol::Udp,
-                            source: t.source,
-                            destination: t.destination,
-                            contents,
-                        };
+                    if let Some(r) = received(&t) {
                         let _ = room.handle_receive(*now, r);
                     }
                 }
@@ -75,13 +79,7 @@ fn handshake(room: &mut Room, client: &mut Rtc, now: &mut Instant, for_: Duratio
                     break;
                 }
                 RoomOutput::Transmit(t) => {
-                    if let Ok(contents) = DatagramRecv::try_from(&t.contents[..]) {
-                        let r = Receive {
-                            proto: Protocol::Udp,
-                            source: t.source,
-                            destination: t.destination,
-                            contents,
-                        };
+                    if let Some(r) = received(&t) {
                         let _ = client.handle_input(Input::Receive(*now, r));
                     }
                 }
