@@ -48,6 +48,11 @@ fn seat(room: &str, identity: String, role: Role, publish: bool, receives: bool)
     }
 }
 
+/// A participant that publishes and receives.
+fn member(room: &str, identity: String, role: Role) -> Seat {
+    seat(room, identity, role, true, true)
+}
+
 /// The participants of `scenario` at size `n`, in join order. `tag` keeps room names of
 /// different runs on one server apart.
 pub fn seats(scenario: Scenario, n: usize, tag: &str) -> Vec<Seat> {
@@ -61,20 +66,8 @@ pub fn seats(scenario: Scenario, n: usize, tag: &str) -> Vec<Seat> {
             };
             for r in 0..rooms {
                 let room = format!("{tag}-c{r}");
-                v.push(seat(
-                    &room,
-                    format!("{room}-doctor"),
-                    Role::Doctor,
-                    true,
-                    true,
-                ));
-                v.push(seat(
-                    &room,
-                    format!("{room}-station"),
-                    Role::Station,
-                    true,
-                    true,
-                ));
+                v.push(member(&room, format!("{room}-doctor"), Role::Doctor));
+                v.push(member(&room, format!("{room}-station"), Role::Station));
             }
             if scenario == Scenario::Joins {
                 v.truncate(n.max(2));
@@ -83,21 +76,9 @@ pub fn seats(scenario: Scenario, n: usize, tag: &str) -> Vec<Seat> {
         Scenario::Groups => {
             for r in 0..n {
                 let room = format!("{tag}-g{r}");
-                v.push(seat(
-                    &room,
-                    format!("{room}-doctor"),
-                    Role::Doctor,
-                    true,
-                    true,
-                ));
+                v.push(member(&room, format!("{room}-doctor"), Role::Doctor));
                 for s in 0..3 {
-                    v.push(seat(
-                        &room,
-                        format!("{room}-s{s}"),
-                        Role::Station,
-                        true,
-                        true,
-                    ));
+                    v.push(member(&room, format!("{room}-s{s}"), Role::Station));
                 }
             }
         }
