@@ -208,15 +208,16 @@ pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<Roo
                 }
                 (peers[i].id.clone(), t.mid)
             };
-            let min_estimate = peers
-                .iter()
-                .enumerate()
-                .filter(|(j, p)| {
+            // The other peers that receive this audio.
+            let listeners = || {
+                peers.iter().enumerate().filter(|(j, p)| {
                     *j != i
                         && p.tracks_out
                             .iter()
                             .any(|t| t.publisher == publisher && t.source_mid == mid && !t.gone)
                 })
+            };
+            let min_estimate = listeners()
                 .filter(|(_, p)| thin_evidence(p))
                 .filter_map(|(_, p)| {
                     let overuse = p
@@ -226,13 +227,7 @@ pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<Roo
                     Some((p.adapt.link_bps?, overuse))
                 })
                 .min_by_key(|&(e, _)| e);
-            let lossy = peers.iter().enumerate().any(|(j, p)| {
-                j != i
-                    && p.adapt.lossy
-                    && p.tracks_out
-                        .iter()
-                        .any(|t| t.publisher == publisher && t.source_mid == mid && !t.gone)
-            });
+            let lossy = listeners().any(|(_, p)| p.adapt.lossy);
             let measured = crate::adapt::rates_of(&peers[i].tracks_in[ti]).bps[0][0];
             let rate = &mut peers[i].tracks_in[ti].audio_rate;
             if rate.disobeyed(now, measured) {
