@@ -91,6 +91,11 @@ struct Args {
     /// Show the server's log.
     #[arg(long)]
     verbose: bool,
+    /// The soak (with --scenario consults): every this many seconds the oldest consult leaves
+    /// and a new one joins; load.json gains `soak` (RSS, state gauges and forwarded rate, first
+    /// and last window after the warm-up). An hour: --size 20 --seconds 3600 --churn 5
+    #[arg(long)]
+    churn: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -138,6 +143,7 @@ fn main() -> ExitCode {
         bind: a.bind,
         shape,
         verbose: a.verbose,
+        churn: a.churn,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

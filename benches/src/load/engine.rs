@@ -35,6 +35,9 @@ pub enum Cmd {
         sdp: String,
         reply: oneshot::Sender<Result<String, ClientError>>,
     },
+    /// Client `idx` has left (its signaling said goodbye): close its socket. Its packets stay
+    /// counted in the totals.
+    Remove { idx: usize },
     /// Start (true) or stop (false) the measurement window of delays.
     Measure(bool),
     /// Publishers stop writing media.
@@ -158,6 +161,16 @@ struct Engine {
     second: Histogram,
     buf: Vec<u8>,
     busy_max: Duration,
+    /// Packets of the clients removed so far (`Cmd::Remove`), so that totals stay cumulative.
+    retired: Retired,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Retired {
+    rx_packets: u64,
+    rx_gaps: u64,
+    tx_packets: u64,
+    unstamped: u64,
 }
 
 impl Engine {
@@ -182,6 +195,7 @@ impl Engine {
             second: Histogram::default(),
             buf: vec![0; 2048],
             busy_max: Duration::ZERO,
+            retired: Retired::default(),
         }
     }
 
@@ -307,6 +321,15 @@ impl Engine {
                     self.window_audio.clear();
                 }
             }
+            Cmd::Remove { idx } => {
+                if let Some(mut c) = self.clients.get_mut(idx).and_then(Option::take) {
+                    let _ = self.poll.registry().deregister(&mut c.socket);
+                    self.retired.rx_packets += c.recv.received();
+                    self.retired.rx_gaps += c.recv.gaps();
+                    self.retired.tx_packets += c.sent_packets;
+                    self.retired.unstamped += c.recv.unstamped;
+                }
+            }
             Cmd::StopMedia => self.media_on = false,
             Cmd::Finish(_) => {}
         }
@@ -400,9 +423,9 @@ impl Engine {
             connected: 0,
             receiving: 0,
             dead: 0,
-            rx_packets: 0,
-            rx_gaps: 0,
-            tx_packets: 0,
+            rx_packets: self.retired.rx_packets,
+            rx_gaps: self.retired.rx_gaps,
+            tx_packets: self.retired.tx_packets,
             busy_max_ms: self.busy_max.as_secs_f64() * 1000.0,
             delay_p50_ms: self.second.quantile_ms(0.5),
             delay_p99_ms: self.second.quantile_ms(0.99),
@@ -429,10 +452,10 @@ impl Engine {
             clients: 0,
             dead: Vec::new(),
             streams: Vec::new(),
-            rx_packets: 0,
-            rx_gaps: 0,
-            unstamped: 0,
-            tx_packets: 0,
+            rx_packets: self.retired.rx_packets,
+            rx_gaps: self.retired.rx_gaps,
+            unstamped: self.retired.unstamped,
+            tx_packets: self.retired.tx_packets,
         };
         for c in self.clients.iter().flatten() {
             f.clients += 1;

@@ -13,6 +13,7 @@ pub mod proc;
 pub mod report;
 pub mod server;
 pub mod signal;
+pub mod soak;
 pub mod stats;
 
 use std::net::IpAddr;
@@ -59,6 +60,9 @@ pub struct Options {
     pub bind: IpAddr,
     pub shape: MediaShape,
     pub verbose: bool,
+    /// The soak (consults only): every this many seconds the oldest consult leaves and a new
+    /// one joins (`soak.rs`).
+    pub churn: Option<u64>,
 }
 
 /// Why a run could not be made at all (an invalid measurement is a result, not an error).
@@ -203,6 +207,9 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         snap_tx,
     )?;
     let (leave_tx, leave_rx) = watch::channel(false);
+    // The soak gives each consult its own goodbye (`soak.rs`); otherwise all leave at the end.
+    let churn_every = o.churn.filter(|_| o.scenario == Scenario::Consults);
+    let mut room_leaves = Vec::new();
     let started = Instant::now();
     let mut joins = Vec::new();
     let gap = if o.join_rate > 0.0 {
@@ -220,10 +227,20 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         };
         let (tx, rx) = oneshot::channel();
         joins.push(rx);
+        let leave = if churn_every.is_some() {
+            if idx % 2 == 0 {
+                room_leaves.push(watch::channel(false));
+            }
+            room_leaves
+                .last()
+                .map_or_else(|| leave_rx.clone(), |(_, rx)| rx.clone())
+        } else {
+            leave_rx.clone()
+        };
         tasks.push(tokio::spawn(signal::participant(
             j,
             engine.clone(),
-            leave_rx.clone(),
+            leave,
             tx,
         )));
         if !gap.is_zero() {
@@ -272,8 +289,21 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
     engine.send(Cmd::Measure(true))?;
     let mut prev = first.clone();
     let mut seconds = Vec::new();
+    let mut churn = churn_every.map(|_| {
+        soak::Churn::new(
+            &tag,
+            seats.len() / 2,
+            room_leaves.into_iter().map(|(tx, _)| tx).collect(),
+        )
+    });
+    let mut soak_samples = Vec::new();
     let t0 = Instant::now();
-    for _ in 0..o.seconds {
+    for k in 0..o.seconds {
+        if let (Some(c), Some(every)) = (churn.as_mut(), churn_every)
+            && (k + 1) % every.max(1) == 0
+        {
+            c.rotate(&target, &engine, &mut tasks)?;
+        }
         // Wait most of the second, then for the counters' next publication.
         tokio::time::sleep(Duration::from_millis(800)).await;
         let prev_out = prev.counters.map(|c| c.rtp_out);
@@ -282,6 +312,14 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         let t = t0.elapsed().as_secs_f64();
         println!("{}", report::line(t, &i, last.as_ref()));
         seconds.push(report::second_json(t, &i, last.as_ref()));
+        if churn.is_some() {
+            soak_samples.push(soak::SoakSample::new(
+                t,
+                target.pid().and_then(proc::rss_mb),
+                i.forwarded_pps,
+                s.counters,
+            ));
+        }
         prev = s;
     }
     let window = report::interval(&first, &prev, hz);
@@ -294,6 +332,9 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
     engine.send(Cmd::Finish(fin_tx))?;
     let fin = fin_rx.await.map_err(|_| LoadError::NoResults)?;
     let _ = leave_tx.send(true);
+    if let Some(c) = churn.as_mut() {
+        c.leave_all();
+    }
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }
@@ -314,7 +355,27 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         started_server: o.url.is_none(),
         generator_cpu: o.pin.map(|(_, g)| g),
     };
-    let (json, valid, reasons) = report::build(&facts, &window, &fin, &seconds);
+    let (mut json, valid, reasons) = report::build(&facts, &window, &fin, &seconds);
+    if let Some(c) = &churn {
+        // The warm-up of the soak: the first tenth of the run (at most 5 minutes), and at least
+        // the 20 s a room lingers after its last participant (rooms.departure_timeout) plus a
+        // few replacements, so that the lingering rooms have reached their steady number.
+        let warmup_s = (o.seconds as f64 / 10.0).clamp(40.0, 300.0);
+        json["soak"] = serde_json::json!({
+            "churn_every_s": churn_every,
+            "consults_replaced": c.replaced,
+            "joins_ok": c.joins_ok,
+            "join_failures": c.join_failures.len(),
+            "join_failure_examples": c.join_failures.iter().take(5).collect::<Vec<_>>(),
+            "warmup_s": warmup_s,
+            "summary": soak::summary(&soak_samples, warmup_s),
+            "per_10s": soak_samples.iter().step_by(10).map(|s| serde_json::json!({
+                "t": s.t, "rss_mb": s.rss_mb, "forwarded_pps": s.forwarded_pps,
+                "rooms": s.rooms, "participants": s.participants, "tracks": s.tracks,
+                "media_sessions": s.media_sessions,
+            })).collect::<Vec<_>>(),
+        });
+    }
     drop(target);
     std::fs::create_dir_all(&o.out).map_err(|e| LoadError::Write(o.out.clone(), e))?;
     let path = o.out.join("load.json");

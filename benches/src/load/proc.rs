@@ -132,6 +132,19 @@ pub fn pin_self(cpu: usize) -> Result<(), nix::Error> {
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
 }
 
+/// Resident set size of `pid` in MB (`VmRSS`: cheap to read every second, unlike PSS).
+pub fn rss_mb(pid: u32) -> Option<f64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -142,6 +155,7 @@ mod tests {
         let me = std::process::id();
         assert!(proc_cpu(me).is_some());
         assert!(pss_mb(me).unwrap() > 0.0);
+        assert!(rss_mb(me).unwrap() > 0.0);
         let m = machine_cpu().unwrap();
         assert!(m.total >= m.busy && !m.per_cpu.is_empty());
         assert!(udp_buf_errors().is_some());

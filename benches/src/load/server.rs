@@ -281,6 +281,12 @@ pub struct ServerCounters {
     pub unroutable: u64,
     pub send_buffer_full: u64,
     pub kernel_drops: u64,
+    /// Gauges: the server's open rooms, participants, tracks and media sessions (the soak
+    /// watches them for growth).
+    pub rooms: u64,
+    pub participants: u64,
+    pub tracks: u64,
+    pub media_sessions: u64,
 }
 
 /// The value of `name{label}` in an OpenMetrics text (`label` empty: no labels).
@@ -299,6 +305,20 @@ fn value(text: &str, name: &str, label: &str) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
+/// The sum of a metric over all its labels.
+fn sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, v) = l.rsplit_once(' ')?;
+            let rest = key.strip_prefix(name)?;
+            (rest.is_empty() || rest.starts_with('{'))
+                .then(|| v.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum::<f64>() as u64
+}
+
 /// Parses the counters out of a `/metrics` body.
 pub fn parse_counters(text: &str) -> ServerCounters {
     ServerCounters {
@@ -313,6 +333,10 @@ pub fn parse_counters(text: &str) -> ServerCounters {
             "reason=\"send_buffer_full\"",
         ),
         kernel_drops: value(text, "kham_udp_kernel_drops_total", ""),
+        rooms: value(text, "kham_rooms", ""),
+        participants: sum(text, "kham_participants"),
+        tracks: value(text, "kham_tracks", ""),
+        media_sessions: sum(text, "kham_media_sessions"),
     }
 }
 
@@ -330,5 +354,9 @@ mod tests {
             (c.rtp_in, c.rtp_out, c.kernel_drops, c.send_buffer_full),
             (10, 25, 3, 2)
         );
+        let g = "kham_rooms 3\nkham_participants{role=\"doctor\"} 2\nkham_participants{role=\"station\"} 1\n\
+                 kham_participants_max 9\nkham_media_sessions{path=\"udp\"} 3\n";
+        let c = parse_counters(g);
+        assert_eq!((c.rooms, c.participants, c.media_sessions), (3, 3, 3));
     }
 }
