@@ -1152,7 +1152,7 @@ fn track_since(since: &mut Option<Instant>, cond: bool, now: Instant) {
 fn allowed(t: &TrackInput, audio_only: bool) -> Vec<(Layer, u64)> {
     let mut ladder = Vec::new();
     if wants_video(t, audio_only) {
-        t.rates.ladder(t.max_spatial, &mut ladder);
+        t.ladder(&mut ladder);
     }
     ladder
 }
@@ -1173,7 +1173,7 @@ fn unshaped_extra(input: &SubscriberInput<'_>) -> u64 {
         .filter(|t| wants_video(t, input.audio_only))
         .filter_map(|t| {
             let unshaped = t.unshaped_bps?;
-            t.rates.ladder(t.max_spatial, &mut ladder);
+            t.ladder(&mut ladder);
             Some(unshaped.saturating_sub(ladder.last().map_or(0, |&(_, b)| b)))
         })
         .sum()
@@ -1210,3 +1210,5 @@ mod reserve;
 mod stall;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod share_tests;

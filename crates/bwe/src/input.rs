@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::layer::LayerRates;
+use crate::layer::{Layer, LayerRates};
 
 /// What a track carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,19 @@ pub struct TrackInput {
     /// encoder put it (the encoder follows the estimate, the ideal follows the encoder, and
     /// nothing asks for more).
     pub unshaped_bps: Option<u64>,
+}
+
+impl TrackInput {
+    /// The layers this track can be given, lowest first: a screen share's keep resolution and
+    /// give up frame rate first ([`LayerRates::share_ladder`]), a camera's give up resolution
+    /// first ([`LayerRates::ladder`]).
+    pub fn ladder(&self, out: &mut Vec<(Layer, u64)>) {
+        if self.kind == Kind::Screen {
+            self.rates.share_ladder(self.max_spatial, out);
+        } else {
+            self.rates.ladder(self.max_spatial, out);
+        }
+    }
 }
 
 /// Everything known about one subscriber at one instant.

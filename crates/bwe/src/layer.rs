@@ -93,6 +93,34 @@ impl LayerRates {
         }
     }
 
+    /// The ladder of a screen share: resolution kept, frame rate given up first. Each spatial
+    /// layer at its lowest temporal layer, lowest first, then the temporal layers of the top
+    /// one; no frame-rate floor (a PACS viewer or a slide is read, not watched: a sharp still
+    /// frame at 2 fps is worth more than a fluid one too coarse to read). The web client sends a
+    /// share as one full-resolution encoding with temporal layers (`L1T3`), where this is just
+    /// its temporal layers; a publisher that simulcasts its share still gets the top resolution
+    /// before any frame rate. Layers are ascending in [`Layer`]'s order and in cost, like
+    /// [`LayerRates::ladder`]'s, so the plan stays monotone in the budget.
+    pub fn share_ladder(&self, max_spatial: u8, out: &mut Vec<(Layer, u64)>) {
+        out.clear();
+        let top = usize::from(max_spatial).min(MAX_SPATIAL - 1);
+        let mut push = |layer: Layer, out: &mut Vec<(Layer, u64)>| {
+            if let Some(bps) = self.get(layer)
+                && out.last().is_none_or(|&(_, prev)| bps > prev)
+            {
+                out.push((layer, bps));
+            }
+        };
+        for s in 0..=top {
+            push(Layer::new(s as u8, 0), out);
+        }
+        if let Some(&(top_layer, _)) = out.last() {
+            for t in 1..MAX_TEMPORAL {
+                push(Layer::new(top_layer.spatial, t as u8), out);
+            }
+        }
+    }
+
     /// The highest available layer's bitrate (0 when nothing flows).
     pub fn top_bps(&self) -> u64 {
         let mut v = Vec::new();
@@ -173,5 +201,44 @@ mod tests {
         };
         slides.ladder(2, &mut v);
         assert_eq!(v.len(), 9);
+    }
+
+    #[test]
+    fn a_share_keeps_its_resolution_and_gives_up_frame_rate_first() {
+        let rates = LayerRates {
+            bps: [
+                [60_000, 90_000, 150_000],
+                [200_000, 300_000, 500_000],
+                [600_000, 900_000, 1_500_000],
+            ],
+            fps: [[7, 15, 30], [7, 15, 30], [7, 15, 30]],
+        };
+        let mut v = Vec::new();
+        rates.share_ladder(2, &mut v);
+        let layers: Vec<Layer> = v.iter().map(|&(l, _)| l).collect();
+        // The top resolution at its lowest frame rate (7 fps, below the camera's floor) before
+        // any temporal layer.
+        assert_eq!(
+            layers,
+            vec![
+                Layer::new(0, 0),
+                Layer::new(1, 0),
+                Layer::new(2, 0),
+                Layer::new(2, 1),
+                Layer::new(2, 2)
+            ]
+        );
+        // A single full-resolution encoding with temporal layers (the web client's share).
+        let single = LayerRates::from_bps([[400_000, 600_000, 900_000], [0; 3], [0; 3]]);
+        single.share_ladder(2, &mut v);
+        let layers: Vec<Layer> = v.iter().map(|&(l, _)| l).collect();
+        assert_eq!(
+            layers,
+            vec![Layer::new(0, 0), Layer::new(0, 1), Layer::new(0, 2)]
+        );
+        // A tile that needs only 360p stops at spatial layer 1, then its frame rate.
+        rates.share_ladder(1, &mut v);
+        assert_eq!(v.last().map(|&(l, _)| l), Some(Layer::new(1, 2)));
+        assert_eq!(v.len(), 4);
     }
 }

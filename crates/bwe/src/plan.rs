@@ -53,7 +53,7 @@ pub fn plan(tracks: &[TrackInput], audio_only: bool, budget_bps: u64) -> Plan {
         .iter()
         .map(|&i| {
             let mut v = Vec::new();
-            tracks[i].rates.ladder(tracks[i].max_spatial, &mut v);
+            tracks[i].ladder(&mut v);
             v
         })
         .collect();
