@@ -16,6 +16,7 @@ import { setVideoStates, setAudioOnlyView } from './paused.js';
 import { makeToggle, makeAction, ICONS } from './controls.js';
 import { confirmAction } from './confirm.js';
 import { showToast } from './toast.js';
+import { makeShareToggle, setRemoteShare, clearShares } from './share.js';
 
 /** @typedef {import('/sdk/kham.js').Participant} Participant */
 
@@ -191,13 +192,18 @@ client.addEventListener('participantupdated', (ev) => {
 client.addEventListener('participantleft', (ev) => {
   const { id } = /** @type {CustomEvent<{id: string}>} */ (ev).detail;
   removeParticipant(id);
+  setRemoteShare(id, '', null);
 });
 
 /** @param {Event} ev */
 function onTrackChange(ev) {
-  const { participantId } = /** @type {CustomEvent<import('/sdk/kham.js').TrackDetail>} */ (ev).detail;
+  const { participantId, screen } = /** @type {CustomEvent<import('/sdk/kham.js').TrackDetail>} */ (ev).detail;
   if (!inCall) return;
   const p = client.participants.get(participantId);
+  if (screen) {
+    setRemoteShare(participantId, p ? p.name : '', client.shareOf(participantId));
+    return;
+  }
   if (p) addParticipant(p);
   setRemoteStream(participantId, client.streamOf(participantId));
 }
@@ -245,6 +251,7 @@ client.addEventListener('closed', (ev) => {
   inCall = false;
   byId('reconnecting').hidden = true;
   clearTiles();
+  clearShares();
   stopStream(localStream);
   localStream = null;
   releaseWakeLock();
@@ -272,7 +279,14 @@ function buildControls() {
   });
   relabelers.push(leave.relabel);
   const sends = client.me && client.me.role !== 'observer';
-  bar.replaceChildren(...(sends ? [micToggle.el, camToggle.el] : []), audioOnlyToggle.el, leave.el);
+  /** @type {HTMLElement[]} */
+  const share = [];
+  if (sends && navigator.mediaDevices && 'getDisplayMedia' in navigator.mediaDevices) {
+    const toggle = makeShareToggle(client);
+    relabelers.push(toggle.relabel);
+    share.push(toggle.el);
+  }
+  bar.replaceChildren(...(sends ? [micToggle.el, camToggle.el, ...share] : []), audioOnlyToggle.el, leave.el);
 }
 
 let doctorControls = false;

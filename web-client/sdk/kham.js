@@ -11,6 +11,7 @@
 
 import { ViewReporter } from './views.js';
 import { applyAudioRate, applyPublishLayers, withPacketTime } from './layers.js';
+import { startShareSender, stopShareSender } from './share.js';
 
 /** Signaling protocol version this SDK speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -89,6 +90,7 @@ const SILENT_PATH_MS = 1_000;
  * @property {string} participant
  * @property {MediaKind} kind
  * @property {boolean} active
+ * @property {boolean} [screen]  the publisher's screen share (show it large)
  *
  * @typedef {object} Welcome
  * @property {number} protocol
@@ -111,7 +113,8 @@ const SILENT_PATH_MS = 1_000;
  * @property {MediaKind} kind
  * @property {string} mid
  * @property {MediaStreamTrack} track
- * @property {MediaStream} stream  all live tracks of that participant (a new object on every change)
+ * @property {boolean} screen  a screen share (its own tile; not part of `stream`)
+ * @property {MediaStream} stream  the participant's live camera and audio tracks (a new object on every change)
  *
  * @typedef {'bandwidth'|'audio_only'|'hidden'|'no_video'} PauseReason
  *
@@ -199,7 +202,9 @@ export class KhamClient extends EventTarget {
     this._reofferQueued = false;
     /** Current mid -> track mapping from the server. @type {Map<string, TrackInfo>} */
     this._trackInfo = new Map();
-    /** Receive transceivers surfaced to the app, by mid. @type {Map<string, {participantId: string, kind: MediaKind, track: MediaStreamTrack}>} */
+    /** The own screen share's transceiver and whether it is sending. @type {{tr: RTCRtpTransceiver|null, on: boolean}} */
+    this._share = { tr: null, on: false };
+    /** Receive transceivers surfaced to the app, by mid. @type {Map<string, {participantId: string, kind: MediaKind, track: MediaStreamTrack, screen: boolean}>} */
     this._surfaced = new Map();
     /** Own mute state, sent again after admission. */
     this._muted = { audio: false, video: false };
@@ -351,6 +356,51 @@ export class KhamClient extends EventTarget {
     if (localStream) this._applyMuteToTracks();
     if (this.status === 'admitted') return this._enqueue(() => this._startMedia());
     return Promise.resolve();
+  }
+
+  /**
+   * Shares a screen (a `getDisplayMedia` video track) as a second video with content priority;
+   * a share already on is replaced. Needs media started (admitted, `publish` called).
+   * @param {MediaStreamTrack} track
+   */
+  shareScreen(track) {
+    return this._enqueue(async () => {
+      const pc = this.pc;
+      if (!pc || !this._offerSent) throw new Error('screen share before media started');
+      this._share = { tr: await startShareSender(pc, track, this._share.tr), on: true };
+      await this._offerNow();
+    });
+  }
+
+  /** Stops the own screen share (subscribers see its track go). */
+  stopScreenShare() {
+    return this._enqueue(async () => {
+      const tr = this._share.tr;
+      if (!this.pc || !tr || !this._share.on) return;
+      this._share.on = false;
+      await stopShareSender(tr);
+      await this._offerNow();
+    });
+  }
+
+  /** Offers again on the session (a share started or stopped). */
+  async _offerNow() {
+    const pc = this.pc;
+    if (!pc || pc.signalingState !== 'stable') throw new Error('renegotiation already under way');
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this._send(this._offerMsg(pc.localDescription ? pc.localDescription.sdp : offer.sdp));
+  }
+
+  /**
+   * An `offer` message; once a share was started it names the share's mid (`screen`, empty
+   * when stopped), so every later offer keeps the server's marking right.
+   * @param {string|undefined} sdp
+   */
+  _offerMsg(sdp) {
+    const tr = this._share.tr;
+    if (!tr) return { type: 'offer', sdp };
+    return { type: 'offer', sdp, screen: this._share.on && tr.mid !== null ? [tr.mid] : [] };
   }
 
   /** Admits a lobby entry (admit grant). @param {string} id */
@@ -1090,7 +1140,7 @@ export class KhamClient extends EventTarget {
       if (!pc || !this._offerSent || pc.signalingState !== 'stable' || !this._ptimePending()) return;
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
-      this._send({ type: 'offer', sdp: pc.localDescription ? pc.localDescription.sdp : offer.sdp });
+      this._send(this._offerMsg(pc.localDescription ? pc.localDescription.sdp : offer.sdp));
     });
   }
 
@@ -1194,7 +1244,7 @@ export class KhamClient extends EventTarget {
   _reconcileTracks() {
     const pc = this.pc;
     if (!pc) return;
-    /** @type {Map<string, {participantId: string, kind: MediaKind, track: MediaStreamTrack}>} */
+    /** @type {Map<string, {participantId: string, kind: MediaKind, track: MediaStreamTrack, screen: boolean}>} */
     const wanted = new Map();
     for (const tr of pc.getTransceivers()) {
       const mid = tr.mid;
@@ -1204,11 +1254,11 @@ export class KhamClient extends EventTarget {
       if (tr.currentDirection !== 'recvonly' && tr.currentDirection !== 'sendrecv') continue;
       const track = tr.receiver.track;
       if (!track || track.readyState === 'ended') continue;
-      wanted.set(mid, { participantId: info.participant, kind: info.kind, track });
+      wanted.set(mid, { participantId: info.participant, kind: info.kind, track, screen: info.screen === true });
     }
     for (const [mid, cur] of this._surfaced) {
       const next = wanted.get(mid);
-      if (!next || next.participantId !== cur.participantId || next.track !== cur.track) {
+      if (!next || next.participantId !== cur.participantId || next.track !== cur.track || next.screen !== cur.screen) {
         this._surfaced.delete(mid);
         this._emit('trackremoved', this._trackDetail(mid, cur));
       }
@@ -1231,7 +1281,7 @@ export class KhamClient extends EventTarget {
 
   /**
    * @param {string} mid
-   * @param {{participantId: string, kind: MediaKind, track: MediaStreamTrack}} entry
+   * @param {{participantId: string, kind: MediaKind, track: MediaStreamTrack, screen: boolean}} entry
    * @returns {TrackDetail}
    */
   _trackDetail(mid, entry) {
@@ -1246,9 +1296,20 @@ export class KhamClient extends EventTarget {
   streamOf(participantId) {
     const tracks = [];
     for (const s of this._surfaced.values()) {
-      if (s.participantId === participantId) tracks.push(s.track);
+      if (s.participantId === participantId && !s.screen) tracks.push(s.track);
     }
     return new MediaStream(tracks);
+  }
+
+  /**
+   * A participant's screen share as a MediaStream, or null when it shares nothing.
+   * @param {string} participantId
+   */
+  shareOf(participantId) {
+    for (const s of this._surfaced.values()) {
+      if (s.participantId === participantId && s.screen) return new MediaStream([s.track]);
+    }
+    return null;
   }
 
   _applyMuteToTracks() {
@@ -1259,6 +1320,7 @@ export class KhamClient extends EventTarget {
   }
 
   _closePc() {
+    this._share = { tr: null, on: false };
     this._publishLayers.clear();
     this._ptimeWanted.clear();
     this._ptimeApplied.clear();

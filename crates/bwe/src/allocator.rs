@@ -1207,8 +1207,8 @@ fn clamp(layer: Option<Layer>, t: &TrackInput, audio_only: bool) -> Option<Layer
 }
 
 mod reserve;
+#[cfg(test)]
+mod share_tests;
 mod stall;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod share_tests;

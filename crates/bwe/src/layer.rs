@@ -104,7 +104,7 @@ impl LayerRates {
     pub fn share_ladder(&self, max_spatial: u8, out: &mut Vec<(Layer, u64)>) {
         out.clear();
         let top = usize::from(max_spatial).min(MAX_SPATIAL - 1);
-        let mut push = |layer: Layer, out: &mut Vec<(Layer, u64)>| {
+        let push = |layer: Layer, out: &mut Vec<(Layer, u64)>| {
             if let Some(bps) = self.get(layer)
                 && out.last().is_none_or(|&(_, prev)| bps > prev)
             {

@@ -79,6 +79,9 @@ pub struct TrackInfo {
     pub kind: MediaKind,
     /// False once the m-line has been stopped (its publisher left).
     pub active: bool,
+    /// The publisher named this video its screen share (`offer.screen`): show it large.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub screen: bool,
 }
 
 /// A TURN server with time-limited credentials, as `RTCIceServer` takes it.
@@ -235,6 +238,11 @@ impl ServerMsg {
 pub enum ClientMsg {
     Offer {
         sdp: String,
+        /// The mids of the offer's video m-lines that carry a screen share (allocated with
+        /// content priority, shown large to subscribers). Absent: unchanged since the last
+        /// offer (old clients never send it); `[]`: no share.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        screen: Option<Vec<String>>,
     },
     Answer {
         sdp: String,
@@ -280,7 +288,11 @@ pub enum ClientMsg {
 /// Every client message type and what it takes, for error texts (our words, never a
 /// library's).
 const FIELDS: &[(&str, &[&str], &str)] = &[
-    ("offer", &["sdp"], "sdp: string"),
+    (
+        "offer",
+        &["sdp", "screen"],
+        "sdp: string, screen: optional array of mid strings",
+    ),
     (
         "answer",
         &["sdp", "offer_id"],
@@ -424,6 +436,7 @@ mod tests {
     fn parses_every_client_type() {
         let cases = [
             r#"{"type":"offer","sdp":"v=0"}"#,
+            r#"{"type":"offer","sdp":"v=0","screen":["1"]}"#,
             r#"{"type":"answer","sdp":"v=0"}"#,
             r#"{"type":"admit","id":"p-1"}"#,
             r#"{"type":"deny","id":"p-1"}"#,

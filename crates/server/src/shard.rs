@@ -37,6 +37,7 @@ enum ShardCmd {
         peer: ParticipantId,
         perms: MediaPerms,
         sdp: String,
+        screen: Option<Vec<String>>,
         reply: oneshot::Sender<Result<String, MediaError>>,
     },
     Answer {
@@ -104,6 +105,7 @@ impl Media for MediaHandle {
         peer: ParticipantId,
         perms: MediaPerms,
         sdp: String,
+        screen: Option<Vec<String>>,
     ) -> oneshot::Receiver<Result<String, MediaError>> {
         let (reply, rx) = oneshot::channel();
         self.send(
@@ -113,6 +115,7 @@ impl Media for MediaHandle {
                 peer,
                 perms,
                 sdp,
+                screen,
                 reply,
             },
         );
@@ -398,6 +401,7 @@ impl Shard {
                 peer,
                 perms,
                 sdp,
+                screen,
                 reply,
             } => {
                 // What str0m logs while it reads the client's SDP is about this participant.
@@ -406,7 +410,9 @@ impl Shard {
                     publish: perms.publish,
                     subscribe: perms.subscribe,
                 };
-                let r = self.with_room(&room, |r| r.add_peer(now, peer, perms, &sdp));
+                let r = self.with_room(&room, |r| {
+                    r.offer(now, peer, perms, &sdp, screen.as_deref())
+                });
                 let _ = reply.send(r.map_err(to_media_error));
                 self.drain(&room);
             }
@@ -832,6 +838,7 @@ fn to_media_error(e: SfuError) -> MediaError {
             MediaError::BadSdp(message)
         }
         SfuError::Glare(_) => MediaError::Glare(message),
+        SfuError::Screen(_) => MediaError::BadMessage(message),
         _ => MediaError::BadState(message),
     }
 }

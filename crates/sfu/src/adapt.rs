@@ -381,6 +381,8 @@ pub(crate) fn allocate<'a>(
                 rates.bps[0][0] = rates.bps[0][0].saturating_mul(2);
             }
             Kind::Audio
+        } else if track.screen {
+            Kind::Screen
         } else {
             Kind::Video
         };

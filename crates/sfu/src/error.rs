@@ -33,6 +33,9 @@ pub enum SfuError {
     /// No peer of this room accepts the datagram.
     #[error("datagram belongs to no peer of this room")]
     NotOurs,
+    /// The offer's `screen` list names too many mids or one that is not a video m-line.
+    #[error("{0}")]
+    Screen(#[from] crate::screen::ScreenMidError),
     /// str0m rejected input (a malformed datagram, a DTLS failure).
     #[error("media input rejected: {0}")]
     Input(String),
@@ -48,6 +51,7 @@ impl SfuError {
                 "the SDP was not accepted (unsupported codecs, directions or transport)".into()
             }
             SfuError::SdpLimit(l) => l.to_string(),
+            SfuError::Screen(e) => e.to_string(),
             SfuError::UnknownPeer(_) => "no media session; send an offer first".into(),
             SfuError::Glare(_) => {
                 "a server offer is waiting for its answer: answer it, then offer again".into()

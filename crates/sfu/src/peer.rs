@@ -70,6 +70,8 @@ pub(crate) struct Peer {
     /// An ICE restart was negotiated: the estimator starts over when media is back (the route
     /// may be a different network).
     pub restarted: bool,
+    /// The video m-lines the client last named screen shares (`screen.rs`).
+    pub screen_mids: Vec<str0m::media::Mid>,
 }
 
 /// Something wrong in a participant's `video_view`, logged once per participant.
@@ -154,6 +156,7 @@ impl Peer {
             restart_wanted: false,
             restart_offered: false,
             restarted: false,
+            screen_mids: Vec::new(),
         })
     }
 
@@ -277,6 +280,7 @@ impl Peer {
                         WireKind::Video
                     },
                     active: matches!(t.state, OutState::Negotiating(_) | OutState::Open(_)),
+                    screen: t.screen,
                 })
             })
             .collect()

@@ -247,6 +247,25 @@ impl Room {
         Ok(answer)
     }
 
+    /// A participant's offer with the video m-lines it names screen shares (`screen`: `None`
+    /// keeps what an earlier offer said; an old client never says). The list is checked
+    /// against the offer before anything else is done with it.
+    pub fn offer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        perms: Permissions,
+        offer: &str,
+        screen: Option<&[String]>,
+    ) -> Result<String, SfuError> {
+        let mids = screen.map(|s| crate::screen::check(offer, s)).transpose()?;
+        let answer = self.add_peer(now, id.clone(), perms, offer)?;
+        if let Some(mids) = mids {
+            crate::screen::apply(&mut self.peers, &id, mids);
+        }
+        Ok(answer)
+    }
+
     /// Applies a participant's answer to the last server offer.
     pub fn accept_answer(&mut self, id: &ParticipantId, answer: &str) -> Result<(), SfuError> {
         self.peer_mut(id)?.accept_answer(answer)?;
@@ -545,7 +564,8 @@ impl Room {
             .map(|s| if s.recv.is_empty() { s.send } else { s.recv })
             .map(|layers| layers.iter().map(|l| l.rid).collect())
             .unwrap_or_default();
-        let track = TrackIn::new(mid, kind, rids);
+        let mut track = TrackIn::new(mid, kind, rids);
+        track.screen = kind == MediaKind::Video && self.peers[i].screen_mids.contains(&mid);
         tracing::debug!(peer = %self.peers[i].id, %mid, ?kind, rids = ?track.rids, "track published");
         let publisher = self.peers[i].id.clone();
         for j in 0..self.peers.len() {
@@ -1035,6 +1055,7 @@ fn new_track_out(
         visible: true,
         view: None,
         red: Default::default(),
+        screen: t.screen,
     }
 }
 

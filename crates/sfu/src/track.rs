@@ -51,6 +51,8 @@ pub struct TrackIn {
     /// flow before it is offered to the allocator ([`FIRST_SETTLE`]).
     pub flowing_since: [Option<Instant>; MAX_LAYERS],
     pub settle: [Duration; MAX_LAYERS],
+    /// The publisher named this video m-line a screen share (`screen.rs`).
+    pub screen: bool,
 }
 
 /// A publisher-side problem logged once per track.
@@ -115,6 +117,7 @@ impl TrackIn {
             logged: 0,
             flowing_since: [None; MAX_LAYERS],
             settle: [Duration::ZERO; MAX_LAYERS],
+            screen: false,
         }
     }
 
@@ -304,6 +307,8 @@ pub struct TrackOut {
     pub view: Option<kham_proto::VideoViewSize>,
     /// Audio: RED towards this subscriber (`red.rs`), with the last primary payload sent.
     pub red: RedOut,
+    /// The publisher's screen share (`screen.rs`), told to the subscriber in `TrackInfo`.
+    pub screen: bool,
 }
 
 /// RED state of one audio track towards one subscriber.

@@ -387,7 +387,7 @@ impl RoomActor {
         }
         let now_ms = self.created.elapsed().as_millis() as u64;
         let result = match msg {
-            ClientMsg::Offer { sdp } => self.offer(&id, sdp).await,
+            ClientMsg::Offer { sdp, screen } => self.offer(&id, sdp, screen).await,
             ClientMsg::Answer { sdp, offer_id } => self.answer(&id, sdp, offer_id).await,
             ClientMsg::IceRestart => self.state.check_media(&id).map(|_| {
                 self.media.ice_restart(&self.id, id.clone());
@@ -411,6 +411,7 @@ impl RoomActor {
         &mut self,
         id: &ParticipantId,
         sdp: String,
+        screen: Option<Vec<String>>,
     ) -> Result<Vec<Effect>, (ErrorCode, String)> {
         let grants = self.state.check_media(id)?;
         let perms = MediaPerms {
@@ -419,7 +420,7 @@ impl RoomActor {
         };
         let answer = self
             .media
-            .offer(&self.id, id.clone(), perms, sdp)
+            .offer(&self.id, id.clone(), perms, sdp, screen)
             .await
             .unwrap_or(Err(MediaError::Unavailable));
         match answer {
@@ -664,6 +665,7 @@ fn media_error(e: MediaError) -> (ErrorCode, String) {
     match e {
         MediaError::BadSdp(m) => (ErrorCode::BadSdp, m),
         MediaError::BadState(m) => (ErrorCode::BadState, m),
+        MediaError::BadMessage(m) => (ErrorCode::BadMessage, m),
         MediaError::Glare(m) => (ErrorCode::Glare, m),
         MediaError::Unavailable => (ErrorCode::Internal, "media engine unavailable".into()),
     }

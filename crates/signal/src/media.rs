@@ -57,6 +57,9 @@ pub enum MediaError {
     BadSdp(String),
     #[error("not allowed now: {0}")]
     BadState(String),
+    /// A field of the request is invalid (an offer's `screen` list).
+    #[error("bad request: {0}")]
+    BadMessage(String),
     /// The client's new offer crossed a server offer: answer that one, then offer again.
     #[error("offer crossed a server offer: {0}")]
     Glare(String),
@@ -76,6 +79,7 @@ pub trait Media: Send + Sync + 'static {
         peer: ParticipantId,
         perms: MediaPerms,
         sdp: String,
+        screen: Option<Vec<String>>,
     ) -> oneshot::Receiver<Result<String, MediaError>>;
     /// Applies the participant's answer to the last server offer.
     fn answer(

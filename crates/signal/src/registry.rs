@@ -307,6 +307,7 @@ mod tests {
             _: ParticipantId,
             _: MediaPerms,
             _: String,
+            _: Option<Vec<String>>,
         ) -> oneshot::Receiver<Result<String, MediaError>> {
             oneshot::channel().1
         }

@@ -32,6 +32,7 @@ impl Media for FakeMedia {
         peer: ParticipantId,
         _p: MediaPerms,
         sdp: String,
+        _screen: Option<Vec<String>>,
     ) -> oneshot::Receiver<Result<String, MediaError>> {
         self.log
             .lock()

@@ -50,7 +50,10 @@ fn tracks() -> Vec<TrackInput> {
 }
 
 fn layer(a: &Allocation, key: u32) -> Option<Layer> {
-    a.decisions.iter().find(|d| d.key == key).and_then(|d| d.layer)
+    a.decisions
+        .iter()
+        .find(|d| d.key == key)
+        .and_then(|d| d.layer)
 }
 
 /// Updates every 200 ms for `secs` at a fixed estimate; returns the last (camera, share).
