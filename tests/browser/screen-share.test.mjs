@@ -1,0 +1,199 @@
+// Screen share with content priority (issue 16): real Chromium against a real `kham serve --dev`.
+// A station publishes its camera (720p fake camera, three simulcast layers) and, through the
+// page's "share screen" button, a screen share: `getDisplayMedia` is replaced by an init
+// script with a 1280x720 canvas of fine detail (a film-like gradient, a ruler grid and small
+// text, still as a PACS image is, with a readout in a corner that changes each frame so the encoder keeps sending). A doctor receives both over a
+// constrained downlink (Chromium's WebRTC network emulation, as in weak-link.test.mjs).
+//
+// Asserted: the doctor's page shows the share in its large tile (`remote-share`), the share's
+// inbound-rtp frame height stays at the full 720 over the whole measured window while the
+// camera is received at a lower layer than its own full 720p (it dropped layers: the allocator
+// bought the share first). Every figure is printed.
+//
+// Env: KHAM_BIN, KHAM_CHROMIUM as in call.test.mjs.
+//   node --test screen-share.test.mjs
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchChromium, newPage } from './browser.mjs';
+import { startKham } from './server.mjs';
+
+/** The doctor's downlink: room for the share and a small camera, not for both at full size. */
+const LINK = { downKbps: Number(process.env.SHARE_LINK_KBPS || 700), upKbps: 5000, latencyMs: 40 };
+/** How long the allocator is given to settle, then how long the figures are sampled. */
+const SETTLE_MS = 20_000;
+const MEASURE_MS = 10_000;
+const SHARE_HEIGHT = 720;
+
+/** @type {Awaited<ReturnType<typeof startKham>>} */
+let kham;
+/** @type {import('playwright-core').Browser} */
+let browser;
+const started = Date.now();
+
+before(async () => {
+  kham = await startKham();
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await kham?.stop();
+  console.log(`screen-share: total ${((Date.now() - started) / 1000).toFixed(1)} s`);
+});
+
+const visible = (testid) => `[data-testid="${testid}"]:not([hidden])`;
+
+/** Replaces getDisplayMedia with a detailed 1280x720 canvas (what a PACS viewer looks like). */
+function fakeDisplayMedia() {
+  const md = /** @type {any} */ (navigator.mediaDevices);
+  md.getDisplayMedia = async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 1280;
+    canvas.height = 720;
+    const g = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
+    // A chest film: a soft radial gradient, a ruler grid and small labels.
+    const film = g.createRadialGradient(640, 360, 40, 640, 360, 620);
+    film.addColorStop(0, '#bbb');
+    film.addColorStop(1, '#111');
+    g.fillStyle = film;
+    g.fillRect(0, 0, 1280, 720);
+    g.strokeStyle = '#6cf';
+    g.lineWidth = 1;
+    for (let x = 0; x < 1280; x += 64) g.strokeRect(x + 0.5, 0.5, 0, 720);
+    for (let y = 0; y < 720; y += 64) g.strokeRect(0.5, y + 0.5, 1280, 0);
+    g.font = '12px monospace';
+    g.fillStyle = '#fff';
+    for (let y = 20; y < 720; y += 128) g.fillText(`ID 000123  CR THORAX PA  ${y} mm`, 12, y);
+    let n = 0;
+    setInterval(() => {
+      // A measurement readout that changes each frame (the rest of the image is still, as a
+      // PACS viewer's is): the encoder always has a little to send.
+      g.fillStyle = '#000';
+      g.fillRect(1000, 680, 280, 40);
+      g.fillStyle = '#ff0';
+      g.font = '14px monospace';
+      g.fillText(`WL 400 WW 1500 #${n++}`, 1010, 705);
+    }, 66);
+    return canvas.captureStream(15);
+  };
+}
+
+/**
+ * @param {string} name
+ * @param {{room: string, identity: string, name: string, role: string}} who
+ * @param {typeof LINK} [link]
+ */
+async function join(name, who, link) {
+  const page = await newPage(browser, { name, width: 1280, height: 800 });
+  await page.addInitScript(fakeDisplayMedia);
+  await page.goto(await kham.joinLink(who));
+  await page.waitForSelector('[data-testid="join"]:not([disabled])');
+  if (link && link.downKbps > 0) {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: link.latencyMs,
+      downloadThroughput: (link.downKbps * 1000) / 8,
+      uploadThroughput: (link.upKbps * 1000) / 8,
+      packetLoss: 0,
+      packetQueueLength: 0,
+      packetReordering: false,
+    });
+  }
+  await page.evaluate(() => {
+    const w = /** @type {any} */ (window);
+    w.__kham.addEventListener('videostate', (/** @type {any} */ ev) => { w.__lastVideoState = ev.detail.tracks; });
+  });
+  await page.click('[data-testid="join"]');
+  await page.waitForSelector(visible('call'), { timeout: 30_000 });
+  const id = await page.evaluate(() => /** @type {any} */ (window).__kham.me.id);
+  return { page, id };
+}
+
+/**
+ * Frame heights of the share and of the camera received from `publisherId`, sampled every
+ * 500 ms for `ms`.
+ * @param {import('playwright-core').Page} page
+ * @param {string} publisherId
+ * @param {number} ms
+ */
+function sample(page, publisherId, ms) {
+  return page.evaluate(async ({ publisherId, ms }) => {
+    const c = /** @type {any} */ (window).__kham;
+    const shareVideo = /** @type {HTMLVideoElement|null} */ (document.querySelector('[data-testid="remote-share"] video'));
+    const shareTrack = shareVideo && shareVideo.srcObject ? /** @type {MediaStream} */ (shareVideo.srcObject).getVideoTracks()[0] : null;
+    const receivers = c.pc.getReceivers().filter((/** @type {RTCRtpReceiver} */ r) => r.track.kind === 'video');
+    const share = receivers.find((/** @type {RTCRtpReceiver} */ r) => r.track === shareTrack) || null;
+    const camera = c.pc.getTransceivers().find((/** @type {RTCRtpTransceiver} */ t) =>
+      t.mid && t.receiver.track.kind === 'video' && t.receiver !== share && c.participantForMid(t.mid) === publisherId);
+    const inbound = async (/** @type {RTCRtpReceiver|null} */ r) => {
+      let out = { height: 0, frames: 0, fps: 0, bytes: 0 };
+      if (!r) return out;
+      (await r.getStats()).forEach((/** @type {any} */ s) => {
+        if (s.type === 'inbound-rtp') {
+          out = { height: s.frameHeight || 0, frames: s.framesDecoded || 0, fps: Math.round(s.framesPerSecond || 0), bytes: s.bytesReceived || 0 };
+        }
+      });
+      return out;
+    };
+    /** @type {{share: any, camera: any}[]} */
+    const samples = [];
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      samples.push({ share: await inbound(share), camera: await inbound(camera ? camera.receiver : null) });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return { found: { share: !!share, camera: !!camera }, samples };
+  }, { publisherId, ms });
+}
+
+test('a screen share beside the camera on a constrained subscriber keeps its resolution while the camera drops layers', { timeout: 90_000 }, async () => {
+  const room = `share-${process.pid}-${Date.now().toString(36)}`;
+  const station = await join('station', { room, identity: 'tram-tan-phu', name: 'Trạm y tế xã Tân Phú', role: 'station' });
+  const doctor = await join('doctor', { room, identity: 'dr-an', name: 'BS. Nguyễn Văn An', role: 'doctor' }, LINK);
+  try {
+    await station.page.click('[data-testid="screen-share"]');
+    await station.page.waitForSelector('[data-testid="screen-share"][aria-pressed="true"]');
+    const sent = await station.page.evaluate(() => {
+      const pc = /** @type {any} */ (window).__kham.pc;
+      const s = pc.getSenders().find((/** @type {RTCRtpSender} */ x) => x.track && x.track.contentHint === 'detail');
+      const p = s ? s.getParameters() : null;
+      return p && { encodings: p.encodings.length, degradation: p.degradationPreference ?? null, scalability: p.encodings[0].scalabilityMode ?? null };
+    });
+    console.log('screen-share: station share sender', JSON.stringify(sent));
+    assert.ok(sent, 'the station sends a share with contentHint detail');
+    assert.equal(sent.encodings, 1, 'the share is one full-resolution encoding');
+
+    await doctor.page.waitForSelector(`[data-testid="remote-share"][data-participant-id="${station.id}"]`, { timeout: 20_000 });
+    await doctor.page.waitForTimeout(SETTLE_MS);
+    const { found, samples } = await sample(doctor.page, station.id, MEASURE_MS);
+    console.log('screen-share: doctor tracks', JSON.stringify(await doctor.page.evaluate(() => {
+      const c = /** @type {any} */ (window).__kham;
+      return { info: [...c._trackInfo.values()], tr: c.pc.getTransceivers().map((/** @type {any} */ t) => [t.mid, t.currentDirection, t.receiver.track.kind, t.receiver.track.muted]) };
+    })), JSON.stringify(found));
+    const shareHeights = samples.map((s) => s.share.height);
+    const cameraHeights = samples.map((s) => s.camera.height);
+    const first = samples[0];
+    const last = samples[samples.length - 1];
+    const kbps = (/** @type {'share'|'camera'} */ k) => Math.round(((last[k].bytes - first[k].bytes) * 8) / MEASURE_MS);
+    console.log('screen-share: station outbound', JSON.stringify(await station.page.evaluate(async () => {
+      const out = [];
+      (await /** @type {any} */ (window).__kham.pc.getStats()).forEach((/** @type {any} */ s) => {
+        if (s.type === 'outbound-rtp' && s.kind === 'video') out.push([s.mid, s.rid, s.frameHeight, Math.round(s.framesPerSecond || 0), s.bytesSent, s.qualityLimitationReason, s.scalabilityMode]);
+      });
+      return out;
+    })));
+    console.log('screen-share: doctor video_state', JSON.stringify(await doctor.page.evaluate(() => /** @type {any} */ (window).__lastVideoState || null)));
+    console.log(`screen-share: doctor link ${LINK.downKbps} kbit/s down, ${LINK.latencyMs} ms`);
+    console.log(`screen-share: share heights ${JSON.stringify(shareHeights)}, ${kbps('share')} kbit/s, fps ${last.share.fps}, frames +${last.share.frames - first.share.frames}`);
+    console.log(`screen-share: camera heights ${JSON.stringify(cameraHeights)}, ${kbps('camera')} kbit/s, fps ${last.camera.fps}, frames +${last.camera.frames - first.camera.frames}`);
+    assert.ok(found.share && found.camera, `share and camera receivers found: ${JSON.stringify(found)}`);
+    assert.ok(last.share.frames > first.share.frames, 'the share is decoded during the window');
+    assert.ok(shareHeights.every((h) => h === SHARE_HEIGHT), `the share keeps ${SHARE_HEIGHT}p: ${shareHeights}`);
+    assert.ok(cameraHeights.every((h) => h < SHARE_HEIGHT), `the camera is below its 720p: ${cameraHeights}`);
+  } finally {
+    await Promise.all([station.page.context().close(), doctor.page.context().close()]);
+  }
+});
