@@ -136,7 +136,14 @@ async fn run(
         reply,
     })?;
     let offer = rx.await.map_err(|_| SignalError::NoReply)??;
-    send(&mut ws, &ClientMsg::Offer { sdp: offer }).await?;
+    send(
+        &mut ws,
+        &ClientMsg::Offer {
+            sdp: offer,
+            screen: None,
+        },
+    )
+    .await?;
     loop {
         tokio::select! {
             changed = leave.changed() => {
