@@ -437,6 +437,7 @@ mod tests {
         let cases = [
             r#"{"type":"offer","sdp":"v=0"}"#,
             r#"{"type":"offer","sdp":"v=0","screen":["1"]}"#,
+            r#"{"type":"offer","sdp":"v=0","screen":[]}"#,
             r#"{"type":"answer","sdp":"v=0"}"#,
             r#"{"type":"admit","id":"p-1"}"#,
             r#"{"type":"deny","id":"p-1"}"#,
@@ -500,9 +501,15 @@ mod tests {
         let e = parse_client_msg(r#"{"type":"offer"}"#).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "bad offer message: missing field sdp; offer takes sdp: string"
+            "bad offer message: missing field sdp; offer takes sdp: string, screen: optional \
+             array of mid strings"
         );
         assert!(e.detail().contains("missing field"), "{}", e.detail());
+        // A `screen` that is not a list of strings is a bad offer, not a panic.
+        let e = parse_client_msg(r#"{"type":"offer","sdp":"v=0","screen":"1"}"#).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BadMessage);
+        let e = parse_client_msg(r#"{"type":"offer","sdp":"v=0","screen":[1]}"#).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BadMessage);
         let e = parse_client_msg(r#"{"type":"mute","kind":"audio"}"#).unwrap_err();
         assert_eq!(
             e.to_string(),
