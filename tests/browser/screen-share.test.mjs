@@ -199,6 +199,14 @@ test('a screen share beside the camera on a constrained subscriber keeps its res
     // The camera dropped layers on the weak link: below what the unshaped page gets of it.
     const freeMax = Math.max(...freeCamera);
     assert.ok(cameraHeights.every((h) => h < freeMax), `the camera ${cameraHeights} below the unshaped page's ${freeMax}`);
+
+    // Stopping: the station's button again; the doctor's share tile goes (the server reports
+    // the share `no_video` once its packets stop).
+    const stopAt = Date.now();
+    await station.page.click('[data-testid="screen-share"]');
+    await station.page.waitForSelector('[data-testid="screen-share"][aria-pressed="false"]');
+    await doctor.page.waitForSelector('[data-testid="remote-share"]', { state: 'hidden', timeout: 15_000 });
+    console.log(`screen-share: share tile gone on the doctor's page ${Date.now() - stopAt} ms after stop`);
   } finally {
     await Promise.all([station, doctor, free].map((p) => p.page.context().close()));
   }

@@ -16,7 +16,7 @@ import { setVideoStates, setAudioOnlyView } from './paused.js';
 import { makeToggle, makeAction, ICONS } from './controls.js';
 import { confirmAction } from './confirm.js';
 import { showToast } from './toast.js';
-import { makeShareToggle, setRemoteShare, clearShares } from './share.js';
+import { makeShareToggle, setRemoteShare, setShareStates, clearShares } from './share.js';
 
 /** @typedef {import('/sdk/kham.js').Participant} Participant */
 
@@ -197,11 +197,11 @@ client.addEventListener('participantleft', (ev) => {
 
 /** @param {Event} ev */
 function onTrackChange(ev) {
-  const { participantId, screen } = /** @type {CustomEvent<import('/sdk/kham.js').TrackDetail>} */ (ev).detail;
+  const { participantId, screen, mid } = /** @type {CustomEvent<import('/sdk/kham.js').TrackDetail>} */ (ev).detail;
   if (!inCall) return;
   const p = client.participants.get(participantId);
   if (screen) {
-    setRemoteShare(participantId, p ? p.name : '', client.shareOf(participantId));
+    setRemoteShare(participantId, p ? p.name : '', client.shareOf(participantId), mid);
     return;
   }
   if (p) addParticipant(p);
@@ -213,6 +213,7 @@ client.addEventListener('trackremoved', onTrackChange);
 client.addEventListener('videostate', (ev) => {
   const { tracks } = /** @type {CustomEvent<{tracks: import('/sdk/kham.js').VideoState[]}>} */ (ev).detail;
   setVideoStates(tracks, (mid) => client.participantForMid(mid));
+  setShareStates(tracks);
   if (inCall) relabelTiles();
 });
 

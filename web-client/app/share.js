@@ -54,8 +54,9 @@ const shown = new Map();
  * @param {string} participantId
  * @param {string} name
  * @param {MediaStream|null} stream
+ * @param {string} [mid]  the share's receive mid (its `video_state` hides a stopped share)
  */
-export function setRemoteShare(participantId, name, stream) {
+export function setRemoteShare(participantId, name, stream, mid) {
   const stage = byId('share-stage');
   let el = shown.get(participantId);
   if (!stream) {
@@ -70,11 +71,29 @@ export function setRemoteShare(participantId, name, stream) {
       shown.set(participantId, el);
       stage.append(el);
     }
+    if (mid) el.dataset.mid = mid;
     const video = /** @type {HTMLVideoElement} */ (el.querySelector('video'));
     video.muted = true;
     attachStream(video, stream);
   }
-  stage.hidden = shown.size === 0;
+  redrawStage();
+}
+
+function redrawStage() {
+  byId('share-stage').hidden = ![...shown.values()].some((el) => !el.hidden);
+}
+
+/**
+ * A share whose publisher stopped it sends nothing: the server reports it `no_video` and its
+ * tile is hidden until frames come again (the track itself stays until the next renegotiation).
+ * @param {import('../sdk/kham.js').VideoState[]} states
+ */
+export function setShareStates(states) {
+  for (const el of shown.values()) {
+    const s = states.find((v) => v.mid === el.dataset.mid);
+    if (s) el.hidden = s.paused && s.reason === 'no_video';
+  }
+  redrawStage();
 }
 
 /** Removes every share (the call ended). */
