@@ -102,6 +102,42 @@ impl TokenKeys {
         Ok(c)
     }
 
+    /// Signs claims with extra fields beside them (a doctor's `specialties`).
+    pub fn sign_with<T: Serialize>(&self, claims: &Claims, extra: &T) -> Result<String, TokenError> {
+        #[derive(Serialize)]
+        struct Both<'a, T> {
+            #[serde(flatten)]
+            claims: &'a Claims,
+            #[serde(flatten)]
+            extra: &'a T,
+        }
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Both { claims, extra },
+            &self.encoding,
+        )
+        .map_err(|_| TokenError::Invalid)
+    }
+
+    /// [`Self::verify`], and the token's extra fields read as `T` (checked by the same
+    /// signature).
+    pub fn verify_with<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<(Claims, T), TokenError> {
+        let c = self.verify(token, now)?;
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        v.set_issuer(&[&self.api_key]);
+        let extra = jsonwebtoken::decode::<T>(token, &self.decoding, &v)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        Ok((c, extra))
+    }
+
     /// Signature, algorithm, issuer and not-before; expiry is the caller's.
     fn decode(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         if token.is_empty() {
