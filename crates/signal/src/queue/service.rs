@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kham_proto::{LeftReason, QueueErrorCode, QueueServerMsg, Role};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::state::{Effect, Op, QueueError, QueueStats};
 use super::store::QueueStore;
@@ -34,11 +34,14 @@ pub struct QueueServiceConfig {
     pub call_token_ttl: Duration,
 }
 
-/// A connected queue client.
+/// A connected queue client. Messages that must arrive (`paired`, `left`, `offer`, errors)
+/// go through `tx`; its view (`queued`, `board`) is only ever the latest one, coalesced in
+/// `view`, so a burst of queue changes cannot fill its channel and crowd out a pairing.
 #[derive(Clone)]
 pub(crate) struct Conn {
     pub id: u64,
     pub tx: mpsc::Sender<QueueServerMsg>,
+    pub view: Arc<watch::Sender<Option<QueueServerMsg>>>,
     pub name: String,
     /// A doctor's specialties (empty for a station).
     pub specialties: Vec<String>,
@@ -263,14 +266,14 @@ impl QueueService {
         let store = &self.inner.store;
         for (station, c) in stations {
             if let Some(v) = store.station_view(&station, now) {
-                let _ = c.tx.try_send(QueueServerMsg::Queued {
+                c.view.send_replace(Some(QueueServerMsg::Queued {
                     request_id: v.id,
                     specialty: v.specialty,
                     urgency: v.urgency,
                     stage: v.stage,
                     position: v.position,
                     eta_ms: v.eta_ms,
-                });
+                }));
             }
         }
         if doctors.is_empty() {
@@ -286,11 +289,11 @@ impl QueueService {
                     (s.clone(), n)
                 })
                 .collect();
-            let _ = c.tx.try_send(QueueServerMsg::Board {
+            c.view.send_replace(Some(QueueServerMsg::Board {
                 available: store.is_available(&doctor),
                 entries: store.board(&c.specialties, now),
                 doctors_available,
-            });
+            }));
         }
     }
 

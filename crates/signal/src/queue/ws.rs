@@ -14,7 +14,7 @@ use kham_proto::{
     parse_queue_msg,
 };
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::service::{Conn, QueueService};
 use super::state::{NewRequest, Op, QueueError};
@@ -114,9 +114,11 @@ async fn session(socket: WebSocket, q: QueueService, claims: Claims, party: Part
         Party::Station => Vec::new(),
         Party::Doctor(s) => s.clone(),
     };
+    let (view, mut view_rx) = watch::channel(None);
     let conn = Conn {
         id: conn_id,
         tx: tx.clone(),
+        view: std::sync::Arc::new(view),
         name: claims.name.clone(),
         specialties: specialties.clone(),
     };
@@ -158,6 +160,22 @@ async fn session(socket: WebSocket, q: QueueService, claims: Claims, party: Part
                     break;
                 }
             },
+            changed = view_rx.changed() => {
+                // Its sender lives in the service's map only: gone means replaced.
+                if changed.is_err() {
+                    let _ = sink.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: close_code::REPLACED,
+                        reason: Utf8Bytes::from_static("replaced"),
+                    }))).await;
+                    break;
+                }
+                let latest = view_rx.borrow_and_update().clone();
+                if let Some(m) = latest
+                    && sink.send(text(&m)).await.is_err()
+                {
+                    break;
+                }
+            }
             frame = stream.next() => {
                 last_rx = tokio::time::Instant::now();
                 let Some(Ok(frame)) = frame else { break };
