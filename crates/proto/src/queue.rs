@@ -139,18 +139,28 @@ pub enum QueueClientMsg {
     /// Station: withdraw the request.
     Cancel,
     /// Doctor: on duty (available) or not (busy).
-    Available { available: bool },
+    Available {
+        available: bool,
+    },
     /// Doctor: take this request, or the next one (urgent first, then oldest) when absent.
     Take {
         #[serde(default)]
         request_id: Option<u64>,
     },
     /// Doctor (offer policy): accept or decline the offered request.
-    Accept { request_id: u64 },
-    Decline { request_id: u64 },
+    Accept {
+        request_id: u64,
+    },
+    Decline {
+        request_id: u64,
+    },
     /// Doctor: the call of this request has started (the doctor is in the room).
-    InCall { request_id: u64 },
-    Ping { id: u64 },
+    InCall {
+        request_id: u64,
+    },
+    Ping {
+        id: u64,
+    },
 }
 
 /// Messages from the server to a queue client.
@@ -173,7 +183,10 @@ pub enum QueueServerMsg {
         eta_ms: u64,
     },
     /// Station: the request is out of the queue without a call (cancelled, expired, abandoned).
-    Left { reason: LeftReason, message: String },
+    Left {
+        reason: LeftReason,
+        message: String,
+    },
     /// Doctor: its availability and the live queue of its specialties.
     Board {
         available: bool,
@@ -196,7 +209,9 @@ pub enum QueueServerMsg {
         code: QueueErrorCode,
         message: String,
     },
-    Pong { id: u64 },
+    Pong {
+        id: u64,
+    },
 }
 
 /// Why a queue client's frame was refused.

@@ -281,7 +281,9 @@ impl Config {
             .iter()
             .any(|t| *t < second)
         {
-            bail!("queue.accept_timeout, queue.offer_timeout and queue.expire_after must be at least 1s");
+            bail!(
+                "queue.accept_timeout, queue.offer_timeout and queue.expire_after must be at least 1s"
+            );
         }
         if !(1..=1_000_000).contains(&self.http.max_connections) {
             bail!("http.max_connections must be between 1 and 1000000");

@@ -474,7 +474,12 @@ fn print_dev_links(keys: &TokenKeys, base: &str, specialty_names: &[String]) {
         "  station: {}",
         mk("dev-station", "Trạm y tế xã", Role::Station)
     );
-    if let Ok(t) = keys.sign(&tokens::queue_claims(keys, "dev-station", "Trạm y tế xã", ttl)) {
+    if let Ok(t) = keys.sign(&tokens::queue_claims(
+        keys,
+        "dev-station",
+        "Trạm y tế xã",
+        ttl,
+    )) {
         println!(
             "  station queue (request a consult): {}",
             tokens::queue_link(base, &t)

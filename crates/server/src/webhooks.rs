@@ -334,7 +334,10 @@ mod tests {
         assert_eq!(b["reason"], "expired");
         assert_eq!(b["urgency"], "urgent");
         assert_eq!(b["request_id"], 9);
-        assert!(b.get("room").is_none() && b.get("participant").is_none(), "{b}");
+        assert!(
+            b.get("room").is_none() && b.get("participant").is_none(),
+            "{b}"
+        );
         let b = event_body(
             &Notice::QueueEntered {
                 request_id: 1,
@@ -347,7 +350,10 @@ mod tests {
         .unwrap();
         assert_eq!(b["event"], "queue_entered");
         let keys: Vec<&String> = b.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["at_ms", "event", "id", "request_id", "specialty", "urgency"]);
+        assert_eq!(
+            keys,
+            ["at_ms", "event", "id", "request_id", "specialty", "urgency"]
+        );
     }
 
     #[test]

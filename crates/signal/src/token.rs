@@ -103,7 +103,11 @@ impl TokenKeys {
     }
 
     /// Signs claims with extra fields beside them (a doctor's `specialties`).
-    pub fn sign_with<T: Serialize>(&self, claims: &Claims, extra: &T) -> Result<String, TokenError> {
+    pub fn sign_with<T: Serialize>(
+        &self,
+        claims: &Claims,
+        extra: &T,
+    ) -> Result<String, TokenError> {
         #[derive(Serialize)]
         struct Both<'a, T> {
             #[serde(flatten)]

@@ -76,7 +76,11 @@ async fn bad_input_gets_typed_errors_and_nothing_is_served_twice() {
     let (addr, keys, q) = start().await;
     let mut st = connect(addr, &station_token(&keys, "st-1")).await;
     assert!(matches!(recv(&mut st).await, QueueServerMsg::Hello { .. }));
-    send(&mut st, json!({"type": "request", "specialty": "dentistry", "urgency": "routine"})).await;
+    send(
+        &mut st,
+        json!({"type": "request", "specialty": "dentistry", "urgency": "routine"}),
+    )
+    .await;
     assert_eq!(error_code(&mut st).await, QueueErrorCode::UnknownSpecialty);
     st.send_text("{not json").await;
     assert_eq!(error_code(&mut st).await, QueueErrorCode::BadJson);
@@ -87,9 +91,17 @@ async fn bad_input_gets_typed_errors_and_nothing_is_served_twice() {
     send(&mut st, json!({"type": "request", "specialty": "general", "urgency": "routine", "note": "x".repeat(300)})).await;
     assert_eq!(error_code(&mut st).await, QueueErrorCode::TooLong);
     // One request, then a flood of the same: refused, one request in the queue.
-    send(&mut st, json!({"type": "request", "specialty": "general", "urgency": "routine"})).await;
+    send(
+        &mut st,
+        json!({"type": "request", "specialty": "general", "urgency": "routine"}),
+    )
+    .await;
     for _ in 0..10 {
-        send(&mut st, json!({"type": "request", "specialty": "general", "urgency": "urgent"})).await;
+        send(
+            &mut st,
+            json!({"type": "request", "specialty": "general", "urgency": "urgent"}),
+        )
+        .await;
     }
     let mut refused = 0;
     while refused < 10 {
@@ -103,7 +115,10 @@ async fn bad_input_gets_typed_errors_and_nothing_is_served_twice() {
     let mut cardio = connect(addr, &doctor_token(&keys, "dr-c", &["cardiology"])).await;
     send(&mut cardio, json!({"type": "available", "available": true})).await;
     send(&mut cardio, json!({"type": "take", "request_id": 1})).await;
-    assert_eq!(error_code(&mut cardio).await, QueueErrorCode::NotYourSpecialty);
+    assert_eq!(
+        error_code(&mut cardio).await,
+        QueueErrorCode::NotYourSpecialty
+    );
     send(&mut cardio, json!({"type": "take"})).await;
     assert_eq!(error_code(&mut cardio).await, QueueErrorCode::Empty);
 
@@ -111,7 +126,17 @@ async fn bad_input_gets_typed_errors_and_nothing_is_served_twice() {
     send(&mut st, json!({"type": "cancel"})).await;
     let mut gp = connect(addr, &doctor_token(&keys, "dr-g", &["general"])).await;
     send(&mut gp, json!({"type": "available", "available": true})).await;
-    until(&mut gp, |m| matches!(m, QueueServerMsg::Board { available: true, .. }).then_some(())).await;
+    until(&mut gp, |m| {
+        matches!(
+            m,
+            QueueServerMsg::Board {
+                available: true,
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
     send(&mut gp, json!({"type": "take", "request_id": 1})).await;
     assert_eq!(error_code(&mut gp).await, QueueErrorCode::NotFound);
 }
@@ -123,7 +148,9 @@ async fn pairing_hands_out_room_tokens_and_a_reconnecting_station_gets_its_room_
     let mut st = connect(addr, &st_token).await;
     send(&mut st, json!({"type": "request", "specialty": "cardiology", "urgency": "urgent", "note": "đau ngực"})).await;
     let pos = until(&mut st, |m| match m {
-        QueueServerMsg::Queued { position, stage, .. } => {
+        QueueServerMsg::Queued {
+            position, stage, ..
+        } => {
             assert_eq!(*stage, RequestStage::Waiting);
             Some(*position)
         }
@@ -136,7 +163,11 @@ async fn pairing_hands_out_room_tokens_and_a_reconnecting_station_gets_its_room_
     let mut dr = connect(addr, &doctor_token(&keys, "dr-1", &["cardiology"])).await;
     send(&mut dr, json!({"type": "available", "available": true})).await;
     let board = until(&mut dr, |m| match m {
-        QueueServerMsg::Board { entries, available: true, .. } if !entries.is_empty() => Some(entries.clone()),
+        QueueServerMsg::Board {
+            entries,
+            available: true,
+            ..
+        } if !entries.is_empty() => Some(entries.clone()),
         _ => None,
     })
     .await;
@@ -144,21 +175,33 @@ async fn pairing_hands_out_room_tokens_and_a_reconnecting_station_gets_its_room_
     assert_eq!(board[0].patient_name, None, "no patient name unless shared");
     send(&mut dr, json!({"type": "take"})).await;
     let (id, room, token) = until(&mut dr, |m| match m {
-        QueueServerMsg::Paired { request_id, room, token } => Some((*request_id, room.clone(), token.clone())),
+        QueueServerMsg::Paired {
+            request_id,
+            room,
+            token,
+        } => Some((*request_id, room.clone(), token.clone())),
         _ => None,
     })
     .await;
-    let c = keys.verify_for_room(&token, &room, kham_signal::unix_now()).unwrap();
+    let c = keys
+        .verify_for_room(&token, &room, kham_signal::unix_now())
+        .unwrap();
     assert_eq!((c.role, c.sub.as_str()), (Role::Doctor, "dr-1"));
     // The station comes back and is sent to the same room with its own token.
     let mut st = connect(addr, &st_token).await;
     let (sid, sroom, stoken) = until(&mut st, |m| match m {
-        QueueServerMsg::Paired { request_id, room, token } => Some((*request_id, room.clone(), token.clone())),
+        QueueServerMsg::Paired {
+            request_id,
+            room,
+            token,
+        } => Some((*request_id, room.clone(), token.clone())),
         _ => None,
     })
     .await;
     assert_eq!((sid, sroom.as_str()), (id, room.as_str()));
-    let c = keys.verify_for_room(&stoken, &room, kham_signal::unix_now()).unwrap();
+    let c = keys
+        .verify_for_room(&stoken, &room, kham_signal::unix_now())
+        .unwrap();
     assert_eq!((c.role, c.sub.as_str()), (Role::Station, "st-7"));
 }
 
@@ -170,24 +213,65 @@ async fn a_doctor_who_takes_and_vanishes_puts_the_request_back_first_in_line() {
     })
     .await;
     let mut a = connect(addr, &station_token(&keys, "st-a")).await;
-    send(&mut a, json!({"type": "request", "specialty": "general", "urgency": "routine"})).await;
-    until(&mut a, |m| matches!(m, QueueServerMsg::Queued { .. }).then_some(())).await;
+    send(
+        &mut a,
+        json!({"type": "request", "specialty": "general", "urgency": "routine"}),
+    )
+    .await;
+    until(&mut a, |m| {
+        matches!(m, QueueServerMsg::Queued { .. }).then_some(())
+    })
+    .await;
     let mut b = connect(addr, &station_token(&keys, "st-b")).await;
-    send(&mut b, json!({"type": "request", "specialty": "general", "urgency": "routine"})).await;
-    until(&mut b, |m| matches!(m, QueueServerMsg::Queued { position: 2, .. }).then_some(())).await;
+    send(
+        &mut b,
+        json!({"type": "request", "specialty": "general", "urgency": "routine"}),
+    )
+    .await;
+    until(&mut b, |m| {
+        matches!(m, QueueServerMsg::Queued { position: 2, .. }).then_some(())
+    })
+    .await;
     let mut dr = connect(addr, &doctor_token(&keys, "dr-x", &["general"])).await;
     send(&mut dr, json!({"type": "available", "available": true})).await;
-    until(&mut dr, |m| matches!(m, QueueServerMsg::Board { available: true, .. }).then_some(())).await;
+    until(&mut dr, |m| {
+        matches!(
+            m,
+            QueueServerMsg::Board {
+                available: true,
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
     send(&mut dr, json!({"type": "take"})).await;
-    until(&mut a, |m| matches!(m, QueueServerMsg::Paired { .. }).then_some(())).await;
-    until(&mut b, |m| matches!(m, QueueServerMsg::Queued { position: 1, .. }).then_some(())).await;
+    until(&mut a, |m| {
+        matches!(m, QueueServerMsg::Paired { .. }).then_some(())
+    })
+    .await;
+    until(&mut b, |m| {
+        matches!(m, QueueServerMsg::Queued { position: 1, .. }).then_some(())
+    })
+    .await;
     // The doctor's page closes before it reaches the call.
     drop(dr);
     until(&mut a, |m| {
-        matches!(m, QueueServerMsg::Queued { position: 1, stage: RequestStage::Waiting, .. }).then_some(())
+        matches!(
+            m,
+            QueueServerMsg::Queued {
+                position: 1,
+                stage: RequestStage::Waiting,
+                ..
+            }
+        )
+        .then_some(())
     })
     .await;
-    until(&mut b, |m| matches!(m, QueueServerMsg::Queued { position: 2, .. }).then_some(())).await;
+    until(&mut b, |m| {
+        matches!(m, QueueServerMsg::Queued { position: 2, .. }).then_some(())
+    })
+    .await;
     assert_eq!(q.stats().specialties["general"].waiting, 2);
 }
 
@@ -199,25 +283,48 @@ async fn a_booking_system_enqueues_and_cancels_over_http() {
     let booking = keys.sign(&booking).unwrap();
     let station_only = station_token(&keys, "st-z");
     let body = json!({"station": "st-z", "station_name": "Trạm Z", "specialty": "obstetrics", "urgency": "urgent"});
-    let post = |token: String, body: serde_json::Value| http(addr, "POST", "/api/queue", token, body);
+    let post =
+        |token: String, body: serde_json::Value| http(addr, "POST", "/api/queue", token, body);
     let r = http(addr, "DELETE", "/api/queue/1", booking.clone(), json!(null)).await;
     assert!(r.starts_with("HTTP/1.1 404"), "nothing to cancel yet: {r}");
-    assert!(post(station_only, body.clone()).await.starts_with("HTTP/1.1 403"));
+    assert!(
+        post(station_only, body.clone())
+            .await
+            .starts_with("HTTP/1.1 403")
+    );
     let r = post(booking.clone(), json!({"station": "st-z"})).await;
-    assert!(r.starts_with("HTTP/1.1 400") || r.starts_with("HTTP/1.1 422"), "{r}");
+    assert!(
+        r.starts_with("HTTP/1.1 400") || r.starts_with("HTTP/1.1 422"),
+        "{r}"
+    );
     let r = post(booking.clone(), body.clone()).await;
     assert!(r.starts_with("HTTP/1.1 201"), "{r}");
     assert!(r.contains("\"position\":1"), "{r}");
-    assert!(post(booking.clone(), body).await.starts_with("HTTP/1.1 409"));
+    assert!(
+        post(booking.clone(), body)
+            .await
+            .starts_with("HTTP/1.1 409")
+    );
     assert_eq!(q.stats().specialties["obstetrics"].waiting, 1);
     // The station connects and sees its place.
     let mut st = connect(addr, &station_token(&keys, "st-z")).await;
     let id = until(&mut st, |m| match m {
-        QueueServerMsg::Queued { position: 1, request_id, .. } => Some(*request_id),
+        QueueServerMsg::Queued {
+            position: 1,
+            request_id,
+            ..
+        } => Some(*request_id),
         _ => None,
     })
     .await;
-    let r = http(addr, "DELETE", &format!("/api/queue/{id}"), booking.clone(), json!(null)).await;
+    let r = http(
+        addr,
+        "DELETE",
+        &format!("/api/queue/{id}"),
+        booking.clone(),
+        json!(null),
+    )
+    .await;
     assert!(r.starts_with("HTTP/1.1 204"), "{r}");
     let reason = until(&mut st, |m| match m {
         QueueServerMsg::Left { reason, .. } => Some(*reason),
@@ -238,7 +345,11 @@ async fn http(
 ) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let b = if body.is_null() { String::new() } else { body.to_string() };
+    let b = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
         b.len()

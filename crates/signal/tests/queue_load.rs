@@ -88,11 +88,16 @@ async fn run(stations: usize, doctors: usize, consult: Duration) -> Report {
     let done = Arc::new(Mutex::new(HashSet::<usize>::new()));
     let mut station_tasks = Vec::new();
     for i in 0..stations {
-        let token = keys.sign(&claims(&keys, &format!("st-{i}"), Role::Station)).unwrap();
+        let token = keys
+            .sign(&claims(&keys, &format!("st-{i}"), Role::Station))
+            .unwrap();
         let queued = queued.clone();
         station_tasks.push(tokio::spawn(async move {
             let mut ws = connect(addr, &token).await;
-            assert!(matches!(next(&mut ws).await, Some(QueueServerMsg::Hello { .. })));
+            assert!(matches!(
+                next(&mut ws).await,
+                Some(QueueServerMsg::Hello { .. })
+            ));
             let urgent = i % 5 == 0;
             let sent = Instant::now();
             send(
@@ -155,16 +160,21 @@ async fn run(stations: usize, doctors: usize, consult: Duration) -> Report {
         let total = stations;
         doctor_tasks.push(tokio::spawn(async move {
             let mut ws = connect(addr, &token).await;
-            send(&mut ws, serde_json::json!({"type": "available", "available": true})).await;
+            send(
+                &mut ws,
+                serde_json::json!({"type": "available", "available": true}),
+            )
+            .await;
             let mut pending = false;
             loop {
-                let msg = match tokio::time::timeout(Duration::from_millis(500), next(&mut ws)).await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => panic!("doctor {d}: socket closed"),
-                    // Quiet: finished when every station was served.
-                    Err(_) if done.lock().unwrap().len() >= total => return,
-                    Err(_) => continue,
-                };
+                let msg =
+                    match tokio::time::timeout(Duration::from_millis(500), next(&mut ws)).await {
+                        Ok(Some(m)) => m,
+                        Ok(None) => panic!("doctor {d}: socket closed"),
+                        // Quiet: finished when every station was served.
+                        Err(_) if done.lock().unwrap().len() >= total => return,
+                        Err(_) => continue,
+                    };
                 match msg {
                     QueueServerMsg::Board {
                         available, entries, ..
@@ -178,13 +188,19 @@ async fn run(stations: usize, doctors: usize, consult: Duration) -> Report {
                         }
                     }
                     QueueServerMsg::Paired { request_id, .. } => {
-                        send(&mut ws, serde_json::json!({"type": "in_call", "request_id": request_id}))
-                            .await;
+                        send(
+                            &mut ws,
+                            serde_json::json!({"type": "in_call", "request_id": request_id}),
+                        )
+                        .await;
                         served_ids.lock().unwrap().push(request_id);
                         done.lock().unwrap().insert(request_id as usize);
                         tokio::time::sleep(consult).await;
-                        send(&mut ws, serde_json::json!({"type": "available", "available": true}))
-                            .await;
+                        send(
+                            &mut ws,
+                            serde_json::json!({"type": "available", "available": true}),
+                        )
+                        .await;
                         pending = false;
                     }
                     QueueServerMsg::Error { code, .. } => {

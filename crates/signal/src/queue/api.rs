@@ -80,7 +80,10 @@ async fn enqueue(
     body: Result<Json<Enqueue>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     booking_system(&q, &headers)?;
-    if q.config().draining.load(std::sync::atomic::Ordering::Relaxed) {
+    if q.config()
+        .draining
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
         return Err(ApiError::draining());
     }
     let Json(b) = body.map_err(|_| {
@@ -128,7 +131,11 @@ async fn cancel(
 ) -> Result<Response, ApiError> {
     booking_system(&q, &headers)?;
     let id: u64 = id.parse().map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "request ids are numbers")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "request ids are numbers",
+        )
     })?;
     q.apply(Op::CancelId { id }).map_err(|e| refused(&e))?;
     Ok(StatusCode::NO_CONTENT.into_response())

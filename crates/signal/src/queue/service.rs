@@ -154,7 +154,10 @@ impl QueueService {
                 }
             }
             Effect::Returned { id, .. } => {
-                tracing::info!(request = id, "queue: request returned to the head of the queue");
+                tracing::info!(
+                    request = id,
+                    "queue: request returned to the head of the queue"
+                );
             }
             Effect::Left {
                 id,
@@ -194,7 +197,11 @@ impl QueueService {
     /// cannot be made (the node's room cap) puts the request back and tells the doctor.
     fn pair(&self, id: u64, station: &str, doctor: &str, room: &str) {
         if let Err(refusal) = self.inner.cfg.rooms.create(room) {
-            tracing::warn!(request = id, code = refusal.code(), "queue: the consult's room could not be created");
+            tracing::warn!(
+                request = id,
+                code = refusal.code(),
+                "queue: the consult's room could not be created"
+            );
             if let Some(c) = self.doctor_conn(doctor) {
                 let _ = c.tx.try_send(QueueServerMsg::Error {
                     code: QueueErrorCode::Unavailable,

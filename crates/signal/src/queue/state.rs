@@ -122,19 +122,31 @@ pub struct NewRequest {
 pub enum Op {
     Enter(NewRequest),
     /// The station (by identity) withdraws its request.
-    Cancel { station: String },
+    Cancel {
+        station: String,
+    },
     /// A request withdrawn by id (the booking system).
-    CancelId { id: u64 },
+    CancelId {
+        id: u64,
+    },
     /// The station's connection came or went.
-    StationOnline { station: String, online: bool },
+    StationOnline {
+        station: String,
+        online: bool,
+    },
     /// A doctor's duty connection opened, with the specialties of its token.
     DoctorOnline {
         doctor: String,
         specialties: Vec<String>,
     },
     /// A doctor's duty connection closed.
-    DoctorGone { doctor: String },
-    SetAvailable { doctor: String, available: bool },
+    DoctorGone {
+        doctor: String,
+    },
+    SetAvailable {
+        doctor: String,
+        available: bool,
+    },
     /// Take `id`, or the next request of the doctor's specialties; the room id is the caller's.
     Take {
         doctor: String,
@@ -146,9 +158,15 @@ pub enum Op {
         id: u64,
         room: String,
     },
-    Decline { doctor: String, id: u64 },
+    Decline {
+        doctor: String,
+        id: u64,
+    },
     /// The doctor reached the call of `id`: it leaves the queue as taken.
-    Confirm { doctor: String, id: u64 },
+    Confirm {
+        doctor: String,
+        id: u64,
+    },
     /// Timers: expiry, station grace, unconfirmed assignments, unanswered offers.
     Tick,
 }
@@ -191,8 +209,15 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Stage {
     Waiting,
-    Offered { doctor: String, until: u64 },
-    Assigned { doctor: String, room: String, until: u64 },
+    Offered {
+        doctor: String,
+        until: u64,
+    },
+    Assigned {
+        doctor: String,
+        room: String,
+        until: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -211,7 +236,11 @@ struct Request {
 
 impl Request {
     fn key(&self) -> (std::cmp::Reverse<Urgency>, bool, u64) {
-        (std::cmp::Reverse(self.req.urgency), !self.returned, self.seq)
+        (
+            std::cmp::Reverse(self.req.urgency),
+            !self.returned,
+            self.seq,
+        )
     }
 }
 
@@ -403,7 +432,9 @@ impl QueueState {
         }
         let max = self.settings.max_note_chars;
         if r.note.chars().count() > max
-            || r.patient_name.as_ref().is_some_and(|p| p.chars().count() > max)
+            || r.patient_name
+                .as_ref()
+                .is_some_and(|p| p.chars().count() > max)
         {
             return Err(QueueError::TooLong(max));
         }
@@ -572,7 +603,11 @@ impl QueueState {
                 }
                 Stage::Offered { doctor, until } | Stage::Assigned { doctor, until, .. } => {
                     if now >= *until {
-                        lapsed.push((r.id, doctor.clone(), matches!(r.stage, Stage::Offered { .. })));
+                        lapsed.push((
+                            r.id,
+                            doctor.clone(),
+                            matches!(r.stage, Stage::Offered { .. }),
+                        ));
                     }
                 }
             }

@@ -82,10 +82,14 @@ fn left(fx: &[Effect]) -> Vec<(u64, LeftReason)> {
 #[test]
 fn urgent_first_then_oldest_and_positions_follow() {
     let mut q = QueueState::new(settings(QueuePolicy::Take));
-    q.apply(req("a", "cardiology", Urgency::Routine), 0).expect("a");
-    q.apply(req("b", "cardiology", Urgency::Routine), S).expect("b");
-    q.apply(req("c", "cardiology", Urgency::Urgent), 2 * S).expect("c");
-    q.apply(req("x", "paediatrics", Urgency::Routine), 3 * S).expect("x");
+    q.apply(req("a", "cardiology", Urgency::Routine), 0)
+        .expect("a");
+    q.apply(req("b", "cardiology", Urgency::Routine), S)
+        .expect("b");
+    q.apply(req("c", "cardiology", Urgency::Urgent), 2 * S)
+        .expect("c");
+    q.apply(req("x", "paediatrics", Urgency::Routine), 3 * S)
+        .expect("x");
     let pos = |q: &QueueState, s: &str| q.station_view(s, 4 * S).expect("view").position;
     assert_eq!((pos(&q, "c"), pos(&q, "a"), pos(&q, "b")), (1, 2, 3));
     assert_eq!(pos(&q, "x"), 1, "places are per specialty");
@@ -97,13 +101,17 @@ fn urgent_first_then_oldest_and_positions_follow() {
     let fx = take(&mut q, "d1", None, 5 * S).expect("take");
     assert!(matches!(&fx[0], Effect::Assigned { station, .. } if station == "c"));
     assert_eq!(pos(&q, "a"), 1);
-    assert_eq!(q.station_view("c", 5 * S).expect("c").stage, RequestStage::Connecting);
+    assert_eq!(
+        q.station_view("c", 5 * S).expect("c").stage,
+        RequestStage::Connecting
+    );
 }
 
 #[test]
 fn the_taking_race_has_exactly_one_winner() {
     let mut q = QueueState::new(settings(QueuePolicy::Take));
-    q.apply(req("a", "cardiology", Urgency::Routine), 0).expect("a");
+    q.apply(req("a", "cardiology", Urgency::Routine), 0)
+        .expect("a");
     doctor(&mut q, "d1", &["cardiology"], 0);
     doctor(&mut q, "d2", &["cardiology"], 0);
     let id = q.board(&["cardiology".into()], 0)[0].request_id;
@@ -112,7 +120,8 @@ fn the_taking_race_has_exactly_one_winner() {
     assert!(first.is_ok());
     assert_eq!(second, Err(QueueError::AlreadyTaken));
     // "Take next" at the same instant: the loser finds the queue empty, not the same request.
-    q.apply(req("b", "cardiology", Urgency::Routine), 2 * S).expect("b");
+    q.apply(req("b", "cardiology", Urgency::Routine), 2 * S)
+        .expect("b");
     doctor(&mut q, "d3", &["cardiology"], 2 * S);
     let a = take(&mut q, "d2", None, 3 * S).expect("d2 takes b");
     assert_eq!(take(&mut q, "d3", None, 3 * S), Err(QueueError::Empty));
@@ -135,27 +144,68 @@ fn bad_input_is_refused_with_typed_errors_and_changes_nothing() {
         patient_name: None,
         online: true,
     };
-    assert_eq!(q.apply(Op::Enter(long.clone()), 0), Err(QueueError::TooLong(20)));
+    assert_eq!(
+        q.apply(Op::Enter(long.clone()), 0),
+        Err(QueueError::TooLong(20))
+    );
     long.note = "ho kéo dài".into();
     q.apply(Op::Enter(long.clone()), 0).expect("enter");
     // A flood from one station: one request, the rest refused.
     for i in 0..100 {
-        assert_eq!(q.apply(Op::Enter(long.clone()), i), Err(QueueError::AlreadyQueued));
+        assert_eq!(
+            q.apply(Op::Enter(long.clone()), i),
+            Err(QueueError::AlreadyQueued)
+        );
     }
     assert_eq!(q.len(), 1);
     doctor(&mut q, "cardio", &["cardiology"], 0);
     let id = q.board(&["general".into()], 0)[0].request_id;
-    assert_eq!(take(&mut q, "cardio", Some(id), S), Err(QueueError::NotYourSpecialty));
+    assert_eq!(
+        take(&mut q, "cardio", Some(id), S),
+        Err(QueueError::NotYourSpecialty)
+    );
     assert_eq!(take(&mut q, "cardio", None, S), Err(QueueError::Empty));
-    assert_eq!(take(&mut q, "stranger", None, S), Err(QueueError::UnknownDoctor));
-    q.apply(Op::Cancel { station: "a".into() }, 2 * S).expect("cancel");
+    assert_eq!(
+        take(&mut q, "stranger", None, S),
+        Err(QueueError::UnknownDoctor)
+    );
+    q.apply(
+        Op::Cancel {
+            station: "a".into(),
+        },
+        2 * S,
+    )
+    .expect("cancel");
     doctor(&mut q, "gp", &["general"], 2 * S);
-    assert_eq!(take(&mut q, "gp", Some(id), 3 * S), Err(QueueError::NotFound), "a cancelled request");
-    assert_eq!(q.apply(Op::Cancel { station: "a".into() }, 3 * S), Err(QueueError::NotFound));
+    assert_eq!(
+        take(&mut q, "gp", Some(id), 3 * S),
+        Err(QueueError::NotFound),
+        "a cancelled request"
+    );
+    assert_eq!(
+        q.apply(
+            Op::Cancel {
+                station: "a".into()
+            },
+            3 * S
+        ),
+        Err(QueueError::NotFound)
+    );
     // A busy doctor cannot take.
-    q.apply(req("b", "general", Urgency::Routine), 4 * S).expect("b");
-    q.apply(Op::SetAvailable { doctor: "gp".into(), available: false }, 4 * S).expect("busy");
-    assert_eq!(take(&mut q, "gp", None, 4 * S), Err(QueueError::NotAvailable));
+    q.apply(req("b", "general", Urgency::Routine), 4 * S)
+        .expect("b");
+    q.apply(
+        Op::SetAvailable {
+            doctor: "gp".into(),
+            available: false,
+        },
+        4 * S,
+    )
+    .expect("busy");
+    assert_eq!(
+        take(&mut q, "gp", None, 4 * S),
+        Err(QueueError::NotAvailable)
+    );
 }
 
 #[test]
@@ -164,36 +214,71 @@ fn the_queue_is_bounded() {
     s.max_requests = 3;
     let mut q = QueueState::new(s);
     for i in 0..3 {
-        q.apply(req(&format!("s{i}"), "general", Urgency::Routine), 0).expect("room");
+        q.apply(req(&format!("s{i}"), "general", Urgency::Routine), 0)
+            .expect("room");
     }
-    assert_eq!(q.apply(req("s9", "general", Urgency::Routine), 0), Err(QueueError::QueueFull));
+    assert_eq!(
+        q.apply(req("s9", "general", Urgency::Routine), 0),
+        Err(QueueError::QueueFull)
+    );
 }
 
 #[test]
 fn requests_expire_with_a_reason_and_a_taken_or_expired_one_cannot_be_taken() {
     let mut q = QueueState::new(settings(QueuePolicy::Take));
-    q.apply(req("a", "general", Urgency::Routine), 0).expect("a");
+    q.apply(req("a", "general", Urgency::Routine), 0)
+        .expect("a");
     let id = q.board(&["general".into()], 0)[0].request_id;
     assert!(left(&q.apply(Op::Tick, 599 * S).expect("tick")).is_empty());
     let fx = q.apply(Op::Tick, 600 * S).expect("tick");
     assert_eq!(left(&fx), [(id, LeftReason::Expired)]);
     doctor(&mut q, "gp", &["general"], 601 * S);
-    assert_eq!(take(&mut q, "gp", Some(id), 601 * S), Err(QueueError::NotFound));
+    assert_eq!(
+        take(&mut q, "gp", Some(id), 601 * S),
+        Err(QueueError::NotFound)
+    );
     assert_eq!(q.stats(601 * S).specialties["general"].waiting, 0);
 }
 
 #[test]
 fn a_disconnected_station_keeps_its_place_for_the_grace() {
     let mut q = QueueState::new(settings(QueuePolicy::Take));
-    q.apply(req("a", "general", Urgency::Routine), 0).expect("a");
-    q.apply(req("b", "general", Urgency::Routine), S).expect("b");
-    q.apply(Op::StationOnline { station: "a".into(), online: false }, 10 * S).expect("off");
+    q.apply(req("a", "general", Urgency::Routine), 0)
+        .expect("a");
+    q.apply(req("b", "general", Urgency::Routine), S)
+        .expect("b");
+    q.apply(
+        Op::StationOnline {
+            station: "a".into(),
+            online: false,
+        },
+        10 * S,
+    )
+    .expect("off");
     assert!(left(&q.apply(Op::Tick, 69 * S).expect("tick")).is_empty());
-    q.apply(Op::StationOnline { station: "a".into(), online: true }, 69 * S).expect("back");
+    q.apply(
+        Op::StationOnline {
+            station: "a".into(),
+            online: true,
+        },
+        69 * S,
+    )
+    .expect("back");
     assert!(left(&q.apply(Op::Tick, 200 * S).expect("tick")).is_empty());
-    assert_eq!(q.station_view("a", 200 * S).expect("a").position, 1, "still first");
+    assert_eq!(
+        q.station_view("a", 200 * S).expect("a").position,
+        1,
+        "still first"
+    );
     // Away past the grace: out.
-    q.apply(Op::StationOnline { station: "a".into(), online: false }, 210 * S).expect("off");
+    q.apply(
+        Op::StationOnline {
+            station: "a".into(),
+            online: false,
+        },
+        210 * S,
+    )
+    .expect("off");
     let fx = q.apply(Op::Tick, 270 * S).expect("tick");
     assert_eq!(left(&fx).len(), 1);
     assert_eq!(left(&fx)[0].1, LeftReason::Abandoned);
@@ -203,18 +288,36 @@ fn a_disconnected_station_keeps_its_place_for_the_grace() {
 #[test]
 fn a_doctor_who_takes_and_vanishes_returns_the_request_to_the_head() {
     let mut q = QueueState::new(settings(QueuePolicy::Take));
-    q.apply(req("a", "general", Urgency::Routine), 0).expect("a");
-    q.apply(req("b", "general", Urgency::Routine), S).expect("b");
+    q.apply(req("a", "general", Urgency::Routine), 0)
+        .expect("a");
+    q.apply(req("b", "general", Urgency::Routine), S)
+        .expect("b");
     doctor(&mut q, "gp", &["general"], S);
     let id = assigned_id(&take(&mut q, "gp", None, 2 * S).expect("take a"));
     // A newer request arrives; then the doctor's connection is gone before reaching the call.
-    q.apply(req("c", "general", Urgency::Routine), 3 * S).expect("c");
-    let fx = q.apply(Op::DoctorGone { doctor: "gp".into() }, 4 * S).expect("gone");
-    assert!(fx.contains(&Effect::Returned { id, doctor: "gp".into() }));
-    assert_eq!(q.station_view("a", 4 * S).expect("a").position, 1, "back at the head");
+    q.apply(req("c", "general", Urgency::Routine), 3 * S)
+        .expect("c");
+    let fx = q
+        .apply(
+            Op::DoctorGone {
+                doctor: "gp".into(),
+            },
+            4 * S,
+        )
+        .expect("gone");
+    assert!(fx.contains(&Effect::Returned {
+        id,
+        doctor: "gp".into()
+    }));
+    assert_eq!(
+        q.station_view("a", 4 * S).expect("a").position,
+        1,
+        "back at the head"
+    );
     assert_eq!(q.board(&["general".into()], 4 * S)[0].request_id, id);
     // An urgent request still goes before it.
-    q.apply(req("u", "general", Urgency::Urgent), 5 * S).expect("u");
+    q.apply(req("u", "general", Urgency::Urgent), 5 * S)
+        .expect("u");
     assert_eq!(q.station_view("a", 5 * S).expect("a").position, 2);
 
     // A doctor who takes and never reaches the call: the same after accept_timeout.
@@ -222,12 +325,24 @@ fn a_doctor_who_takes_and_vanishes_returns_the_request_to_the_head() {
     let u = assigned_id(&take(&mut q, "gp2", None, 6 * S).expect("take u"));
     assert!(q.apply(Op::Tick, 35 * S).expect("tick").is_empty());
     let fx = q.apply(Op::Tick, 36 * S).expect("tick");
-    assert!(fx.contains(&Effect::Returned { id: u, doctor: "gp2".into() }));
-    assert!(!q.is_available("gp2"), "a doctor who let it lapse is set busy");
+    assert!(fx.contains(&Effect::Returned {
+        id: u,
+        doctor: "gp2".into()
+    }));
+    assert!(
+        !q.is_available("gp2"),
+        "a doctor who let it lapse is set busy"
+    );
     assert_eq!(q.station_view("u", 36 * S).expect("u").position, 1);
     // A late confirmation is refused: the request is not its own any more.
     assert_eq!(
-        q.apply(Op::Confirm { doctor: "gp2".into(), id: u }, 37 * S),
+        q.apply(
+            Op::Confirm {
+                doctor: "gp2".into(),
+                id: u
+            },
+            37 * S
+        ),
         Err(QueueError::NotFound)
     );
 }
@@ -235,16 +350,40 @@ fn a_doctor_who_takes_and_vanishes_returns_the_request_to_the_head() {
 #[test]
 fn confirming_serves_the_request_once_and_records_the_wait() {
     let mut q = QueueState::new(settings(QueuePolicy::Take));
-    q.apply(req("a", "general", Urgency::Routine), 0).expect("a");
+    q.apply(req("a", "general", Urgency::Routine), 0)
+        .expect("a");
     doctor(&mut q, "gp", &["general"], 0);
     let id = assigned_id(&take(&mut q, "gp", None, 12 * S).expect("take"));
-    let fx = q.apply(Op::Confirm { doctor: "gp".into(), id }, 13 * S).expect("confirm");
+    let fx = q
+        .apply(
+            Op::Confirm {
+                doctor: "gp".into(),
+                id,
+            },
+            13 * S,
+        )
+        .expect("confirm");
     assert_eq!(left(&fx), [(id, LeftReason::Taken)]);
-    assert_eq!(q.apply(Op::Confirm { doctor: "gp".into(), id }, 13 * S), Err(QueueError::NotFound));
+    assert_eq!(
+        q.apply(
+            Op::Confirm {
+                doctor: "gp".into(),
+                id
+            },
+            13 * S
+        ),
+        Err(QueueError::NotFound)
+    );
     assert!(q.is_empty());
     assert_eq!(q.stats(14 * S).served_waits_ms, [13 * S]);
-    assert!(!q.is_available("gp"), "in the call: busy until it says otherwise");
-    assert_eq!(q.stats(HISTORY_MS + 20 * S).served_waits_ms, Vec::<u64>::new());
+    assert!(
+        !q.is_available("gp"),
+        "in the call: busy until it says otherwise"
+    );
+    assert_eq!(
+        q.stats(HISTORY_MS + 20 * S).served_waits_ms,
+        Vec::<u64>::new()
+    );
 }
 
 #[test]
@@ -252,38 +391,79 @@ fn offer_policy_goes_to_the_longest_idle_doctor_and_moves_on_after_a_decline_or_
     let mut q = QueueState::new(settings(QueuePolicy::Offer));
     doctor(&mut q, "early", &["general"], 0);
     doctor(&mut q, "late", &["general"], 5 * S);
-    let fx = q.apply(req("a", "general", Urgency::Routine), 10 * S).expect("a");
+    let fx = q
+        .apply(req("a", "general", Urgency::Routine), 10 * S)
+        .expect("a");
     let offered = |fx: &[Effect]| {
-        fx.iter()
-            .find_map(|e| match e {
-                Effect::Offered { doctor, id, .. } => Some((doctor.clone(), *id)),
-                _ => None,
-            })
+        fx.iter().find_map(|e| match e {
+            Effect::Offered { doctor, id, .. } => Some((doctor.clone(), *id)),
+            _ => None,
+        })
     };
     let (d, id) = offered(&fx).expect("an offer");
     assert_eq!(d, "early");
     // Declined: offered to the next one.
-    let fx = q.apply(Op::Decline { doctor: "early".into(), id }, 11 * S).expect("decline");
+    let fx = q
+        .apply(
+            Op::Decline {
+                doctor: "early".into(),
+                id,
+            },
+            11 * S,
+        )
+        .expect("decline");
     assert_eq!(offered(&fx), Some(("late".into(), id)));
     // The one it was not offered to cannot accept it.
     assert_eq!(
-        q.apply(Op::Accept { doctor: "early".into(), id, room: "r".into() }, 12 * S),
+        q.apply(
+            Op::Accept {
+                doctor: "early".into(),
+                id,
+                room: "r".into()
+            },
+            12 * S
+        ),
         Err(QueueError::AlreadyTaken)
     );
     // Silence past the offer timeout: back in the queue, that doctor set busy.
     let fx = q.apply(Op::Tick, 31 * S).expect("tick");
-    assert!(fx.contains(&Effect::Returned { id, doctor: "late".into() }));
+    assert!(fx.contains(&Effect::Returned {
+        id,
+        doctor: "late".into()
+    }));
     assert!(!q.is_available("late"));
     // Both declined or lapsed: it waits for a new doctor, who gets it at once.
-    assert_eq!(q.station_view("a", 31 * S).expect("a").stage, RequestStage::Waiting);
-    q.apply(Op::DoctorOnline { doctor: "new".into(), specialties: vec!["general".into()] }, 32 * S)
-        .expect("online");
+    assert_eq!(
+        q.station_view("a", 31 * S).expect("a").stage,
+        RequestStage::Waiting
+    );
+    q.apply(
+        Op::DoctorOnline {
+            doctor: "new".into(),
+            specialties: vec!["general".into()],
+        },
+        32 * S,
+    )
+    .expect("online");
     let fx = q
-        .apply(Op::SetAvailable { doctor: "new".into(), available: true }, 32 * S)
+        .apply(
+            Op::SetAvailable {
+                doctor: "new".into(),
+                available: true,
+            },
+            32 * S,
+        )
         .expect("available");
     assert_eq!(offered(&fx), Some(("new".into(), id)));
     let fx = q
-        .apply(Op::Accept { doctor: "new".into(), id, room: "r1".into() }, 33 * S)
+        .apply(
+            Op::Accept {
+                doctor: "new".into(),
+                id,
+                room: "r1".into(),
+            },
+            33 * S,
+        )
         .expect("accept");
     assert_eq!(assigned_id(&fx), id);
 }
@@ -295,8 +475,13 @@ fn many_doctors_serve_every_request_exactly_once() {
         ..settings(QueuePolicy::Take)
     });
     for i in 0..200u64 {
-        let u = if i % 7 == 0 { Urgency::Urgent } else { Urgency::Routine };
-        q.apply(req(&format!("s{i}"), "general", u), i).expect("enter");
+        let u = if i % 7 == 0 {
+            Urgency::Urgent
+        } else {
+            Urgency::Routine
+        };
+        q.apply(req(&format!("s{i}"), "general", u), i)
+            .expect("enter");
     }
     for d in 0..20 {
         doctor(&mut q, &format!("d{d}"), &["general"], 0);
@@ -308,9 +493,23 @@ fn many_doctors_serve_every_request_exactly_once() {
             let name = format!("d{d}");
             if let Ok(fx) = take(&mut q, &name, None, now) {
                 let id = assigned_id(&fx);
-                q.apply(Op::Confirm { doctor: name.clone(), id }, now).expect("confirm");
+                q.apply(
+                    Op::Confirm {
+                        doctor: name.clone(),
+                        id,
+                    },
+                    now,
+                )
+                .expect("confirm");
                 assert!(served.insert(id), "served twice: {id}");
-                q.apply(Op::SetAvailable { doctor: name, available: true }, now).expect("again");
+                q.apply(
+                    Op::SetAvailable {
+                        doctor: name,
+                        available: true,
+                    },
+                    now,
+                )
+                .expect("again");
             }
         }
         now += S;

@@ -43,7 +43,10 @@ pub async fn queue_ws(
     query: Result<Query<QueueQuery>, axum::extract::rejection::QueryRejection>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    if q.config().draining.load(std::sync::atomic::Ordering::Relaxed) {
+    if q.config()
+        .draining
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
         return ApiError::draining().into_response();
     }
     let Ok(Query(query)) = query else {

@@ -111,9 +111,8 @@ pub fn claims(keys: &TokenKeys, sub: &str, role: Role) -> Claims {
     }
 }
 
-pub type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub async fn connect(addr: SocketAddr, token: &str) -> Ws {
     let url = format!("ws://{addr}/queue/ws?token={token}");
@@ -133,4 +132,3 @@ pub async fn next(ws: &mut Ws) -> Option<QueueServerMsg> {
 pub async fn send(ws: &mut Ws, v: serde_json::Value) {
     ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
-
