@@ -414,6 +414,31 @@ mod tests {
 
     #[test]
     #[allow(clippy::result_large_err)] // figment::Jail's own error type
+    fn queue_settings_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KHAM_QUEUE__POLICY", "offer");
+            jail.set_env("KHAM_QUEUE__STATION_GRACE", "30s");
+            let cfg = Config::load(None, true).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.queue.policy, kham_proto::QueuePolicy::Offer);
+            assert_eq!(cfg.queue.settings().station_grace_ms, 30_000);
+            jail.set_env("KHAM_QUEUE__POLICY", "lottery");
+            assert!(Config::load(None, true).is_err());
+            jail.set_env("KHAM_QUEUE__POLICY", "take");
+            jail.set_env("KHAM_QUEUE__OFFER_TIMEOUT", "0s");
+            let err = Config::load(None, true).unwrap_err();
+            assert!(format!("{err:#}").contains("queue."), "{err:#}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("q.toml", "[queue]\nspecialties = [\"Tim mạch\"]\n")?;
+            let err = Config::load(Some(Path::new("q.toml")), true).unwrap_err();
+            assert!(format!("{err:#}").contains("queue.specialties"), "{err:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own error type
     fn refuses_http_limits_that_cannot_work() {
         for (key, value) in [
             ("KHAM_HTTP__HEADER_READ_TIMEOUT", "0s"),

@@ -235,6 +235,31 @@ mod tests {
     }
 
     #[test]
+    fn extra_claims_round_trip_and_are_covered_by_the_signature() {
+        #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+        struct Extra {
+            #[serde(default)]
+            specialties: Vec<String>,
+        }
+        let k = TokenKeys::new("key", "secret-secret-secret-secret-32by");
+        let extra = Extra {
+            specialties: vec!["cardiology".into()],
+        };
+        let t = k.sign_with(&claims("", 2000), &extra).unwrap();
+        let (c, e) = k.verify_with::<Extra>(&t, 1000).unwrap();
+        assert_eq!((c.sub.as_str(), e), ("id-1", extra));
+        // A plain token reads as no extras; an expired or forged one is refused.
+        let plain = k.sign(&claims("", 2000)).unwrap();
+        assert_eq!(k.verify_with::<Extra>(&plain, 1000).unwrap().1, Extra::default());
+        assert_eq!(k.verify_with::<Extra>(&t, 2000).unwrap_err(), TokenError::Expired);
+        let other = TokenKeys::new("key", "another-secret-another-secret-32");
+        let forged = other
+            .sign_with(&claims("", 2000), &Extra { specialties: vec!["x".into()] })
+            .unwrap();
+        assert_eq!(k.verify_with::<Extra>(&forged, 1000).unwrap_err(), TokenError::Invalid);
+    }
+
+    #[test]
     fn round_trip_and_room_binding() {
         let k = TokenKeys::new("key", "secret-secret-secret-secret-32by");
         let t = k.sign(&claims("room-a", 2000)).unwrap();

@@ -304,8 +304,8 @@ impl QueueService {
         }
     }
 
-    /// Registers a station's connection (replacing an older one) and returns its request's
-    /// room if a doctor already took it.
+    /// Registers a station's connection (replacing an older one); a request a doctor took while
+    /// the station was away is sent its room again.
     pub(crate) fn station_connected(&self, station: &str, conn: Conn) {
         lock(&self.inner.conns)
             .stations
