@@ -324,7 +324,7 @@ mod tests {
                 specialty: "cardiology".into(),
                 urgency: kham_proto::Urgency::Urgent,
                 reason: kham_proto::LeftReason::Expired,
-                waited_ms: 1800_000,
+                waited_ms: 1_800_000,
             },
             true,
             5,

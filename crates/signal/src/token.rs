@@ -250,13 +250,27 @@ mod tests {
         assert_eq!((c.sub.as_str(), e), ("id-1", extra));
         // A plain token reads as no extras; an expired or forged one is refused.
         let plain = k.sign(&claims("", 2000)).unwrap();
-        assert_eq!(k.verify_with::<Extra>(&plain, 1000).unwrap().1, Extra::default());
-        assert_eq!(k.verify_with::<Extra>(&t, 2000).unwrap_err(), TokenError::Expired);
+        assert_eq!(
+            k.verify_with::<Extra>(&plain, 1000).unwrap().1,
+            Extra::default()
+        );
+        assert_eq!(
+            k.verify_with::<Extra>(&t, 2000).unwrap_err(),
+            TokenError::Expired
+        );
         let other = TokenKeys::new("key", "another-secret-another-secret-32");
         let forged = other
-            .sign_with(&claims("", 2000), &Extra { specialties: vec!["x".into()] })
+            .sign_with(
+                &claims("", 2000),
+                &Extra {
+                    specialties: vec!["x".into()],
+                },
+            )
             .unwrap();
-        assert_eq!(k.verify_with::<Extra>(&forged, 1000).unwrap_err(), TokenError::Invalid);
+        assert_eq!(
+            k.verify_with::<Extra>(&forged, 1000).unwrap_err(),
+            TokenError::Invalid
+        );
     }
 
     #[test]
