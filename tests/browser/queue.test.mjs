@@ -79,9 +79,15 @@ test('two stations, two cardiologists: urgent first, both consults run, the queu
   await st.a.click('[data-testid="queue-request"]');
   await st.a.waitForSelector(visible('queue-status'));
   await st.a.waitForFunction(() => document.querySelector('[data-testid="queue-position"]')?.textContent === '1');
+  // Station B works in English.
+  await st.b.click('[data-testid="lang-toggle"]');
+  assert.equal(await st.b.textContent('#queue-title'), 'Request a consult');
+  assert.equal(await st.b.textContent('[data-testid="queue-request"]'), 'Request a consult');
   await st.b.check('[data-testid="queue-urgent"]');
   await st.b.click('[data-testid="queue-request"]');
   await st.b.waitForFunction(() => document.querySelector('[data-testid="queue-position"]')?.textContent === '1');
+  assert.match(await st.b.textContent('[data-testid="queue-status"]'), /Waiting for a Cardiology specialist/);
+  await screenshot(st.b, 'queue-station-waiting');
   // The urgent request goes ahead of the older routine one.
   await st.a.waitForFunction(() => document.querySelector('[data-testid="queue-position"]')?.textContent === '2');
   await dash.waitForFunction(() => document.querySelector('[data-testid="queue-total"]')?.getAttribute('data-count') === '2');
@@ -104,6 +110,7 @@ test('two stations, two cardiologists: urgent first, both consults run, the queu
   assert.match(await dr['1'].textContent('[data-testid="duty-list"]'), /đau ngực 2 giờ/, 'the note reaches the doctor');
   await dash.waitForFunction(() => document.querySelector('tr[data-specialty="cardiology"] [data-testid="queue-doctors"]')?.textContent === '2');
 
+  await screenshot(dr['1'], 'queue-duty');
   // Doctor 1 takes the next request: the urgent one, from station B.
   await dr['1'].click('[data-testid="queue-take"]');
   await remoteVideoPlays(dr['1']);

@@ -93,7 +93,11 @@ export function startDuty(sock, hooks) {
     view.offer = /** @type {CustomEvent} */ (ev).detail;
     renderDuty();
   });
-  sock.addEventListener('error', (ev) => hooks.onError(/** @type {CustomEvent} */ (ev).detail.message));
+  sock.addEventListener('error', (ev) => {
+    hooks.onError(/** @type {CustomEvent} */ (ev).detail.message);
+    // A refused take (another doctor was faster): the button is usable again.
+    renderDuty();
+  });
   sock.addEventListener('paired', (ev) => {
     view.offer = null;
     try {
