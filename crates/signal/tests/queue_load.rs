@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kham_proto::{QueueServerMsg, Role};
-use tokio::sync::Barrier;
 
 mod queue_common;
 use queue_common::*;
@@ -84,7 +83,9 @@ async fn run(stations: usize, doctors: usize, consult: Duration) -> Report {
     let (addr, keys, queue) = start().await;
     // Every station connects and asks (every fifth urgent); doctors start once all are queued,
     // so the order they are served in is the queue's, not the connection order's.
-    let queued = Arc::new(Barrier::new(stations + 1));
+    // Counted, not a barrier: a station keeps reading its socket (and answering pings) while
+    // the others connect.
+    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let done = Arc::new(Mutex::new(HashSet::<usize>::new()));
     let mut station_tasks = Vec::new();
     for i in 0..stations {
@@ -117,7 +118,7 @@ async fn run(stations: usize, doctors: usize, consult: Duration) -> Report {
                 match msg {
                     QueueServerMsg::Queued { .. } if !in_queue => {
                         in_queue = true;
-                        queued.wait().await;
+                        queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                     QueueServerMsg::Paired { .. } => {
                         pairings += 1;
@@ -145,7 +146,9 @@ async fn run(stations: usize, doctors: usize, consult: Duration) -> Report {
             }
         }));
     }
-    queued.wait().await;
+    while queued.load(std::sync::atomic::Ordering::SeqCst) < stations {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let started = Instant::now();
     let served_ids = Arc::new(Mutex::new(Vec::<u64>::new()));
     let races = Arc::new(Mutex::new(0usize));

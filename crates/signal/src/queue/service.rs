@@ -21,6 +21,11 @@ use crate::token::{Claims, TokenKeys};
 
 /// How often timers (expiry, grace, lapsed offers) are checked.
 const TICK: Duration = Duration::from_millis(500);
+/// Views (places, boards) are recomputed at most this often: a burst of changes costs one
+/// refresh, not one per change for every connection.
+const REFRESH_EVERY: Duration = Duration::from_millis(50);
+/// A doctor's board lists at most this many requests (the first in serving order).
+pub const BOARD_MAX: usize = 100;
 
 /// What the service needs besides the store.
 #[derive(Clone)]
@@ -58,6 +63,8 @@ struct Inner {
     cfg: QueueServiceConfig,
     conns: Mutex<Conns>,
     epoch: Instant,
+    /// Views are out of date.
+    dirty: Arc<tokio::sync::Notify>,
 }
 
 /// The queue of this node with its connections. Cheap to clone.
@@ -75,8 +82,24 @@ impl QueueService {
                 cfg,
                 conns: Mutex::new(Conns::default()),
                 epoch: Instant::now(),
+                dirty: Arc::new(tokio::sync::Notify::new()),
             }),
         };
+        let weak = Arc::downgrade(&s.inner);
+        let dirty = s.inner.dirty.clone();
+        tokio::spawn(async move {
+            loop {
+                // Wakes on the next change (a change during a refresh leaves a permit); checks
+                // now and then whether the service is gone.
+                let woke = tokio::time::timeout(Duration::from_secs(5), dirty.notified()).await;
+                let Some(inner) = weak.upgrade() else { break };
+                if woke.is_err() {
+                    continue;
+                }
+                QueueService { inner }.refresh();
+                tokio::time::sleep(REFRESH_EVERY).await;
+            }
+        });
         let weak = Arc::downgrade(&s.inner);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(TICK);
@@ -118,7 +141,7 @@ impl QueueService {
         for e in fx {
             self.carry_out(e);
         }
-        self.refresh();
+        self.inner.dirty.notify_one();
         Ok(())
     }
 
@@ -271,8 +294,13 @@ impl QueueService {
             )
         };
         let store = &self.inner.store;
+        let mut views = if stations.is_empty() {
+            HashMap::new()
+        } else {
+            store.station_views(now)
+        };
         for (station, c) in stations {
-            if let Some(v) = store.station_view(&station, now) {
+            if let Some(v) = views.remove(&station) {
                 c.view.send_replace(Some(QueueServerMsg::Queued {
                     request_id: v.id,
                     specialty: v.specialty,
@@ -298,7 +326,11 @@ impl QueueService {
                 .collect();
             c.view.send_replace(Some(QueueServerMsg::Board {
                 available: store.is_available(&doctor),
-                entries: store.board(&c.specialties, now),
+                entries: {
+                    let mut e = store.board(&c.specialties, now);
+                    e.truncate(BOARD_MAX);
+                    e
+                },
                 doctors_available,
             }));
         }

@@ -93,6 +93,11 @@ fn urgent_first_then_oldest_and_positions_follow() {
     let pos = |q: &QueueState, s: &str| q.station_view(s, 4 * S).expect("view").position;
     assert_eq!((pos(&q, "c"), pos(&q, "a"), pos(&q, "b")), (1, 2, 3));
     assert_eq!(pos(&q, "x"), 1, "places are per specialty");
+    // The one-pass views agree with the per-station ones.
+    let all = q.station_views(4 * S);
+    for st in ["a", "b", "c", "x"] {
+        assert_eq!(all.get(st), q.station_view(st, 4 * S).as_ref(), "{st}");
+    }
     let board = q.board(&["cardiology".into()], 4 * S);
     let order: Vec<&str> = board.iter().map(|e| e.station.as_str()).collect();
     assert_eq!(order, ["Trạm c", "Trạm a", "Trạm b"]);

@@ -2,6 +2,7 @@
 //! nodes use (Redis: each operation one script over the serialized state, or a hash per
 //! request), as the room registry's directory would. [`MemoryQueue`] is one node's, in memory.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use kham_proto::QueueEntry;
@@ -14,6 +15,8 @@ use super::state::{Effect, Op, QueueError, QueueSettings, QueueState, QueueStats
 pub trait QueueStore: Send + Sync + 'static {
     fn apply(&self, op: Op, now: u64) -> Result<Vec<Effect>, QueueError>;
     fn station_view(&self, station: &str, now: u64) -> Option<StationView>;
+    /// Every station's view, by station identity.
+    fn station_views(&self, now: u64) -> HashMap<String, StationView>;
     fn board(&self, specialties: &[String], now: u64) -> Vec<QueueEntry>;
     fn entry(&self, id: u64, now: u64) -> Option<QueueEntry>;
     fn is_available(&self, doctor: &str) -> bool;
@@ -45,6 +48,9 @@ impl QueueStore for MemoryQueue {
     }
     fn station_view(&self, station: &str, now: u64) -> Option<StationView> {
         self.lock().station_view(station, now)
+    }
+    fn station_views(&self, now: u64) -> HashMap<String, StationView> {
+        self.lock().station_views(now)
     }
     fn board(&self, specialties: &[String], now: u64) -> Vec<QueueEntry> {
         self.lock().board(specialties, now)
