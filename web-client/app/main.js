@@ -339,15 +339,29 @@ function startQueue(mode) {
   const sock = new QueueSocket(link.token);
   /** @type {number|null} */
   let pairedRequest = null;
+  /** @type {string|null} */
+  let pairedRoom = null;
   const onPaired = async (/** @type {{room: string, token: string, request_id: number}} */ msg) => {
+    // A station sent to another room (its doctor vanished, another took the request): the page
+    // starts again from the queue, which pairs it anew.
+    if (mode === 'queue' && pairedRoom !== null && msg.room !== pairedRoom) {
+      location.replace('/queue');
+      return;
+    }
     if (inCall || pairedRequest !== null) return;
     pairedRequest = msg.request_id;
+    pairedRoom = msg.room;
     const { stream } = await openLocalMedia();
     localStream = stream;
     joinCall(msg.room, msg.token);
   };
   if (mode === 'queue') {
     startStation(sock, { onPaired });
+    // The doctor vanished before reaching the call: the request is back in the queue (at its
+    // head), and so is this page, keeping its place (within the station grace).
+    sock.addEventListener('queued', (ev) => {
+      if (pairedRequest !== null && /** @type {CustomEvent} */ (ev).detail.stage === 'waiting') location.replace('/queue');
+    });
   } else {
     startDuty(sock, { onPaired, onError: (message) => showToast(t('error.generic', { message })) });
     // In the room: the request leaves the queue as taken.

@@ -372,3 +372,87 @@ impl SendText for Ws {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn offer_policy_offers_to_the_longest_idle_doctor_and_a_decline_passes_it_on() {
+    let (addr, keys, _q) = start_with(QueueSettings {
+        policy: kham_proto::QueuePolicy::Offer,
+        ..QueueSettings::default()
+    })
+    .await;
+    let mut first = connect(addr, &doctor_token(&keys, "dr-first", &["paediatrics"])).await;
+    send(&mut first, json!({"type": "available", "available": true})).await;
+    until(&mut first, |m| {
+        matches!(
+            m,
+            QueueServerMsg::Board {
+                available: true,
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+    let mut second = connect(addr, &doctor_token(&keys, "dr-second", &["paediatrics"])).await;
+    let policy = until(&mut second, |m| match m {
+        QueueServerMsg::Hello { policy, .. } => Some(*policy),
+        _ => None,
+    })
+    .await;
+    assert_eq!(policy, kham_proto::QueuePolicy::Offer);
+    send(&mut second, json!({"type": "available", "available": true})).await;
+    until(&mut second, |m| {
+        matches!(
+            m,
+            QueueServerMsg::Board {
+                available: true,
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+    let mut st = connect(addr, &station_token(&keys, "st-o")).await;
+    send(&mut st, json!({"type": "request", "specialty": "paediatrics", "urgency": "routine", "patient_name": "Bé Na"})).await;
+    // The longest idle doctor gets it, with the name the station chose to share.
+    let entry = until(&mut first, |m| match m {
+        QueueServerMsg::Offer { entry, .. } => Some(entry.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(entry.patient_name.as_deref(), Some("Bé Na"));
+    send(
+        &mut first,
+        json!({"type": "decline", "request_id": entry.request_id}),
+    )
+    .await;
+    let again = until(&mut second, |m| match m {
+        QueueServerMsg::Offer { entry, .. } => Some(entry.request_id),
+        _ => None,
+    })
+    .await;
+    assert_eq!(again, entry.request_id);
+    // The one who declined cannot accept it now.
+    send(
+        &mut first,
+        json!({"type": "accept", "request_id": entry.request_id}),
+    )
+    .await;
+    assert_eq!(error_code(&mut first).await, QueueErrorCode::AlreadyTaken);
+    send(
+        &mut second,
+        json!({"type": "accept", "request_id": entry.request_id}),
+    )
+    .await;
+    let room = until(&mut second, |m| match m {
+        QueueServerMsg::Paired { room, .. } => Some(room.clone()),
+        _ => None,
+    })
+    .await;
+    let sroom = until(&mut st, |m| match m {
+        QueueServerMsg::Paired { room, .. } => Some(room.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(room, sroom);
+}
