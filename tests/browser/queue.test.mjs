@@ -96,8 +96,9 @@ test('two stations, two cardiologists: urgent first, both consults run, the queu
   // Two cardiologists go on duty and see the queue live, urgent first.
   /** @type {Record<string, import('playwright-core').Page>} */
   const dr = {};
-  for (const [key, name] of [['1', 'BS. Trần Văn Tâm'], ['2', 'BS. Lê Thị Hoa']]) {
-    const page = await newPage(browser, { name: `doctor-${key}`, width: 1024, height: 700 });
+  // Doctor 2 is on a phone.
+  for (const [key, name, width, height] of [['1', 'BS. Trần Văn Tâm', 1024, 700], ['2', 'BS. Lê Thị Hoa', 390, 800]]) {
+    const page = await newPage(browser, { name: `doctor-${key}`, width: Number(width), height: Number(height) });
     await page.goto(await kham.queueLink({ identity: `dr-${key}-${TAG}`, name, specialties: ['cardiology'] }));
     await page.waitForSelector(visible('duty-page'));
     await page.waitForSelector('[data-testid="duty-available"]:not([disabled])');
@@ -105,6 +106,7 @@ test('two stations, two cardiologists: urgent first, both consults run, the queu
     await page.waitForSelector('[data-testid="queue-take"]:not([disabled])');
     dr[key] = page;
   }
+  assert.ok(await dr['2'].evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'duty page: no horizontal scroll at 390 px');
   const entries = await dr['1'].$$eval('[data-testid="queue-entry"]', (els) => els.map((e) => e.getAttribute('data-urgent')));
   assert.deepEqual(entries, ['true', 'false'], 'urgent first');
   assert.match(await dr['1'].textContent('[data-testid="duty-list"]'), /đau ngực 2 giờ/, 'the note reaches the doctor');
