@@ -106,6 +106,18 @@ export async function startKham({ extraEnv = {}, https = false, host = '127.0.0.
       const printed = new URL(stdout.trim().split('\n').filter(Boolean).pop() || '');
       return new URL(printed.pathname + printed.search, baseUrl).toString();
     },
+    /**
+     * A specialist-queue link from the kham CLI: a station's (`--queue`) or a doctor's duty
+     * page (`--specialty NAME`, repeated), pointed at this server.
+     * @param {{identity: string, name: string, specialties?: string[]}} who
+     */
+    async queueLink({ identity, name, specialties = [] }) {
+      const kind = specialties.length ? specialties.flatMap((s) => ['--specialty', s]) : ['--queue'];
+      const args = ['token', 'create', '--dev', ...kind, '--identity', identity, '--name', name, '--url'];
+      const { stdout } = await run(bin, args, { env, cwd: REPO });
+      const printed = new URL(stdout.trim().split('\n').filter(Boolean).pop() || '');
+      return new URL(printed.pathname + printed.search, baseUrl).toString();
+    },
     /** An operator token from the kham CLI (`token create --dev --admin`). */
     async adminToken() {
       const { stdout } = await run(bin, ['token', 'create', '--dev', '--admin'], { env, cwd: REPO });

@@ -16,6 +16,10 @@ import { setVideoStates, setAudioOnlyView } from './paused.js';
 import { makeToggle, makeAction, ICONS } from './controls.js';
 import { confirmAction } from './confirm.js';
 import { showToast } from './toast.js';
+import './queue-strings.js';
+import { QueueSocket, takeQueueToken } from './queue-socket.js';
+import { startStation, renderStation } from './station.js';
+import { startDuty, renderDuty } from './duty.js';
 
 /** @typedef {import('/sdk/kham.js').Participant} Participant */
 
@@ -313,5 +317,69 @@ window.addEventListener('pagehide', () => {
   if (!client.closed && client.ws) client.leave();
 });
 
+// ---- the specialist queue: /queue (a station) and /duty (a doctor on duty) ----
+
+/** The page's queue mode, from its path. */
+const queueMode = location.pathname === '/queue' ? 'queue' : location.pathname === '/duty' ? 'duty' : null;
+
+/** @param {'queue'|'duty'} mode */
+function startQueue(mode) {
+  showScreen(mode);
+  const link = takeQueueToken();
+  if (!link) {
+    showEnded('bad_link');
+    return;
+  }
+  const name = link.claims && link.claims.name ? link.claims.name : '';
+  const drawIdentity = () => {
+    byId(mode === 'queue' ? 'queue-identity' : 'duty-identity').textContent = name ? t(mode === 'queue' ? 'queue.as' : 'duty.as', { name }) : '';
+  };
+  drawIdentity();
+  relabelers.push(drawIdentity, mode === 'queue' ? renderStation : renderDuty);
+  const sock = new QueueSocket(link.token);
+  /** @type {number|null} */
+  let pairedRequest = null;
+  /** @type {string|null} */
+  let pairedRoom = null;
+  const onPaired = async (/** @type {{room: string, token: string, request_id: number}} */ msg) => {
+    // A station sent to another room (its doctor vanished, another took the request): the page
+    // starts again from the queue, which pairs it anew.
+    if (mode === 'queue' && pairedRoom !== null && msg.room !== pairedRoom) {
+      location.replace('/queue');
+      return;
+    }
+    if (inCall || pairedRequest !== null) return;
+    pairedRequest = msg.request_id;
+    pairedRoom = msg.room;
+    const { stream } = await openLocalMedia();
+    localStream = stream;
+    joinCall(msg.room, msg.token);
+  };
+  if (mode === 'queue') {
+    startStation(sock, { onPaired });
+    // The doctor vanished before reaching the call: the request is back in the queue (at its
+    // head), and so is this page, keeping its place (within the station grace).
+    sock.addEventListener('queued', (ev) => {
+      if (pairedRequest !== null && /** @type {CustomEvent} */ (ev).detail.stage === 'waiting') location.replace('/queue');
+    });
+  } else {
+    startDuty(sock, { onPaired, onError: (message) => showToast(t('error.generic', { message })) });
+    // In the room: the request leaves the queue as taken.
+    client.addEventListener('welcome', () => {
+      if (pairedRequest !== null) sock.send({ type: 'in_call', request_id: pairedRequest });
+    });
+    // After the call the duty page comes back (on duty again, unless the doctor chose busy).
+    client.addEventListener('closed', () => {
+      sock.stop();
+      setTimeout(() => location.replace('/duty'), 1500);
+    });
+  }
+  sock.addEventListener('refused', () => {
+    if (!inCall) showEnded('connect_failed', '');
+  });
+  sock.open();
+}
+
 relabelAll();
-startPreview();
+if (queueMode) startQueue(queueMode);
+else startPreview();

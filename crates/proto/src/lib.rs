@@ -13,6 +13,7 @@
 
 mod adaptive;
 mod ids;
+mod queue;
 mod role;
 mod signal;
 
@@ -21,6 +22,10 @@ pub use adaptive::{
     QualityLevel, VideoState, VideoView, VideoViewSize,
 };
 pub use ids::ParticipantId;
+pub use queue::{
+    LeftReason, QueueClientMsg, QueueEntry, QueueErrorCode, QueueParseError, QueuePolicy,
+    QueueServerMsg, RequestStage, Urgency, parse_queue_msg,
+};
 pub use role::{Grants, Role};
 pub use signal::{
     ClientMsg, ErrorCode, IceServer, LeaveReason, LobbyEntry, MediaKind, ParseError,

@@ -29,6 +29,7 @@ impl Role {
                 admit: true,
                 room_create: false,
                 admin: false,
+                queue: false,
             },
             Role::Station | Role::Patient => Grants {
                 publish: true,
@@ -36,6 +37,7 @@ impl Role {
                 admit: false,
                 room_create: false,
                 admin: false,
+                queue: false,
             },
             Role::Observer => Grants {
                 publish: false,
@@ -43,6 +45,7 @@ impl Role {
                 admit: false,
                 room_create: false,
                 admin: false,
+                queue: false,
             },
         }
     }
@@ -88,4 +91,7 @@ pub struct Grants {
     /// May use the operator API (`/api/admin/*`, `/metrics`, the dashboard): see every room's
     /// load, the participants' display names and call quality, close rooms and remove people.
     pub admin: bool,
+    /// May ask for an on-demand consult in the specialist queue (`/queue/ws`): a commune
+    /// station's token, with no room.
+    pub queue: bool,
 }
