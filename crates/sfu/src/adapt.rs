@@ -314,12 +314,17 @@ impl SubscriberAdapt {
     }
 }
 
+/// The allocator's key of the vital signs a subscriber receives (no track has it).
+const VITALS_KEY: u32 = u32::MAX;
+
 /// Runs the allocation of subscriber `sub` and applies it to its forwarders. `find` finds the
-/// published track a subscription carries.
+/// published track a subscription carries; `vitals_bps` is the measured rate of the vital signs
+/// it receives over data channels (`vitals.rs`), reserved like audio.
 pub(crate) fn allocate<'a>(
     now: Instant,
     mode: &Adaptation,
     sub: &mut Peer,
+    vitals_bps: u64,
     find: impl Fn(&kham_proto::ParticipantId, str0m::media::Mid) -> Option<&'a TrackIn>,
 ) {
     let (loss, rtt) = (sub.counters.loss_out(), sub.counters.rtt());
@@ -392,6 +397,21 @@ pub(crate) fn allocate<'a>(
             max_spatial: out.max_spatial,
             visible: out.visible,
             unshaped_bps: crate::dynacast::unshaped_bps(track, out.max_spatial),
+        });
+    }
+    if vitals_bps > 0 {
+        // Vital signs come after audio and before video: an input of kind audio is a fixed
+        // reservation the allocator takes off the estimate before any video.
+        let mut rates = kham_bwe::LayerRates::default();
+        rates.bps[0][0] = vitals_bps;
+        adapt.inputs.push(TrackInput {
+            key: VITALS_KEY,
+            kind: Kind::Audio,
+            priority: Priority::Featured,
+            rates,
+            max_spatial: 0,
+            visible: true,
+            unshaped_bps: None,
         });
     }
     let raw_and_overuse = sub.rtc.bwe().raw_estimate();
