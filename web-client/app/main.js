@@ -161,7 +161,8 @@ relabelers.push(simButton.relabel, bleButton.relabel, relabelVitals);
 setVitalsNames((id) => client.participants.get(id)?.name || id);
 client.addEventListener('vitals', (ev) => {
   const { participantId, frame, receivedAt } = /** @type {CustomEvent<{participantId: string, frame: any, receivedAt: number}>} */ (ev).detail;
-  if (inCall) onVitalsFrame(participantId, frame, receivedAt);
+  // Only from someone in the call (a frame still in flight from one who left is dropped).
+  if (inCall && client.participants.has(participantId)) onVitalsFrame(participantId, frame, receivedAt);
 });
 
 /** Whether this participant's token lets it chat (an observer only with the health_data grant). */

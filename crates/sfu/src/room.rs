@@ -607,10 +607,13 @@ impl Room {
             };
             // A full SCTP send buffer drops the frame (a waveform is worthless late; numerics
             // come again within a second).
-            if let Some(mut ch) = sub.rtc.channel(id)
-                && ch.write(true, &self.vitals_buf).is_ok()
-            {
+            let Some(mut ch) = sub.rtc.channel(id) else {
+                continue;
+            };
+            if matches!(ch.write(true, &self.vitals_buf), Ok(true)) {
                 sub.dirty = true;
+            } else if sub.vitals.refused() {
+                tracing::debug!(subscriber = %sub.id, "vitals frame refused by a full SCTP send buffer (logged once)");
             }
         }
     }
@@ -923,7 +926,12 @@ impl Room {
                 },
             );
             let reserved = sub.adapt.allocation().audio_bps;
-            sub.vitals.update_wave(sub.adapt.link_bps, reserved);
+            if sub
+                .vitals
+                .update_wave(now, sub.adapt.estimate_bps, reserved)
+            {
+                tracing::debug!(subscriber = %sub.id, estimate = ?sub.adapt.estimate_bps, reserved, on = sub.vitals.wave_ok(), "waveforms switched");
+            }
             for s in &sub.adapt.allocation().switches {
                 if let Some(n) = self.stats.allocation_switches.get_mut(s.reason.index()) {
                     *n += 1;

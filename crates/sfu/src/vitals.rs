@@ -113,9 +113,16 @@ pub struct PeerVitals {
     /// Frames dropped (bad framing, not allowed), for tests and operators' debugging.
     pub dropped: u64,
     logged: bool,
-    /// This participant's link carries waveforms (as a subscriber).
+    /// This participant's link does not carry waveforms now (as a subscriber).
     wave_off: bool,
+    /// Frames to it that its SCTP send buffer refused (dropped).
+    pub refused: u64,
+    /// Its estimate has been below the reservation since then.
+    below_since: Option<Instant>,
 }
+
+/// How long a subscriber's estimate must stay below its reservation before waveforms stop.
+pub const WAVE_OFF_AFTER: Duration = Duration::from_secs(2);
 
 impl PeerVitals {
     /// A channel the participant opened; a label that is not ours is ignored.
@@ -195,18 +202,39 @@ impl PeerVitals {
         self.bps[0] + self.bps[1]
     }
 
-    /// Whether this subscriber is sent waveforms, from its link estimate and what the allocator
-    /// reserved for it (audio plus all the vitals it receives): off when the link is below the
-    /// reservation, on again once it is 25 % above. Numerics are always sent.
-    pub fn update_wave(&mut self, link_bps: Option<u64>, reserved_bps: u64) {
-        let Some(link) = link_bps else {
-            return;
+    /// Whether this subscriber is sent waveforms, from its link estimate (str0m's, smoothed over
+    /// 3 s) and what the allocator reserved for it (audio plus all the vitals it receives): off
+    /// once the estimate has stayed below the reservation for [`WAVE_OFF_AFTER`] (a dip at the
+    /// start of a call or in a probe is no reason to cut the ECG), on again as soon as it is 25 %
+    /// above. Numerics are always sent. True when it changed.
+    pub fn update_wave(
+        &mut self,
+        now: Instant,
+        estimate_bps: Option<u64>,
+        reserved_bps: u64,
+    ) -> bool {
+        let Some(link) = estimate_bps else {
+            return false;
         };
-        if self.wave_off {
-            self.wave_off = (link as f64) < 1.25 * reserved_bps as f64;
+        let was = self.wave_off;
+        if link < reserved_bps {
+            let since = *self.below_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= WAVE_OFF_AFTER {
+                self.wave_off = true;
+            }
         } else {
-            self.wave_off = link < reserved_bps;
+            self.below_since = None;
+            if (link as f64) >= 1.25 * reserved_bps as f64 {
+                self.wave_off = false;
+            }
         }
+        was != self.wave_off
+    }
+
+    /// Counts a frame its SCTP send buffer refused; true the first time (log that one).
+    pub fn refused(&mut self) -> bool {
+        self.refused += 1;
+        self.refused == 1
     }
 
     /// Whether waveforms are forwarded to this subscriber now.
@@ -288,15 +316,24 @@ mod tests {
 
     #[test]
     fn waveforms_stop_below_the_reservation_and_resume_with_margin() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut v = PeerVitals::default();
         assert!(v.wave_ok());
-        v.update_wave(None, 80_000);
+        assert!(!v.update_wave(at(0), None, 80_000));
         assert!(v.wave_ok(), "no estimate yet: sent");
-        v.update_wave(Some(70_000), 80_000);
+        // A dip shorter than WAVE_OFF_AFTER changes nothing.
+        assert!(!v.update_wave(at(0), Some(40_000), 80_000));
+        assert!(!v.update_wave(at(1500), Some(70_000), 80_000));
+        assert!(!v.update_wave(at(1700), Some(85_000), 80_000));
+        assert!(v.wave_ok());
+        // Below for 2 s: off.
+        assert!(!v.update_wave(at(2000), Some(70_000), 80_000));
+        assert!(v.update_wave(at(4000), Some(70_000), 80_000), "a change");
         assert!(!v.wave_ok());
-        v.update_wave(Some(90_000), 80_000);
+        assert!(!v.update_wave(at(4200), Some(90_000), 80_000));
         assert!(!v.wave_ok(), "not yet 25 % above");
-        v.update_wave(Some(100_000), 80_000);
+        assert!(v.update_wave(at(4400), Some(100_000), 80_000));
         assert!(v.wave_ok());
     }
 }
