@@ -144,6 +144,25 @@ test('an observer gets vitals only if its token grants health_data', async () =>
   await granted.context().close();
 });
 
+test('a doctor whose link cannot carry waveforms keeps the numerics', async () => {
+  // 60 kbit/s: the station's audio alone takes about half; the allocator reserves audio plus
+  // the vitals (about 35 kbit/s of waveforms) before any video, and the waveforms stop.
+  const thin = await join('doctor-thin', { identity: 'dr-binh', name: 'BS. Bình', role: 'doctor' }, { link: { downKbps: 60, upKbps: 300, latencyMs: 150 } });
+  const t0 = Date.now();
+  await thin.waitForSelector(`[data-testid="vitals"][data-participant-id="${stationId}"] ${visible('vitals-wave-missing')}`, { timeout: 40_000 });
+  const seen = await figures(thin, stationId);
+  console.log(`thin link: waveforms marked missing after ${Date.now() - t0} ms; HR ${seen.hr} (age ${seen.hrAge} ms), ECG samples before ${seen.ecgSamples}`);
+  await thin.waitForTimeout(4000);
+  const later = await figures(thin, stationId);
+  console.log(`thin link 4 s later: HR ${later.hr} (age ${later.hrAge} ms), ${later.numerics - seen.numerics} numerics frames, ECG samples ${later.ecgSamples}`);
+  assert.ok(later.numerics - seen.numerics >= 2, 'numerics keep coming');
+  assert.ok(later.hrAge < 3000, `and are fresh (${later.hrAge} ms)`);
+  assert.ok(later.ecgSamples - seen.ecgSamples < 250, 'no waveform meanwhile (under a second of ECG)');
+  assert.equal(later.waveMissing, true, 'the doctor is told the waveform is missing');
+  await screenshot(thin, 'vitals-doctor-thin-link');
+  await thin.context().close();
+});
+
 test('garbage on the vitals channels is dropped; the stream and the call go on', async () => {
   const { doctor, station } = pages;
   const before = await figures(doctor, stationId);

@@ -21,6 +21,7 @@ import {
   relabelChat, onChatChange,
 } from './chat.js';
 import { publishVitals } from './vitals-publish.js';
+import { initImages, forgetImagesFrom, clearImages } from './images-view.js';
 import { simulatedDevice } from './vitals-sim.js';
 import { bluetoothAvailable, bluetoothDevice } from './vitals-ble.js';
 import { onVitalsFrame, setVitalsNames, removeVitals, clearVitals, relabelVitals } from './vitals-view.js';
@@ -159,6 +160,12 @@ const bleButton = makeToggle({
 relabelers.push(simButton.relabel, bleButton.relabel, relabelVitals);
 
 setVitalsNames((id) => client.participants.get(id)?.name || id);
+initImages(client, (id) => client.participants.get(id)?.name || id);
+const imageButton = makeAction({
+  testid: 'image-send-button', icon: ICONS.image, label: 'image.send',
+  onClick: () => byId('image-input').click(),
+});
+relabelers.push(imageButton.relabel);
 client.addEventListener('vitals', (ev) => {
   const { participantId, frame, receivedAt } = /** @type {CustomEvent<{participantId: string, frame: any, receivedAt: number}>} */ (ev).detail;
   // Only from someone in the call (a frame still in flight from one who left is dropped).
@@ -287,6 +294,7 @@ client.addEventListener('participantleft', (ev) => {
   const { id } = /** @type {CustomEvent<{id: string}>} */ (ev).detail;
   removeParticipant(id);
   removeVitals(id);
+  forgetImagesFrom(id);
 });
 
 /** @param {Event} ev */
@@ -348,6 +356,7 @@ client.addEventListener('closed', (ev) => {
   clearChat();
   toggleChat(false);
   clearVitals();
+  clearImages();
   if (stopVitals) stopVitals();
   stopVitals = null;
   stopStream(localStream);
@@ -381,7 +390,7 @@ function buildControls() {
   // A station or a patient at home sends vital signs (a doctor may demonstrate them too).
   const vitals = sends && chats ? [simButton.el, ...(bluetoothAvailable() ? [bleButton.el] : [])] : [];
   bar.replaceChildren(
-    ...(sends ? [micToggle.el, camToggle.el] : []), audioOnlyToggle.el, ...vitals, ...(chats ? [chatButton.el] : []), leave.el,
+    ...(sends ? [micToggle.el, camToggle.el] : []), audioOnlyToggle.el, ...vitals, ...(chats ? [imageButton.el, chatButton.el] : []), leave.el,
   );
 }
 

@@ -16,6 +16,7 @@ import { decodeForwarded, KIND_WAVE, KIND_NUMERICS, MAX_FRAME } from './vitals-f
 /** Labels of the vital-sign data channels (crates/sfu/src/vitals.rs). */
 export const VITALS_WAVE_LABEL = 'kham-vitals-wave';
 export const VITALS_NUM_LABEL = 'kham-vitals-num';
+export const IMAGE_LABEL = 'kham-image';
 /** A waveform frame is dropped rather than queued behind this much unsent data. */
 const WAVE_MAX_BUFFERED = 8 * 1024;
 
@@ -190,6 +191,7 @@ const SILENT_PATH_MS = 1_000;
  *   sender gets its own back)
  * - `vitals` {participantId, frame, receivedAt} (a vital-signs frame from another participant,
  *   decoded by vitals-frame.js; `receivedAt` on this page's clock, Unix ms)
+ * - `imageframe` {participantId, frame} (a still-image frame from another participant: images.js)
  * - `error` {code, message} (a server `error` reply; the session goes on)
  * - `reconnecting` {since} (the signaling socket dropped: the SDK resumes the same session on a
  *   new one; the peer connection, tiles and tracks stay); `reconnected` {resumed} (`resumed`:
@@ -223,7 +225,7 @@ export class KhamClient extends EventTarget {
     /** Everyone's last known connection quality (own included), by participant id. @type {Map<string, Quality>} */
     this.quality = new Map();
 
-    /** The vital-sign data channels, once media started. @type {{wave: RTCDataChannel, num: RTCDataChannel}|null} */
+    /** The vital-sign and image data channels, once media started. @type {{wave: RTCDataChannel, num: RTCDataChannel, image: RTCDataChannel}|null} */
     this._vitalsChannels = null;
     /** Vitals frames received that could not be decoded. */
     this._vitalsDropped = 0;
@@ -1114,7 +1116,42 @@ export class KhamClient extends EventTarget {
       ch.binaryType = 'arraybuffer';
       ch.addEventListener('message', (ev) => this._onVitalsMessage(ev.data));
     }
-    this._vitalsChannels = { wave, num };
+    // Still images (images.js): reliable and ordered, chunked, acknowledged end to end.
+    const image = pc.createDataChannel(IMAGE_LABEL);
+    image.binaryType = 'arraybuffer';
+    image.addEventListener('message', (ev) => this._onImageMessage(ev.data));
+    this._vitalsChannels = { wave, num, image };
+  }
+
+  /** @param {unknown} data */
+  _onImageMessage(data) {
+    if (!(data instanceof ArrayBuffer)) return;
+    const b = new Uint8Array(data);
+    // Forwarded: [1][kind | 0x80][len][source id][rest]
+    if (b.length < 3 || b[0] !== 1 || !(b[1] & 0x80) || b.length < 3 + b[2]) return;
+    const participantId = new TextDecoder().decode(b.subarray(3, 3 + b[2]));
+    const frame = new Uint8Array(b.length - 1 - b[2]);
+    frame[0] = 1;
+    frame[1] = b[1] & 0x7f;
+    frame.set(b.subarray(3 + b[2]), 2);
+    this._emit('imageframe', { participantId, frame });
+  }
+
+  /**
+   * Sends a frame on the image channel (images.js builds them). False when not open.
+   * @param {Uint8Array<ArrayBuffer>} frame
+   */
+  sendImageFrame(frame) {
+    const ch = this._vitalsChannels && this._vitalsChannels.image;
+    if (!ch || ch.readyState !== 'open') return false;
+    ch.send(frame);
+    return true;
+  }
+
+  /** Bytes queued on the image channel, not yet sent. */
+  imageBuffered() {
+    const ch = this._vitalsChannels && this._vitalsChannels.image;
+    return ch ? ch.bufferedAmount : 0;
   }
 
   /** @param {unknown} data */

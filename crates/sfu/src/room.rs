@@ -164,7 +164,7 @@ impl Room {
             next_allocation: now,
             next_key: 0,
             next_quality: now,
-            vitals_buf: Vec::with_capacity(crate::vitals::MAX_FRAME + 256),
+            vitals_buf: Vec::with_capacity(crate::vitals::MAX_IMAGE_FRAME + 256),
         }
     }
 

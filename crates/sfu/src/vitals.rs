@@ -1,5 +1,6 @@
-//! Vital signs over WebRTC data channels (issue 16): a publisher's numerics and waveforms,
-//! forwarded to every other participant holding the `health_data` grant.
+//! Vital signs and still images over WebRTC data channels (issue 16): a publisher's numerics,
+//! waveforms and image chunks, forwarded to every other participant holding the `health_data`
+//! grant.
 //!
 //! Each client opens two channels in its offer (in-band, DCEP): [`WAVE_LABEL`] (unordered, no
 //! retransmission: a late waveform sample is worth nothing) and [`NUM_LABEL`] (reliable and
@@ -23,12 +24,19 @@ use str0m::channel::ChannelId;
 pub const WAVE_LABEL: &str = "kham-vitals-wave";
 /// Label of the reliable channel of numerics and events.
 pub const NUM_LABEL: &str = "kham-vitals-num";
+/// Label of the reliable channel of still images (chunks and their acknowledgements, which
+/// the web client's end-to-end window keeps below the send buffer).
+pub const IMAGE_LABEL: &str = "kham-image";
 /// The framing version this server forwards.
 pub const VITALS_VERSION: u8 = 1;
 /// Kind byte of a numerics frame.
 pub const KIND_NUMERICS: u8 = 1;
 /// Kind byte of a waveform frame.
 pub const KIND_WAVE: u8 = 2;
+/// Kind bytes of the image channel: start, chunk, end, acknowledgement.
+pub const KINDS_IMAGE: std::ops::RangeInclusive<u8> = 3..=6;
+/// Largest frame accepted on the image channel (a 16 KiB chunk and its header).
+pub const MAX_IMAGE_FRAME: usize = 16 * 1024 + 64;
 /// Set in the kind byte of a frame the server forwarded (the source id follows).
 pub const FORWARDED: u8 = 0x80;
 /// Largest frame accepted from a client (a waveform frame of 40 ms at 500 Hz is about 60 bytes).
@@ -42,6 +50,7 @@ const WIRE_OVERHEAD: usize = 85;
 pub enum Lane {
     Wave,
     Numerics,
+    Image,
 }
 
 /// Why a frame is dropped.
@@ -69,17 +78,23 @@ pub fn check_frame(lane: Lane, binary: bool, data: &[u8]) -> Result<(), FrameErr
     if data.len() < 2 {
         return Err(FrameError::TooShort);
     }
-    if data.len() > MAX_FRAME {
+    let max = if lane == Lane::Image {
+        MAX_IMAGE_FRAME
+    } else {
+        MAX_FRAME
+    };
+    if data.len() > max {
         return Err(FrameError::TooLong);
     }
     if data[0] != VITALS_VERSION {
         return Err(FrameError::Version);
     }
-    let want = match lane {
-        Lane::Wave => KIND_WAVE,
-        Lane::Numerics => KIND_NUMERICS,
+    let ok = match lane {
+        Lane::Wave => data[1] == KIND_WAVE,
+        Lane::Numerics => data[1] == KIND_NUMERICS,
+        Lane::Image => KINDS_IMAGE.contains(&data[1]),
     };
-    if data[1] != want {
+    if !ok {
         return Err(FrameError::Kind);
     }
     Ok(())
@@ -106,6 +121,7 @@ const WINDOW: Duration = Duration::from_secs(1);
 pub struct PeerVitals {
     wave: Option<ChannelId>,
     num: Option<ChannelId>,
+    image: Option<ChannelId>,
     window_start: Option<Instant>,
     window_bytes: [u64; 2],
     /// Smoothed wire rate of its waveforms and numerics, bit/s.
@@ -130,6 +146,7 @@ impl PeerVitals {
         match label {
             WAVE_LABEL => self.wave = Some(id),
             NUM_LABEL => self.num = Some(id),
+            IMAGE_LABEL => self.image = Some(id),
             _ => {}
         }
     }
@@ -142,6 +159,9 @@ impl PeerVitals {
         if self.num == Some(id) {
             self.num = None;
         }
+        if self.image == Some(id) {
+            self.image = None;
+        }
     }
 
     /// The lane of one of its channels.
@@ -150,6 +170,8 @@ impl PeerVitals {
             Some(Lane::Wave)
         } else if self.num == Some(id) {
             Some(Lane::Numerics)
+        } else if self.image == Some(id) {
+            Some(Lane::Image)
         } else {
             None
         }
@@ -160,6 +182,7 @@ impl PeerVitals {
         match lane {
             Lane::Wave => self.wave,
             Lane::Numerics => self.num,
+            Lane::Image => self.image,
         }
     }
 
@@ -169,10 +192,16 @@ impl PeerVitals {
         !std::mem::replace(&mut self.logged, true)
     }
 
-    /// Counts a forwarded frame of `len` bytes published on `lane` at `now`.
+    /// Counts a forwarded frame of `len` bytes published on `lane` at `now` (vital signs only:
+    /// an image is a bulk transfer the allocator does not reserve for, paced by its own window).
     pub fn record(&mut self, now: Instant, lane: Lane, len: usize) {
         self.roll(now);
-        self.window_bytes[lane as usize] += (len + WIRE_OVERHEAD) as u64;
+        let l = match lane {
+            Lane::Wave => 0,
+            Lane::Numerics => 1,
+            Lane::Image => return,
+        };
+        self.window_bytes[l] += (len + WIRE_OVERHEAD) as u64;
     }
 
     /// Closes finished windows (a quiet publisher's rate decays to zero).
@@ -285,6 +314,26 @@ mod tests {
         );
         big.truncate(MAX_FRAME);
         assert_eq!(check_frame(Lane::Wave, true, &big), Ok(()));
+        // Images: kinds 3 to 6, chunks up to 16 KiB, only on their channel.
+        for kind in 3..=6 {
+            assert_eq!(check_frame(Lane::Image, true, &[1, kind, 0]), Ok(()));
+            assert_eq!(
+                check_frame(Lane::Numerics, true, &[1, kind, 0]),
+                Err(FrameError::Kind)
+            );
+        }
+        assert_eq!(
+            check_frame(Lane::Image, true, &[1, 2, 0]),
+            Err(FrameError::Kind)
+        );
+        let mut chunk = vec![1, 4];
+        chunk.resize(MAX_IMAGE_FRAME, 0);
+        assert_eq!(check_frame(Lane::Image, true, &chunk), Ok(()));
+        chunk.push(0);
+        assert_eq!(
+            check_frame(Lane::Image, true, &chunk),
+            Err(FrameError::TooLong)
+        );
     }
 
     #[test]
