@@ -19,7 +19,7 @@ let kham;
 let browser;
 const ROOM = `vitals-${process.pid}-${Date.now().toString(36)}`;
 const WEAK = { downKbps: 300, upKbps: 300, latencyMs: 150 };
-const WINDOW_MS = 15_000;
+const WINDOW_MS = 12_000;
 const visible = (testid) => `[data-testid="${testid}"]:not([hidden])`;
 
 before(async () => {
@@ -83,7 +83,7 @@ const audioFrom = (page, id, ms) => page.evaluate(async ({ id, ms }) => {
   await new Promise((r) => setTimeout(r, ms));
   const b = await read();
   const samples = b.totalSamplesReceived - a.totalSamplesReceived;
-  return { packets: b.packetsReceived - a.packetsReceived, concealed: samples ? (b.concealedSamples - a.concealedSamples) / samples : 1 };
+  return { packets: b.packetsReceived - a.packetsReceived, samples, concealed: samples ? (b.concealedSamples - a.concealedSamples) / samples : 1 };
 }, { id, ms });
 
 const pct = (xs, p) => {
@@ -94,15 +94,21 @@ const pct = (xs, p) => {
 /** @type {Record<string, import('playwright-core').Page>} */
 const pages = {};
 let stationId = '';
+/** @type {Promise<import('playwright-core').Page>} */
+let thinJoined;
+const THIN = { downKbps: 60, upKbps: 300, latencyMs: 150 };
 
 test('a doctor on a 300 kbit/s 150 ms link sees the station\'s numerics and a moving ECG', async () => {
   pages.doctor = await join('doctor', { identity: 'dr-an', name: 'BS. An', role: 'doctor' }, { link: WEAK });
   pages.station = await join('station', { identity: 'tyt', name: 'Trạm y tế Tân Phú', role: 'station' }, { query: '&vitals=sim' });
   stationId = await pages.station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
+  // The thin-link doctor of the third test joins now: its estimate settles meanwhile.
+  thinJoined = join('doctor-thin', { identity: 'dr-binh', name: 'BS. Bình', role: 'doctor' }, { link: THIN });
+  thinJoined.catch(() => {});
   const { doctor } = pages;
   await doctor.waitForSelector(`[data-testid="vitals"][data-participant-id="${stationId}"] [data-testid="vitals-hr"]:not([data-missing])`, { timeout: 20_000 });
   // Warm-up: the weak link's estimate settles, then the window.
-  await doctor.waitForTimeout(5_000);
+  await doctor.waitForTimeout(3_000);
   const a = await figures(doctor, stationId);
   const audio = await audioFrom(doctor, stationId, WINDOW_MS);
   const b = await figures(doctor, stationId);
@@ -122,11 +128,12 @@ test('a doctor on a 300 kbit/s 150 ms link sees the station\'s numerics and a mo
   const p50 = pct(lat, 50);
   const p95 = pct(lat, 95);
   console.log(`vitals on a ${WEAK.downKbps} kbit/s ${WEAK.latencyMs} ms link: ECG sample loss ${(100 * lost / (lost + got)).toFixed(2)} % (${lost} of ${lost + got}), latency p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms (${lat.length} frames)`);
-  console.log(`doctor's audio from the station with vitals on: ${audio.packets} packets in ${WINDOW_MS / 1000} s, ${(100 * audio.concealed).toFixed(2)} % concealed`);
+  console.log(`doctor's audio from the station with vitals on: ${audio.packets} packets, ${audio.samples} samples in ${WINDOW_MS / 1000} s, ${(100 * audio.concealed).toFixed(2)} % concealed`);
   assert.ok(lost / (lost + got) < 0.05, 'ECG sample loss under 5 %');
   assert.ok(p95 < 1500, `ECG latency p95 under 1.5 s (${p95} ms)`);
   assert.ok(p50 >= WEAK.latencyMs * 0.9, `latency includes the link's 150 ms (${p50} ms)`);
-  assert.ok(audio.packets > 0.8 * 50 * (WINDOW_MS / 1000), `audio keeps flowing (${audio.packets} packets)`);
+  // Samples, not packets: the server may ask for 60 ms packets (audio_rate) on this link.
+  assert.ok(audio.samples > 0.9 * 48_000 * (WINDOW_MS / 1000), `audio keeps playing (${audio.samples} samples)`);
   assert.ok(audio.concealed < 0.05, `audio concealment under 5 % (${(100 * audio.concealed).toFixed(2)} %)`);
   assert.equal(b.waveMissing, false, 'the waveform is not marked missing');
   await screenshot(doctor, 'vitals-doctor-weak-link');
@@ -147,14 +154,14 @@ test('an observer gets vitals only if its token grants health_data', async () =>
 test('a doctor whose link cannot carry waveforms keeps the numerics', async () => {
   // 60 kbit/s: the station's audio alone takes about half; the allocator reserves audio plus
   // the vitals (about 35 kbit/s of waveforms) before any video, and the waveforms stop.
-  const thin = await join('doctor-thin', { identity: 'dr-binh', name: 'BS. Bình', role: 'doctor' }, { link: { downKbps: 60, upKbps: 300, latencyMs: 150 } });
+  const thin = await thinJoined;
   const t0 = Date.now();
   await thin.waitForSelector(`[data-testid="vitals"][data-participant-id="${stationId}"] ${visible('vitals-wave-missing')}`, { timeout: 40_000 });
   const seen = await figures(thin, stationId);
-  console.log(`thin link: waveforms marked missing after ${Date.now() - t0} ms; HR ${seen.hr} (age ${seen.hrAge} ms), ECG samples before ${seen.ecgSamples}`);
-  await thin.waitForTimeout(4000);
+  console.log(`thin link: waveforms marked missing (waited ${Date.now() - t0} ms in this test); HR ${seen.hr} (age ${seen.hrAge} ms), ECG samples before ${seen.ecgSamples}`);
+  await thin.waitForTimeout(3000);
   const later = await figures(thin, stationId);
-  console.log(`thin link 4 s later: HR ${later.hr} (age ${later.hrAge} ms), ${later.numerics - seen.numerics} numerics frames, ECG samples ${later.ecgSamples}`);
+  console.log(`thin link 3 s later: HR ${later.hr} (age ${later.hrAge} ms), ${later.numerics - seen.numerics} numerics frames, ECG samples ${later.ecgSamples}`);
   assert.ok(later.numerics - seen.numerics >= 2, 'numerics keep coming');
   assert.ok(later.hrAge < 3000, `and are fresh (${later.hrAge} ms)`);
   assert.ok(later.ecgSamples - seen.ecgSamples < 250, 'no waveform meanwhile (under a second of ECG)');
