@@ -106,7 +106,7 @@ test('a 1 MB image arrives intact with progress on both sides; audio flows meanw
     const c = document.querySelector('[data-testid="shared-image"]');
     return `${c?.getAttribute('data-width')}x${c?.getAttribute('data-height')} (${c?.getAttribute('data-bytes')} bytes)`;
   });
-  console.log(`1 MB image on loopback: ${took} ms; doctor got ${dims}; audio packets from the station meanwhile ${audioAfter - audioBefore}`);
+  console.log(`1 MB image on loopback: ${took} ms; doctor got ${dims}`);
   assert.equal(got, hash, 'the doctor has exactly the bytes sent');
   assert.match(dims, /^592x592/, 'decoded at full resolution');
   await station.waitForSelector('[data-testid="image-item"][data-direction="out"] [data-testid="shared-image"]', { timeout: 10_000 });
@@ -116,7 +116,10 @@ test('a 1 MB image arrives intact with progress on both sides; audio flows meanw
   assert.ok(out.some((p) => p > 0 && p < 100), 'the sender\'s bar moved through intermediate values');
   assert.ok(inn.some((p) => p > 0 && p < 100), 'the receiver\'s bar moved through intermediate values');
   assert.equal(Math.max(...inn), 100);
-  assert.ok((audioAfter - audioBefore) >= 0.7 * 50 * (took / 1000), 'audio kept flowing during the transfer');
+  const played = (audioAfter.samples - audioBefore.samples) / 48_000;
+  console.log(`doctor's audio from the station during the transfer: ${played.toFixed(1)} s played of ${(took / 1000).toFixed(1)} s, ${(100 * (audioAfter.concealed - audioBefore.concealed) / Math.max(1, audioAfter.samples - audioBefore.samples)).toFixed(2)} % concealed`);
+  // Samples, not packets: the server may ask for 40 or 60 ms packets.
+  assert.ok(played >= 0.8 * (took / 1000), 'audio kept playing during the transfer');
 
   // Zoom and pan at full resolution.
   await doctor.click('[data-testid="shared-image"]');
@@ -152,13 +155,15 @@ test('a file past the size limit is refused with a clear message', async () => {
   await page.context().close();
 });
 
-/** Audio packets `page` received from `id` so far. */
+/** Audio samples `page` played from `id` so far, and how many were concealed. */
 function audioPackets(page, id) {
   return page.evaluate(async (id) => {
     const c = /** @type {any} */ (window).__kham;
-    let n = 0;
+    let n = { samples: 0, concealed: 0 };
     (await c.pc.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio' && c.participantForMid(s.mid) === id) n = s.packetsReceived;
+      if (s.type === 'inbound-rtp' && s.kind === 'audio' && c.participantForMid(s.mid) === id) {
+        n = { samples: s.totalSamplesReceived, concealed: s.concealedSamples };
+      }
     });
     return n;
   }, id);

@@ -102,13 +102,15 @@ test('a doctor on a 300 kbit/s 150 ms link sees the station\'s numerics and a mo
   pages.doctor = await join('doctor', { identity: 'dr-an', name: 'BS. An', role: 'doctor' }, { link: WEAK });
   pages.station = await join('station', { identity: 'tyt', name: 'Trạm y tế Tân Phú', role: 'station' }, { query: '&vitals=sim' });
   stationId = await pages.station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
-  // The thin-link doctor of the third test joins now: its estimate settles meanwhile.
-  thinJoined = join('doctor-thin', { identity: 'dr-binh', name: 'BS. Bình', role: 'doctor' }, { link: THIN });
+  // The thin-link viewer of the third test joins now: its estimate settles meanwhile. A
+  // supervisor (observer with the health_data grant): it publishes no audio, which would count
+  // in the first doctor's reservation ahead of the waveforms.
+  thinJoined = join('supervisor-thin', { identity: 'gs-binh', name: 'GS. Bình', role: 'observer', extra: ['--health-data', 'true'] }, { link: THIN });
   thinJoined.catch(() => {});
   const { doctor } = pages;
   await doctor.waitForSelector(`[data-testid="vitals"][data-participant-id="${stationId}"] [data-testid="vitals-hr"]:not([data-missing])`, { timeout: 20_000 });
   // Warm-up: the weak link's estimate settles, then the window.
-  await doctor.waitForTimeout(3_000);
+  await doctor.waitForTimeout(5_000);
   const a = await figures(doctor, stationId);
   const audio = await audioFrom(doctor, stationId, WINDOW_MS);
   const b = await figures(doctor, stationId);
@@ -151,7 +153,7 @@ test('an observer gets vitals only if its token grants health_data', async () =>
   await granted.context().close();
 });
 
-test('a doctor whose link cannot carry waveforms keeps the numerics', async () => {
+test('a viewer whose link cannot carry waveforms keeps the numerics', async () => {
   // 60 kbit/s: the station's audio alone takes about half; the allocator reserves audio plus
   // the vitals (about 35 kbit/s of waveforms) before any video, and the waveforms stop.
   const thin = await thinJoined;

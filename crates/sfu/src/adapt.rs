@@ -222,6 +222,12 @@ impl SubscriberAdapt {
         self.allocator.allocation()
     }
 
+    /// The estimator (re)started a moment ago (the allocator's start window): its estimate is
+    /// still mostly the initial guess (`vitals.rs` does not cut waveforms on it).
+    pub(crate) fn estimate_young(&self, now: Instant) -> bool {
+        self.short_not_before.is_some_and(|t| now < t)
+    }
+
     /// The estimator was started again (with its initial guess): no RED for
     /// [`RED_START_QUIET`].
     pub fn estimator_restarted(&mut self, now: Instant) {
@@ -232,7 +238,7 @@ impl SubscriberAdapt {
     }
 
     /// Whether the last allocation paused some video because the estimate does not carry it.
-    fn video_starved(&self) -> bool {
+    pub(crate) fn video_starved(&self) -> bool {
         self.allocation()
             .decisions
             .iter()

@@ -926,11 +926,12 @@ impl Room {
                 },
             );
             let reserved = sub.adapt.allocation().audio_bps;
+            let thin = sub.adapt.video_starved() && !sub.adapt.estimate_young(now);
             if sub
                 .vitals
-                .update_wave(now, sub.adapt.estimate_bps, reserved)
+                .update_wave(now, sub.adapt.estimate_bps, thin, reserved)
             {
-                tracing::debug!(subscriber = %sub.id, estimate = ?sub.adapt.estimate_bps, reserved, on = sub.vitals.wave_ok(), "waveforms switched");
+                tracing::debug!(subscriber = %sub.id, estimate = ?sub.adapt.estimate_bps, reserved, vitals_bps, thin, on = sub.vitals.wave_ok(), "waveforms switched");
             }
             for s in &sub.adapt.allocation().switches {
                 if let Some(n) = self.stats.allocation_switches.get_mut(s.reason.index()) {

@@ -232,28 +232,33 @@ impl PeerVitals {
     }
 
     /// Whether this subscriber is sent waveforms, from its link estimate (str0m's, smoothed over
-    /// 3 s) and what the allocator reserved for it (audio plus all the vitals it receives): off
-    /// once the estimate has stayed below the reservation for [`WAVE_OFF_AFTER`] (a dip at the
-    /// start of a call or in a probe is no reason to cut the ECG), on again as soon as it is 25 %
-    /// above. Numerics are always sent. True when it changed.
+    /// 3 s), what the allocator reserved for it (audio plus all the vitals it receives) and
+    /// whether the link is known to be thin (`thin`: the allocator paused some video for
+    /// bandwidth, outside the estimator's start window). Vitals come before video, so while
+    /// video flows the waveforms do; and an estimate over a link carrying only audio and vitals
+    /// says little (str0m's stays near 1.5 times what is acknowledged). Off once the link has
+    /// been thin with the estimate below the reservation for [`WAVE_OFF_AFTER`]; on again when
+    /// the estimate is 25 % above it or the link is no longer thin. Numerics are always sent.
+    /// True when it changed.
     pub fn update_wave(
         &mut self,
         now: Instant,
         estimate_bps: Option<u64>,
+        thin: bool,
         reserved_bps: u64,
     ) -> bool {
         let Some(link) = estimate_bps else {
             return false;
         };
         let was = self.wave_off;
-        if link < reserved_bps {
+        if thin && link < reserved_bps {
             let since = *self.below_since.get_or_insert(now);
             if now.saturating_duration_since(since) >= WAVE_OFF_AFTER {
                 self.wave_off = true;
             }
         } else {
             self.below_since = None;
-            if (link as f64) >= 1.25 * reserved_bps as f64 {
+            if !thin || (link as f64) >= 1.25 * reserved_bps as f64 {
                 self.wave_off = false;
             }
         }
@@ -369,20 +374,33 @@ mod tests {
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut v = PeerVitals::default();
         assert!(v.wave_ok());
-        assert!(!v.update_wave(at(0), None, 80_000));
+        assert!(!v.update_wave(at(0), None, true, 80_000));
         assert!(v.wave_ok(), "no estimate yet: sent");
-        // A dip shorter than WAVE_OFF_AFTER changes nothing.
-        assert!(!v.update_wave(at(0), Some(40_000), 80_000));
-        assert!(!v.update_wave(at(1500), Some(70_000), 80_000));
-        assert!(!v.update_wave(at(1700), Some(85_000), 80_000));
+        // Below the reservation but video still flows (not thin): sent, however long.
+        assert!(!v.update_wave(at(0), Some(40_000), false, 80_000));
+        assert!(!v.update_wave(at(3000), Some(40_000), false, 80_000));
         assert!(v.wave_ok());
-        // Below for 2 s: off.
-        assert!(!v.update_wave(at(2000), Some(70_000), 80_000));
-        assert!(v.update_wave(at(4000), Some(70_000), 80_000), "a change");
+        // Thin for less than WAVE_OFF_AFTER changes nothing.
+        assert!(!v.update_wave(at(3000), Some(40_000), true, 80_000));
+        assert!(!v.update_wave(at(4500), Some(70_000), true, 80_000));
+        assert!(!v.update_wave(at(4700), Some(85_000), true, 80_000));
+        assert!(v.wave_ok());
+        // Thin and below for 2 s: off.
+        assert!(!v.update_wave(at(5000), Some(70_000), true, 80_000));
+        assert!(
+            v.update_wave(at(7000), Some(70_000), true, 80_000),
+            "a change"
+        );
         assert!(!v.wave_ok());
-        assert!(!v.update_wave(at(4200), Some(90_000), 80_000));
+        assert!(!v.update_wave(at(7200), Some(90_000), true, 80_000));
         assert!(!v.wave_ok(), "not yet 25 % above");
-        assert!(v.update_wave(at(4400), Some(100_000), 80_000));
+        assert!(v.update_wave(at(7400), Some(100_000), true, 80_000));
+        assert!(v.wave_ok());
+        // Off again, then video resumes (no longer thin): on.
+        v.update_wave(at(8000), Some(50_000), true, 80_000);
+        assert!(v.update_wave(at(10_000), Some(50_000), true, 80_000));
+        assert!(!v.wave_ok());
+        assert!(v.update_wave(at(10_200), Some(50_000), false, 80_000));
         assert!(v.wave_ok());
     }
 }
