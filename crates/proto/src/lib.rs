@@ -28,7 +28,7 @@ pub use queue::{
 };
 pub use role::{Grants, Role};
 pub use signal::{
-    ClientMsg, ErrorCode, IceServer, LeaveReason, LobbyEntry, MediaKind, ParseError,
+    ChatMessage, ClientMsg, ErrorCode, IceServer, LeaveReason, LobbyEntry, MediaKind, ParseError,
     ParticipantInfo, ServerMsg, Status, TrackInfo, parse_client_msg,
 };
 
@@ -37,6 +37,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Largest signaling frame accepted; larger frames close the socket with code 1009.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Largest chat text, in bytes of UTF-8 (a longer one is refused with `too_large`).
+pub const MAX_CHAT_BYTES: usize = 2000;
 
 /// WebSocket close codes used by the server (4000-4999 are application codes).
 pub mod close_code {

@@ -30,6 +30,7 @@ impl Role {
                 room_create: false,
                 admin: false,
                 queue: false,
+                health_data: None,
             },
             Role::Station | Role::Patient => Grants {
                 publish: true,
@@ -38,6 +39,7 @@ impl Role {
                 room_create: false,
                 admin: false,
                 queue: false,
+                health_data: None,
             },
             Role::Observer => Grants {
                 publish: false,
@@ -46,6 +48,7 @@ impl Role {
                 room_create: false,
                 admin: false,
                 queue: false,
+                health_data: None,
             },
         }
     }
@@ -94,4 +97,15 @@ pub struct Grants {
     /// May ask for an on-demand consult in the specialist queue (`/queue/ws`): a commune
     /// station's token, with no room.
     pub queue: bool,
+    /// May send and receive the consult's health data: chat, vital signs, images. Absent: the
+    /// role decides ([`Grants::health_data`]): everyone but an observer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_data: Option<bool>,
+}
+
+impl Grants {
+    /// Whether a participant of `role` with these grants takes part in chat, vitals and images.
+    pub fn health_data(&self, role: Role) -> bool {
+        self.health_data.unwrap_or(role != Role::Observer)
+    }
 }

@@ -405,6 +405,7 @@ impl Shard {
                 let perms = Permissions {
                     publish: perms.publish,
                     subscribe: perms.subscribe,
+                    health_data: perms.health_data,
                 };
                 let r = self.with_room(&room, |r| r.add_peer(now, peer, perms, &sdp));
                 let _ = reply.send(r.map_err(to_media_error));

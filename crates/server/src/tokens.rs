@@ -33,7 +33,7 @@ pub struct CreateArgs {
     specialty: Vec<String>,
     /// An operator token for the admin API, /metrics and the dashboard (opens no room). With
     /// --url, prints the dashboard link.
-    #[arg(long, conflicts_with_all = ["room", "role", "room_create"])]
+    #[arg(long, conflicts_with_all = ["room", "role", "room_create", "health_data"])]
     admin: bool,
     /// Lifetime, e.g. 30m, 2h.
     #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
@@ -41,6 +41,10 @@ pub struct CreateArgs {
     /// Also grant creating rooms through the HTTP API (for the booking system).
     #[arg(long)]
     room_create: bool,
+    /// Grant (true) or withhold (false) the consult's health data: chat, vital signs, images.
+    /// Default: the role's (everyone but an observer).
+    #[arg(long)]
+    health_data: Option<bool>,
     /// Print the full join link instead of the bare token.
     #[arg(long)]
     url: bool,
@@ -182,7 +186,8 @@ pub fn create(a: CreateArgs) -> anyhow::Result<()> {
     if !kham_signal::valid_room_id(&room) {
         anyhow::bail!("room ids are 1-64 characters of A-Z a-z 0-9 - _");
     }
-    let c = claims(&keys, &room, &identity, &name, role, a.ttl, a.room_create);
+    let mut c = claims(&keys, &room, &identity, &name, role, a.ttl, a.room_create);
+    c.grants.health_data = a.health_data;
     let token = keys.sign(&c).ok().context("signing the token failed")?;
     if a.url {
         println!("{}", join_link(&cfg.public_url(), &room, &token));
