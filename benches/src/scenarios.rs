@@ -127,6 +127,11 @@ pub fn synthetic(quick: bool) -> Vec<Scenario> {
         step("2M-300k-2M", 2_000_000, 300_000, MS(150), (20, 20, 30)),
         step("1M-120k-1M", 1_000_000, 120_000, MS(150), (20, 20, 30)),
     ];
+    if !quick {
+        // A collapse to a link that carries audio alone (a cell edge): video must pause soon
+        // enough for the speech, and come back.
+        v.push(step("1M-64k-1M", 1_000_000, 64_000, MS(150), (20, 30, 30)));
+    }
     let outages: &[u64] = if quick { &[4] } else { &[1, 2, 4, 8] };
     v.extend(outages.iter().map(|&s| outage(s)));
     let losses: &[u32] = if quick { &[3] } else { &[0, 1, 3, 5, 10] };

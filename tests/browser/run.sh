@@ -29,7 +29,7 @@ fi
 npx --no-install tsc -p ../../web-client
 
 if [ "$#" -eq 0 ]; then
-  set -- sdk.test.mjs ui.test.mjs adaptive-ui.test.mjs call.test.mjs tls.test.mjs join-time.test.mjs dashboard.test.mjs weak-link.test.mjs screen-share.test.mjs reconnect.test.mjs ice-tcp.test.mjs turn.test.mjs network.test.mjs
+  set -- sdk.test.mjs ui.test.mjs adaptive-ui.test.mjs call.test.mjs consult-frames.test.mjs chat.test.mjs vitals.test.mjs images.test.mjs tls.test.mjs join-time.test.mjs dashboard.test.mjs queue.test.mjs weak-link.test.mjs screen-share.test.mjs reconnect.test.mjs ice-tcp.test.mjs turn.test.mjs network.test.mjs
 fi
 # One file at a time: Chromium with fake media plus a kham server is plenty for 2 cores.
 exec node --test --test-concurrency=1 "$@"

@@ -98,10 +98,23 @@ export async function startKham({ extraEnv = {}, https = false, host = '127.0.0.
     log: () => log,
     /**
      * A join link from the kham CLI, pointed at this server.
-     * @param {{room: string, identity: string, name: string, role: string}} who
+     * `extra`: more `token create` arguments (e.g. `['--health-data', 'true']`).
+     * @param {{room: string, identity: string, name: string, role: string, extra?: string[]}} who
      */
-    async joinLink({ room, identity, name, role }) {
-      const args = ['token', 'create', '--dev', '--room', room, '--identity', identity, '--name', name, '--role', role, '--url'];
+    async joinLink({ room, identity, name, role, extra = [] }) {
+      const args = ['token', 'create', '--dev', '--room', room, '--identity', identity, '--name', name, '--role', role, ...extra, '--url'];
+      const { stdout } = await run(bin, args, { env, cwd: REPO });
+      const printed = new URL(stdout.trim().split('\n').filter(Boolean).pop() || '');
+      return new URL(printed.pathname + printed.search, baseUrl).toString();
+    },
+    /**
+     * A specialist-queue link from the kham CLI: a station's (`--queue`) or a doctor's duty
+     * page (`--specialty NAME`, repeated), pointed at this server.
+     * @param {{identity: string, name: string, specialties?: string[]}} who
+     */
+    async queueLink({ identity, name, specialties = [] }) {
+      const kind = specialties.length ? specialties.flatMap((s) => ['--specialty', s]) : ['--queue'];
+      const args = ['token', 'create', '--dev', ...kind, '--identity', identity, '--name', name, '--url'];
       const { stdout } = await run(bin, args, { env, cwd: REPO });
       const printed = new URL(stdout.trim().split('\n').filter(Boolean).pop() || '');
       return new URL(printed.pathname + printed.search, baseUrl).toString();

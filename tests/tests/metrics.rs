@@ -204,6 +204,10 @@ async fn metrics_scrape_parses_and_follows_a_call() -> Result<()> {
         "result",
         "path",
         "le",
+        // The specialist queue's: specialties come from the configuration's list, outcomes are
+        // taken, cancelled and expired.
+        "specialty",
+        "outcome",
     ]
     .into();
     for x in &s.samples {

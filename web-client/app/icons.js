@@ -12,6 +12,9 @@ export const ICONS = {
   check: `<svg ${A}><path d="M5 12l5 5 9-10"/></svg>`,
   cross: `<svg ${A}><path d="M6 6l12 12M18 6L6 18"/></svg>`,
   audioOnly: `<svg ${A}><path d="M4 15v-3a8 8 0 0 1 16 0v3"/><rect x="3" y="14" width="4" height="7" rx="1.5"/><rect x="17" y="14" width="4" height="7" rx="1.5"/></svg>`,
+  chat: `<svg ${A}><path d="M4 5h16v11H9l-5 4z"/></svg>`,
+  pulse: `<svg ${A}><path d="M3 12h4l2-5 4 10 2-5h6"/></svg>`,
+  image: `<svg ${A}><rect x="3" y="5" width="18" height="14" rx="2"/><circle cx="9" cy="10" r="2"/><path d="M21 16l-5-5-8 8"/></svg>`,
   share: `<svg ${A}><rect x="2" y="4" width="20" height="13" rx="2"/><path d="M8 21h8M12 17v4M12 14V8M9 10l3-3 3 3"/></svg>`,
   remove: `<svg ${A}><circle cx="9" cy="8" r="4"/><path d="M2 21a7 7 0 0 1 14 0M16 11h6"/></svg>`,
 };

@@ -7,7 +7,7 @@ import { t, roleLabel } from './i18n.js';
 
 /** @type {LobbyEntry[]} */
 let entries = [];
-/** @type {{onAdmit: (id: string) => void, onDeny: (id: string) => void}|null} */
+/** @type {{onAdmit: (id: string) => void, onDeny: (id: string) => void, onMessage: (id: string, text: string) => void}|null} */
 let handlers = null;
 /** @type {ReturnType<typeof setInterval>|null} */
 let ticker = null;
@@ -15,7 +15,7 @@ let ticker = null;
 /**
  * Shows the current lobby list (an empty list hides the panel).
  * @param {LobbyEntry[]} list
- * @param {{onAdmit: (id: string) => void, onDeny: (id: string) => void}} on
+ * @param {{onAdmit: (id: string) => void, onDeny: (id: string) => void, onMessage: (id: string, text: string) => void}} on
  */
 export function renderLobby(list, on) {
   const arrived = list.some((e) => !entries.some((old) => old.id === e.id));
@@ -65,8 +65,36 @@ function entryItem(e) {
       h('span', { class: 'lobby-meta' }, [`${roleLabel(e.role)} · ${waited}`]),
     ]),
     h('div', { class: 'lobby-actions' }, [admit, deny]),
+    messageForm(e),
   ]);
 }
+
+/** A line to write to the waiting person ("I will be with you in 5 minutes"). @param {LobbyEntry} e */
+function messageForm(e) {
+  const label = t('chat.lobby_placeholder', { name: e.name });
+  const input = /** @type {HTMLInputElement} */ (h('input', {
+    type: 'text', class: 'lobby-chat-input', 'data-testid': 'lobby-chat-input', maxlength: '2000',
+    autocomplete: 'off', placeholder: label, 'aria-label': label,
+  }));
+  // A redraw (every 30 s, or a lobby change) keeps what was being typed.
+  input.value = drafts.get(e.id) || '';
+  input.addEventListener('input', () => drafts.set(e.id, input.value));
+  const form = h('form', { class: 'lobby-chat' }, [
+    input,
+    h('button', { type: 'submit', class: 'btn btn-secondary btn-small', 'data-testid': 'lobby-chat-send' }, [t('chat.lobby_send')]),
+  ]);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (!input.value.trim()) return;
+    handlers?.onMessage(e.id, input.value);
+    input.value = '';
+    drafts.delete(e.id);
+  });
+  return form;
+}
+
+/** Unsent text per lobby entry. @type {Map<string, string>} */
+const drafts = new Map();
 
 /** @param {HTMLElement[]} buttons */
 function disable(...buttons) {

@@ -1,7 +1,7 @@
 // The kham web client page (/join?room=R&token=T): device check, lobby, call, end screens.
 // All signaling and media logic is in the SDK (/sdk/kham.js); this file wires it to the DOM.
-import { KhamClient } from '/sdk/kham.js';
-import { byId } from './dom.js';
+import { KhamClient, ChatError } from '/sdk/kham.js';
+import { byId, h } from './dom.js';
 import { applyI18n, getLang, setLang, t } from './i18n.js';
 import { takeJoinLink } from './link.js';
 import { openLocalMedia, stopStream, attachStream } from './media.js';
@@ -16,6 +16,19 @@ import { setVideoStates, setAudioOnlyView } from './paused.js';
 import { makeToggle, makeAction, ICONS } from './controls.js';
 import { confirmAction } from './confirm.js';
 import { showToast } from './toast.js';
+import './queue-strings.js';
+import { QueueSocket, takeQueueToken } from './queue-socket.js';
+import { startStation, renderStation } from './station.js';
+import { startDuty, renderDuty } from './duty.js';
+import {
+  initChat, setChatSelf, setLobbyNames, addChatMessage, toggleChat, unreadCount, clearChat,
+  relabelChat, onChatChange,
+} from './chat.js';
+import { publishVitals } from './vitals-publish.js';
+import { initImages, forgetImagesFrom, clearImages } from './images-view.js';
+import { simulatedDevice } from './vitals-sim.js';
+import { bluetoothAvailable, bluetoothDevice } from './vitals-ble.js';
+import { onVitalsFrame, setVitalsNames, removeVitals, clearVitals, relabelVitals } from './vitals-view.js';
 import { makeShareToggle, setRemoteShare, setShareStates, clearShares } from './share.js';
 
 /** @typedef {import('/sdk/kham.js').Participant} Participant */
@@ -79,6 +92,94 @@ const audioOnlyToggle = makeToggle({
 });
 relabelers.push(micToggle.relabel, camToggle.relabel, audioOnlyToggle.relabel);
 
+// ---- chat ----
+
+/** Sends a chat text (to a lobby entry when `to` is given); a refusal is shown as a toast. @param {string} text @param {string} [to] */
+function sendChat(text, to) {
+  try {
+    client.sendChat(text, to);
+  } catch (err) {
+    if (err instanceof ChatError && err.code === 'too_large') showToast(t('chat.too_large'));
+  }
+}
+initChat((text) => sendChat(text));
+
+const chatButton = makeAction({
+  testid: 'chat-toggle', icon: ICONS.chat, label: 'chat.open',
+  onClick: () => toggleChat(),
+});
+function drawChatButton() {
+  chatButton.relabel();
+  const n = unreadCount();
+  chatButton.el.setAttribute('aria-pressed', String(!byId('chat-panel').hidden));
+  if (n > 0) {
+    chatButton.el.append(h('span', { class: 'chat-badge', 'data-testid': 'chat-unread', title: t('chat.unread', { count: n }) }, [String(n)]));
+    chatButton.el.setAttribute('aria-label', `${t('chat.open')}, ${t('chat.unread', { count: n })}`);
+  }
+}
+onChatChange(drawChatButton);
+relabelers.push(relabelChat);
+
+client.addEventListener('chat', (ev) => {
+  addChatMessage(/** @type {CustomEvent<import('/sdk/kham.js').ChatMessage>} */ (ev).detail);
+});
+
+// ---- vital signs ----
+
+/** Stops the vitals being sent, when some are. @type {(() => void)|null} */
+let stopVitals = null;
+/** The join link asked for a source (`vitals=sim`: the simulated device; tests, demonstrations). */
+const vitalsParam = new URLSearchParams(location.search).get('vitals');
+
+/** @param {'sim'|'ble'} kind */
+function startVitals(kind) {
+  if (stopVitals) stopVitals();
+  const source = kind === 'ble' ? bluetoothDevice() : simulatedDevice();
+  stopVitals = publishVitals(client, source, () => {
+    showToast(t('vitals.ble_failed'));
+    setVitalsSending(null);
+  });
+  setVitalsSending(kind);
+}
+
+/** @param {'sim'|'ble'|null} kind */
+function setVitalsSending(kind) {
+  if (!kind && stopVitals) {
+    stopVitals();
+    stopVitals = null;
+  }
+  simButton.set(kind === 'sim');
+  bleButton.set(kind === 'ble');
+}
+
+const simButton = makeToggle({
+  testid: 'vitals-source-sim', iconOn: ICONS.pulse, iconOff: ICONS.pulse,
+  labelOn: 'vitals.source_sim', labelOff: 'vitals.source_sim', hint: 'vitals.source_sim.hint', pressedClass: 'ctl-active',
+  onChange: (on) => (on ? startVitals('sim') : setVitalsSending(null)),
+});
+const bleButton = makeToggle({
+  testid: 'vitals-source-ble', iconOn: ICONS.pulse, iconOff: ICONS.pulse,
+  labelOn: 'vitals.source_ble', labelOff: 'vitals.source_ble', hint: 'vitals.source_ble.hint', pressedClass: 'ctl-active',
+  onChange: (on) => (on ? startVitals('ble') : setVitalsSending(null)),
+});
+relabelers.push(simButton.relabel, bleButton.relabel, relabelVitals);
+
+setVitalsNames((id) => client.participants.get(id)?.name || id);
+initImages(client, (id) => client.participants.get(id)?.name || id);
+const imageButton = makeAction({
+  testid: 'image-send-button', icon: ICONS.image, label: 'image.send',
+  onClick: () => byId('image-input').click(),
+});
+relabelers.push(imageButton.relabel);
+client.addEventListener('vitals', (ev) => {
+  const { participantId, frame, receivedAt } = /** @type {CustomEvent<{participantId: string, frame: any, receivedAt: number}>} */ (ev).detail;
+  // Only from someone in the call (a frame still in flight from one who left is dropped).
+  if (inCall && client.participants.has(participantId)) onVitalsFrame(participantId, frame, receivedAt);
+});
+
+/** Whether this participant's token lets it chat (an observer only with the health_data grant). */
+let chats = true;
+
 /** @param {'audio'|'video'} kind @param {boolean} muted */
 function setMuted(kind, muted) {
   client.setMuted(kind, muted);
@@ -113,6 +214,8 @@ async function startPreview() {
 
   // An observer only watches: no camera or microphone is opened.
   const observer = !!link.claims && link.claims.role === 'observer';
+  const grants = link.claims && /** @type {any} */ (link.claims).grants;
+  chats = !observer || !!(grants && grants.health_data === true);
   status.textContent = observer ? '' : t('preview.starting');
   const { stream } = observer ? { stream: null } : await openLocalMedia();
   localStream = stream;
@@ -150,6 +253,7 @@ async function joinCall(room, token) {
 
 client.addEventListener('welcome', (ev) => {
   const { status } = /** @type {CustomEvent<import('/sdk/kham.js').Welcome>} */ (ev).detail;
+  if (client.me) setChatSelf(client.me.id);
   if (inCall && status === 'admitted' && client.me) {
     // Joined anew after the server gave the old session up: a new own id, the others again.
     clearTiles();
@@ -170,9 +274,11 @@ client.addEventListener('admitted', () => enterCall());
 
 client.addEventListener('lobby', (ev) => {
   const { entries } = /** @type {CustomEvent<{entries: import('/sdk/kham.js').LobbyEntry[]}>} */ (ev).detail;
+  setLobbyNames(entries);
   renderLobby(entries, {
     onAdmit: (id) => client.admit(id),
     onDeny: (id) => client.deny(id),
+    onMessage: (id, text) => sendChat(text, id),
   });
   if (inCall) enableDoctorControls();
 });
@@ -192,6 +298,8 @@ client.addEventListener('participantupdated', (ev) => {
 client.addEventListener('participantleft', (ev) => {
   const { id } = /** @type {CustomEvent<{id: string}>} */ (ev).detail;
   removeParticipant(id);
+  removeVitals(id);
+  forgetImagesFrom(id);
   setRemoteShare(id, '', null);
 });
 
@@ -244,7 +352,11 @@ client.addEventListener('reconnected', () => {
 
 client.addEventListener('error', (ev) => {
   const { code, message } = /** @type {CustomEvent<{code: string, message: string}>} */ (ev).detail;
-  showToast(code === 'forbidden' ? t('error.forbidden') : t('error.generic', { message: message || code }));
+  /** @type {Record<string, string>} */
+  const known = { forbidden: 'error.forbidden', too_large: 'chat.too_large' };
+  const chatLimit = code === 'rate_limited' && String(message).startsWith('chat:');
+  const key = chatLimit ? 'chat.rate_limited' : known[code];
+  showToast(key ? t(key) : t('error.generic', { message: message || code }));
 });
 
 client.addEventListener('closed', (ev) => {
@@ -252,6 +364,12 @@ client.addEventListener('closed', (ev) => {
   inCall = false;
   byId('reconnecting').hidden = true;
   clearTiles();
+  clearChat();
+  toggleChat(false);
+  clearVitals();
+  clearImages();
+  if (stopVitals) stopVitals();
+  stopVitals = null;
   clearShares();
   stopStream(localStream);
   localStream = null;
@@ -269,6 +387,7 @@ function enterCall() {
   for (const p of client.participants.values()) addParticipant(p);
   buildControls();
   if (client.canAdmit || client.me.role === 'doctor') enableDoctorControls();
+  if (vitalsParam === 'sim' && chats && client.me.role !== 'observer') startVitals('sim');
   requestWakeLock();
 }
 
@@ -287,7 +406,11 @@ function buildControls() {
     relabelers.push(toggle.relabel);
     share.push(toggle.el);
   }
-  bar.replaceChildren(...(sends ? [micToggle.el, camToggle.el, ...share] : []), audioOnlyToggle.el, leave.el);
+  // A station or a patient at home sends vital signs (a doctor may demonstrate them too).
+  const vitals = sends && chats ? [simButton.el, ...(bluetoothAvailable() ? [bleButton.el] : [])] : [];
+  bar.replaceChildren(
+    ...(sends ? [micToggle.el, camToggle.el, ...share] : []), audioOnlyToggle.el, ...vitals, ...(chats ? [imageButton.el, chatButton.el] : []), leave.el,
+  );
 }
 
 let doctorControls = false;
@@ -328,5 +451,69 @@ window.addEventListener('pagehide', () => {
   if (!client.closed && client.ws) client.leave();
 });
 
+// ---- the specialist queue: /queue (a station) and /duty (a doctor on duty) ----
+
+/** The page's queue mode, from its path. */
+const queueMode = location.pathname === '/queue' ? 'queue' : location.pathname === '/duty' ? 'duty' : null;
+
+/** @param {'queue'|'duty'} mode */
+function startQueue(mode) {
+  showScreen(mode);
+  const link = takeQueueToken();
+  if (!link) {
+    showEnded('bad_link');
+    return;
+  }
+  const name = link.claims && link.claims.name ? link.claims.name : '';
+  const drawIdentity = () => {
+    byId(mode === 'queue' ? 'queue-identity' : 'duty-identity').textContent = name ? t(mode === 'queue' ? 'queue.as' : 'duty.as', { name }) : '';
+  };
+  drawIdentity();
+  relabelers.push(drawIdentity, mode === 'queue' ? renderStation : renderDuty);
+  const sock = new QueueSocket(link.token);
+  /** @type {number|null} */
+  let pairedRequest = null;
+  /** @type {string|null} */
+  let pairedRoom = null;
+  const onPaired = async (/** @type {{room: string, token: string, request_id: number}} */ msg) => {
+    // A station sent to another room (its doctor vanished, another took the request): the page
+    // starts again from the queue, which pairs it anew.
+    if (mode === 'queue' && pairedRoom !== null && msg.room !== pairedRoom) {
+      location.replace('/queue');
+      return;
+    }
+    if (inCall || pairedRequest !== null) return;
+    pairedRequest = msg.request_id;
+    pairedRoom = msg.room;
+    const { stream } = await openLocalMedia();
+    localStream = stream;
+    joinCall(msg.room, msg.token);
+  };
+  if (mode === 'queue') {
+    startStation(sock, { onPaired });
+    // The doctor vanished before reaching the call: the request is back in the queue (at its
+    // head), and so is this page, keeping its place (within the station grace).
+    sock.addEventListener('queued', (ev) => {
+      if (pairedRequest !== null && /** @type {CustomEvent} */ (ev).detail.stage === 'waiting') location.replace('/queue');
+    });
+  } else {
+    startDuty(sock, { onPaired, onError: (message) => showToast(t('error.generic', { message })) });
+    // In the room: the request leaves the queue as taken.
+    client.addEventListener('welcome', () => {
+      if (pairedRequest !== null) sock.send({ type: 'in_call', request_id: pairedRequest });
+    });
+    // After the call the duty page comes back (on duty again, unless the doctor chose busy).
+    client.addEventListener('closed', () => {
+      sock.stop();
+      setTimeout(() => location.replace('/duty'), 1500);
+    });
+  }
+  sock.addEventListener('refused', () => {
+    if (!inCall) showEnded('connect_failed', '');
+  });
+  sock.open();
+}
+
 relabelAll();
-startPreview();
+if (queueMode) startQueue(queueMode);
+else startPreview();

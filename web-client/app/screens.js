@@ -2,9 +2,9 @@
 import { byId } from './dom.js';
 import { t } from './i18n.js';
 
-/** @typedef {'preview'|'waiting'|'call'|'ended'} ScreenName */
+/** @typedef {'preview'|'waiting'|'call'|'ended'|'queue'|'duty'} ScreenName */
 
-const SCREENS = /** @type {const} */ (['preview', 'waiting', 'call', 'ended']);
+const SCREENS = /** @type {const} */ (['preview', 'waiting', 'call', 'ended', 'queue', 'duty']);
 
 /** @param {ScreenName} name */
 export function showScreen(name) {

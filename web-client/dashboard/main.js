@@ -6,6 +6,8 @@ import { applyI18n, getLang, setLang, t } from '/app/i18n.js';
 import { ApiError, call, openEvents } from './api.js';
 import { renderNode, renderRooms } from './tables.js';
 import { hideRoom, renderRoom, resetHistory } from './room.js';
+import { renderQueue, startQueue, stopQueue } from './queue.js';
+import '/app/queue-strings.js';
 
 /** @typedef {import('./api.js').Update} Update */
 
@@ -28,6 +30,7 @@ function relabel() {
   applyI18n(document);
   byId('lang-toggle').setAttribute('lang', getLang() === 'vi' ? 'en' : 'vi');
   if (last) render(last);
+  renderQueue();
   setLive(events !== null && events.readyState === EventSource.OPEN);
 }
 
@@ -62,9 +65,11 @@ async function signIn(candidate) {
   byId('dash').hidden = false;
   byId('logout').hidden = false;
   connect();
+  startQueue(candidate);
 }
 
 function signOut() {
+  stopQueue();
   events?.close();
   events = null;
   token = null;

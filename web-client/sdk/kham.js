@@ -12,6 +12,14 @@
 import { ViewReporter } from './views.js';
 import { applyAudioRate, applyPublishLayers, withPacketTime } from './layers.js';
 import { startShareSender, stopShareSender } from './share.js';
+import { decodeForwarded, KIND_WAVE, KIND_NUMERICS, MAX_FRAME } from './vitals-frame.js';
+
+/** Labels of the vital-sign data channels (crates/sfu/src/vitals.rs). */
+export const VITALS_WAVE_LABEL = 'kham-vitals-wave';
+export const VITALS_NUM_LABEL = 'kham-vitals-num';
+export const IMAGE_LABEL = 'kham-image';
+/** A waveform frame is dropped rather than queued behind this much unsent data. */
+const WAVE_MAX_BUFFERED = 8 * 1024;
 
 /** Signaling protocol version this SDK speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -31,6 +39,19 @@ export const CLOSE_CODES = Object.freeze({
   /** Sent by this client when it gives up a socket that stopped answering, to resume on another. */
   ABANDONED: 4100,
 });
+
+/** Largest chat text the server relays, in bytes of UTF-8 (crates/proto MAX_CHAT_BYTES). */
+export const MAX_CHAT_BYTES = 2000;
+
+/** A chat message the SDK refused to send (`code`: `too_large` or `empty`). */
+export class ChatError extends Error {
+  /** @param {'too_large'|'empty'} code @param {string} message */
+  constructor(code, message) {
+    super(message);
+    this.name = 'ChatError';
+    this.code = code;
+  }
+}
 
 /** The three simulcast layers of the camera track: quarter, half and full resolution. */
 export const SIMULCAST_ENCODINGS = Object.freeze([
@@ -108,6 +129,15 @@ const SILENT_PATH_MS = 1_000;
  * @property {string} message      the server's reason text, or a description
  * @property {number} code         the WebSocket close code (1006 when the socket never opened)
  *
+ * @typedef {object} ChatMessage  one relayed chat message (never stored by the server)
+ * @property {number} seq      the room's counter: show in this order
+ * @property {string} from     sender's participant id
+ * @property {string} name     sender's display name
+ * @property {Role} role
+ * @property {number} ts_ms    when the server relayed it, Unix ms
+ * @property {string} text
+ * @property {string} [to]     the lobby entry it was written to (absent: the whole call)
+ *
  * @typedef {object} TrackDetail
  * @property {string} participantId
  * @property {MediaKind} kind
@@ -160,6 +190,11 @@ const SILENT_PATH_MS = 1_000;
  *   `applied`: the sender's maxBitrate afterwards, null when it could not be set)
  * - `packettime` {mid, ptime} (the server asked for this packet time on the own audio, 20 being
  *   the default; applied by a renegotiation that follows)
+ * - `chat` {ChatMessage} (a chat message to the call, or from a doctor to this lobby entry; the
+ *   sender gets its own back)
+ * - `vitals` {participantId, frame, receivedAt} (a vital-signs frame from another participant,
+ *   decoded by vitals-frame.js; `receivedAt` on this page's clock, Unix ms)
+ * - `imageframe` {participantId, frame} (a still-image frame from another participant: images.js)
  * - `error` {code, message} (a server `error` reply; the session goes on)
  * - `reconnecting` {since} (the signaling socket dropped: the SDK resumes the same session on a
  *   new one; the peer connection, tiles and tracks stay); `reconnected` {resumed} (`resumed`:
@@ -193,6 +228,10 @@ export class KhamClient extends EventTarget {
     /** Everyone's last known connection quality (own included), by participant id. @type {Map<string, Quality>} */
     this.quality = new Map();
 
+    /** The vital-sign and image data channels, once media started. @type {{wave: RTCDataChannel, num: RTCDataChannel, image: RTCDataChannel}|null} */
+    this._vitalsChannels = null;
+    /** Vitals frames received that could not be decoded. */
+    this._vitalsDropped = 0;
     /** @type {MediaStream|null} */
     this._localStream = null;
     /** publish() was called; media starts once admitted. */
@@ -416,6 +455,22 @@ export class KhamClient extends EventTarget {
   /** Removes a participant from the call; its link stops working. @param {string} id @param {string} [reason] */
   remove(id, reason) {
     this._send(reason ? { type: 'remove', id, reason } : { type: 'remove', id });
+  }
+
+  /**
+   * Sends a chat message to everyone in the call, or (a doctor) `to` one lobby entry. The server
+   * relays it back to every recipient, the sender included, as a `chat` event: show messages from
+   * that event, in `seq` order. Returns false when it could not be sent (no socket).
+   * @param {string} text
+   * @param {string} [to]  a lobby entry's id
+   * @throws {ChatError} `too_large` past MAX_CHAT_BYTES, `empty` for blank text
+   */
+  sendChat(text, to) {
+    if (!String(text).trim()) throw new ChatError('empty', 'an empty chat message');
+    if (new TextEncoder().encode(text).length > MAX_CHAT_BYTES) {
+      throw new ChatError('too_large', `a chat message is at most ${MAX_CHAT_BYTES} bytes of UTF-8`);
+    }
+    return this._send(to ? { type: 'chat', text, to } : { type: 'chat', text });
   }
 
   /** Ends the consult for everyone (admit grant). */
@@ -677,6 +732,11 @@ export class KhamClient extends EventTarget {
         this._emit('error', { code: msg.code, message: msg.message });
         break;
       case 'pong':
+        break;
+      case 'chat':
+        if (typeof msg.text === 'string' && typeof msg.seq === 'number') {
+          this._emit('chat', /** @type {ChatMessage} */ (msg));
+        }
         break;
       case 'video_state': {
         /** @type {VideoState[]} */
@@ -1082,6 +1142,7 @@ export class KhamClient extends EventTarget {
       });
       if (video && 'contentHint' in video) video.contentHint = 'motion';
     }
+    this._openVitalsChannels(pc);
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     // A camera muted before media started (in the lobby) starts with its encodings off.
@@ -1090,6 +1151,93 @@ export class KhamClient extends EventTarget {
     // the browser's address from its connectivity checks (peer-reflexive).
     this._send({ type: 'offer', sdp: pc.localDescription ? pc.localDescription.sdp : offer.sdp });
     this._offerSent = true;
+  }
+
+  /**
+   * The two vital-sign channels, opened with the first offer (in-band): waveforms unordered
+   * without retransmission, numerics reliable. The server forwards each frame to the others
+   * holding the `health_data` grant, tagged with the publisher's id.
+   * @param {RTCPeerConnection} pc
+   */
+  _openVitalsChannels(pc) {
+    const wave = pc.createDataChannel(VITALS_WAVE_LABEL, { ordered: false, maxRetransmits: 0 });
+    const num = pc.createDataChannel(VITALS_NUM_LABEL);
+    for (const ch of [wave, num]) {
+      ch.binaryType = 'arraybuffer';
+      ch.addEventListener('message', (ev) => this._onVitalsMessage(ev.data));
+    }
+    // Still images (images.js): reliable and ordered, chunked, acknowledged end to end.
+    const image = pc.createDataChannel(IMAGE_LABEL);
+    image.binaryType = 'arraybuffer';
+    image.addEventListener('message', (ev) => this._onImageMessage(ev.data));
+    this._vitalsChannels = { wave, num, image };
+  }
+
+  /** @param {unknown} data */
+  _onImageMessage(data) {
+    if (!(data instanceof ArrayBuffer)) return;
+    const b = new Uint8Array(data);
+    // Forwarded: [1][kind | 0x80][len][source id][rest]
+    if (b.length < 3 || b[0] !== 1 || !(b[1] & 0x80) || b.length < 3 + b[2]) return;
+    const participantId = new TextDecoder().decode(b.subarray(3, 3 + b[2]));
+    const frame = new Uint8Array(b.length - 1 - b[2]);
+    frame[0] = 1;
+    frame[1] = b[1] & 0x7f;
+    frame.set(b.subarray(3 + b[2]), 2);
+    this._emit('imageframe', { participantId, frame });
+  }
+
+  /**
+   * Sends a frame on the image channel (images.js builds them). False when not open.
+   * @param {Uint8Array<ArrayBuffer>} frame
+   */
+  sendImageFrame(frame) {
+    const ch = this._vitalsChannels && this._vitalsChannels.image;
+    if (!ch || ch.readyState !== 'open') return false;
+    ch.send(frame);
+    return true;
+  }
+
+  /** Bytes queued on the image channel, not yet sent. */
+  imageBuffered() {
+    const ch = this._vitalsChannels && this._vitalsChannels.image;
+    return ch ? ch.bufferedAmount : 0;
+  }
+
+  /** @param {unknown} data */
+  _onVitalsMessage(data) {
+    if (!(data instanceof ArrayBuffer)) return;
+    const receivedAt = performance.timeOrigin + performance.now();
+    try {
+      const { source, frame } = decodeForwarded(data);
+      this._emit('vitals', { participantId: source, frame, receivedAt });
+    } catch (err) {
+      // A frame of another version or a broken one: dropped, the others go on. Never logged
+      // with its content (health data).
+      this._vitalsDropped += 1;
+    }
+  }
+
+  /**
+   * Sends one vitals frame (vitals-frame.js: encodeNumerics / encodeWave) to the others: a
+   * waveform on the unordered channel (dropped when the channel is backed up), numerics on the
+   * reliable one. False when it was not sent (no channel open yet, too big, backed up).
+   * @param {Uint8Array<ArrayBuffer>} frame
+   */
+  sendVitals(frame) {
+    const chans = this._vitalsChannels;
+    if (!chans || frame.length < 2 || frame.length > MAX_FRAME) return false;
+    const ch = frame[1] === KIND_WAVE ? chans.wave : frame[1] === KIND_NUMERICS ? chans.num : null;
+    if (!ch || ch.readyState !== 'open') return false;
+    if (ch === chans.wave && ch.bufferedAmount > WAVE_MAX_BUFFERED) return false;
+    ch.send(frame);
+    return true;
+  }
+
+  /** Whether the vital-sign channels are open (frames can be sent). */
+  vitalsReady() {
+    const c = this._vitalsChannels;
+    return !!c && c.wave.readyState === 'open' && c.num.readyState === 'open';
   }
 
   /** @param {string} sdp */
@@ -1329,6 +1477,7 @@ export class KhamClient extends EventTarget {
       this.pc.close();
       this.pc = null;
     }
+    this._vitalsChannels = null;
     for (const [mid, cur] of this._surfaced) {
       this._surfaced.delete(mid);
       this._emit('trackremoved', this._trackDetail(mid, cur));

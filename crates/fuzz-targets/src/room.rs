@@ -131,6 +131,7 @@ pub fn room(data: &[u8]) {
     let both = Permissions {
         publish: true,
         subscribe: true,
+        health_data: true,
     };
     let (mut peer, offer, client_ufrag, pending) = client_offer(now);
     let answer = room

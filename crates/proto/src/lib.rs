@@ -13,6 +13,7 @@
 
 mod adaptive;
 mod ids;
+mod queue;
 mod role;
 mod signal;
 
@@ -21,9 +22,13 @@ pub use adaptive::{
     QualityLevel, VideoState, VideoView, VideoViewSize,
 };
 pub use ids::ParticipantId;
+pub use queue::{
+    LeftReason, QueueClientMsg, QueueEntry, QueueErrorCode, QueueParseError, QueuePolicy,
+    QueueServerMsg, RequestStage, Urgency, parse_queue_msg,
+};
 pub use role::{Grants, Role};
 pub use signal::{
-    ClientMsg, ErrorCode, IceServer, LeaveReason, LobbyEntry, MediaKind, ParseError,
+    ChatMessage, ClientMsg, ErrorCode, IceServer, LeaveReason, LobbyEntry, MediaKind, ParseError,
     ParticipantInfo, ServerMsg, Status, TrackInfo, parse_client_msg,
 };
 
@@ -32,6 +37,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Largest signaling frame accepted; larger frames close the socket with code 1009.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Largest chat text, in bytes of UTF-8 (a longer one is refused with `too_large`).
+pub const MAX_CHAT_BYTES: usize = 2000;
 
 /// WebSocket close codes used by the server (4000-4999 are application codes).
 pub mod close_code {

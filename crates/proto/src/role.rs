@@ -29,6 +29,8 @@ impl Role {
                 admit: true,
                 room_create: false,
                 admin: false,
+                queue: false,
+                health_data: None,
             },
             Role::Station | Role::Patient => Grants {
                 publish: true,
@@ -36,6 +38,8 @@ impl Role {
                 admit: false,
                 room_create: false,
                 admin: false,
+                queue: false,
+                health_data: None,
             },
             Role::Observer => Grants {
                 publish: false,
@@ -43,6 +47,8 @@ impl Role {
                 admit: false,
                 room_create: false,
                 admin: false,
+                queue: false,
+                health_data: None,
             },
         }
     }
@@ -88,4 +94,18 @@ pub struct Grants {
     /// May use the operator API (`/api/admin/*`, `/metrics`, the dashboard): see every room's
     /// load, the participants' display names and call quality, close rooms and remove people.
     pub admin: bool,
+    /// May ask for an on-demand consult in the specialist queue (`/queue/ws`): a commune
+    /// station's token, with no room.
+    pub queue: bool,
+    /// May send and receive the consult's health data: chat, vital signs, images. Absent: the
+    /// role decides ([`Grants::health_data`]): everyone but an observer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_data: Option<bool>,
+}
+
+impl Grants {
+    /// Whether a participant of `role` with these grants takes part in chat, vitals and images.
+    pub fn health_data(&self, role: Role) -> bool {
+        self.health_data.unwrap_or(role != Role::Observer)
+    }
 }

@@ -109,6 +109,8 @@ pub enum ErrorCode {
     /// The client's new `offer` crossed a server `offer` still waiting for its answer: the
     /// client answers the server's offer, then offers again if it still needs to.
     Glare,
+    /// The message carries more than its limit (a chat text past [`crate::MAX_CHAT_BYTES`]).
+    TooLarge,
 }
 
 /// Messages from the server to a client.
@@ -220,6 +222,27 @@ pub enum ServerMsg {
     Quality {
         participants: Vec<QualityEntry>,
     },
+    /// A chat message (`chat.rs` in kham-signal): relayed, never stored or logged.
+    Chat(ChatMessage),
+}
+
+/// One chat message as delivered: to everyone in the call holding the `health_data` grant (the
+/// sender included, so every member sees the same order), or from a doctor to one lobby entry
+/// (`to`), echoed to the doctor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// The room's message counter: increasing in the order the server relayed them.
+    pub seq: u64,
+    pub from: ParticipantId,
+    /// The sender's display name and role (a lobby entry does not know the call's members).
+    pub name: String,
+    pub role: Role,
+    /// When the server relayed it, Unix milliseconds.
+    pub ts_ms: u64,
+    pub text: String,
+    /// The lobby entry it was written to; absent for the whole call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<ParticipantId>,
 }
 
 impl ServerMsg {
@@ -283,6 +306,12 @@ pub enum ClientMsg {
     /// The client's ICE is failing while signaling works (or its network changed): the server
     /// answers with an `offer` that restarts ICE.
     IceRestart,
+    /// A chat message to everyone in the call, or (a doctor) `to` one lobby entry.
+    Chat {
+        text: String,
+        #[serde(default)]
+        to: Option<ParticipantId>,
+    },
 }
 
 /// Every client message type and what it takes, for error texts (our words, never a
@@ -319,6 +348,11 @@ const FIELDS: &[(&str, &[&str], &str)] = &[
     ("ping", &["id"], "id: unsigned integer"),
     ("audio_only", &["enabled"], "enabled: boolean"),
     ("ice_restart", &[], "no fields"),
+    (
+        "chat",
+        &["text", "to"],
+        "text: string (at most 2000 bytes), to: optional lobby entry id",
+    ),
     (
         "video_view",
         &["views", "mid", "width", "height", "visible", "max_spatial"],
@@ -424,7 +458,12 @@ pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ParseError> {
     serde_json::from_value(value).map_err(|e| ParseError::BadMessage {
         kind,
         missing: missing_field(kind, &e),
-        detail: e.to_string(),
+        // A chat text is health data: not even a debug log may quote it.
+        detail: if kind == "chat" {
+            String::new()
+        } else {
+            e.to_string()
+        },
     })
 }
 
@@ -448,6 +487,8 @@ mod tests {
             r#"{"type":"ping","id":7}"#,
             r#"{"type":"audio_only","enabled":true}"#,
             r#"{"type":"ice_restart"}"#,
+            r#"{"type":"chat","text":"Xin chào"}"#,
+            r#"{"type":"chat","text":"5 phút nữa","to":"p-1"}"#,
             r#"{"type":"answer","sdp":"v=0","offer_id":3}"#,
             r#"{"type":"video_view","views":[{"mid":"3","width":320,"height":180,"visible":true}]}"#,
             r#"{"type":"video_view","views":[{"mid":"3","width":0,"height":0,"visible":false,"max_spatial":1}]}"#,
@@ -577,6 +618,34 @@ mod tests {
                 Err(other) => panic!("{kind}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn chat_json_shape_and_no_detail() {
+        let m = ServerMsg::Chat(ChatMessage {
+            seq: 3,
+            from: "p-1".into(),
+            name: "BS An".into(),
+            role: Role::Doctor,
+            ts_ms: 1_700_000_000_000,
+            text: "Chào".into(),
+            to: None,
+        });
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"chat","seq":3,"from":"p-1","name":"BS An","role":"doctor","ts_ms":1700000000000,"text":"Chào"}"#
+        );
+        // A bad chat message keeps no library detail: it could quote the text.
+        let e =
+            parse_client_msg(r#"{"type":"chat","text":"secret","to":{"x":"secret"}}"#).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BadMessage);
+        assert_eq!(e.detail(), "");
+        assert!(!e.to_string().contains("secret"), "{e}");
+        let e = ServerMsg::error(ErrorCode::TooLarge, "x");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"type":"error","code":"too_large","message":"x"}"#
+        );
     }
 
     #[test]

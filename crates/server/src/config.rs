@@ -28,6 +28,44 @@ pub struct Config {
     pub signaling: SignalingConfig,
     pub log: LogConfig,
     pub turn: TurnConfig,
+    pub queue: QueueConfig,
+}
+
+/// The on-demand specialist queue (`kham_signal::queue`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueConfig {
+    pub specialties: Vec<String>,
+    pub policy: kham_proto::QueuePolicy,
+    #[serde(with = "humantime_serde_compat")]
+    pub station_grace: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub expire_after: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub accept_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub offer_timeout: Duration,
+    pub max_requests: usize,
+    pub max_note_chars: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub eta_per_place: Duration,
+}
+
+impl QueueConfig {
+    /// The state machine's settings.
+    pub fn settings(&self) -> kham_signal::QueueSettings {
+        let ms = |d: Duration| d.as_millis() as u64;
+        kham_signal::QueueSettings {
+            specialties: self.specialties.clone(),
+            policy: self.policy,
+            station_grace_ms: ms(self.station_grace),
+            expire_after_ms: ms(self.expire_after),
+            accept_timeout_ms: ms(self.accept_timeout),
+            offer_timeout_ms: ms(self.offer_timeout),
+            max_requests: self.max_requests,
+            max_note_chars: self.max_note_chars,
+            default_eta_per_place_ms: ms(self.eta_per_place),
+        }
+    }
 }
 
 /// TURN servers for clients that cannot reach the media port (`kham_signal::turn`).
@@ -224,6 +262,29 @@ impl Config {
                 "http.header_read_timeout, http.idle_timeout and http.request_timeout must be at least 1s"
             );
         }
+        let q = &self.queue;
+        if q.specialties.is_empty()
+            || q.specialties.iter().any(|s| {
+                s.is_empty()
+                    || s.len() > 40
+                    || !s
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+        {
+            bail!("queue.specialties: at least one, each 1-40 characters of a-z 0-9 _");
+        }
+        if q.max_requests == 0 || q.max_note_chars > 2000 {
+            bail!("queue.max_requests must be at least 1 and queue.max_note_chars at most 2000");
+        }
+        if [q.accept_timeout, q.offer_timeout, q.expire_after]
+            .iter()
+            .any(|t| *t < second)
+        {
+            bail!(
+                "queue.accept_timeout, queue.offer_timeout and queue.expire_after must be at least 1s"
+            );
+        }
         if !(1..=1_000_000).contains(&self.http.max_connections) {
             bail!("http.max_connections must be between 1 and 1000000");
         }
@@ -307,6 +368,8 @@ mod tests {
             "bandwidth adaptation is on by default"
         );
         assert_eq!(cfg.media.udp_recv_buffer, 4 * 1024 * 1024);
+        assert_eq!(cfg.queue.policy, kham_proto::QueuePolicy::Take);
+        assert!(cfg.queue.specialties.contains(&"cardiology".to_owned()));
         assert_eq!(cfg.media.udp_send_buffer, 1024 * 1024);
         let d = kham_signal::RateLimits::default();
         assert_eq!(
@@ -345,6 +408,31 @@ mod tests {
             jail.set_env("KHAM_SIGNALING__RATE", "0");
             let err = Config::load(None, true).unwrap_err();
             assert!(format!("{err:#}").contains("signaling.rate"), "{err:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own error type
+    fn queue_settings_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KHAM_QUEUE__POLICY", "offer");
+            jail.set_env("KHAM_QUEUE__STATION_GRACE", "30s");
+            let cfg = Config::load(None, true).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.queue.policy, kham_proto::QueuePolicy::Offer);
+            assert_eq!(cfg.queue.settings().station_grace_ms, 30_000);
+            jail.set_env("KHAM_QUEUE__POLICY", "lottery");
+            assert!(Config::load(None, true).is_err());
+            jail.set_env("KHAM_QUEUE__POLICY", "take");
+            jail.set_env("KHAM_QUEUE__OFFER_TIMEOUT", "0s");
+            let err = Config::load(None, true).unwrap_err();
+            assert!(format!("{err:#}").contains("queue."), "{err:#}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("q.toml", "[queue]\nspecialties = [\"Tim mạch\"]\n")?;
+            let err = Config::load(Some(Path::new("q.toml")), true).unwrap_err();
+            assert!(format!("{err:#}").contains("queue.specialties"), "{err:#}");
             Ok(())
         });
     }

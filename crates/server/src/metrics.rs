@@ -5,8 +5,8 @@
 //! nothing is updated per packet. Labels come from fixed small sets (role, direction, reason,
 //! error type): never a room, participant or name.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use kham_signal::Counters;
 use prometheus_client::collector::Collector;
@@ -30,7 +30,18 @@ pub struct Metrics {
     registry: Registry,
     join_time: Histogram,
     estimate: Histogram,
+    queue_wait: Histogram,
+    /// Requests that left the queue, by outcome (taken, cancelled, expired, abandoned).
+    queue_outcomes: Arc<[AtomicU64; 4]>,
 }
+
+/// The outcomes of queued requests, in `queue_outcomes` order.
+const OUTCOMES: [kham_proto::LeftReason; 4] = [
+    kham_proto::LeftReason::Taken,
+    kham_proto::LeftReason::Cancelled,
+    kham_proto::LeftReason::Expired,
+    kham_proto::LeftReason::Abandoned,
+];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,6 +56,8 @@ pub struct Sources {
     pub webhooks: Arc<WebhookStats>,
     pub draining: Arc<AtomicBool>,
     pub http: Arc<ConnLimit>,
+    /// The specialist queue, set once it runs (it needs the rooms, which need these metrics).
+    pub queue: Arc<OnceLock<kham_signal::QueueService>>,
 }
 
 impl Metrics {
@@ -63,12 +76,32 @@ impl Metrics {
             "Send-side bandwidth estimate towards each participant, sampled once per second (empty until bandwidth estimation is enabled)",
             estimate.clone(),
         );
-        registry.register_collector(Box::new(NodeCollector(sources)));
+        // Seconds a request waited in the specialist queue until a doctor reached its call.
+        let queue_wait = Histogram::new([30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0]);
+        registry.register(
+            "kham_queue_wait_seconds",
+            "Time a specialist-queue request waited from entering the queue to its doctor reaching the call",
+            queue_wait.clone(),
+        );
+        let queue_outcomes: Arc<[AtomicU64; 4]> = Arc::new(Default::default());
+        registry.register_collector(Box::new(NodeCollector(sources, queue_outcomes.clone())));
         Arc::new(Metrics {
             registry,
             join_time,
             estimate,
+            queue_wait,
+            queue_outcomes,
         })
+    }
+
+    /// A request left the queue: `waited` is set when a doctor took it.
+    pub fn observe_queue(&self, outcome: kham_proto::LeftReason, waited_secs: Option<f64>) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.queue_outcomes[i].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(w) = waited_secs {
+            self.queue_wait.observe(w);
+        }
     }
 
     pub fn observe_join(&self, seconds: f64) {
@@ -89,7 +122,7 @@ impl Metrics {
     }
 }
 
-struct NodeCollector(Sources);
+struct NodeCollector(Sources, Arc<[AtomicU64; 4]>);
 
 impl std::fmt::Debug for NodeCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -370,6 +403,45 @@ impl Collector for NodeCollector {
             "1 while the server drains before shutting down",
             i64::from(s.draining.load(Ordering::Relaxed)),
         )?;
+        let outcomes: Vec<(&str, u64)> = OUTCOMES
+            .iter()
+            .zip(self.1.iter())
+            .map(|(o, n)| (o.as_str(), n.load(Ordering::Relaxed)))
+            .collect();
+        labelled_counter(
+            &mut e,
+            "kham_queue_requests",
+            "Specialist-queue requests that left the queue, by outcome (taken, cancelled, expired, abandoned)",
+            "outcome",
+            &outcomes,
+        )?;
+        if let Some(q) = s.queue.get() {
+            let stats = q.stats();
+            let waiting: Vec<(&str, i64)> = stats
+                .specialties
+                .iter()
+                .map(|(k, v)| (k.as_str(), i64::from(v.waiting)))
+                .collect();
+            labelled_gauge(
+                &mut e,
+                "kham_queue_length",
+                "Requests in the specialist queue (waiting or being connected), by specialty",
+                "specialty",
+                &waiting,
+            )?;
+            let doctors: Vec<(&str, i64)> = stats
+                .specialties
+                .iter()
+                .map(|(k, v)| (k.as_str(), i64::from(v.doctors_available)))
+                .collect();
+            labelled_gauge(
+                &mut e,
+                "kham_queue_doctors_available",
+                "Doctors on duty and available, by specialty",
+                "specialty",
+                &doctors,
+            )?;
+        }
         if let Some(cpu) = crate::cpu::process_cpu_seconds() {
             let c = ConstCounter::new(cpu);
             c.encode(e.encode_descriptor(

@@ -17,6 +17,14 @@ impl Observer for ServerObserver {
         if let Notice::MediaConnected { join_time, .. } = &n {
             self.metrics.observe_join(join_time.as_secs_f64());
         }
+        match &n {
+            Notice::QueueTaken { waited_ms, .. } => self.metrics.observe_queue(
+                kham_proto::LeftReason::Taken,
+                Some(*waited_ms as f64 / 1000.0),
+            ),
+            Notice::QueueLeft { reason, .. } => self.metrics.observe_queue(*reason, None),
+            _ => {}
+        }
         if let Some(w) = &self.webhooks {
             w.send(&n);
         }

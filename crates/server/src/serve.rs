@@ -127,12 +127,14 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     let (view_tx, view_rx) = watch::channel(Arc::new(OpsView::default()));
     let webhook_stats = Arc::new(WebhookStats::default());
     let conn_limit = ConnLimit::new(http_limits::fit_fd_limit(cfg.http.max_connections));
+    let queue_slot = Arc::new(std::sync::OnceLock::new());
     let metrics = Metrics::new(Sources {
         view: view_rx.clone(),
         signal: signal_counters.clone(),
         webhooks: webhook_stats.clone(),
         draining: draining.clone(),
         http: conn_limit.clone(),
+        queue: queue_slot.clone(),
     });
     let webhooks =
         Webhooks::start(&cfg.webhooks, &cfg.auth.api_secret, webhook_stats)?.map(Arc::new);
@@ -160,9 +162,26 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
     let rooms = Rooms::with_store(
         Arc::new(media),
         settings,
-        observer,
+        observer.clone(),
         revocations(&cfg.auth.revocations_file, dev)?,
     );
+    let limits = kham_signal::RateLimits {
+        rate: cfg.signaling.rate,
+        burst: cfg.signaling.burst,
+        flood_after: cfg.signaling.flood_after,
+    };
+    let queue = kham_signal::QueueService::start(
+        Arc::new(kham_signal::MemoryQueue::new(cfg.queue.settings())),
+        kham_signal::QueueServiceConfig {
+            keys: keys.clone(),
+            rooms: rooms.clone(),
+            observer,
+            draining: draining.clone(),
+            limits,
+            call_token_ttl: Duration::from_secs(4 * 3600),
+        },
+    );
+    let _ = queue_slot.set(queue.clone());
     let history = Arc::new(Mutex::new(History::default()));
     tokio::spawn(
         Monitor {
@@ -187,11 +206,7 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         counters: signal_counters,
         health: health(boards.clone(), view_rx.clone(), buffers.unwrap_or_default()),
         draining: draining.clone(),
-        limits: kham_signal::RateLimits {
-            rate: cfg.signaling.rate,
-            burst: cfg.signaling.burst,
-            flood_after: cfg.signaling.flood_after,
-        },
+        limits,
     };
     let admin = admin::router(AdminState {
         keys: keys.clone(),
@@ -201,8 +216,10 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
         history,
         metrics,
         metrics_public: cfg.admin.metrics_public,
+        queue: queue.clone(),
     });
     let app = kham_signal::router(state)
+        .merge(kham_signal::queue::api::router(queue))
         .merge(admin)
         .fallback(crate::web::static_handler)
         .layer(axum::middleware::from_fn_with_state(
@@ -212,7 +229,7 @@ async fn serve(cfg: Config, dev: bool) -> anyhow::Result<()> {
 
     let base = cfg.public_url();
     if dev {
-        print_dev_links(&keys, &base);
+        print_dev_links(&keys, &base, &cfg.queue.specialties);
     }
     let listen = cfg.http.listen;
     let handle = axum_server::Handle::new();
@@ -435,7 +452,7 @@ async fn drain(
     handle.graceful_shutdown(Some(Duration::from_secs(2)));
 }
 
-fn print_dev_links(keys: &TokenKeys, base: &str) {
+fn print_dev_links(keys: &TokenKeys, base: &str, specialty_names: &[String]) {
     let ttl = Duration::from_secs(12 * 3600);
     let mk = |id: &str, name: &str, role: Role| {
         let c = tokens::claims(keys, "demo", id, name, role, ttl, false);
@@ -457,6 +474,27 @@ fn print_dev_links(keys: &TokenKeys, base: &str) {
         "  station: {}",
         mk("dev-station", "Trạm y tế xã", Role::Station)
     );
+    if let Ok(t) = keys.sign(&tokens::queue_claims(
+        keys,
+        "dev-station",
+        "Trạm y tế xã",
+        ttl,
+    )) {
+        println!(
+            "  station queue (request a consult): {}",
+            tokens::queue_link(base, &t)
+        );
+    }
+    let duty = tokens::duty_claims(keys, "dev-specialist", "Bác sĩ chuyên khoa Hà", ttl);
+    let specialties = tokens::Specialties {
+        specialties: specialty_names.to_vec(),
+    };
+    if let Ok(t) = keys.sign_with(&duty, &specialties) {
+        println!(
+            "  doctor duty page (all specialties): {}",
+            tokens::duty_link(base, &t)
+        );
+    }
     let admin = tokens::admin_claims(keys, "dev-operator", ttl);
     if let Ok(t) = keys.sign(&admin) {
         println!(

@@ -409,6 +409,7 @@ impl Shard {
                 let perms = Permissions {
                     publish: perms.publish,
                     subscribe: perms.subscribe,
+                    health_data: perms.health_data,
                 };
                 let r = self.with_room(&room, |r| {
                     r.offer(now, peer, perms, &sdp, screen.as_deref())

@@ -12,7 +12,7 @@ use crate::config::Config;
 #[derive(clap::Args)]
 pub struct CreateArgs {
     /// Room the token opens.
-    #[arg(long, required_unless_present = "admin")]
+    #[arg(long, required_unless_present_any = ["admin", "queue", "specialty"])]
     room: Option<String>,
     /// Identity in the booking system (not shown to others).
     #[arg(long, required_unless_present = "admin")]
@@ -21,11 +21,19 @@ pub struct CreateArgs {
     #[arg(long, required_unless_present = "admin")]
     name: Option<String>,
     /// doctor, station, patient or observer.
-    #[arg(long, required_unless_present = "admin")]
+    #[arg(long, required_unless_present_any = ["admin", "queue", "specialty"])]
     role: Option<Role>,
+    /// A commune station's token for the specialist queue (/queue: request a consult); opens
+    /// no room. With --url, prints the station's queue link.
+    #[arg(long, conflicts_with_all = ["room", "role", "admin", "specialty"])]
+    queue: bool,
+    /// A doctor's duty token for the specialist queue (/duty), allowed to take requests of this
+    /// specialty (repeat for several; names from queue.specialties). Opens no room.
+    #[arg(long = "specialty", value_name = "NAME", conflicts_with_all = ["room", "role", "admin"])]
+    specialty: Vec<String>,
     /// An operator token for the admin API, /metrics and the dashboard (opens no room). With
     /// --url, prints the dashboard link.
-    #[arg(long, conflicts_with_all = ["room", "role", "room_create"])]
+    #[arg(long, conflicts_with_all = ["room", "role", "room_create", "health_data"])]
     admin: bool,
     /// Lifetime, e.g. 30m, 2h.
     #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
@@ -33,6 +41,10 @@ pub struct CreateArgs {
     /// Also grant creating rooms through the HTTP API (for the booking system).
     #[arg(long)]
     room_create: bool,
+    /// Grant (true) or withhold (false) the consult's health data: chat, vital signs, images.
+    /// Default: the role's (everyone but an observer).
+    #[arg(long)]
+    health_data: Option<bool>,
     /// Print the full join link instead of the bare token.
     #[arg(long)]
     url: bool,
@@ -83,6 +95,35 @@ pub fn admin_claims(keys: &TokenKeys, identity: &str, ttl: Duration) -> Claims {
     c
 }
 
+/// Claims of a station's queue token: role station, the `queue` grant, no room.
+pub fn queue_claims(keys: &TokenKeys, identity: &str, name: &str, ttl: Duration) -> Claims {
+    let mut c = claims(keys, "", identity, name, Role::Station, ttl, false);
+    c.grants.queue = true;
+    c
+}
+
+/// Claims of a doctor's duty token (signed with [`Specialties`] beside them): role doctor, no
+/// room.
+pub fn duty_claims(keys: &TokenKeys, identity: &str, name: &str, ttl: Duration) -> Claims {
+    claims(keys, "", identity, name, Role::Doctor, ttl, false)
+}
+
+/// The specialties claim of a duty token.
+#[derive(serde::Serialize)]
+pub struct Specialties {
+    pub specialties: Vec<String>,
+}
+
+/// A station's queue page.
+pub fn queue_link(base: &str, token: &str) -> String {
+    format!("{base}/queue?token={token}")
+}
+
+/// A doctor's duty page.
+pub fn duty_link(base: &str, token: &str) -> String {
+    format!("{base}/duty?token={token}")
+}
+
 /// The dashboard link with an admin token.
 pub fn dashboard_link(base: &str, token: &str) -> String {
     format!("{base}/dashboard?token={token}")
@@ -107,6 +148,36 @@ pub fn create(a: CreateArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if a.queue || !a.specialty.is_empty() {
+        let (Some(identity), Some(name)) = (a.identity, a.name) else {
+            anyhow::bail!("--identity and --name are required");
+        };
+        let (token, link) = if a.queue {
+            let c = queue_claims(&keys, &identity, &name, a.ttl);
+            let t = keys.sign(&c).ok().context("signing the token failed")?;
+            (t.clone(), queue_link(&cfg.public_url(), &t))
+        } else {
+            for s in &a.specialty {
+                if !cfg.queue.specialties.contains(s) {
+                    anyhow::bail!(
+                        "--specialty {s:?} is not in queue.specialties ({})",
+                        cfg.queue.specialties.join(", ")
+                    );
+                }
+            }
+            let c = duty_claims(&keys, &identity, &name, a.ttl);
+            let extra = Specialties {
+                specialties: a.specialty.clone(),
+            };
+            let t = keys
+                .sign_with(&c, &extra)
+                .ok()
+                .context("signing the token failed")?;
+            (t.clone(), duty_link(&cfg.public_url(), &t))
+        };
+        println!("{}", if a.url { link } else { token });
+        return Ok(());
+    }
     // clap enforces these without --admin.
     let (Some(room), Some(identity), Some(name), Some(role)) = (a.room, a.identity, a.name, a.role)
     else {
@@ -115,7 +186,8 @@ pub fn create(a: CreateArgs) -> anyhow::Result<()> {
     if !kham_signal::valid_room_id(&room) {
         anyhow::bail!("room ids are 1-64 characters of A-Z a-z 0-9 - _");
     }
-    let c = claims(&keys, &room, &identity, &name, role, a.ttl, a.room_create);
+    let mut c = claims(&keys, &room, &identity, &name, role, a.ttl, a.room_create);
+    c.grants.health_data = a.health_data;
     let token = keys.sign(&c).ok().context("signing the token failed")?;
     if a.url {
         println!("{}", join_link(&cfg.public_url(), &room, &token));

@@ -60,7 +60,9 @@ pub async fn static_handler(method: Method, uri: Uri) -> Response {
     }
     let path = uri.path().trim_start_matches('/');
     let path = match path {
-        "" | "join" => "index.html",
+        // The station's queue page and the doctor's duty page are the call page too: a pairing
+        // moves them into the call without a new link.
+        "" | "join" | "queue" | "duty" => "index.html",
         "dashboard" => "dashboard.html",
         p => p,
     };

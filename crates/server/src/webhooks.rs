@@ -201,31 +201,69 @@ fn participant(who: &Who, names: bool) -> Value {
 /// The JSON body for a notice; `None` for notices that are not webhook events.
 fn event_body(n: &Notice, names: bool, at_ms: u64) -> Option<Value> {
     let (event, room, extra) = match n {
-        Notice::RoomStarted { room } => ("room_started", room, json!({})),
-        Notice::RoomFinished { room, ended } => ("room_finished", room, json!({"ended": ended})),
+        Notice::RoomStarted { room } => ("room_started", Some(room), json!({})),
+        Notice::RoomFinished { room, ended } => {
+            ("room_finished", Some(room), json!({"ended": ended}))
+        }
         Notice::ParticipantJoined { room, who, waiting } => (
             "participant_joined",
-            room,
+            Some(room),
             json!({"participant": participant(who, names), "waiting": waiting}),
         ),
         Notice::ParticipantAdmitted { room, who } => (
             "participant_admitted",
-            room,
+            Some(room),
             json!({"participant": participant(who, names)}),
         ),
         Notice::ParticipantLeft { room, who, reason } => (
             "participant_left",
-            room,
+            Some(room),
             json!({"participant": participant(who, names), "reason": reason}),
         ),
         Notice::MediaConnected { .. } => return None,
+        // The queue's events carry no names, no note and no station identity, whatever
+        // `include_names` says: a request is its id, specialty and urgency.
+        Notice::QueueEntered {
+            request_id,
+            specialty,
+            urgency,
+        } => (
+            "queue_entered",
+            None,
+            json!({"request_id": request_id, "specialty": specialty, "urgency": urgency}),
+        ),
+        Notice::QueueTaken {
+            request_id,
+            specialty,
+            urgency,
+            waited_ms,
+        } => (
+            "queue_taken",
+            None,
+            json!({"request_id": request_id, "specialty": specialty, "urgency": urgency,
+                   "waited_ms": waited_ms}),
+        ),
+        Notice::QueueLeft {
+            request_id,
+            specialty,
+            urgency,
+            reason,
+            waited_ms,
+        } => (
+            "queue_left",
+            None,
+            json!({"request_id": request_id, "specialty": specialty, "urgency": urgency,
+                   "reason": reason, "waited_ms": waited_ms}),
+        ),
     };
     let mut body = json!({
         "id": format!("evt-{:016x}", rand::random::<u64>()),
         "event": event,
-        "room": room,
         "at_ms": at_ms,
     });
+    if let (Some(room), Some(b)) = (room, body.as_object_mut()) {
+        b.insert("room".into(), json!(room));
+    }
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
@@ -275,6 +313,46 @@ mod tests {
                 0
             )
             .is_none()
+        );
+    }
+
+    #[test]
+    fn queue_events_carry_no_room_name_or_note() {
+        let b = event_body(
+            &Notice::QueueLeft {
+                request_id: 9,
+                specialty: "cardiology".into(),
+                urgency: kham_proto::Urgency::Urgent,
+                reason: kham_proto::LeftReason::Expired,
+                waited_ms: 1_800_000,
+            },
+            true,
+            5,
+        )
+        .unwrap();
+        assert_eq!(b["event"], "queue_left");
+        assert_eq!(b["reason"], "expired");
+        assert_eq!(b["urgency"], "urgent");
+        assert_eq!(b["request_id"], 9);
+        assert!(
+            b.get("room").is_none() && b.get("participant").is_none(),
+            "{b}"
+        );
+        let b = event_body(
+            &Notice::QueueEntered {
+                request_id: 1,
+                specialty: "general".into(),
+                urgency: kham_proto::Urgency::Routine,
+            },
+            true,
+            5,
+        )
+        .unwrap();
+        assert_eq!(b["event"], "queue_entered");
+        let keys: Vec<&String> = b.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["at_ms", "event", "id", "request_id", "specialty", "urgency"]
         );
     }
 

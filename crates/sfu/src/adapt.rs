@@ -222,6 +222,12 @@ impl SubscriberAdapt {
         self.allocator.allocation()
     }
 
+    /// The estimator (re)started a moment ago (the allocator's start window): its estimate is
+    /// still mostly the initial guess (`vitals.rs` does not cut waveforms on it).
+    pub(crate) fn estimate_young(&self, now: Instant) -> bool {
+        self.short_not_before.is_some_and(|t| now < t)
+    }
+
     /// The estimator was started again (with its initial guess): no RED for
     /// [`RED_START_QUIET`].
     pub fn estimator_restarted(&mut self, now: Instant) {
@@ -232,7 +238,7 @@ impl SubscriberAdapt {
     }
 
     /// Whether the last allocation paused some video because the estimate does not carry it.
-    fn video_starved(&self) -> bool {
+    pub(crate) fn video_starved(&self) -> bool {
         self.allocation()
             .decisions
             .iter()
@@ -314,12 +320,17 @@ impl SubscriberAdapt {
     }
 }
 
+/// The allocator's key of the vital signs a subscriber receives (no track has it).
+const VITALS_KEY: u32 = u32::MAX;
+
 /// Runs the allocation of subscriber `sub` and applies it to its forwarders. `find` finds the
-/// published track a subscription carries.
+/// published track a subscription carries; `vitals_bps` is the measured rate of the vital signs
+/// it receives over data channels (`vitals.rs`), reserved like audio.
 pub(crate) fn allocate<'a>(
     now: Instant,
     mode: &Adaptation,
     sub: &mut Peer,
+    vitals_bps: u64,
     find: impl Fn(&kham_proto::ParticipantId, str0m::media::Mid) -> Option<&'a TrackIn>,
 ) {
     let (loss, rtt) = (sub.counters.loss_out(), sub.counters.rtt());
@@ -394,6 +405,21 @@ pub(crate) fn allocate<'a>(
             max_spatial: out.max_spatial,
             visible: out.visible,
             unshaped_bps: crate::dynacast::unshaped_bps(track, out.max_spatial),
+        });
+    }
+    if vitals_bps > 0 {
+        // Vital signs come after audio and before video: an input of kind audio is a fixed
+        // reservation the allocator takes off the estimate before any video.
+        let mut rates = kham_bwe::LayerRates::default();
+        rates.bps[0][0] = vitals_bps;
+        adapt.inputs.push(TrackInput {
+            key: VITALS_KEY,
+            kind: Kind::Audio,
+            priority: Priority::Featured,
+            rates,
+            max_spatial: 0,
+            visible: true,
+            unshaped_bps: None,
         });
     }
     let raw_and_overuse = sub.rtc.bwe().raw_estimate();

@@ -30,7 +30,8 @@
 //! (published and received tracks, layer fallback, keyframe-starved layers), `peer.rs`
 //! (renegotiation), `codec.rs` (keyframe and picture-size detection), `stats.rs` (per-participant
 //! figures for operators, read with [`Room::media_stats`] at most once a second), `quality.rs`
-//! (the excellent/good/poor/lost verdict).
+//! (the excellent/good/poor/lost verdict), `vitals.rs` (vital signs over data channels, reserved
+//! like audio by the allocator).
 //!
 //! Repair: str0m answers subscribers' NACKs with RTX from a bounded per-stream history (1024
 //! packets or 3 s, whichever is less, and at most 15 % of the stream's bytes), NACKs what a
@@ -58,6 +59,7 @@ pub mod sdp_check;
 mod stats;
 mod track;
 pub mod view;
+pub mod vitals;
 
 pub use adapt::{
     ALLOCATION_INTERVAL, Adaptation, RED_OFF_AFTER, RED_OFF_LOSS, RED_ON_LOSS, Shortfall,

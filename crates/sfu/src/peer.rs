@@ -21,6 +21,8 @@ use crate::track::{OutState, TrackIn, TrackOut};
 pub struct Permissions {
     pub publish: bool,
     pub subscribe: bool,
+    /// Sends and receives vital signs (`vitals.rs`): the token's `health_data` grant.
+    pub health_data: bool,
 }
 
 pub(crate) struct Peer {
@@ -70,6 +72,8 @@ pub(crate) struct Peer {
     /// An ICE restart was negotiated: the estimator starts over when media is back (the route
     /// may be a different network).
     pub restarted: bool,
+    /// Its vital-sign data channels (`vitals.rs`).
+    pub vitals: crate::vitals::PeerVitals,
     /// The video m-lines the client last named screen shares (`screen.rs`).
     pub screen_mids: Vec<str0m::media::Mid>,
 }
@@ -156,6 +160,7 @@ impl Peer {
             restart_wanted: false,
             restart_offered: false,
             restarted: false,
+            vitals: Default::default(),
             screen_mids: Vec::new(),
         })
     }

@@ -146,6 +146,8 @@ pub struct Room {
     next_key: u32,
     /// When qualities are next judged.
     next_quality: Instant,
+    /// The frame being forwarded to subscribers (`vitals.rs`), reused: no allocation per frame.
+    vitals_buf: Vec<u8>,
 }
 
 impl Room {
@@ -162,6 +164,7 @@ impl Room {
             next_allocation: now,
             next_key: 0,
             next_quality: now,
+            vitals_buf: Vec::with_capacity(crate::vitals::MAX_IMAGE_FRAME + 256),
         }
     }
 
@@ -541,6 +544,9 @@ impl Room {
                 }
                 p.adapt.estimate_bps = Some(e);
             }
+            Event::ChannelOpen(id, label) => self.peers[i].vitals.opened(id, &label),
+            Event::ChannelClose(id) => self.peers[i].vitals.closed(id),
+            Event::ChannelData(d) => self.vitals_frame(i, d),
             Event::Closed => self.peers[i].lost = true,
             Event::PeerStats(s) => self.peers[i].on_peer_stats(&s),
             Event::MediaIngressStats(s) => self.peers[i].on_ingress_stats(&s),
@@ -583,6 +589,53 @@ impl Room {
             }
         }
         self.peers[i].tracks_in.push(track);
+    }
+
+    /// Forwards one vitals frame from peer `i` to every other participant that takes vital
+    /// signs (`vitals.rs`). Bad framing, or a sender without the grants, is dropped.
+    fn vitals_frame(&mut self, i: usize, d: str0m::channel::ChannelData) {
+        use crate::vitals::{FrameError, Lane, check_frame, forwarded_frame};
+        let now = self.last_now;
+        let publisher = &mut self.peers[i];
+        let Some(lane) = publisher.vitals.lane(d.id) else {
+            return;
+        };
+        let allowed = publisher.perms.publish && publisher.perms.health_data;
+        let checked = if allowed {
+            check_frame(lane, d.binary, &d.data)
+        } else {
+            Err(FrameError::NotAllowed)
+        };
+        if let Err(e) = checked {
+            if publisher.vitals.drop_frame() {
+                tracing::debug!(peer = %publisher.id, reason = %e, "vitals frame dropped (logged once)");
+            }
+            return;
+        }
+        publisher.vitals.record(now, lane, d.data.len());
+        forwarded_frame(publisher.id.as_str(), &d.data, &mut self.vitals_buf);
+        let (_, rest) = split_one(&mut self.peers, i);
+        for sub in rest {
+            if !sub.connected || !sub.perms.subscribe || !sub.perms.health_data {
+                continue;
+            }
+            if lane == Lane::Wave && !sub.vitals.wave_ok() {
+                continue;
+            }
+            let Some(id) = sub.vitals.channel(lane) else {
+                continue;
+            };
+            // A full SCTP send buffer drops the frame (a waveform is worthless late; numerics
+            // come again within a second).
+            let Some(mut ch) = sub.rtc.channel(id) else {
+                continue;
+            };
+            if matches!(ch.write(true, &self.vitals_buf), Ok(true)) {
+                sub.dirty = true;
+            } else if sub.vitals.refused() {
+                tracing::debug!(subscriber = %sub.id, "vitals frame refused by a full SCTP send buffer (logged once)");
+            }
+        }
     }
 
     /// Forwards one publisher packet to every subscriber of its track.
@@ -859,6 +912,7 @@ impl Room {
     /// video states, dynacast layers, and (once a second) connection quality.
     fn allocate_all(&mut self, now: Instant) {
         for p in &mut self.peers {
+            p.vitals.roll(now);
             for t in &mut p.tracks_in {
                 t.meter.roll(now);
                 t.expire_starvation(now);
@@ -875,10 +929,30 @@ impl Room {
             }
             let (sub, others) = split_one(&mut self.peers, i);
             let others: Vec<&Peer> = others.map(|p| &*p).collect();
-            allocate(now, &self.config.adaptation, sub, |publisher, mid| {
-                let p = others.iter().find(|p| p.id == *publisher)?;
-                p.tracks_in.iter().find(|t| t.mid == mid)
-            });
+            // The vital signs it receives, reserved like audio (`vitals.rs`).
+            let vitals_bps = if sub.perms.health_data {
+                others.iter().map(|p| p.vitals.bps()).sum()
+            } else {
+                0
+            };
+            allocate(
+                now,
+                &self.config.adaptation,
+                sub,
+                vitals_bps,
+                |publisher, mid| {
+                    let p = others.iter().find(|p| p.id == *publisher)?;
+                    p.tracks_in.iter().find(|t| t.mid == mid)
+                },
+            );
+            let reserved = sub.adapt.allocation().audio_bps;
+            let thin = sub.adapt.video_starved() && !sub.adapt.estimate_young(now);
+            if sub
+                .vitals
+                .update_wave(now, sub.adapt.estimate_bps, thin, reserved)
+            {
+                tracing::debug!(subscriber = %sub.id, estimate = ?sub.adapt.estimate_bps, reserved, vitals_bps, thin, on = sub.vitals.wave_ok(), "waveforms switched");
+            }
             for s in &sub.adapt.allocation().switches {
                 if let Some(n) = self.stats.allocation_switches.get_mut(s.reason.index()) {
                     *n += 1;

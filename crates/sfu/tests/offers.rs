@@ -18,10 +18,12 @@ use world::{Client, World};
 const PUBLISHER: Permissions = Permissions {
     publish: true,
     subscribe: true,
+    health_data: true,
 };
 const OBSERVER: Permissions = Permissions {
     publish: false,
     subscribe: true,
+    health_data: false,
 };
 
 fn config() -> RoomConfig {

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::http::unix_now;
 use crate::media::{Media, MediaError, MediaEvent, MediaPerms};
 use crate::notice::{Notice, SharedObserver};
+use crate::rate::{RateLimits, TokenBucket, Verdict};
 use crate::revocations::{Revocation, SharedRevocations};
 use crate::room_state::{Effect, JoinRefusal, MemberChange, ResumeRefusal, RoomState};
 use crate::token::Claims;
@@ -125,7 +126,17 @@ pub(crate) struct SessionInfo {
     /// The latest `publish_layers` and `audio_rate` per mid and `video_state`: what a resumed
     /// client must not have missed.
     replay: Vec<ServerMsg>,
+    /// Its chat allowance ([`CHAT_LIMITS`]), beside the socket's own limit.
+    chat: TokenBucket,
 }
+
+/// Chat per sender: 8 messages at once, 2 a second sustained. A message past that is not
+/// relayed and the sender is told (`rate_limited`); the socket's own limit still closes a flood.
+const CHAT_LIMITS: RateLimits = RateLimits {
+    rate: 2.0,
+    burst: 8,
+    flood_after: u32::MAX,
+};
 
 impl SessionInfo {
     fn new(client: String, conn: u64) -> Self {
@@ -138,6 +149,7 @@ impl SessionInfo {
             media_down: false,
             pending_offer: None,
             replay: Vec::new(),
+            chat: TokenBucket::new(CHAT_LIMITS, Instant::now()),
         }
     }
 
@@ -399,6 +411,7 @@ impl RoomActor {
                 .map(|_| self.media.audio_only(&self.id, id.clone(), enabled))
                 .map(|()| Vec::new()),
             ClientMsg::VideoView { views } => self.video_view(&id, views),
+            ClientMsg::Chat { text, to } => self.chat(&id, text, to),
             other => self.state.handle(&id, other, now_ms),
         };
         match result {
@@ -417,6 +430,7 @@ impl RoomActor {
         let perms = MediaPerms {
             publish: grants.publish,
             subscribe: grants.subscribe,
+            health_data: self.state.health_data(id),
         };
         let answer = self
             .media
@@ -430,6 +444,32 @@ impl RoomActor {
             )]),
             Err(e) => Err(media_error(e)),
         }
+    }
+
+    /// A chat message, within the sender's chat allowance. Its text is never logged.
+    fn chat(
+        &mut self,
+        id: &ParticipantId,
+        text: String,
+        to: Option<ParticipantId>,
+    ) -> Result<Vec<Effect>, (ErrorCode, String)> {
+        let allowed = self
+            .info
+            .get_mut(id)
+            .map_or(Verdict::Pass, |i| i.chat.take(Instant::now()));
+        if allowed != Verdict::Pass {
+            return Err((
+                ErrorCode::RateLimited,
+                format!(
+                    "chat: at most {} messages at once, {} a second; this one was not delivered",
+                    CHAT_LIMITS.burst, CHAT_LIMITS.rate
+                ),
+            ));
+        }
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.state.chat(id, text, to, unix_ms)
     }
 
     fn video_view(

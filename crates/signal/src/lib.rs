@@ -13,6 +13,7 @@ pub mod actor;
 pub mod http;
 pub mod media;
 pub mod notice;
+pub mod queue;
 pub mod rate;
 pub mod registry;
 pub mod revocations;
@@ -28,6 +29,7 @@ pub use http::{
 };
 pub use media::{Media, MediaError, MediaEvent, MediaPerms};
 pub use notice::{NoObserver, Notice, Observer, SharedObserver, Who};
+pub use queue::{MemoryQueue, QueueService, QueueServiceConfig, QueueSettings, QueueStore};
 pub use rate::RateLimits;
 pub use registry::{RemoveError, RoomSettings, Rooms};
 pub use revocations::{

@@ -9,6 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 pub struct MediaPerms {
     pub publish: bool,
     pub subscribe: bool,
+    /// Sends and receives vital signs over data channels (the `health_data` grant).
+    pub health_data: bool,
 }
 
 /// Events from a room's media engine.

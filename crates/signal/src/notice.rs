@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kham_proto::{LeaveReason, ParticipantId, Role};
+use kham_proto::{LeaveReason, LeftReason, ParticipantId, Role, Urgency};
 
 /// Who a notice is about. The display name travels only so an observer that is explicitly
 /// allowed to may use it (webhooks with `include_names`); never log it.
@@ -46,6 +46,27 @@ pub enum Notice {
         participant: ParticipantId,
         role: Role,
         join_time: Duration,
+    },
+    /// A station's request entered the specialist queue. No names, no note.
+    QueueEntered {
+        request_id: u64,
+        specialty: String,
+        urgency: Urgency,
+    },
+    /// A doctor took a request and reached its call; `waited_ms` from entering to then.
+    QueueTaken {
+        request_id: u64,
+        specialty: String,
+        urgency: Urgency,
+        waited_ms: u64,
+    },
+    /// A request left the queue without a call (cancelled, expired, abandoned).
+    QueueLeft {
+        request_id: u64,
+        specialty: String,
+        urgency: Urgency,
+        reason: LeftReason,
+        waited_ms: u64,
     },
 }
 

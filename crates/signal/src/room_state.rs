@@ -128,6 +128,8 @@ pub struct RoomState {
     /// a dropped link) comes straight back into the call while the room lives.
     admitted_tokens: HashSet<String>,
     ended: bool,
+    /// The last chat message's `seq` (`chat.rs`).
+    chat_seq: u64,
 }
 
 impl RoomState {
@@ -139,6 +141,7 @@ impl RoomState {
             members: Vec::new(),
             admitted_tokens: HashSet::new(),
             ended: false,
+            chat_seq: 0,
         }
     }
 
@@ -169,6 +172,12 @@ impl RoomState {
     /// Grants of a member.
     pub fn grants(&self, id: &ParticipantId) -> Option<Grants> {
         self.member(id).map(|m| m.grants)
+    }
+
+    /// Whether a member takes part in the consult's health data (chat, vitals, images).
+    pub fn health_data(&self, id: &ParticipantId) -> bool {
+        self.member(id)
+            .is_some_and(|m| m.grants.health_data(m.info.role))
     }
 
     /// Whether a member is in the call.
@@ -472,6 +481,7 @@ impl RoomState {
             | ClientMsg::Answer { .. }
             | ClientMsg::AudioOnly { .. }
             | ClientMsg::VideoView { .. }
+            | ClientMsg::Chat { .. }
             | ClientMsg::IceRestart => {
                 Err((ErrorCode::Internal, "media message routed to state".into()))
             }
@@ -628,6 +638,7 @@ fn require_admitted(m: &Member) -> Result<(), (ErrorCode, String)> {
     }
 }
 
+mod chat;
 mod resume;
 pub use resume::ResumeRefusal;
 

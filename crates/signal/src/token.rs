@@ -102,6 +102,46 @@ impl TokenKeys {
         Ok(c)
     }
 
+    /// Signs claims with extra fields beside them (a doctor's `specialties`).
+    pub fn sign_with<T: Serialize>(
+        &self,
+        claims: &Claims,
+        extra: &T,
+    ) -> Result<String, TokenError> {
+        #[derive(Serialize)]
+        struct Both<'a, T> {
+            #[serde(flatten)]
+            claims: &'a Claims,
+            #[serde(flatten)]
+            extra: &'a T,
+        }
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Both { claims, extra },
+            &self.encoding,
+        )
+        .map_err(|_| TokenError::Invalid)
+    }
+
+    /// [`Self::verify`], and the token's extra fields read as `T` (checked by the same
+    /// signature).
+    pub fn verify_with<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<(Claims, T), TokenError> {
+        let c = self.verify(token, now)?;
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        v.set_issuer(&[&self.api_key]);
+        let extra = jsonwebtoken::decode::<T>(token, &self.decoding, &v)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        Ok((c, extra))
+    }
+
     /// Signature, algorithm, issuer and not-before; expiry is the caller's.
     fn decode(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         if token.is_empty() {
@@ -191,6 +231,45 @@ mod tests {
         assert_eq!(
             k.verify_for_resume(&forged, "room-a", 3000),
             Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn extra_claims_round_trip_and_are_covered_by_the_signature() {
+        #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+        struct Extra {
+            #[serde(default)]
+            specialties: Vec<String>,
+        }
+        let k = TokenKeys::new("key", "secret-secret-secret-secret-32by");
+        let extra = Extra {
+            specialties: vec!["cardiology".into()],
+        };
+        let t = k.sign_with(&claims("", 2000), &extra).unwrap();
+        let (c, e) = k.verify_with::<Extra>(&t, 1000).unwrap();
+        assert_eq!((c.sub.as_str(), e), ("id-1", extra));
+        // A plain token reads as no extras; an expired or forged one is refused.
+        let plain = k.sign(&claims("", 2000)).unwrap();
+        assert_eq!(
+            k.verify_with::<Extra>(&plain, 1000).unwrap().1,
+            Extra::default()
+        );
+        assert_eq!(
+            k.verify_with::<Extra>(&t, 2000).unwrap_err(),
+            TokenError::Expired
+        );
+        let other = TokenKeys::new("key", "another-secret-another-secret-32");
+        let forged = other
+            .sign_with(
+                &claims("", 2000),
+                &Extra {
+                    specialties: vec!["x".into()],
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            k.verify_with::<Extra>(&forged, 1000).unwrap_err(),
+            TokenError::Invalid
         );
     }
 

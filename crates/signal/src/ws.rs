@@ -452,5 +452,6 @@ fn error_label(code: kham_proto::ErrorCode) -> &'static str {
         Internal => "internal",
         RateLimited => "rate_limited",
         Glare => "glare",
+        TooLarge => "too_large",
     }
 }

@@ -181,6 +181,7 @@ impl World {
         let perms = Permissions {
             publish: true,
             subscribe: true,
+            health_data: true,
         };
         self.join(
             "publisher",
@@ -217,6 +218,7 @@ impl World {
         let perms = Permissions {
             publish: false,
             subscribe: true,
+            health_data: false,
         };
         self.join(name, addr, rtc, (offer, pending), perms, (up, down), role)
     }

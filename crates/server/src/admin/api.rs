@@ -71,6 +71,35 @@ pub async fn node(_: Admin, State(s): State<AdminState>) -> Response {
     Json(s.view.borrow().node.clone()).into_response()
 }
 
+/// Upper bounds (seconds) of the dashboard's wait-time distribution; the last bucket is open.
+const WAIT_BUCKETS: [u64; 6] = [60, 300, 600, 900, 1800, 3600];
+
+/// `GET /api/admin/queue`: per specialty, requests in the queue, the oldest wait and the
+/// available doctors; the waits of the requests served in the last hour, as counts per bucket.
+/// No names, no notes.
+pub async fn queue(_: Admin, State(s): State<AdminState>) -> Response {
+    let stats = s.queue.stats();
+    let mut counts = [0u64; WAIT_BUCKETS.len() + 1];
+    for w in &stats.served_waits_ms {
+        let i = WAIT_BUCKETS
+            .iter()
+            .position(|b| w / 1000 < *b)
+            .unwrap_or(WAIT_BUCKETS.len());
+        counts[i] += 1;
+    }
+    let buckets: Vec<_> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"le_s": WAIT_BUCKETS.get(i), "count": n}))
+        .collect();
+    Json(json!({
+        "specialties": stats.specialties,
+        "served_last_hour": stats.served_waits_ms.len(),
+        "wait_buckets": buckets,
+    }))
+    .into_response()
+}
+
 /// `GET /api/admin/rooms`.
 pub async fn rooms(_: Admin, State(s): State<AdminState>) -> Response {
     let details = s.rooms.details().await;

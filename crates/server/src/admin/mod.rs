@@ -38,6 +38,7 @@ pub struct AdminState {
     pub history: Arc<Mutex<History>>,
     pub metrics: Arc<Metrics>,
     pub metrics_public: bool,
+    pub queue: kham_signal::QueueService,
 }
 
 /// The routes with their methods, so the OpenAPI test sees exactly what is served.
@@ -80,6 +81,7 @@ fn routes() -> Routes {
         post(api::remove_participant),
     )
     .add("get", "/api/admin/events", get(events::events))
+    .add("get", "/api/admin/queue", get(api::queue))
 }
 
 /// The admin routes, ready to merge into the main router.

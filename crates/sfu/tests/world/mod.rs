@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use kham_proto::ParticipantId;
 use kham_sfu::str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use kham_sfu::str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use kham_sfu::str0m::media::{Direction, MediaKind, Mid};
 use kham_sfu::str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use kham_sfu::str0m::{Candidate, Event, Input, Output, Rtc};
@@ -17,6 +18,7 @@ pub const SERVER: &str = "127.0.0.1:7882";
 pub const BOTH: Permissions = Permissions {
     publish: true,
     subscribe: true,
+    health_data: true,
 };
 
 pub struct Client {
@@ -31,6 +33,9 @@ pub struct Client {
     /// Behind a NAT: the address the room sees (and sends to) instead of `addr`. Changing it
     /// is a NAT rebinding: what the room still sends to the old one is lost.
     pub nat: Option<SocketAddr>,
+    /// Data channels open at this client, with their labels, and the data received on them.
+    pub channels: Vec<(ChannelId, String)>,
+    pub channel_data: Vec<(String, Vec<u8>)>,
 }
 
 impl Client {
@@ -47,6 +52,8 @@ impl Client {
             received: Vec::new(),
             connected: false,
             nat: None,
+            channels: Vec::new(),
+            channel_data: Vec::new(),
         }
     }
 
@@ -56,6 +63,42 @@ impl Client {
         let mid = change.add_media(kind, dir, None, None, None);
         let (offer, pending) = change.apply().unwrap();
         (offer.to_sdp_string(), pending, mid)
+    }
+
+    /// The client's offer with one media line and the two vital-sign channels, as the web
+    /// client opens them (waveforms unordered without retransmission, numerics reliable).
+    pub fn offer_with_vitals(
+        &mut self,
+        kind: MediaKind,
+        dir: Direction,
+    ) -> (String, SdpPendingOffer, Mid) {
+        let mut change = self.rtc.sdp_api();
+        let mid = change.add_media(kind, dir, None, None, None);
+        change.add_channel_with_config(ChannelConfig {
+            label: kham_sfu::vitals::WAVE_LABEL.into(),
+            ordered: false,
+            reliability: Reliability::MaxRetransmits { retransmits: 0 },
+            ..Default::default()
+        });
+        change.add_channel(kham_sfu::vitals::NUM_LABEL.into());
+        let (offer, pending) = change.apply().unwrap();
+        (offer.to_sdp_string(), pending, mid)
+    }
+
+    /// Writes binary `data` on its open channel `label`; false when not open or not taken.
+    pub fn send(&mut self, label: &str, binary: bool, data: &[u8]) -> bool {
+        let Some(id) = self
+            .channels
+            .iter()
+            .find(|(_, l)| l == label)
+            .map(|(id, _)| *id)
+        else {
+            return false;
+        };
+        let Some(mut ch) = self.rtc.channel(id) else {
+            return false;
+        };
+        ch.write(binary, data).unwrap_or(false)
     }
 }
 
@@ -94,12 +137,32 @@ impl World {
 
     pub fn join_as(
         &mut self,
-        mut c: Client,
+        c: Client,
         perms: Permissions,
         kind: MediaKind,
         dir: Direction,
     ) -> Mid {
-        let (offer, pending, mid) = c.offer(kind, dir);
+        self.join_offering(c, perms, kind, dir, false)
+    }
+
+    /// Joins with the vital-sign channels too.
+    pub fn join_with_vitals(&mut self, c: Client, perms: Permissions) -> Mid {
+        self.join_offering(c, perms, MediaKind::Audio, Direction::SendRecv, true)
+    }
+
+    fn join_offering(
+        &mut self,
+        mut c: Client,
+        perms: Permissions,
+        kind: MediaKind,
+        dir: Direction,
+        vitals: bool,
+    ) -> Mid {
+        let (offer, pending, mid) = if vitals {
+            c.offer_with_vitals(kind, dir)
+        } else {
+            c.offer(kind, dir)
+        };
         let answer = self
             .room
             .add_peer(self.now, c.id.clone(), perms, &offer)
@@ -230,6 +293,19 @@ impl World {
                             }
                         }
                         Output::Event(Event::Connected) => self.clients[i].connected = true,
+                        Output::Event(Event::ChannelOpen(id, label)) => {
+                            self.clients[i].channels.push((id, label));
+                        }
+                        Output::Event(Event::ChannelData(d)) => {
+                            let c = &mut self.clients[i];
+                            let label = c
+                                .channels
+                                .iter()
+                                .find(|(id, _)| *id == d.id)
+                                .map(|(_, l)| l.clone())
+                                .unwrap_or_default();
+                            c.channel_data.push((label, d.data));
+                        }
                         Output::Event(Event::RtpPacket(p)) => {
                             let c = &mut self.clients[i];
                             c.received.push((

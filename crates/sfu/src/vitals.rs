@@ -1,0 +1,406 @@
+//! Vital signs and still images over WebRTC data channels (issue 16): a publisher's numerics,
+//! waveforms and image chunks, forwarded to every other participant holding the `health_data`
+//! grant.
+//!
+//! Each client opens two channels in its offer (in-band, DCEP): [`WAVE_LABEL`] (unordered, no
+//! retransmission: a late waveform sample is worth nothing) and [`NUM_LABEL`] (reliable and
+//! ordered: numerics and events). The room looks at the first two bytes of a frame only (the
+//! framing version and the kind, `PROTOCOL.md`, "Vital signs"): never at the values. A frame it
+//! forwards gets the publisher's participant id put in front ([`forwarded_frame`]), so a
+//! subscriber knows whose vitals these are and a publisher cannot speak for another.
+//!
+//! Priority on a thin link: the measured rate of the vitals a subscriber receives is reserved by
+//! its allocator like audio, ahead of video (`adapt.rs`); a subscriber whose link does not carry
+//! audio plus all of that gets no waveforms but keeps the numerics ([`PeerVitals::wave_ok`]).
+//!
+//! Health data: no frame content is ever logged, counted in metrics or kept; a dropped frame is
+//! counted per participant and its reason logged once, at debug level.
+
+use std::time::{Duration, Instant};
+
+use str0m::channel::ChannelId;
+
+/// Label of the unordered, unreliable channel of waveforms.
+pub const WAVE_LABEL: &str = "kham-vitals-wave";
+/// Label of the reliable channel of numerics and events.
+pub const NUM_LABEL: &str = "kham-vitals-num";
+/// Label of the reliable channel of still images (chunks and their acknowledgements, which
+/// the web client's end-to-end window keeps below the send buffer).
+pub const IMAGE_LABEL: &str = "kham-image";
+/// The framing version this server forwards.
+pub const VITALS_VERSION: u8 = 1;
+/// Kind byte of a numerics frame.
+pub const KIND_NUMERICS: u8 = 1;
+/// Kind byte of a waveform frame.
+pub const KIND_WAVE: u8 = 2;
+/// Kind bytes of the image channel: start, chunk, end, acknowledgement.
+pub const KINDS_IMAGE: std::ops::RangeInclusive<u8> = 3..=6;
+/// Largest frame accepted on the image channel (a 16 KiB chunk and its header).
+pub const MAX_IMAGE_FRAME: usize = 16 * 1024 + 64;
+/// Set in the kind byte of a frame the server forwarded (the source id follows).
+pub const FORWARDED: u8 = 0x80;
+/// Largest frame accepted from a client (a waveform frame of 40 ms at 500 Hz is about 60 bytes).
+pub const MAX_FRAME: usize = 1024;
+/// Bytes a frame costs on the wire beyond its payload (SCTP DATA chunk 16, common header 12,
+/// DTLS record 29, UDP/IP 28), for the rate the allocator reserves.
+const WIRE_OVERHEAD: usize = 85;
+
+/// Which channel a frame came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Wave,
+    Numerics,
+    Image,
+}
+
+/// Why a frame is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("vitals frame shorter than its header")]
+    TooShort,
+    #[error("vitals frame longer than {MAX_FRAME} bytes")]
+    TooLong,
+    #[error("vitals frame sent as text")]
+    Text,
+    #[error("unknown vitals framing version")]
+    Version,
+    #[error("vitals frame of a kind its channel does not carry")]
+    Kind,
+    #[error("vitals from a participant without the publish and health_data grants")]
+    NotAllowed,
+}
+
+/// Checks the framing of one client frame on `lane` (version and kind; nothing else is read).
+pub fn check_frame(lane: Lane, binary: bool, data: &[u8]) -> Result<(), FrameError> {
+    if !binary {
+        return Err(FrameError::Text);
+    }
+    if data.len() < 2 {
+        return Err(FrameError::TooShort);
+    }
+    let max = if lane == Lane::Image {
+        MAX_IMAGE_FRAME
+    } else {
+        MAX_FRAME
+    };
+    if data.len() > max {
+        return Err(FrameError::TooLong);
+    }
+    if data[0] != VITALS_VERSION {
+        return Err(FrameError::Version);
+    }
+    let ok = match lane {
+        Lane::Wave => data[1] == KIND_WAVE,
+        Lane::Numerics => data[1] == KIND_NUMERICS,
+        Lane::Image => KINDS_IMAGE.contains(&data[1]),
+    };
+    if !ok {
+        return Err(FrameError::Kind);
+    }
+    Ok(())
+}
+
+/// The frame a subscriber gets for client frame `data` (already checked) from `source`: version,
+/// kind with [`FORWARDED`] set, the length of the source id, the id, then the rest of the frame.
+/// Written into `out` (cleared first), a buffer the room reuses.
+pub fn forwarded_frame(source: &str, data: &[u8], out: &mut Vec<u8>) {
+    let id = &source.as_bytes()[..source.len().min(usize::from(u8::MAX))];
+    out.clear();
+    out.push(data[0]);
+    out.push(data[1] | FORWARDED);
+    out.push(id.len() as u8);
+    out.extend_from_slice(id);
+    out.extend_from_slice(&data[2..]);
+}
+
+/// Length of a measurement window of the vitals rate.
+const WINDOW: Duration = Duration::from_secs(1);
+
+/// One participant's vitals channels and what it publishes.
+#[derive(Debug, Default)]
+pub struct PeerVitals {
+    wave: Option<ChannelId>,
+    num: Option<ChannelId>,
+    image: Option<ChannelId>,
+    window_start: Option<Instant>,
+    window_bytes: [u64; 2],
+    /// Smoothed wire rate of its waveforms and numerics, bit/s.
+    bps: [u64; 2],
+    /// Frames dropped (bad framing, not allowed), for tests and operators' debugging.
+    pub dropped: u64,
+    logged: bool,
+    /// This participant's link does not carry waveforms now (as a subscriber).
+    wave_off: bool,
+    /// Frames to it that its SCTP send buffer refused (dropped).
+    pub refused: u64,
+    /// Its estimate has been below the reservation since then.
+    below_since: Option<Instant>,
+}
+
+/// How long a subscriber's estimate must stay below its reservation before waveforms stop.
+pub const WAVE_OFF_AFTER: Duration = Duration::from_secs(2);
+
+impl PeerVitals {
+    /// A channel the participant opened; a label that is not ours is ignored.
+    pub fn opened(&mut self, id: ChannelId, label: &str) {
+        match label {
+            WAVE_LABEL => self.wave = Some(id),
+            NUM_LABEL => self.num = Some(id),
+            IMAGE_LABEL => self.image = Some(id),
+            _ => {}
+        }
+    }
+
+    /// A channel closed.
+    pub fn closed(&mut self, id: ChannelId) {
+        if self.wave == Some(id) {
+            self.wave = None;
+        }
+        if self.num == Some(id) {
+            self.num = None;
+        }
+        if self.image == Some(id) {
+            self.image = None;
+        }
+    }
+
+    /// The lane of one of its channels.
+    pub fn lane(&self, id: ChannelId) -> Option<Lane> {
+        if self.wave == Some(id) {
+            Some(Lane::Wave)
+        } else if self.num == Some(id) {
+            Some(Lane::Numerics)
+        } else if self.image == Some(id) {
+            Some(Lane::Image)
+        } else {
+            None
+        }
+    }
+
+    /// Its channel of a lane, when open.
+    pub fn channel(&self, lane: Lane) -> Option<ChannelId> {
+        match lane {
+            Lane::Wave => self.wave,
+            Lane::Numerics => self.num,
+            Lane::Image => self.image,
+        }
+    }
+
+    /// Counts a dropped frame; true the first time (log that one).
+    pub fn drop_frame(&mut self) -> bool {
+        self.dropped += 1;
+        !std::mem::replace(&mut self.logged, true)
+    }
+
+    /// Counts a forwarded frame of `len` bytes published on `lane` at `now` (vital signs only:
+    /// an image is a bulk transfer the allocator does not reserve for, paced by its own window).
+    pub fn record(&mut self, now: Instant, lane: Lane, len: usize) {
+        self.roll(now);
+        let l = match lane {
+            Lane::Wave => 0,
+            Lane::Numerics => 1,
+            Lane::Image => return,
+        };
+        self.window_bytes[l] += (len + WIRE_OVERHEAD) as u64;
+    }
+
+    /// Closes finished windows (a quiet publisher's rate decays to zero).
+    pub fn roll(&mut self, now: Instant) {
+        let start = *self.window_start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed < WINDOW {
+            return;
+        }
+        let secs = elapsed.as_secs_f64();
+        for l in 0..2 {
+            let measured = (self.window_bytes[l] * 8) as f64 / secs;
+            // Up at once (the reservation must cover what flows), down halfway per window.
+            let old = self.bps[l] as f64;
+            self.bps[l] = if measured >= old {
+                measured
+            } else {
+                (old + measured) / 2.0
+            } as u64;
+            self.window_bytes[l] = 0;
+        }
+        self.window_start = Some(now);
+    }
+
+    /// What this participant publishes, bit/s on the wire: waveforms and numerics.
+    pub fn bps(&self) -> u64 {
+        self.bps[0] + self.bps[1]
+    }
+
+    /// Whether this subscriber is sent waveforms, from its link estimate (str0m's, smoothed over
+    /// 3 s), what the allocator reserved for it (audio plus all the vitals it receives) and
+    /// whether the link is known to be thin (`thin`: the allocator paused some video for
+    /// bandwidth, outside the estimator's start window). Vitals come before video, so while
+    /// video flows the waveforms do; and an estimate over a link carrying only audio and vitals
+    /// says little (str0m's stays near 1.5 times what is acknowledged). Off once the link has
+    /// been thin with the estimate below the reservation for [`WAVE_OFF_AFTER`]; on again when
+    /// the estimate is 25 % above it or the link is no longer thin. Numerics are always sent.
+    /// True when it changed.
+    pub fn update_wave(
+        &mut self,
+        now: Instant,
+        estimate_bps: Option<u64>,
+        thin: bool,
+        reserved_bps: u64,
+    ) -> bool {
+        let Some(link) = estimate_bps else {
+            return false;
+        };
+        let was = self.wave_off;
+        if thin && link < reserved_bps {
+            let since = *self.below_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= WAVE_OFF_AFTER {
+                self.wave_off = true;
+            }
+        } else {
+            self.below_since = None;
+            if !thin || (link as f64) >= 1.25 * reserved_bps as f64 {
+                self.wave_off = false;
+            }
+        }
+        was != self.wave_off
+    }
+
+    /// Counts a frame its SCTP send buffer refused; true the first time (log that one).
+    pub fn refused(&mut self) -> bool {
+        self.refused += 1;
+        self.refused == 1
+    }
+
+    /// Whether waveforms are forwarded to this subscriber now.
+    pub fn wave_ok(&self) -> bool {
+        !self.wave_off
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_checks_version_kind_size_and_text() {
+        assert_eq!(check_frame(Lane::Wave, true, &[1, 2, 0, 0]), Ok(()));
+        assert_eq!(check_frame(Lane::Numerics, true, &[1, 1]), Ok(()));
+        assert_eq!(
+            check_frame(Lane::Wave, true, &[2, 2, 0]),
+            Err(FrameError::Version)
+        );
+        assert_eq!(
+            check_frame(Lane::Numerics, true, &[1, 2, 0]),
+            Err(FrameError::Kind),
+            "a waveform on the reliable channel"
+        );
+        assert_eq!(
+            check_frame(Lane::Wave, true, &[1, 1 | FORWARDED]),
+            Err(FrameError::Kind),
+            "a client cannot pass a frame off as forwarded"
+        );
+        assert_eq!(
+            check_frame(Lane::Wave, true, &[1]),
+            Err(FrameError::TooShort)
+        );
+        assert_eq!(
+            check_frame(Lane::Wave, true, &[]),
+            Err(FrameError::TooShort)
+        );
+        assert_eq!(
+            check_frame(Lane::Wave, false, &[1, 2]),
+            Err(FrameError::Text)
+        );
+        let mut big = vec![1, 2];
+        big.resize(MAX_FRAME + 1, 0);
+        assert_eq!(
+            check_frame(Lane::Wave, true, &big),
+            Err(FrameError::TooLong)
+        );
+        big.truncate(MAX_FRAME);
+        assert_eq!(check_frame(Lane::Wave, true, &big), Ok(()));
+        // Images: kinds 3 to 6, chunks up to 16 KiB, only on their channel.
+        for kind in 3..=6 {
+            assert_eq!(check_frame(Lane::Image, true, &[1, kind, 0]), Ok(()));
+            assert_eq!(
+                check_frame(Lane::Numerics, true, &[1, kind, 0]),
+                Err(FrameError::Kind)
+            );
+        }
+        assert_eq!(
+            check_frame(Lane::Image, true, &[1, 2, 0]),
+            Err(FrameError::Kind)
+        );
+        let mut chunk = vec![1, 4];
+        chunk.resize(MAX_IMAGE_FRAME, 0);
+        assert_eq!(check_frame(Lane::Image, true, &chunk), Ok(()));
+        chunk.push(0);
+        assert_eq!(
+            check_frame(Lane::Image, true, &chunk),
+            Err(FrameError::TooLong)
+        );
+    }
+
+    #[test]
+    fn forwarded_frame_names_the_source() {
+        let mut out = vec![9; 50];
+        forwarded_frame("p-ab", &[1, 2, 7, 8, 9], &mut out);
+        assert_eq!(out, [1, 2 | FORWARDED, 4, b'p', b'-', b'a', b'b', 7, 8, 9]);
+        forwarded_frame("p-ab", &[1, 1], &mut out);
+        assert_eq!(out, [1, 1 | FORWARDED, 4, b'p', b'-', b'a', b'b']);
+    }
+
+    #[test]
+    fn rate_is_measured_and_decays() {
+        let t0 = Instant::now();
+        let mut v = PeerVitals::default();
+        // 25 waveform frames of 60 bytes a second (500 Hz in 40 ms frames), 1 numerics frame.
+        for ms in (0..1000).step_by(40) {
+            v.record(t0 + Duration::from_millis(ms), Lane::Wave, 60);
+        }
+        v.record(t0 + Duration::from_millis(500), Lane::Numerics, 40);
+        v.roll(t0 + Duration::from_millis(1000));
+        let expected = (25 * (60 + WIRE_OVERHEAD) + (40 + WIRE_OVERHEAD)) as u64 * 8;
+        assert_eq!(v.bps(), expected, "{} bit/s", v.bps());
+        assert!((25_000..40_000).contains(&v.bps()), "a few tens of kbit/s");
+        // Silence: halves per window.
+        v.roll(t0 + Duration::from_millis(2000));
+        assert_eq!(v.bps(), expected / 2);
+    }
+
+    #[test]
+    fn waveforms_stop_below_the_reservation_and_resume_with_margin() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut v = PeerVitals::default();
+        assert!(v.wave_ok());
+        assert!(!v.update_wave(at(0), None, true, 80_000));
+        assert!(v.wave_ok(), "no estimate yet: sent");
+        // Below the reservation but video still flows (not thin): sent, however long.
+        assert!(!v.update_wave(at(0), Some(40_000), false, 80_000));
+        assert!(!v.update_wave(at(3000), Some(40_000), false, 80_000));
+        assert!(v.wave_ok());
+        // Thin for less than WAVE_OFF_AFTER changes nothing.
+        assert!(!v.update_wave(at(3000), Some(40_000), true, 80_000));
+        assert!(!v.update_wave(at(4500), Some(70_000), true, 80_000));
+        assert!(!v.update_wave(at(4700), Some(85_000), true, 80_000));
+        assert!(v.wave_ok());
+        // Thin and below for 2 s: off.
+        assert!(!v.update_wave(at(5000), Some(70_000), true, 80_000));
+        assert!(
+            v.update_wave(at(7000), Some(70_000), true, 80_000),
+            "a change"
+        );
+        assert!(!v.wave_ok());
+        assert!(!v.update_wave(at(7200), Some(90_000), true, 80_000));
+        assert!(!v.wave_ok(), "not yet 25 % above");
+        assert!(v.update_wave(at(7400), Some(100_000), true, 80_000));
+        assert!(v.wave_ok());
+        // Off again, then video resumes (no longer thin): on.
+        v.update_wave(at(8000), Some(50_000), true, 80_000);
+        assert!(v.update_wave(at(10_000), Some(50_000), true, 80_000));
+        assert!(!v.wave_ok());
+        assert!(v.update_wave(at(10_200), Some(50_000), false, 80_000));
+        assert!(v.wave_ok());
+    }
+}

@@ -1,0 +1,111 @@
+// The consult's binary formats, in node without a browser (issue 16): the vital-signs framing
+// (encode, decode, the server's forwarded form, bad input), the Web Bluetooth GATT parsers with
+// the standard's own encodings, and the still-image transfer's frames and receiver.
+//
+//   node --test consult-frames.test.mjs
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  encodeNumerics, encodeWave, decodeFrame, decodeForwarded, VitalsFrameError, FORWARDED,
+} from '../../web-client/sdk/vitals-frame.js';
+import {
+  parseHeartRate, parsePlxContinuous, parseBloodPressure, parseTemperature, sfloat,
+} from '../../web-client/app/vitals-ble.js';
+import {
+  encodeStart, encodeChunk, encodeEnd, encodeAck, decodeImageFrame, ImageReceiver, sha256Hex, MAX_IMAGE_BYTES,
+} from '../../web-client/sdk/images.js';
+
+/** What the server makes of a client frame from `source` (crates/sfu/src/vitals.rs). */
+function forward(source, frame) {
+  const id = Buffer.from(source);
+  return new Uint8Array([frame[0], frame[1] | FORWARDED, id.length, ...id, ...frame.subarray(2)]);
+}
+
+const dv = (bytes) => new DataView(Uint8Array.from(bytes).buffer);
+
+test('numerics and waveforms survive the round trip through the server\'s form', () => {
+  const n = encodeNumerics(1_700_000_000_123.25, { hr: 72, spo2: 97, bp_sys: 128, bp_dia: 82, temp: 36.8 });
+  assert.deepEqual([n[0], n[1]], [1, 1]);
+  const { source, frame } = decodeForwarded(forward('p-abc', n));
+  assert.equal(source, 'p-abc');
+  assert.equal(frame.kind, 'numerics');
+  assert.equal(frame.t, 1_700_000_000_123.25, 'the sender\'s clock, to the fraction');
+  assert.equal(frame.values.hr, 72);
+  assert.ok(Math.abs(frame.values.temp - 36.8) < 1e-5);
+  const ecg = Float32Array.from({ length: 10 }, (_, i) => Math.sin(i) * 1.2);
+  const w = encodeWave('ecg', 250, 4_000_000_123, 1234.5, ecg);
+  assert.equal(w.length, 19 + 20, 'a 40 ms ECG frame at 250 Hz is 39 bytes');
+  const back = decodeForwarded(forward('p-x', w)).frame;
+  assert.equal(back.kind, 'wave');
+  assert.equal(back.signal, 'ecg');
+  assert.equal(back.rate, 250);
+  assert.equal(back.seq, 4_000_000_123);
+  assert.equal(back.t0, 1234.5);
+  for (let i = 0; i < 10; i++) assert.ok(Math.abs(back.samples[i] - ecg[i]) <= 0.0005, 'microvolt resolution');
+  // Out-of-range samples clip instead of wrapping.
+  const clipped = decodeFrame(encodeWave('ecg', 250, 0, 0, [100, -100]));
+  assert.deepEqual([...clipped.samples].map((x) => Math.round(x * 1000)), [32767, -32768]);
+});
+
+test('bad frames are typed errors, never a crash', () => {
+  const bad = [
+    new Uint8Array([]), new Uint8Array([1]), new Uint8Array([2, 1, 0, 0]), new Uint8Array([1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    new Uint8Array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 9]), // claims 9 entries, has none
+    new Uint8Array([1, 2, 1, 250, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50, 0]), // claims 50 samples
+  ];
+  for (const b of bad) assert.throws(() => decodeFrame(b), VitalsFrameError, `${[...b]}`);
+  assert.throws(() => decodeForwarded(new Uint8Array([1, 1, 0])), VitalsFrameError, 'not forwarded');
+  assert.throws(() => decodeForwarded(new Uint8Array([1, 0x81, 40, 1])), VitalsFrameError, 'source id past the end');
+});
+
+test('Web Bluetooth GATT measurements parse as the standard encodes them', () => {
+  assert.deepEqual(parseHeartRate(dv([0x00, 72])), { hr: 72 }, 'uint8 format');
+  assert.deepEqual(parseHeartRate(dv([0x01, 0x2c, 0x01])), { hr: 300 }, 'uint16 format');
+  // SFLOAT: 4-bit exponent, 12-bit mantissa. 98 = 0x0062; 36.5 = 365 x 10^-1 = 0xF16D.
+  assert.equal(sfloat(dv([0x62, 0x00]), 0), 98);
+  assert.ok(Math.abs(sfloat(dv([0x6d, 0xf1]), 0) - 36.5) < 1e-9);
+  assert.ok(Number.isNaN(sfloat(dv([0xff, 0x07]), 0)), 'NaN special value');
+  assert.deepEqual(parsePlxContinuous(dv([0x00, 0x62, 0x00, 0x48, 0x00])), { spo2: 98, hr: 72 });
+  const bp = parseBloodPressure(dv([0x00, 0x78, 0x00, 0x50, 0x00, 0x5d, 0x00]));
+  assert.deepEqual(bp, { bp_sys: 120, bp_dia: 80, bp_mean: 93 });
+  const kpa = parseBloodPressure(dv([0x01, 0x10, 0x00, 0x0b, 0x00, 0x0c, 0x00]));
+  assert.ok(Math.abs(kpa.bp_sys - 120) < 0.1, `16 kPa is 120 mmHg (${kpa.bp_sys})`);
+  // FLOAT: 8-bit exponent, 24-bit mantissa. 36.8 = 368 x 10^-1 = 0xFF000170.
+  const c = parseTemperature(dv([0x00, 0x70, 0x01, 0x00, 0xff]));
+  assert.ok(Math.abs(c.temp - 36.8) < 1e-9);
+  const f = parseTemperature(dv([0x01, 0xe4, 0x03, 0x00, 0xff])); // 99.6 °F
+  assert.ok(Math.abs(f.temp - 37.556) < 0.01, `°F converted (${f.temp})`);
+});
+
+test('image frames round-trip; the receiver reassembles, acknowledges and bounds', async () => {
+  assert.deepEqual(decodeImageFrame(encodeStart(7, 100, 'image/png')), { kind: 'start', id: 7, size: 100, type: 'image/png' });
+  assert.deepEqual(decodeImageFrame(encodeEnd(7, 1)), { kind: 'end', id: 7, status: 1 });
+  assert.deepEqual(decodeImageFrame(encodeAck(7, 'p-s', 64)), { kind: 'ack', id: 7, sender: 'p-s', received: 64 });
+  assert.equal(decodeImageFrame(new Uint8Array([1, 4, 0])), null, 'short frame');
+  const sent = [];
+  const events = [];
+  const r = new ImageReceiver({ me: 'p-d', send: (f) => { sent.push(decodeImageFrame(f)); return true; }, buffered: () => 0 }, {
+    progress: (from, id, got, size) => events.push(['progress', from, got, size]),
+    done: (from, id, bytes) => events.push(['done', from, bytes]),
+    failed: (from, id, code) => events.push(['failed', from, code]),
+  });
+  try {
+    const data = Uint8Array.from({ length: 40_000 }, (_, i) => (i * 7) & 255);
+    r.handle('p-s', encodeStart(9, data.length, 'image/bmp'));
+    for (let off = 0; off < data.length; off += 16_384) r.handle('p-s', encodeChunk(9, off, data.subarray(off, off + 16_384)));
+    r.handle('p-s', encodeEnd(9, 0));
+    const done = events.find((e) => e[0] === 'done');
+    assert.ok(done, 'complete');
+    assert.equal(await sha256Hex(done[2]), await sha256Hex(data), 'the same bytes');
+    assert.deepEqual(sent.map((a) => a.received), [0, 32_768, 40_000], 'acknowledged at the start, every 32 KiB and at the end');
+    // A chunk out of place breaks the transfer; a start past the limit is refused.
+    r.handle('p-s', encodeStart(10, 100, 'image/png'));
+    r.handle('p-s', encodeChunk(10, 50, new Uint8Array(10)));
+    r.handle('p-t', encodeStart(11, MAX_IMAGE_BYTES + 1, 'image/png'));
+    assert.deepEqual(events.filter((e) => e[0] === 'failed'), [['failed', 'p-s', 'bad_chunk'], ['failed', 'p-t', 'too_large']]);
+    assert.equal(r.transfers.size, 0, 'nothing held');
+  } finally {
+    r.close();
+  }
+});

@@ -1,0 +1,274 @@
+// Still images over the reliable `kham-image` data channel (crates/proto/PROTOCOL.md, "Images"):
+// chunked, full resolution, with end-to-end flow control (each receiver acknowledges what it has,
+// the sender keeps at most WINDOW bytes ahead of the slowest), so a thin subscriber link never
+// overflows the server's send buffer. UI-free: the app shows progress and the picture.
+//
+//   start [1][3][id: u32][size: u32][type length: u8][MIME type]
+//   chunk [1][4][id: u32][offset: u32][bytes]
+//   end   [1][5][id: u32][status: u8]          0 complete, 1 cancelled
+//   ack   [1][6][id: u32][len: u8][sender id][received: u32]
+//
+// (Forwarded by the server with the author's id in front, as every vitals frame.)
+
+export const KIND_IMAGE_START = 3;
+export const KIND_IMAGE_CHUNK = 4;
+export const KIND_IMAGE_END = 5;
+export const KIND_IMAGE_ACK = 6;
+/** Largest image accepted, bytes. */
+export const MAX_IMAGE_BYTES = 8 * 1024 * 1024;
+/** Bytes per chunk (one data-channel message). */
+export const CHUNK_BYTES = 16 * 1024;
+/** The sender keeps at most this much unacknowledged by the slowest receiver. */
+const WINDOW = 64 * 1024;
+/** A receiver acknowledges at least this often (bytes). */
+const ACK_EVERY = 32 * 1024;
+/** Receivers announce themselves (ack 0) within this long of the start. */
+const ANNOUNCE_MS = 1500;
+/** A transfer without progress for this long is given up, by the sender and by receivers. */
+export const STALL_MS = 30_000;
+
+/** A typed image error: `too_large`, `empty`, `no_receivers`, `stalled`, `cancelled`. */
+export class ImageError extends Error {
+  /** @param {string} code @param {string} message */
+  constructor(code, message) {
+    super(message);
+    this.name = 'ImageError';
+    this.code = code;
+  }
+}
+
+/** @param {number} kind @param {number} id @param {number} extra */
+function header(kind, id, extra) {
+  const buf = new ArrayBuffer(6 + extra);
+  const v = new DataView(buf);
+  v.setUint8(0, 1);
+  v.setUint8(1, kind);
+  v.setUint32(2, id, true);
+  return { buf, v };
+}
+
+/** @param {number} id @param {number} size @param {string} type */
+export function encodeStart(id, size, type) {
+  const t = new TextEncoder().encode(type.slice(0, 100));
+  const { buf, v } = header(KIND_IMAGE_START, id, 5 + t.length);
+  v.setUint32(6, size, true);
+  v.setUint8(10, t.length);
+  new Uint8Array(buf).set(t, 11);
+  return new Uint8Array(buf);
+}
+
+/** @param {number} id @param {number} offset @param {Uint8Array} bytes */
+export function encodeChunk(id, offset, bytes) {
+  const { buf, v } = header(KIND_IMAGE_CHUNK, id, 4 + bytes.length);
+  v.setUint32(6, offset, true);
+  new Uint8Array(buf).set(bytes, 10);
+  return new Uint8Array(buf);
+}
+
+/** @param {number} id @param {number} status */
+export function encodeEnd(id, status) {
+  const { buf, v } = header(KIND_IMAGE_END, id, 1);
+  v.setUint8(6, status);
+  return new Uint8Array(buf);
+}
+
+/** @param {number} id @param {string} sender @param {number} received */
+export function encodeAck(id, sender, received) {
+  const s = new TextEncoder().encode(sender);
+  const { buf, v } = header(KIND_IMAGE_ACK, id, 5 + s.length);
+  v.setUint8(6, s.length);
+  new Uint8Array(buf).set(s, 7);
+  v.setUint32(7 + s.length, received, true);
+  return new Uint8Array(buf);
+}
+
+/**
+ * Decodes a client image frame (version and kind already stripped of the forwarded mark).
+ * @param {Uint8Array} b
+ */
+export function decodeImageFrame(b) {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (b.length < 6 || b[0] !== 1) return null;
+  const id = v.getUint32(2, true);
+  switch (b[1]) {
+    case KIND_IMAGE_START: {
+      if (b.length < 11 || b.length < 11 + b[10]) return null;
+      return { kind: 'start', id, size: v.getUint32(6, true), type: new TextDecoder().decode(b.subarray(11, 11 + b[10])) };
+    }
+    case KIND_IMAGE_CHUNK:
+      if (b.length < 10) return null;
+      return { kind: 'chunk', id, offset: v.getUint32(6, true), bytes: b.subarray(10) };
+    case KIND_IMAGE_END:
+      if (b.length < 7) return null;
+      return { kind: 'end', id, status: b[6] };
+    case KIND_IMAGE_ACK: {
+      if (b.length < 7 || b.length < 11 + b[6]) return null;
+      const sender = new TextDecoder().decode(b.subarray(7, 7 + b[6]));
+      return { kind: 'ack', id, sender, received: v.getUint32(7 + b[6], true) };
+    }
+    default:
+      return null;
+  }
+}
+
+/** SHA-256 of bytes, lower-case hex. @param {BufferSource} bytes */
+export async function sha256Hex(bytes) {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return [...d].map((x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * @typedef {object} ImageLink  what the transfer needs from the SDK
+ * @property {string} me                               own participant id
+ * @property {(frame: Uint8Array<ArrayBuffer>) => boolean} send  on the image channel
+ * @property {() => number} buffered                   the image channel's bufferedAmount
+ */
+
+/**
+ * Sends one image. Resolves when every receiver acknowledged all of it.
+ * @param {ImageLink} link
+ * @param {Uint8Array} bytes
+ * @param {string} type  MIME type
+ * @param {(sent: number, acked: number, total: number) => void} onProgress
+ * @param {(listener: (from: string, ack: {id: number, sender: string, received: number}) => void) => () => void} onAck
+ *        subscribes to acks; returns the unsubscribe function
+ */
+export async function sendImage(link, bytes, type, onProgress, onAck) {
+  if (bytes.length === 0) throw new ImageError('empty', 'the file is empty');
+  if (bytes.length > MAX_IMAGE_BYTES) {
+    throw new ImageError('too_large', `an image is at most ${MAX_IMAGE_BYTES / (1024 * 1024)} MiB`);
+  }
+  const id = (Math.random() * 0xffffffff) >>> 0;
+  /** Received bytes per receiver. @type {Map<string, {received: number, at: number}>} */
+  const receivers = new Map();
+  let wake = () => {};
+  const off = onAck((from, ack) => {
+    if (ack.id !== id || ack.sender !== link.me) return;
+    const r = receivers.get(from);
+    if (!r || ack.received > r.received) receivers.set(from, { received: ack.received, at: Date.now() });
+    wake();
+  });
+  const sleep = (ms) => new Promise((r) => {
+    const t = setTimeout(r, ms);
+    wake = () => {
+      clearTimeout(t);
+      r(undefined);
+    };
+  });
+  try {
+    if (!link.send(encodeStart(id, bytes.length, type))) throw new ImageError('no_receivers', 'the image channel is not open');
+    const announced = Date.now() + ANNOUNCE_MS;
+    while (Date.now() < announced) await sleep(announced - Date.now());
+    if (receivers.size === 0) throw new ImageError('no_receivers', 'nobody in the call can receive images');
+    let sent = 0;
+    const slowest = () => Math.min(...[...receivers.values()].map((r) => r.received));
+    while (sent < bytes.length || slowest() < bytes.length) {
+      const now = Date.now();
+      for (const [who, r] of receivers) {
+        // A receiver that stopped answering (left, or its page closed) is given up.
+        if (now - r.at > STALL_MS) receivers.delete(who);
+      }
+      if (receivers.size === 0) throw new ImageError('stalled', 'no receiver answers any more');
+      if (sent < bytes.length && sent - slowest() < WINDOW && link.buffered() < WINDOW) {
+        const n = Math.min(CHUNK_BYTES, bytes.length - sent);
+        if (!link.send(encodeChunk(id, sent, bytes.subarray(sent, sent + n)))) throw new ImageError('stalled', 'the image channel closed');
+        sent += n;
+        onProgress(sent, slowest(), bytes.length);
+        continue;
+      }
+      onProgress(sent, slowest(), bytes.length);
+      await sleep(200);
+    }
+    link.send(encodeEnd(id, 0));
+    onProgress(bytes.length, bytes.length, bytes.length);
+    return { id, receivers: receivers.size };
+  } catch (err) {
+    link.send(encodeEnd(id, 1));
+    throw err;
+  } finally {
+    off();
+  }
+}
+
+/**
+ * Reassembles images from every other participant; bounded: one transfer per sender at a time,
+ * MAX_IMAGE_BYTES each, given up after STALL_MS without progress.
+ */
+export class ImageReceiver {
+  /**
+   * @param {ImageLink} link
+   * @param {{progress: (from: string, id: number, received: number, size: number) => void,
+   *          done: (from: string, id: number, bytes: Uint8Array<ArrayBuffer>, type: string) => void,
+   *          failed: (from: string, id: number, code: string) => void}} on
+   */
+  constructor(link, on) {
+    this.link = link;
+    this.on = on;
+    /** @type {Map<string, {id: number, size: number, type: string, buf: Uint8Array<ArrayBuffer>, received: number, acked: number, at: number}>} */
+    this.transfers = new Map();
+    this.timer = setInterval(() => this._expire(), 5000);
+  }
+
+  /** One image frame from `from`. @param {string} from @param {Uint8Array} frame */
+  handle(from, frame) {
+    const f = decodeImageFrame(frame);
+    if (!f || f.kind === 'ack') return;
+    const t = this.transfers.get(from);
+    if (f.kind === 'start') {
+      if (t) this.on.failed(from, t.id, 'cancelled');
+      this.transfers.delete(from);
+      if (f.size === 0 || f.size > MAX_IMAGE_BYTES) {
+        this.on.failed(from, f.id, 'too_large');
+        return;
+      }
+      this.transfers.set(from, { id: f.id, size: f.size, type: f.type, buf: new Uint8Array(f.size), received: 0, acked: 0, at: Date.now() });
+      this.link.send(encodeAck(f.id, from, 0));
+      this.on.progress(from, f.id, 0, f.size);
+      return;
+    }
+    if (!t || t.id !== f.id) return;
+    if (f.kind === 'chunk') {
+      // Reliable and ordered: a chunk not at the expected offset is a broken sender.
+      if (f.offset !== t.received || f.offset + f.bytes.length > t.size) {
+        this.transfers.delete(from);
+        this.on.failed(from, t.id, 'bad_chunk');
+        return;
+      }
+      t.buf.set(f.bytes, f.offset);
+      t.received += f.bytes.length;
+      t.at = Date.now();
+      if (t.received - t.acked >= ACK_EVERY || t.received === t.size) {
+        t.acked = t.received;
+        this.link.send(encodeAck(t.id, from, t.received));
+      }
+      this.on.progress(from, t.id, t.received, t.size);
+      return;
+    }
+    // end
+    this.transfers.delete(from);
+    if (f.status === 0 && t.received === t.size) this.on.done(from, t.id, t.buf, t.type);
+    else this.on.failed(from, t.id, f.status === 0 ? 'incomplete' : 'cancelled');
+  }
+
+  /** A participant left: its transfer is dropped. @param {string} from */
+  forget(from) {
+    const t = this.transfers.get(from);
+    if (t) this.on.failed(from, t.id, 'cancelled');
+    this.transfers.delete(from);
+  }
+
+  _expire() {
+    const now = Date.now();
+    for (const [from, t] of this.transfers) {
+      if (now - t.at > STALL_MS) {
+        this.transfers.delete(from);
+        this.on.failed(from, t.id, 'stalled');
+      }
+    }
+  }
+
+  close() {
+    clearInterval(this.timer);
+    this.transfers.clear();
+  }
+}
