@@ -241,8 +241,12 @@ export class KhamClient extends EventTarget {
     this._reofferQueued = false;
     /** Current mid -> track mapping from the server. @type {Map<string, TrackInfo>} */
     this._trackInfo = new Map();
-    /** The own screen share's transceiver and whether it is sending. @type {{tr: RTCRtpTransceiver|null, on: boolean}} */
-    this._share = { tr: null, on: false };
+    /**
+     * The own screen share's transceiver, whether it is sending, and whether the offer that
+     * started or stopped it still waits for its answer (one crossed by a server offer, `glare`,
+     * is made again after that one is answered). @type {{tr: RTCRtpTransceiver|null, on: boolean, unanswered: boolean}}
+     */
+    this._share = { tr: null, on: false, unanswered: false };
     /** Receive transceivers surfaced to the app, by mid. @type {Map<string, {participantId: string, kind: MediaKind, track: MediaStreamTrack, screen: boolean}>} */
     this._surfaced = new Map();
     /** Own mute state, sent again after admission. */
@@ -406,7 +410,7 @@ export class KhamClient extends EventTarget {
     return this._enqueue(async () => {
       const pc = this.pc;
       if (!pc || !this._offerSent) throw new Error('screen share before media started');
-      this._share = { tr: await startShareSender(pc, track, this._share.tr), on: true };
+      this._share = { tr: await startShareSender(pc, track, this._share.tr), on: true, unanswered: true };
       await this._offerNow();
     });
   }
@@ -417,15 +421,19 @@ export class KhamClient extends EventTarget {
       const tr = this._share.tr;
       if (!this.pc || !tr || !this._share.on) return;
       this._share.on = false;
+      this._share.unanswered = true;
       await stopShareSender(tr);
       await this._offerNow();
     });
   }
 
-  /** Offers again on the session (a share started or stopped). */
+  /**
+   * Offers again on the session (a share started or stopped). While an offer of either side
+   * waits for its answer, the share's offer follows that answer (`_reofferIfNeeded`).
+   */
   async _offerNow() {
     const pc = this.pc;
-    if (!pc || pc.signalingState !== 'stable') throw new Error('renegotiation already under way');
+    if (!pc || pc.signalingState !== 'stable') return;
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     this._send(this._offerMsg(pc.localDescription ? pc.localDescription.sdp : offer.sdp));
@@ -1248,6 +1256,7 @@ export class KhamClient extends EventTarget {
       return;
     }
     await this._setRemote('answer', sdp);
+    this._share.unanswered = false;
     this._reconcileTracks();
     this._reofferIfNeeded();
   }
@@ -1280,12 +1289,13 @@ export class KhamClient extends EventTarget {
    * crosses it (\`glare\`) is answered with the packet time written in, which is enough.
    */
   _reofferIfNeeded() {
-    if (!this._ptimePending() || this._reofferQueued) return;
+    const needed = () => this._ptimePending() || this._share.unanswered;
+    if (!needed() || this._reofferQueued) return;
     this._reofferQueued = true;
     this._enqueue(async () => {
       this._reofferQueued = false;
       const pc = this.pc;
-      if (!pc || !this._offerSent || pc.signalingState !== 'stable' || !this._ptimePending()) return;
+      if (!pc || !this._offerSent || pc.signalingState !== 'stable' || !needed()) return;
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       this._send(this._offerMsg(pc.localDescription ? pc.localDescription.sdp : offer.sdp));
@@ -1468,7 +1478,7 @@ export class KhamClient extends EventTarget {
   }
 
   _closePc() {
-    this._share = { tr: null, on: false };
+    this._share = { tr: null, on: false, unanswered: false };
     this._publishLayers.clear();
     this._ptimeWanted.clear();
     this._ptimeApplied.clear();
