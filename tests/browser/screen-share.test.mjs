@@ -24,6 +24,12 @@ const LINK = { downKbps: Number(process.env.SHARE_LINK_KBPS || 300), upKbps: 500
 const SETTLE_MS = 20_000;
 const MEASURE_MS = 10_000;
 const SHARE_HEIGHT = 720;
+/**
+ * A tall page: below the share, the camera's tile is large enough to want its 720p layer, so a
+ * lower camera on the weak page is the link's doing, not the tile's (at 800 px the tile asked
+ * only for 180-360p and the unshaped page's camera did not climb above the weak one's).
+ */
+const PAGE_HEIGHT = Number(process.env.SHARE_PAGE_HEIGHT || 1800);
 
 /** @type {Awaited<ReturnType<typeof startKham>>} */
 let kham;
@@ -85,7 +91,7 @@ function fakeDisplayMedia() {
  * @param {typeof LINK} [link]
  */
 async function join(name, who, link) {
-  const page = await newPage(browser, { name, width: 1280, height: 800 });
+  const page = await newPage(browser, { name, width: 1280, height: PAGE_HEIGHT });
   await page.addInitScript(fakeDisplayMedia);
   await page.goto(await kham.joinLink(who));
   await page.waitForSelector('[data-testid="join"]:not([disabled])');
