@@ -205,7 +205,7 @@ test('a screen share beside the camera on a constrained subscriber keeps its res
     // The camera dropped layers on the weak link: below its 720p top in every sample, though
     // its tile (PAGE_HEIGHT) wants 720p. The unshaped page's camera is printed for comparison,
     // not asserted: on a shared 2-core machine it climbed above the weak page's within the
-    // window in five of seven runs (to 360p or 720p); in two it stayed at 90-180p.
+    // window in six of eight runs (to 360p or 720p); in two it stayed at 90-180p.
     assert.ok(cameraHeights.every((h) => h > 0 && h < SHARE_HEIGHT), `the camera is below its 720p: ${cameraHeights}`);
 
     // Stopping: the station's button again; the doctor's share tile goes (the server reports
