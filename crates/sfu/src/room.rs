@@ -929,23 +929,27 @@ impl Room {
             }
             let (sub, others) = split_one(&mut self.peers, i);
             let others: Vec<&Peer> = others.map(|p| &*p).collect();
-            // The vital signs it receives, reserved like audio (`vitals.rs`).
-            let vitals_bps = if sub.perms.health_data {
-                others.iter().map(|p| p.vitals.bps()).sum()
+            // The vital signs and images it receives, reserved like audio (`vitals.rs`).
+            let (vitals_bps, image_bps) = if sub.perms.health_data {
+                others.iter().fold((0, 0), |(v, i), p| {
+                    (v + p.vitals.bps(), i + p.vitals.image_bps())
+                })
             } else {
-                0
+                (0, 0)
             };
             allocate(
                 now,
                 &self.config.adaptation,
                 sub,
-                vitals_bps,
+                vitals_bps + image_bps,
                 |publisher, mid| {
                     let p = others.iter().find(|p| p.id == *publisher)?;
                     p.tracks_in.iter().find(|t| t.mid == mid)
                 },
             );
-            let reserved = sub.adapt.allocation().audio_bps;
+            // Waveforms are weighed against audio and vitals only: an image in flight does not
+            // stop them.
+            let reserved = sub.adapt.allocation().audio_bps.saturating_sub(image_bps);
             let thin = sub.adapt.video_starved() && !sub.adapt.estimate_young(now);
             if sub
                 .vitals

@@ -123,9 +123,9 @@ pub struct PeerVitals {
     num: Option<ChannelId>,
     image: Option<ChannelId>,
     window_start: Option<Instant>,
-    window_bytes: [u64; 2],
-    /// Smoothed wire rate of its waveforms and numerics, bit/s.
-    bps: [u64; 2],
+    window_bytes: [u64; 3],
+    /// Smoothed wire rate of its waveforms, numerics and images, bit/s.
+    bps: [u64; 3],
     /// Frames dropped (bad framing, not allowed), for tests and operators' debugging.
     pub dropped: u64,
     logged: bool,
@@ -192,14 +192,13 @@ impl PeerVitals {
         !std::mem::replace(&mut self.logged, true)
     }
 
-    /// Counts a forwarded frame of `len` bytes published on `lane` at `now` (vital signs only:
-    /// an image is a bulk transfer the allocator does not reserve for, paced by its own window).
+    /// Counts a forwarded frame of `len` bytes published on `lane` at `now`.
     pub fn record(&mut self, now: Instant, lane: Lane, len: usize) {
         self.roll(now);
         let l = match lane {
             Lane::Wave => 0,
             Lane::Numerics => 1,
-            Lane::Image => return,
+            Lane::Image => 2,
         };
         self.window_bytes[l] += (len + WIRE_OVERHEAD) as u64;
     }
@@ -212,7 +211,7 @@ impl PeerVitals {
             return;
         }
         let secs = elapsed.as_secs_f64();
-        for l in 0..2 {
+        for l in 0..3 {
             let measured = (self.window_bytes[l] * 8) as f64 / secs;
             // Up at once (the reservation must cover what flows), down halfway per window.
             let old = self.bps[l] as f64;
@@ -229,6 +228,16 @@ impl PeerVitals {
     /// What this participant publishes, bit/s on the wire: waveforms and numerics.
     pub fn bps(&self) -> u64 {
         self.bps[0] + self.bps[1]
+    }
+
+    /// The still images it is sending now, bit/s on the wire. Reserved before video too, while
+    /// a transfer lasts: an image is paced by its end-to-end window and SCTP's congestion
+    /// control, so camera video filling the link left it the rest (a 1 MB photo took 62-63 s
+    /// over 200 kbit/s). Reserved, the estimate's share it took shows in its measured rate,
+    /// the camera steps down, and the window grows into what the camera gave up. Not counted
+    /// against the waveforms (`update_wave`): vitals keep their place.
+    pub fn image_bps(&self) -> u64 {
+        self.bps[2]
     }
 
     /// Whether this subscriber is sent waveforms, from its link estimate (str0m's, smoothed over
@@ -366,6 +375,23 @@ mod tests {
         // Silence: halves per window.
         v.roll(t0 + Duration::from_millis(2000));
         assert_eq!(v.bps(), expected / 2);
+    }
+
+    #[test]
+    fn images_are_measured_apart_from_the_vitals() {
+        let t0 = Instant::now();
+        let mut v = PeerVitals::default();
+        // 16 KiB chunks, one every 0.8 s: about 160 kbit/s of image.
+        v.record(t0, Lane::Image, 16_384);
+        v.record(t0 + Duration::from_millis(800), Lane::Image, 16_384);
+        v.record(t0 + Duration::from_millis(900), Lane::Wave, 60);
+        v.roll(t0 + Duration::from_millis(1000));
+        assert_eq!(v.image_bps(), 2 * (16_384 + WIRE_OVERHEAD) as u64 * 8);
+        assert_eq!(v.bps(), (60 + WIRE_OVERHEAD) as u64 * 8, "vitals alone");
+        // The transfer ends: its reservation fades.
+        v.roll(t0 + Duration::from_millis(2000));
+        v.roll(t0 + Duration::from_millis(3000));
+        assert_eq!(v.image_bps(), 2 * (16_384 + WIRE_OVERHEAD) as u64 * 8 / 4);
     }
 
     #[test]

@@ -1,0 +1,94 @@
+// How long a 1 MB still image takes to reach a doctor whose downlink is 200 kbit/s with 150 ms
+// of latency (Chromium's network emulation on the doctor's page), while the station's camera
+// and audio flow to it (issue 16: under a minute, audio intact). Prints one line per run.
+//
+//   cargo build -p kham-server && RUNS=2 KHAM_BIN=target/debug/kham node benches/browser/image-thin.mjs
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { launchChromium, newPage } from '../../tests/browser/browser.mjs';
+import { startKham } from '../../tests/browser/server.mjs';
+
+const RUNS = Number(process.env.RUNS || 1);
+const LINK = { downKbps: 200, upKbps: 1000, latencyMs: 150 };
+
+/** A 24-bit BMP of noise (incompressible), `w` x `h`. */
+function bmp(w, h) {
+  const row = Math.ceil((w * 3) / 4) * 4;
+  const b = Buffer.alloc(54 + row * h);
+  b.write('BM', 0);
+  b.writeUInt32LE(b.length, 2);
+  b.writeUInt32LE(54, 10);
+  b.writeUInt32LE(40, 14);
+  b.writeInt32LE(w, 18);
+  b.writeInt32LE(h, 22);
+  b.writeUInt16LE(1, 26);
+  b.writeUInt16LE(24, 28);
+  b.writeUInt32LE(row * h, 34);
+  crypto.randomFillSync(b, 54);
+  return b;
+}
+
+const kham = await startKham();
+const browser = await launchChromium();
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kham-image-thin-'));
+try {
+  for (let run = 1; run <= RUNS; run++) {
+    const room = `image-thin-${process.pid}-${run}`;
+    const join = async (name, who, link) => {
+      const page = await newPage(browser, { name });
+      await page.goto(await kham.joinLink({ room, ...who }));
+      await page.waitForSelector('[data-testid="join"]:not([disabled])');
+      if (link) {
+        const cdp = await page.context().newCDPSession(page);
+        await cdp.send('Network.enable');
+        await cdp.send('Network.emulateNetworkConditions', {
+          offline: false, latency: link.latencyMs, downloadThroughput: (link.downKbps * 1000) / 8,
+          uploadThroughput: (link.upKbps * 1000) / 8, packetLoss: 0, packetQueueLength: 0, packetReordering: false,
+        });
+      }
+      await page.click('[data-testid="join"]');
+      await page.waitForSelector('[data-testid="call"]:not([hidden])', { timeout: 30_000 });
+      return page;
+    };
+    const doctor = await join('doctor', { identity: 'dr', name: 'BS. An', role: 'doctor' }, LINK);
+    const station = await join('station', { identity: 'tyt', name: 'Tram', role: 'station' }, null);
+    const sid = await station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
+    await doctor.waitForFunction(() => /** @type {any} */ (window).__kham.vitalsReady(), null, { timeout: 30_000 });
+    // The doctor's estimate settles on the thin link with the camera flowing.
+    await doctor.waitForTimeout(15_000);
+    const audio = () => doctor.evaluate(async (id) => {
+      const c = /** @type {any} */ (window).__kham;
+      let n = { samples: 0, concealed: 0 };
+      (await c.pc.getStats()).forEach((/** @type {any} */ s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'audio' && c.participantForMid(s.mid) === id) {
+          n = { samples: s.totalSamplesReceived, concealed: s.concealedSamples };
+        }
+      });
+      return n;
+    }, sid);
+    const file = path.join(dir, `photo-${run}.bmp`);
+    const bytes = bmp(592, 592);
+    fs.writeFileSync(file, bytes);
+    const hash = crypto.createHash('sha256').update(bytes).digest('hex');
+    const a0 = await audio();
+    const t0 = Date.now();
+    await station.setInputFiles('[data-testid="image-send"]', file);
+    await doctor.waitForSelector('[data-testid="shared-image"][data-sha256]', { timeout: 180_000 });
+    const took = (Date.now() - t0) / 1000;
+    const a1 = await audio();
+    const got = await doctor.getAttribute('[data-testid="shared-image"]', 'data-sha256');
+    const samples = a1.samples - a0.samples;
+    console.log(`run ${run}: ${bytes.length} bytes over ${LINK.downKbps} kbit/s / ${LINK.latencyMs} ms in ${took.toFixed(1)} s `
+      + `(${((bytes.length * 8) / took / 1000).toFixed(0)} kbit/s of image), intact ${got === hash}; `
+      + `doctor's audio ${(samples / 48_000).toFixed(1)} s played, ${(100 * (a1.concealed - a0.concealed) / Math.max(1, samples)).toFixed(2)} % concealed`);
+    await doctor.context().close();
+    await station.context().close();
+  }
+} finally {
+  await browser.close();
+  await kham.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+}
