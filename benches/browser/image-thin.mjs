@@ -8,28 +8,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launchChromium, newPage } from '../../tests/browser/browser.mjs';
+import { launchChromium } from '../../tests/browser/browser.mjs';
+import { joinShaped, audioFrom, bmp } from './shaped.mjs';
 import { startKham } from '../../tests/browser/server.mjs';
 
 const RUNS = Number(process.env.RUNS || 1);
 const LINK = { downKbps: 200, upKbps: 1000, latencyMs: 150 };
-
-/** A 24-bit BMP of noise (incompressible), `w` x `h`. */
-function bmp(w, h) {
-  const row = Math.ceil((w * 3) / 4) * 4;
-  const b = Buffer.alloc(54 + row * h);
-  b.write('BM', 0);
-  b.writeUInt32LE(b.length, 2);
-  b.writeUInt32LE(54, 10);
-  b.writeUInt32LE(40, 14);
-  b.writeInt32LE(w, 18);
-  b.writeInt32LE(h, 22);
-  b.writeUInt16LE(1, 26);
-  b.writeUInt16LE(24, 28);
-  b.writeUInt32LE(row * h, 34);
-  crypto.randomFillSync(b, 54);
-  return b;
-}
 
 const kham = await startKham();
 const browser = await launchChromium();
@@ -37,38 +21,14 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kham-image-thin-'));
 try {
   for (let run = 1; run <= RUNS; run++) {
     const room = `image-thin-${process.pid}-${run}`;
-    const join = async (name, who, link) => {
-      const page = await newPage(browser, { name });
-      await page.goto(await kham.joinLink({ room, ...who }));
-      await page.waitForSelector('[data-testid="join"]:not([disabled])');
-      if (link) {
-        const cdp = await page.context().newCDPSession(page);
-        await cdp.send('Network.enable');
-        await cdp.send('Network.emulateNetworkConditions', {
-          offline: false, latency: link.latencyMs, downloadThroughput: (link.downKbps * 1000) / 8,
-          uploadThroughput: (link.upKbps * 1000) / 8, packetLoss: 0, packetQueueLength: 0, packetReordering: false,
-        });
-      }
-      await page.click('[data-testid="join"]');
-      await page.waitForSelector('[data-testid="call"]:not([hidden])', { timeout: 30_000 });
-      return page;
-    };
+    const join = (name, who, link) => joinShaped(browser, kham, room, name, who, link);
     const doctor = await join('doctor', { identity: 'dr', name: 'BS. An', role: 'doctor' }, LINK);
     const station = await join('station', { identity: 'tyt', name: 'Tram', role: 'station' }, null);
     const sid = await station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
     await doctor.waitForFunction(() => /** @type {any} */ (window).__kham.vitalsReady(), null, { timeout: 30_000 });
     // The doctor's estimate settles on the thin link with the camera flowing.
     await doctor.waitForTimeout(15_000);
-    const audio = () => doctor.evaluate(async (id) => {
-      const c = /** @type {any} */ (window).__kham;
-      let n = { samples: 0, concealed: 0 };
-      (await c.pc.getStats()).forEach((/** @type {any} */ s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio' && c.participantForMid(s.mid) === id) {
-          n = { samples: s.totalSamplesReceived, concealed: s.concealedSamples };
-        }
-      });
-      return n;
-    }, sid);
+    const audio = () => audioFrom(doctor, sid);
     const file = path.join(dir, `photo-${run}.bmp`);
     const bytes = bmp(592, 592);
     fs.writeFileSync(file, bytes);

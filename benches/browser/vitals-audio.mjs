@@ -6,7 +6,8 @@
 //
 //   cargo build -p kham-server && RUNS=2 KHAM_BIN=target/debug/kham node benches/browser/vitals-audio.mjs
 
-import { launchChromium, newPage } from '../../tests/browser/browser.mjs';
+import { launchChromium } from '../../tests/browser/browser.mjs';
+import { joinShaped, audioFrom } from './shaped.mjs';
 import { startKham } from '../../tests/browser/server.mjs';
 
 const RUNS = Number(process.env.RUNS || 2);
@@ -20,36 +21,12 @@ try {
   for (let run = 1; run <= RUNS; run++) {
     for (const vitals of [false, true]) {
       const room = `vitals-audio-${process.pid}-${run}-${vitals}`;
-      const join = async (name, who, link, query) => {
-        const page = await newPage(browser, { name });
-        await page.goto((await kham.joinLink({ room, ...who })) + query);
-        await page.waitForSelector('[data-testid="join"]:not([disabled])');
-        if (link) {
-          const cdp = await page.context().newCDPSession(page);
-          await cdp.send('Network.enable');
-          await cdp.send('Network.emulateNetworkConditions', {
-            offline: false, latency: link.latencyMs, downloadThroughput: (link.downKbps * 1000) / 8,
-            uploadThroughput: (link.upKbps * 1000) / 8, packetLoss: 0, packetQueueLength: 0, packetReordering: false,
-          });
-        }
-        await page.click('[data-testid="join"]');
-        await page.waitForSelector('[data-testid="call"]:not([hidden])', { timeout: 30_000 });
-        return page;
-      };
+      const join = (name, who, link, query) => joinShaped(browser, kham, room, name, who, link, query);
       const doctor = await join('doctor', { identity: 'dr', name: 'BS. An', role: 'doctor' }, LINK, '');
       const station = await join('station', { identity: 'tyt', name: 'Tram', role: 'station' }, null, vitals ? '&vitals=sim' : '');
       const sid = await station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
       await doctor.waitForTimeout(WARMUP_MS);
-      const audio = () => doctor.evaluate(async (id) => {
-        const c = /** @type {any} */ (window).__kham;
-        let n = { samples: 0, concealed: 0 };
-        (await c.pc.getStats()).forEach((/** @type {any} */ s) => {
-          if (s.type === 'inbound-rtp' && s.kind === 'audio' && c.participantForMid(s.mid) === id) {
-            n = { samples: s.totalSamplesReceived, concealed: s.concealedSamples };
-          }
-        });
-        return n;
-      }, sid);
+      const audio = () => audioFrom(doctor, sid);
       const a0 = await audio();
       await doctor.waitForTimeout(WINDOW_MS);
       const a1 = await audio();
