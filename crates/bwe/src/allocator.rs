@@ -531,9 +531,16 @@ impl Allocator {
             since.is_some_and(|t| now.saturating_duration_since(t) >= wait)
         };
         track_since(&mut self.start_short_since, start_thin, now);
-        let pause_ok = waited(self.short_since, cfg.pause_wait)
-            || waited(self.deep_since, cfg.deep_pause_wait)
-            || waited(self.start_short_since, cfg.start_pause_wait);
+        // A lossy link (random loss, no queue: `SubscriberInput::lossy`): the lowest layer is
+        // not paused for bandwidth, and video paused before comes back on it at once.
+        let lossy = input.lossy && !congested;
+        let pause_ok = !lossy
+            && (waited(self.short_since, cfg.pause_wait)
+                || waited(self.deep_since, cfg.deep_pause_wait)
+                || waited(self.start_short_since, cfg.start_pause_wait));
+        if lossy && !forced {
+            self.resume_on_lowest(input);
+        }
 
         // 3. Step down on evidence: clearly below, or below for a while.
         // Below for a while: both estimates (the smoothed one lags a recovery of the raw one by
@@ -763,6 +770,24 @@ impl Allocator {
         self.below_since = None;
         // Capacity may come back any time: probe for it at the base rhythm.
         self.pulses.interval = cfg.probe_interval;
+    }
+
+    /// Resumes every video paused for bandwidth on its lowest layer.
+    fn resume_on_lowest(&mut self, input: &SubscriberInput<'_>) {
+        for s in &mut self.tracks {
+            if s.layer.is_some() || s.paused != Some(Reason::BandwidthDrop) {
+                continue;
+            }
+            let floor = input
+                .tracks
+                .iter()
+                .find(|t| t.key == s.key)
+                .and_then(|t| lowest(t, input.audio_only));
+            if floor.is_some() {
+                s.switch_to(floor, Reason::ProbeConfirmed, &mut self.out.switches);
+                s.paused = None;
+            }
+        }
     }
 
     fn step_up(

@@ -74,5 +74,9 @@ pub struct SubscriberInput<'a> {
     pub rtt: Option<Duration>,
     /// The subscriber chose audio only (to save data).
     pub audio_only: bool,
+    /// The link drops packets at random (a tenth or more lost with no queue at the
+    /// bottleneck): the estimate is the loss-based controller's answer to that, not capacity.
+    /// Video is then not paused for bandwidth while no overuse is seen (`Allocator::update`).
+    pub lossy: bool,
     pub tracks: &'a [TrackInput],
 }

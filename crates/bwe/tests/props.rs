@@ -190,6 +190,7 @@ fn input(tracks: &[TrackInput], est: Option<u64>) -> SubscriberInput<'_> {
         loss: 0.0,
         rtt: Some(Duration::from_millis(150)),
         audio_only: false,
+        lossy: false,
         tracks,
     }
 }

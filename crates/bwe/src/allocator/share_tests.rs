@@ -74,6 +74,7 @@ fn run(
             loss: 0.0,
             rtt: None,
             audio_only: false,
+            lossy: false,
             tracks: t,
         };
         let out = a.update(t0 + Duration::from_millis(ms), &input);

@@ -47,6 +47,7 @@ fn input(t: &[TrackInput], est: u64) -> SubscriberInput<'_> {
         loss: 0.0,
         rtt: None,
         audio_only: false,
+        lossy: false,
         tracks: t,
     }
 }
@@ -534,4 +535,52 @@ fn no_spatial_upgrade_until_a_restarted_estimator_has_measured_the_link() {
     // After the start window a spatial upgrade follows its hold as usual.
     run(&mut a, &c, &t, 3800, 7000, 2_000_000);
     assert!(video(a.allocation()).layer.is_some_and(|l| l.spatial > 0));
+}
+
+#[test]
+fn on_a_lossy_link_the_lowest_layer_is_not_paused_and_comes_back_at_once() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let lossy = |est: u64, lossy: bool, overusing: bool| SubscriberInput {
+        raw_estimate_bps: Some(est),
+        overusing,
+        loss: 0.2,
+        lossy,
+        ..input(&t, est)
+    };
+    let mut a = Allocator::new(AllocatorConfig::default());
+    run(&mut a, &c, &t, 0, 2000, 1_000_000);
+    assert!(video(a.allocation()).layer.is_some());
+    // 20 % random loss: the loss-based estimate reads 40 kbit/s, far below audio plus the
+    // lowest layer, for 10 s. Not paused: stepped down to the lowest spatial layer at most.
+    for ms in (2000..12_000).step_by(200) {
+        a.update(c.at(ms), &lossy(40_000, true, false));
+    }
+    let d = video(a.allocation());
+    assert_eq!(d.layer.map(|l| l.spatial), Some(0), "{d:?}");
+    assert_eq!(d.paused, None);
+    // The same estimate without the lossy mark (a thin link): paused within the waits.
+    for ms in (12_000..20_000).step_by(200) {
+        a.update(c.at(ms), &lossy(40_000, false, false));
+    }
+    assert_eq!(video(a.allocation()).paused, Some(Reason::BandwidthDrop));
+    // Lossy again, but the delay-based detector sees queues growing: still paused...
+    for ms in (20_000..21_000).step_by(200) {
+        a.update(c.at(ms), &lossy(40_000, true, true));
+    }
+    assert_eq!(video(a.allocation()).layer, None);
+    // ...and once no overuse has been seen for a while, back on the lowest layer at once,
+    // whatever the loss (no upgrade is made above `max_loss_for_upgrade`).
+    let mut back = None;
+    for ms in (21_000..26_000).step_by(200) {
+        if video(a.update(c.at(ms), &lossy(40_000, true, false)))
+            .layer
+            .is_some()
+        {
+            back.get_or_insert(ms);
+        }
+    }
+    let back = back.expect("resumed");
+    assert!(back <= 21_000 + 3_000, "resumed at {back} ms");
+    assert_eq!(video(a.allocation()).layer.map(|l| l.spatial), Some(0));
 }
