@@ -23,7 +23,8 @@ const WINDOW_MS = 12_000;
 const visible = (testid) => `[data-testid="${testid}"]:not([hidden])`;
 
 before(async () => {
-  kham = await startKham();
+  // kham's own crates at debug: vital signs must not appear at any level (the last test).
+  kham = await startKham({ extraEnv: { KHAM_LOG__LEVEL: 'info,kham=debug,kham_signal=debug,kham_server=debug,kham_sfu=debug' } });
   browser = await launchChromium();
 });
 
@@ -195,4 +196,14 @@ test('garbage on the vitals channels is dropped; the stream and the call go on',
   // The doctor's page gives it up when the station leaves.
   await station.click('[data-testid="leave"]');
   await doctor.waitForSelector(`[data-testid="vitals"][data-participant-id="${stationId}"]`, { state: 'detached', timeout: 10_000 });
+});
+
+test('the server logged none of the vital signs', () => {
+  const log = kham.log();
+  assert.ok(log.length > 0, 'the server logged something');
+  // The simulated values the doctor's page showed, by name or as the sim's blood pressure.
+  assert.doesNotMatch(log, /spo2|bp_sys|bp_dia|heart.?rate|128\/82/i, 'no vital sign named or shown in the server log');
+  // No vitals frame printed as a byte list (`{:?}`): version 1, numerics or waveform, forwarded
+  // or not.
+  assert.doesNotMatch(log, /\[1, (1|2|129|130), \d+, \d+, \d+/, 'no vitals frame in the server log');
 });

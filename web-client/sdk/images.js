@@ -1,7 +1,7 @@
 // Still images over the reliable `kham-image` data channel (crates/proto/PROTOCOL.md, "Images"):
 // chunked, full resolution, with end-to-end flow control (each receiver acknowledges what it has,
-// the sender keeps at most WINDOW bytes ahead of the slowest), so a thin subscriber link never
-// overflows the server's send buffer. UI-free: the app shows progress and the picture.
+// the sender keeps at most WINDOW bytes ahead of the slowest, split with the transfers from
+// others it sees in flight), so a thin subscriber link never overflows the server's send buffer. UI-free: the app shows progress and the picture.
 //
 //   start [1][3][id: u32][size: u32][type length: u8][MIME type]
 //   chunk [1][4][id: u32][offset: u32][bytes]
@@ -122,6 +122,7 @@ export async function sha256Hex(bytes) {
  * @property {string} me                               own participant id
  * @property {(frame: Uint8Array<ArrayBuffer>) => boolean} send  on the image channel
  * @property {() => number} buffered                   the image channel's bufferedAmount
+ * @property {() => number} [others]                   transfers from others in flight here
  */
 
 /**
@@ -169,7 +170,11 @@ export async function sendImage(link, bytes, type, onProgress, onAck) {
         if (now - r.at > STALL_MS) receivers.delete(who);
       }
       if (receivers.size === 0) throw new ImageError('stalled', 'no receiver answers any more');
-      if (sent < bytes.length && sent - slowest() < WINDOW && link.buffered() < WINDOW) {
+      // Transfers from others share the server's send buffer towards each receiver with this
+      // one (crates/sfu/src/vitals.rs, SEND_BUFFER): the window is split between them.
+      const others = link.others ? link.others() : 0;
+      const win = Math.max(CHUNK_BYTES, WINDOW / (1 + others));
+      if (sent < bytes.length && sent - slowest() < win && link.buffered() < WINDOW) {
         const n = Math.min(CHUNK_BYTES, bytes.length - sent);
         if (!link.send(encodeChunk(id, sent, bytes.subarray(sent, sent + n)))) throw new ImageError('stalled', 'the image channel closed');
         sent += n;
@@ -255,6 +260,11 @@ export class ImageReceiver {
     const t = this.transfers.get(from);
     if (t) this.on.failed(from, t.id, 'cancelled');
     this.transfers.delete(from);
+  }
+
+  /** Transfers from others in flight here. */
+  get inFlight() {
+    return this.transfers.size;
   }
 
   _expire() {
