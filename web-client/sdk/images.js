@@ -158,10 +158,26 @@ export async function sendImage(link, bytes, type, onProgress, onAck) {
   });
   try {
     if (!link.send(encodeStart(id, bytes.length, type))) throw new ImageError('no_receivers', 'the image channel is not open');
-    const announced = Date.now() + ANNOUNCE_MS;
-    while (Date.now() < announced) await sleep(announced - Date.now());
-    if (receivers.size === 0) throw new ImageError('no_receivers', 'nobody in the call can receive images');
+    /** The window now: split with the transfers from others in flight here. */
+    const windowNow = () => Math.max(CHUNK_BYTES, WINDOW / (1 + (link.others ? link.others() : 0)));
+    const chunk = (/** @type {number} */ at) => {
+      const n = Math.min(CHUNK_BYTES, bytes.length - at);
+      if (!link.send(encodeChunk(id, at, bytes.subarray(at, at + n)))) throw new ImageError('stalled', 'the image channel closed');
+      return n;
+    };
+    // While receivers announce themselves, the first window already goes: every receiver that
+    // has the start gets it in order after it (over 200 kbit/s / 150 ms, 1.5 s of link saved).
     let sent = 0;
+    const announced = Date.now() + ANNOUNCE_MS;
+    while (Date.now() < announced) {
+      if (sent < bytes.length && sent < windowNow() && link.buffered() < WINDOW) {
+        sent += chunk(sent);
+        onProgress(sent, 0, bytes.length);
+        continue;
+      }
+      await sleep(announced - Date.now());
+    }
+    if (receivers.size === 0) throw new ImageError('no_receivers', 'nobody in the call can receive images');
     const slowest = () => Math.min(...[...receivers.values()].map((r) => r.received));
     while (sent < bytes.length || slowest() < bytes.length) {
       const now = Date.now();
@@ -172,12 +188,8 @@ export async function sendImage(link, bytes, type, onProgress, onAck) {
       if (receivers.size === 0) throw new ImageError('stalled', 'no receiver answers any more');
       // Transfers from others share the server's send buffer towards each receiver with this
       // one (crates/sfu/src/vitals.rs, SEND_BUFFER): the window is split between them.
-      const others = link.others ? link.others() : 0;
-      const win = Math.max(CHUNK_BYTES, WINDOW / (1 + others));
-      if (sent < bytes.length && sent - slowest() < win && link.buffered() < WINDOW) {
-        const n = Math.min(CHUNK_BYTES, bytes.length - sent);
-        if (!link.send(encodeChunk(id, sent, bytes.subarray(sent, sent + n)))) throw new ImageError('stalled', 'the image channel closed');
-        sent += n;
+      if (sent < bytes.length && sent - slowest() < windowNow() && link.buffered() < WINDOW) {
+        sent += chunk(sent);
         onProgress(sent, slowest(), bytes.length);
         continue;
       }
