@@ -16,9 +16,9 @@
 use std::time::{Duration, Instant};
 
 use kham_sfu::vitals::{
-    FORWARDED, IMAGE_FLOOR_MAX_BPS, IMAGE_IDLE, KIND_IMAGE_CHUNK, KIND_IMAGE_END,
-    KIND_IMAGE_START, KIND_NUMERICS, KIND_WAVE, KINDS_IMAGE, Lane, MAX_FRAME, MAX_IMAGE_FRAME,
-    PeerVitals, VITALS_VERSION, check_frame, forwarded_frame, image_reservation,
+    FORWARDED, IMAGE_FLOOR_MAX_BPS, IMAGE_IDLE, KIND_IMAGE_CHUNK, KIND_IMAGE_END, KIND_IMAGE_START,
+    KIND_NUMERICS, KIND_WAVE, KINDS_IMAGE, Lane, MAX_FRAME, MAX_IMAGE_FRAME, PeerVitals,
+    VITALS_VERSION, check_frame, forwarded_frame, image_reservation,
 };
 
 /// What the room's reused forwarding buffer holds without growing (`Room::vitals_buf`).
@@ -80,7 +80,11 @@ pub fn data_channel(data: &[u8]) {
             forwarded_frame(&id, frame, &mut out);
             let id_len = id.len().min(255);
             assert_eq!(out.len(), frame.len() + 1 + id_len);
-            assert!(out.len() <= FORWARD_CAPACITY, "forwarded frame of {}", out.len());
+            assert!(
+                out.len() <= FORWARD_CAPACITY,
+                "forwarded frame of {}",
+                out.len()
+            );
             assert_eq!(out.capacity(), capacity, "forwarding allocated");
             assert_eq!(out[0], frame[0]);
             assert_eq!(out[1], frame[1] | FORWARDED);
@@ -95,7 +99,10 @@ pub fn data_channel(data: &[u8]) {
         let expected = last_image.is_some_and(|t| now.saturating_duration_since(t) < IMAGE_IDLE);
         assert_eq!(in_flight, expected, "transfer in flight");
         // A rate is at most everything recorded over the shortest window (1 s).
-        assert!(v.bps() + v.image_bps() <= recorded, "rates past what was recorded");
+        assert!(
+            v.bps() + v.image_bps() <= recorded,
+            "rates past what was recorded"
+        );
 
         // The reservation from any estimate and round-trip time the frame's bytes give.
         let [a, b, c, ..] = *frame else { continue };

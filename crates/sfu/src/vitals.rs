@@ -491,8 +491,14 @@ mod tests {
     fn an_image_in_flight_is_reserved_before_its_rate_shows() {
         let ms = |n| Some(Duration::from_millis(n));
         // Not in flight, or no estimate yet: the measured rate only.
-        assert_eq!(image_reservation(30_000, false, Some(200_000), ms(300), 40_000), 30_000);
-        assert_eq!(image_reservation(30_000, true, None, ms(300), 40_000), 30_000);
+        assert_eq!(
+            image_reservation(30_000, false, Some(200_000), ms(300), 40_000),
+            30_000
+        );
+        assert_eq!(
+            image_reservation(30_000, true, None, ms(300), 40_000),
+            30_000
+        );
         // A thin link: what the estimate leaves beside audio and vitals (the window could
         // carry 1.7 Mbit/s per 300 ms round trip).
         assert_eq!(
@@ -513,7 +519,10 @@ mod tests {
             900_000
         );
         // Audio and vitals alone past the estimate: nothing more than measured.
-        assert_eq!(image_reservation(5_000, true, Some(40_000), ms(300), 60_000), 5_000);
+        assert_eq!(
+            image_reservation(5_000, true, Some(40_000), ms(300), 60_000),
+            5_000
+        );
     }
 
     #[test]

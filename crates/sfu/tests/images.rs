@@ -75,7 +75,10 @@ fn two_full_windows_to_a_stalled_doctor_are_all_delivered() {
         sent[s].push(f);
         for k in 0..windows {
             let f = chunk(id, (k * CHUNK) as u32, id as u8 + k as u8);
-            assert!(w.clients[s].send(IMAGE_LABEL, true, &f), "station {s} chunk {k}");
+            assert!(
+                w.clients[s].send(IMAGE_LABEL, true, &f),
+                "station {s} chunk {k}"
+            );
             sent[s].push(f);
         }
     }
