@@ -156,7 +156,8 @@ test('an observer gets vitals only if its token grants health_data', async () =>
 
 test('a viewer whose link cannot carry waveforms keeps the numerics', async () => {
   // 60 kbit/s: the station's audio alone takes about half; the allocator reserves audio plus
-  // the vitals (about 35 kbit/s of waveforms) before any video, and the waveforms stop.
+  // the vitals (about 24 kbit/s of waveforms on the wire in 80 ms frames,
+  // benches/browser/vitals-cost.mjs) before any video, and the waveforms stop.
   const thin = await thinJoined;
   const t0 = Date.now();
   await thin.waitForSelector(`[data-testid="vitals"][data-participant-id="${stationId}"] ${visible('vitals-wave-missing')}`, { timeout: 40_000 });
