@@ -16,7 +16,7 @@ runs="${1:-10000000}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(vp8 red forwarder rfc4571 token signal_json sdp trace relay_spec room)
+  targets=(vp8 red forwarder rfc4571 token signal_json sdp trace relay_spec room data_channel)
 fi
 cargo fuzz build -s none -O >/dev/null
 for t in "${targets[@]}"; do
@@ -26,7 +26,7 @@ for t in "${targets[@]}"; do
     room) n=$((runs / 100)) ;;
   esac
   case "$t" in
-    signal_json | sdp | trace | relay_spec | room) max_len=65536 ;;
+    signal_json | sdp | trace | relay_spec | room | data_channel) max_len=65536 ;;
   esac
   start=$(date +%s)
   log="artifacts/$t.log"

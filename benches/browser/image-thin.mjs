@@ -3,6 +3,8 @@
 // and audio flow to it (issue 16: under a minute, audio intact). Prints one line per run.
 //
 //   cargo build -p kham-server && RUNS=2 KHAM_BIN=target/debug/kham node benches/browser/image-thin.mjs
+//
+// SETTLE_S (default 15): seconds of call before the image is sent (5: as soon as a test would).
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -13,6 +15,7 @@ import { joinShaped, audioFrom, bmp } from './shaped.mjs';
 import { startKham } from '../../tests/browser/server.mjs';
 
 const RUNS = Number(process.env.RUNS || 1);
+const SETTLE_S = Number(process.env.SETTLE_S || 15);
 const LINK = { downKbps: 200, upKbps: 1000, latencyMs: 150 };
 
 const kham = await startKham();
@@ -27,7 +30,7 @@ try {
     const sid = await station.evaluate(() => /** @type {any} */ (window).__kham.me.id);
     await doctor.waitForFunction(() => /** @type {any} */ (window).__kham.vitalsReady(), null, { timeout: 30_000 });
     // The doctor's estimate settles on the thin link with the camera flowing.
-    await doctor.waitForTimeout(15_000);
+    await doctor.waitForTimeout(SETTLE_S * 1000);
     const audio = () => audioFrom(doctor, sid);
     const file = path.join(dir, `photo-${run}.bmp`);
     const bytes = bmp(592, 592);
@@ -41,7 +44,7 @@ try {
     const a1 = await audio();
     const got = await doctor.getAttribute('[data-testid="shared-image"]', 'data-sha256');
     const samples = a1.samples - a0.samples;
-    console.log(`run ${run}: ${bytes.length} bytes over ${LINK.downKbps} kbit/s / ${LINK.latencyMs} ms in ${took.toFixed(1)} s `
+    console.log(`run ${run} (sent after ${SETTLE_S} s): ${bytes.length} bytes over ${LINK.downKbps} kbit/s / ${LINK.latencyMs} ms in ${took.toFixed(1)} s `
       + `(${((bytes.length * 8) / took / 1000).toFixed(0)} kbit/s of image), intact ${got === hash}; `
       + `doctor's audio ${(samples / 48_000).toFixed(1)} s played, ${(100 * (a1.concealed - a0.concealed) / Math.max(1, samples)).toFixed(2)} % concealed`);
     await doctor.context().close();

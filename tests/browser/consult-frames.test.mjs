@@ -4,7 +4,7 @@
 //
 //   node --test consult-frames.test.mjs
 
-import { test } from 'node:test';
+import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   encodeNumerics, encodeWave, decodeFrame, decodeForwarded, VitalsFrameError, FORWARDED,
@@ -14,6 +14,7 @@ import {
 } from '../../web-client/app/vitals-ble.js';
 import {
   encodeStart, encodeChunk, encodeEnd, encodeAck, decodeImageFrame, ImageReceiver, sha256Hex, MAX_IMAGE_BYTES,
+  sendImage, STALL_MS,
 } from '../../web-client/sdk/images.js';
 
 /** What the server makes of a client frame from `source` (crates/sfu/src/vitals.rs). */
@@ -107,5 +108,63 @@ test('image frames round-trip; the receiver reassembles, acknowledges and bounds
     assert.equal(r.transfers.size, 0, 'nothing held');
   } finally {
     r.close();
+  }
+});
+
+test('a transfer that never completes is given up; a receiver holds one per sender', () => {
+  mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_000_000 });
+  const events = [];
+  const r = new ImageReceiver({ me: 'p-d', send: () => true, buffered: () => 0 }, {
+    progress: () => {},
+    done: () => events.push('done'),
+    failed: (from, id, code) => events.push(`${from}:${id}:${code}`),
+  });
+  try {
+    r.handle('p-s', encodeStart(1, 4 * 1024 * 1024, 'image/bmp'));
+    r.handle('p-s', encodeChunk(1, 0, new Uint8Array(16_384)));
+    // A new start from the same sender replaces the old transfer (one buffer per sender).
+    r.handle('p-s', encodeStart(2, 4 * 1024 * 1024, 'image/bmp'));
+    r.handle('p-t', encodeStart(3, 1000, 'image/png'));
+    assert.equal(r.inFlight, 2);
+    assert.deepEqual(events, ['p-s:1:cancelled']);
+    // Chunks keep p-t's transfer alive; p-s sends nothing more.
+    for (let t = 0; t < STALL_MS + 5000; t += 5000) {
+      r.handle('p-t', encodeChunk(3, t / 50, new Uint8Array(100)));
+      mock.timers.tick(5000);
+    }
+    assert.deepEqual(events, ['p-s:1:cancelled', 'p-s:2:stalled'], 'the silent transfer is given up');
+    assert.equal(r.inFlight, 1, 'its buffer is dropped; the live one goes on');
+  } finally {
+    r.close();
+    mock.timers.reset();
+  }
+});
+
+test('a sender keeps at most its window unacknowledged, split with others\' transfers', async () => {
+  for (const others of [0, 1, 3]) {
+    const frames = [];
+    const acks = new Set();
+    let open = true;
+    const link = { me: 'p-s', send: (f) => { frames.push(decodeImageFrame(f)); return open; }, buffered: () => 0, others: () => others };
+    const bytes = new Uint8Array(300_000);
+    const sending = sendImage(link, bytes, 'image/bmp', () => {}, (fn) => { acks.add(fn); return () => acks.delete(fn); });
+    sending.catch(() => {});
+    // One receiver announces itself and then acknowledges nothing more.
+    await new Promise((r) => setTimeout(r, 50));
+    for (const fn of acks) fn('p-d', { id: frames[0].id, sender: 'p-s', received: 0 });
+    await new Promise((r) => setTimeout(r, 1900));
+    const chunked = frames.filter((f) => f.kind === 'chunk').reduce((n, f) => n + f.bytes.length, 0);
+    const window = Math.max(16 * 1024, (64 * 1024) / (1 + others));
+    console.log(`others ${others}: ${chunked} bytes unacknowledged`);
+    assert.ok(chunked > 0 && chunked <= Math.ceil(window / 16_384) * 16_384, `within the window (${chunked} of ${window})`);
+    // Acknowledged: more goes.
+    for (const fn of acks) fn('p-d', { id: frames[0].id, sender: 'p-s', received: chunked });
+    await new Promise((r) => setTimeout(r, 300));
+    const more = frames.filter((f) => f.kind === 'chunk').reduce((n, f) => n + f.bytes.length, 0);
+    assert.ok(more > chunked, 'an acknowledgement opens the window');
+    // The channel closes: the transfer ends with a typed error.
+    open = false;
+    for (const fn of acks) fn('p-d', { id: frames[0].id, sender: 'p-s', received: more });
+    await assert.rejects(sending, { name: 'ImageError', code: 'stalled' });
   }
 });

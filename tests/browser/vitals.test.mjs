@@ -23,7 +23,8 @@ const WINDOW_MS = 12_000;
 const visible = (testid) => `[data-testid="${testid}"]:not([hidden])`;
 
 before(async () => {
-  kham = await startKham();
+  // kham's own crates at debug: vital signs must not appear at any level (the last test).
+  kham = await startKham({ extraEnv: { KHAM_LOG__LEVEL: 'info,kham=debug,kham_signal=debug,kham_server=debug,kham_sfu=debug' } });
   browser = await launchChromium();
 });
 
@@ -155,7 +156,8 @@ test('an observer gets vitals only if its token grants health_data', async () =>
 
 test('a viewer whose link cannot carry waveforms keeps the numerics', async () => {
   // 60 kbit/s: the station's audio alone takes about half; the allocator reserves audio plus
-  // the vitals (about 35 kbit/s of waveforms) before any video, and the waveforms stop.
+  // the vitals (about 24 kbit/s of waveforms on the wire in 80 ms frames,
+  // benches/browser/vitals-cost.mjs) before any video, and the waveforms stop.
   const thin = await thinJoined;
   const t0 = Date.now();
   await thin.waitForSelector(`[data-testid="vitals"][data-participant-id="${stationId}"] ${visible('vitals-wave-missing')}`, { timeout: 40_000 });
@@ -195,4 +197,14 @@ test('garbage on the vitals channels is dropped; the stream and the call go on',
   // The doctor's page gives it up when the station leaves.
   await station.click('[data-testid="leave"]');
   await doctor.waitForSelector(`[data-testid="vitals"][data-participant-id="${stationId}"]`, { state: 'detached', timeout: 10_000 });
+});
+
+test('the server logged none of the vital signs', () => {
+  const log = kham.log();
+  assert.ok(log.length > 0, 'the server logged something');
+  // The simulated values the doctor's page showed, by name or as the sim's blood pressure.
+  assert.doesNotMatch(log, /spo2|bp_sys|bp_dia|heart.?rate|128\/82/i, 'no vital sign named or shown in the server log');
+  // No vitals frame printed as a byte list (`{:?}`): version 1, numerics or waveform, forwarded
+  // or not.
+  assert.doesNotMatch(log, /\[1, (1|2|129|130), \d+, \d+, \d+/, 'no vitals frame in the server log');
 });

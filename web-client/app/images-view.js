@@ -39,7 +39,12 @@ export function initImages(client, names) {
     const me = client.me ? client.me.id : '';
     try {
       await sendImage(
-        { me, send: (f) => client.sendImageFrame(f), buffered: () => client.imageBuffered() },
+        {
+          me,
+          send: (f) => client.sendImageFrame(f),
+          buffered: () => client.imageBuffered(),
+          others: () => (receiver ? receiver.inFlight : 0),
+        },
         bytes,
         file.type || 'application/octet-stream',
         (_sent, acked, total) => setProgress(item, acked, total),

@@ -12,6 +12,8 @@
 //!   receive-only participant's offer (no send direction or simulcast line left in it).
 //! - [`rfc4571`]: ICE-TCP framing read from a stream in arbitrary pieces.
 //! - [`trace`], [`relay_spec`]: link traces and kham-relay spec files.
+//! - [`data_channel`]: the vital-sign and image framing the room reads and forwards, the
+//!   transfer bookkeeping and the image reservation, driven by a script of frames.
 //! - [`room`]: a room fed raw datagrams, STUN requests with the right ICE username and any
 //!   attributes, SDP offers of any text and time; it must still take a valid participant.
 //!
@@ -19,10 +21,12 @@
 //! `fuzz/corpus/<name>/`, findings under `fuzz/regressions/<name>/`, then a seeded number of
 //! mutations of them) and for the libFuzzer binaries in `fuzz/` (one line each).
 
+mod data_channel;
 mod forwarder;
 mod room;
 mod targets;
 
+pub use data_channel::data_channel;
 pub use forwarder::forwarder;
 pub use room::room;
 
@@ -32,7 +36,7 @@ pub use targets::{red, relay_spec, rfc4571, sdp, signal_json, signed_token, toke
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the folder names under `fuzz/corpus/`).
-pub const TARGETS: [(&str, Target); 10] = [
+pub const TARGETS: [(&str, Target); 11] = [
     ("vp8", vp8),
     ("red", red),
     ("forwarder", forwarder),
@@ -43,6 +47,7 @@ pub const TARGETS: [(&str, Target); 10] = [
     ("trace", trace),
     ("relay_spec", relay_spec),
     ("room", room),
+    ("data_channel", data_channel),
 ];
 
 pub mod mutate;

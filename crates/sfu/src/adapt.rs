@@ -347,8 +347,9 @@ pub(crate) fn allocate<'a>(
     mode: &Adaptation,
     sub: &mut Peer,
     vitals_bps: u64,
+    image: ImageDemand,
     find: impl Fn(&kham_proto::ParticipantId, str0m::media::Mid) -> Option<&'a TrackIn>,
-) {
+) -> u64 {
     let (loss, rtt) = (sub.counters.loss_out(), sub.counters.rtt());
     let audio_bps: u64 = sub
         .tracks_out
@@ -358,6 +359,15 @@ pub(crate) fn allocate<'a>(
         .map(|t| rates_of(t).bps[0][0])
         .sum();
     sub.adapt.update_red(now, loss, rtt, audio_bps);
+    // Images in flight are reserved from their first frame (`vitals::image_reservation`).
+    let image_bps = crate::vitals::image_reservation(
+        image.measured_bps,
+        image.in_flight,
+        sub.adapt.estimate_bps,
+        rtt,
+        audio_bps + vitals_bps,
+    );
+    let data_bps = vitals_bps + image_bps;
     sub.adapt.link_bps = sub.adapt.estimate_bps;
     let audio_only = sub.adapt.audio_only;
     if let Adaptation::Fixed(layer) = mode {
@@ -374,7 +384,7 @@ pub(crate) fn allocate<'a>(
                 out.forwarder.set_target(Some(layer.spatial));
             }
         }
-        return;
+        return image_bps;
     }
     let adapt = &mut sub.adapt;
     adapt.inputs.clear();
@@ -428,11 +438,11 @@ pub(crate) fn allocate<'a>(
             unshaped_bps: crate::dynacast::unshaped_bps(track, out.max_spatial),
         });
     }
-    if vitals_bps > 0 {
-        // Vital signs come after audio and before video: an input of kind audio is a fixed
-        // reservation the allocator takes off the estimate before any video.
+    if data_bps > 0 {
+        // Vital signs and images come after audio and before video: an input of kind audio is
+        // a fixed reservation the allocator takes off the estimate before any video.
         let mut rates = kham_bwe::LayerRates::default();
-        rates.bps[0][0] = vitals_bps;
+        rates.bps[0][0] = data_bps;
         adapt.inputs.push(TrackInput {
             key: VITALS_KEY,
             kind: Kind::Audio,
@@ -537,9 +547,22 @@ pub(crate) fn allocate<'a>(
     shed_backlog(now, &alloc.switches, &mut sub.tracks_out, &mut sub.rtc);
     adapt.shortfall = adapt.lasting_shortfall(now, shortfall, paused);
     adapt.track_peak(now);
+    // str0m pads RTP up to the minimum, and the data channels' bytes are not RTP: padded to
+    // a minimum that counts their reservation, a thin link carried padding in the place the
+    // reservation made for an image (or the vitals), beside it.
+    let min_rtp = probe.min_bps.saturating_sub(data_bps);
     sub.rtc
         .bwe()
-        .set_bitrate(Bitrate::bps(probe.min_bps), Bitrate::bps(probe.desired_bps));
+        .set_bitrate(Bitrate::bps(min_rtp), Bitrate::bps(probe.desired_bps));
+    image_bps
+}
+
+/// The images a subscriber receives (`vitals.rs`): their measured rate, and whether a
+/// transfer to it is in flight.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ImageDemand {
+    pub measured_bps: u64,
+    pub in_flight: bool,
 }
 
 /// When the allocator steps a video down a spatial layer for bandwidth and the oldest packet

@@ -117,6 +117,8 @@ impl Peer {
             .enable_vp8(true)
             .enable_h264(true)
             .set_stats_interval(Some(STATS_INTERVAL))
+            // Room for several image windows beside the vital signs (`vitals::SEND_BUFFER`).
+            .set_sctp_max_buffered_amount(crate::vitals::SEND_BUFFER)
             .build(now);
         for addr in candidates {
             let c = Candidate::host(*addr, "udp").map_err(|e| SfuError::Input(e.to_string()))?;

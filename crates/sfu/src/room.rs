@@ -19,7 +19,7 @@ use str0m::net::{Receive, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 
-use crate::adapt::{ALLOCATION_INTERVAL, Adaptation, allocate};
+use crate::adapt::{ALLOCATION_INTERVAL, Adaptation, ImageDemand, allocate};
 use crate::codec::{Codec, is_keyframe_start, parse_vp8, vp8_keyframe_size};
 use crate::error::SfuError;
 use crate::forward::{Forwarder, InPacket, Want};
@@ -613,6 +613,9 @@ impl Room {
             return;
         }
         publisher.vitals.record(now, lane, d.data.len());
+        if let (Lane::Image, Some(&kind)) = (lane, d.data.get(1)) {
+            publisher.vitals.image_frame(now, kind);
+        }
         forwarded_frame(publisher.id.as_str(), &d.data, &mut self.vitals_buf);
         let (_, rest) = split_one(&mut self.peers, i);
         for sub in rest {
@@ -930,18 +933,24 @@ impl Room {
             let (sub, others) = split_one(&mut self.peers, i);
             let others: Vec<&Peer> = others.map(|p| &*p).collect();
             // The vital signs and images it receives, reserved like audio (`vitals.rs`).
-            let (vitals_bps, image_bps) = if sub.perms.health_data {
-                others.iter().fold((0, 0), |(v, i), p| {
-                    (v + p.vitals.bps(), i + p.vitals.image_bps())
-                })
+            let (vitals_bps, image) = if sub.perms.health_data {
+                let takes_images = sub.vitals.channel(crate::vitals::Lane::Image).is_some();
+                others
+                    .iter()
+                    .fold((0, ImageDemand::default()), |(v, mut i), p| {
+                        i.measured_bps += p.vitals.image_bps();
+                        i.in_flight |= takes_images && p.vitals.image_in_flight(now);
+                        (v + p.vitals.bps(), i)
+                    })
             } else {
-                (0, 0)
+                (0, ImageDemand::default())
             };
-            allocate(
+            let image_bps = allocate(
                 now,
                 &self.config.adaptation,
                 sub,
-                vitals_bps + image_bps,
+                vitals_bps,
+                image,
                 |publisher, mid| {
                     let p = others.iter().find(|p| p.id == *publisher)?;
                     p.tracks_in.iter().find(|t| t.mid == mid)

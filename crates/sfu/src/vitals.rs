@@ -35,6 +35,29 @@ pub const KIND_NUMERICS: u8 = 1;
 pub const KIND_WAVE: u8 = 2;
 /// Kind bytes of the image channel: start, chunk, end, acknowledgement.
 pub const KINDS_IMAGE: std::ops::RangeInclusive<u8> = 3..=6;
+/// Kind byte of an image transfer's start, of one of its chunks, of its end.
+pub const KIND_IMAGE_START: u8 = 3;
+pub const KIND_IMAGE_CHUNK: u8 = 4;
+pub const KIND_IMAGE_END: u8 = 5;
+/// The web client's end-to-end window of an image transfer: at most this much sent beyond what
+/// the slowest receiver acknowledged (`web-client/sdk/images.js`).
+pub const IMAGE_WINDOW: u64 = 64 * 1024;
+/// The SCTP send buffer towards each participant, all its channels together (str0m's default
+/// is 128 KiB). Each sender keeps up to [`IMAGE_WINDOW`] of a transfer unacknowledged, and that
+/// much can wait here for a receiver on a thin link: two senders at once (2 x 64 KiB plus frame
+/// headers) overflowed 128 KiB, and a chunk the buffer refuses is lost for good (the receiver
+/// then gives the transfer up). 256 KiB holds three full windows and the vital signs; the web
+/// client also splits its window with the transfers from others it sees. Bounded per
+/// participant: what does not fit is refused and counted, never queued elsewhere.
+pub const SEND_BUFFER: usize = 256 * 1024;
+/// An image transfer with neither chunk nor end for this long is over for the reservation (a
+/// sender gone quiet; its receivers give up after 30 s). Longer than a window takes at 50
+/// kbit/s (10 s), so a transfer paced by a thin receiver keeps its reservation.
+pub const IMAGE_IDLE: Duration = Duration::from_secs(12);
+/// The most reserved for an image in flight before it has shown its rate: on a link of a few
+/// Mbit/s the camera keeps most of it, and a transfer that gets more than this is reserved at
+/// its measured rate anyway.
+pub const IMAGE_FLOOR_MAX_BPS: u64 = 600_000;
 /// Largest frame accepted on the image channel (a 16 KiB chunk and its header).
 pub const MAX_IMAGE_FRAME: usize = 16 * 1024 + 64;
 /// Set in the kind byte of a frame the server forwarded (the source id follows).
@@ -113,6 +136,36 @@ pub fn forwarded_frame(source: &str, data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&data[2..]);
 }
 
+/// What a subscriber's allocator reserves for the images it receives: their measured rate
+/// (`measured_bps`), and while a transfer is in flight (`in_flight`) at least what its window
+/// can carry per round trip (`rtt`; 100 ms when not known yet), at most
+/// [`IMAGE_FLOOR_MAX_BPS`] and what the estimate (`estimate_bps`, at 95 %) leaves beside audio
+/// and the vital signs (`other_bps`).
+///
+/// Reserved only at the measured rate, an image on a thin link waited for the estimate and
+/// its own rate to settle: camera video filling the link left the transfer a trickle, so its
+/// measured rate, and so its reservation, stayed small (1 MB over 200 kbit/s took 99 s sent 5 s
+/// after the doctor joined, 56 s after 15 s). Reserved from its start, the camera steps down
+/// (or pauses) at once and the window grows into what it gave up.
+pub fn image_reservation(
+    measured_bps: u64,
+    in_flight: bool,
+    estimate_bps: Option<u64>,
+    rtt: Option<Duration>,
+    other_bps: u64,
+) -> u64 {
+    let (true, Some(estimate)) = (in_flight, estimate_bps) else {
+        return measured_bps;
+    };
+    let rtt = rtt
+        .unwrap_or(Duration::from_millis(100))
+        .max(Duration::from_millis(10));
+    let window_bps = (IMAGE_WINDOW * 8) as f64 / rtt.as_secs_f64();
+    let left = ((estimate as f64 * 0.95) as u64).saturating_sub(other_bps);
+    let floor = (window_bps as u64).min(IMAGE_FLOOR_MAX_BPS).min(left);
+    measured_bps.max(floor)
+}
+
 /// Length of a measurement window of the vitals rate.
 const WINDOW: Duration = Duration::from_secs(1);
 
@@ -135,6 +188,8 @@ pub struct PeerVitals {
     pub refused: u64,
     /// Its estimate has been below the reservation since then.
     below_since: Option<Instant>,
+    /// An image transfer of this publisher is in flight until then (`image_frame`).
+    image_until: Option<Instant>,
 }
 
 /// How long a subscriber's estimate must stay below its reservation before waveforms stop.
@@ -201,6 +256,22 @@ impl PeerVitals {
             Lane::Image => 2,
         };
         self.window_bytes[l] += (len + WIRE_OVERHEAD) as u64;
+    }
+
+    /// Notes an image frame of kind `kind` this participant published at `now` (already
+    /// checked): a start or a chunk keeps a transfer in flight for [`IMAGE_IDLE`], its end
+    /// (complete or cancelled) ends it. A receiver's acknowledgement is no transfer of its own.
+    pub fn image_frame(&mut self, now: Instant, kind: u8) {
+        match kind {
+            KIND_IMAGE_START | KIND_IMAGE_CHUNK => self.image_until = Some(now + IMAGE_IDLE),
+            KIND_IMAGE_END => self.image_until = None,
+            _ => {}
+        }
+    }
+
+    /// Whether an image transfer of this publisher is in flight at `now`.
+    pub fn image_in_flight(&self, now: Instant) -> bool {
+        self.image_until.is_some_and(|u| now < u)
     }
 
     /// Closes finished windows (a quiet publisher's rate decays to zero).
@@ -392,6 +463,66 @@ mod tests {
         v.roll(t0 + Duration::from_millis(2000));
         v.roll(t0 + Duration::from_millis(3000));
         assert_eq!(v.image_bps(), 2 * (16_384 + WIRE_OVERHEAD) as u64 * 8 / 4);
+    }
+
+    #[test]
+    fn an_image_is_in_flight_from_its_start_to_its_end_or_silence() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut v = PeerVitals::default();
+        assert!(!v.image_in_flight(t0));
+        v.image_frame(at(0), KIND_IMAGE_START);
+        assert!(v.image_in_flight(at(0)), "from the start, before any chunk");
+        v.image_frame(at(1500), KIND_IMAGE_CHUNK);
+        assert!(v.image_in_flight(at(1500) + IMAGE_IDLE - Duration::from_millis(1)));
+        assert!(
+            !v.image_in_flight(at(1500) + IMAGE_IDLE),
+            "a sender gone quiet: over"
+        );
+        v.image_frame(at(20_000), KIND_IMAGE_CHUNK);
+        assert!(v.image_in_flight(at(20_000)));
+        v.image_frame(at(20_100), 6);
+        assert!(v.image_in_flight(at(20_100)), "an ack is no transfer");
+        v.image_frame(at(20_200), KIND_IMAGE_END);
+        assert!(!v.image_in_flight(at(20_200)), "ended");
+    }
+
+    #[test]
+    fn an_image_in_flight_is_reserved_before_its_rate_shows() {
+        let ms = |n| Some(Duration::from_millis(n));
+        // Not in flight, or no estimate yet: the measured rate only.
+        assert_eq!(
+            image_reservation(30_000, false, Some(200_000), ms(300), 40_000),
+            30_000
+        );
+        assert_eq!(
+            image_reservation(30_000, true, None, ms(300), 40_000),
+            30_000
+        );
+        // A thin link: what the estimate leaves beside audio and vitals (the window could
+        // carry 1.7 Mbit/s per 300 ms round trip).
+        assert_eq!(
+            image_reservation(10_000, true, Some(200_000), ms(300), 40_000),
+            190_000 - 40_000
+        );
+        // A good link: at most IMAGE_FLOOR_MAX_BPS, the camera keeps the rest.
+        assert_eq!(
+            image_reservation(0, true, Some(5_000_000), ms(20), 40_000),
+            IMAGE_FLOOR_MAX_BPS
+        );
+        // A long round trip: what the window carries per round trip.
+        let r = image_reservation(0, true, Some(5_000_000), ms(2000), 40_000);
+        assert_eq!(r, IMAGE_WINDOW * 8 / 2);
+        // Measured above the floor: the measured rate.
+        assert_eq!(
+            image_reservation(900_000, true, Some(5_000_000), ms(20), 40_000),
+            900_000
+        );
+        // Audio and vitals alone past the estimate: nothing more than measured.
+        assert_eq!(
+            image_reservation(5_000, true, Some(40_000), ms(300), 60_000),
+            5_000
+        );
     }
 
     #[test]

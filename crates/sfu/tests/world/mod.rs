@@ -72,6 +72,17 @@ impl Client {
         kind: MediaKind,
         dir: Direction,
     ) -> (String, SdpPendingOffer, Mid) {
+        self.offer_with_channels(kind, dir, false)
+    }
+
+    /// The client's offer with one media line, the vital-sign channels and, when `images`, the
+    /// image channel (reliable, ordered).
+    pub fn offer_with_channels(
+        &mut self,
+        kind: MediaKind,
+        dir: Direction,
+        images: bool,
+    ) -> (String, SdpPendingOffer, Mid) {
         let mut change = self.rtc.sdp_api();
         let mid = change.add_media(kind, dir, None, None, None);
         change.add_channel_with_config(ChannelConfig {
@@ -81,6 +92,9 @@ impl Client {
             ..Default::default()
         });
         change.add_channel(kham_sfu::vitals::NUM_LABEL.into());
+        if images {
+            change.add_channel(kham_sfu::vitals::IMAGE_LABEL.into());
+        }
         let (offer, pending) = change.apply().unwrap();
         (offer.to_sdp_string(), pending, mid)
     }
@@ -142,12 +156,17 @@ impl World {
         kind: MediaKind,
         dir: Direction,
     ) -> Mid {
-        self.join_offering(c, perms, kind, dir, false)
+        self.join_offering(c, perms, kind, dir, None)
     }
 
     /// Joins with the vital-sign channels too.
     pub fn join_with_vitals(&mut self, c: Client, perms: Permissions) -> Mid {
-        self.join_offering(c, perms, MediaKind::Audio, Direction::SendRecv, true)
+        self.join_offering(c, perms, MediaKind::Audio, Direction::SendRecv, Some(false))
+    }
+
+    /// Joins with the vital-sign and image channels.
+    pub fn join_with_images(&mut self, c: Client, perms: Permissions) -> Mid {
+        self.join_offering(c, perms, MediaKind::Audio, Direction::SendRecv, Some(true))
     }
 
     fn join_offering(
@@ -156,12 +175,11 @@ impl World {
         perms: Permissions,
         kind: MediaKind,
         dir: Direction,
-        vitals: bool,
+        channels: Option<bool>,
     ) -> Mid {
-        let (offer, pending, mid) = if vitals {
-            c.offer_with_vitals(kind, dir)
-        } else {
-            c.offer(kind, dir)
+        let (offer, pending, mid) = match channels {
+            Some(images) => c.offer_with_channels(kind, dir, images),
+            None => c.offer(kind, dir),
         };
         let answer = self
             .room
