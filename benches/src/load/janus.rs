@@ -44,6 +44,9 @@ const PORTS: (u16, u16) = (20000, 40000);
 const KEEPALIVE: Duration = Duration::from_secs(25);
 /// VideoRoom's "No such feed" (the publisher's PeerConnection is not up yet).
 const NO_SUCH_FEED: i64 = 428;
+/// How often a subscriber asks again for a feed that does not exist yet (its join time
+/// includes up to this much of polling).
+const FEED_POLL: Duration = Duration::from_millis(50);
 /// How long a subscriber waits for the feeds it wants to exist.
 const FEED_WAIT: Duration = Duration::from_secs(30);
 /// Substream and temporal layer every subscriber asks for: the top layer, every frame.
@@ -415,7 +418,7 @@ async fn run(
                 Err(JanusError::Janus { code, .. })
                     if code == NO_SUCH_FEED && waited.elapsed() < FEED_WAIT =>
                 {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::time::sleep(FEED_POLL).await;
                 }
                 r => break r?,
             }

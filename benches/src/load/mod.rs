@@ -467,12 +467,11 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
     let mut soak_samples = Vec::new();
     let t0 = Instant::now();
     for k in 0..o.seconds {
-        if let (Some(c), Some(every)) = (churn.as_mut(), churn_every)
+        if let (Some(c), Some(every), Server::Kham { target, .. }) =
+            (churn.as_mut(), churn_every, &server)
             && (k + 1) % every.max(1) == 0
         {
-            if let Server::Kham { target, .. } = &server {
-                c.rotate(target, &engine, &mut tasks)?;
-            }
+            c.rotate(target, &engine, &mut tasks)?;
         }
         // Wait most of the second, then for the counters' next publication.
         tokio::time::sleep(Duration::from_millis(800)).await;
