@@ -288,7 +288,9 @@ pub fn plot(path: &Path, scenario: &str, rows: &[Row]) -> Result<(), String> {
         mesh.x_desc("forwarded packets per second (received by the generator's subscribers)")
             .y_desc("server CPU µs per forwarded packet (user + sys)")
             .label_style((fnt, 13))
-            .axis_desc_style((fnt, 15));
+            .axis_desc_style((fnt, 15))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"));
     }
     mesh.draw().map_err(|e| e.to_string())?;
     // The 6 µs target.

@@ -252,8 +252,8 @@ pub fn build(
     };
     if outside > 0 {
         reasons.push(format!(
-            "{outside} UDP receive-buffer drops outside kham's sockets (the generator's, or \
-             another process's)"
+            "{outside} UDP receive-buffer drops outside the server's sockets (the generator's, \
+             or another process's)"
         ));
     }
     // Video layers are accounted against the publisher's counters only without adaptation:
