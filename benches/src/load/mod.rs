@@ -297,22 +297,6 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         }
     };
     let server_netns = server.pid().and_then(proc::other_netns).unwrap_or(false);
-    let server_pinned = match (o.pin, server.pid()) {
-        (None, _) => Err("pinning off (--no-pin)".to_owned()),
-        (Some(_), None) => {
-            Err("server not started by this run (--url), no --server-pid".to_owned())
-        }
-        (Some((cpu, _)), Some(pid)) => {
-            if proc::pinned_to(pid, cpu) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "server threads allowed on {:?}, not CPU {cpu} alone",
-                    proc::allowed_cpus(pid)
-                ))
-            }
-        }
-    };
     let (snap_tx, mut snap_rx) = tokio::sync::mpsc::unbounded_channel();
     let (engine, media_thread) = engine::start(
         EngineConfig {
@@ -501,6 +485,24 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
     }
     let window = report::interval(&first, &prev, hz);
     let pss_mb = server.pid().and_then(proc::pss_mb);
+    // Checked at the end of the window: every thread the server started by then (Janus makes
+    // one per handle as participants join) must be on its CPU.
+    let server_pinned = match (o.pin, server.pid()) {
+        (None, _) => Err("pinning off (--no-pin)".to_owned()),
+        (Some(_), None) => {
+            Err("server not started by this run (--url), no --server-pid".to_owned())
+        }
+        (Some((cpu, _)), Some(pid)) => {
+            if proc::pinned_to(pid, cpu) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "server threads allowed on {:?}, not CPU {cpu} alone",
+                    proc::allowed_cpus(pid)
+                ))
+            }
+        }
+    };
     engine.send(Cmd::Measure(false))?;
     engine.send(Cmd::StopMedia)?;
     // What is in flight arrives (or is lost) before the accounting.
