@@ -93,6 +93,10 @@ struct Args {
     /// --out, each run's load.json in its own folder.
     #[arg(long, conflicts_with_all = ["url", "quick", "churn"])]
     compare: bool,
+    /// With --compare: run nothing, rebuild compare.md, compare.json and compare.png in --out
+    /// from the load.json of its <target>-<scenario>-<size>/ folders.
+    #[arg(long, requires = "compare")]
+    rebuild: bool,
     /// Sizes of the --compare runs.
     #[arg(long, value_delimiter = ',', default_values_t = [5usize, 10, 20, 40])]
     sizes: Vec<usize>,
@@ -179,6 +183,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if a.rebuild {
+        return match kham_benches::load::compare::rebuild(&opts.out) {
+            Ok(rows) => {
+                let t = kham_benches::load::compare::table(scenario.name(), &rows, &[]);
+                println!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("load: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if a.compare {
         return match rt.block_on(kham_benches::load::compare::compare(opts, &a.sizes)) {
             Ok(rows) => {

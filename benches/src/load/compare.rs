@@ -77,7 +77,13 @@ impl Row {
             us_sys: figure(j, "cpu_us_per_delivered_packet_sys"),
             us_per_counted: figure(j, "cpu_us_per_packet").filter(|_| kham),
             delivered_over_counted: j["delivered_over_forwarded"].as_f64().filter(|_| kham),
-            server_cpu_pct: figure(j, "server_cpu_pct"),
+            server_cpu_pct: match (
+                j["server_cpu_user_pct"].as_f64(),
+                j["server_cpu_sys_pct"].as_f64(),
+            ) {
+                (Some(u), Some(s)) => Some(u + s),
+                _ => None,
+            },
             generator_cpu_pct: j["generator_cpu_pct"].as_f64(),
             other_load_pct: j["other_load_pct"].as_f64(),
             loss_pct: j["loss_pct"].as_f64(),
@@ -157,6 +163,52 @@ pub async fn compare(template: Options, sizes: &[usize]) -> Result<Vec<Row>, Loa
     )?;
     let png = out.join("compare.png");
     if let Err(e) = plot(&png, template.scenario.name(), &rows) {
+        eprintln!("load: compare: plot {}: {e}", png.display());
+    }
+    Ok(rows)
+}
+
+/// Rebuilds `compare.json`, `compare.md` and `compare.png` in `dir` from the `load.json` of
+/// its `<target>-<scenario>-<size>/` folders (a table or plot made by an older version, or
+/// runs made one at a time).
+pub fn rebuild(dir: &Path) -> Result<Vec<Row>, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| LoadError::Write(dir.to_path_buf(), e))?;
+    let mut rows = Vec::new();
+    let mut scenario = String::new();
+    let mut seconds = None;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let mut parts = name.splitn(3, '-');
+        let (Some(t), Some(sc), Some(size)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let target = match t {
+            "kham" => "kham",
+            "janus" => "janus",
+            _ => continue,
+        };
+        let (Ok(size), Ok(text)) = (
+            size.parse::<usize>(),
+            std::fs::read_to_string(e.path().join("load.json")),
+        ) else {
+            continue;
+        };
+        let j: Value = serde_json::from_str(&text)?;
+        scenario = sc.to_owned();
+        seconds = j["seconds"].as_u64();
+        let rel = dir.join(&name);
+        rows.push(Row::from_json(target, size, &j, rel));
+    }
+    rows.sort_by_key(|r| (r.size, r.target != "kham"));
+    let j = json!({"scenario": scenario, "seconds": seconds,
+                   "rows": rows.iter().map(Row::json).collect::<Vec<_>>(), "failures": []});
+    let write = |p: PathBuf, text: String| {
+        std::fs::write(&p, text).map_err(|e| LoadError::Write(p.clone(), e))
+    };
+    write(dir.join("compare.json"), serde_json::to_string_pretty(&j)?)?;
+    write(dir.join("compare.md"), table(&scenario, &rows, &[]))?;
+    let png = dir.join("compare.png");
+    if let Err(e) = plot(&png, &scenario, &rows) {
         eprintln!("load: compare: plot {}: {e}", png.display());
     }
     Ok(rows)
