@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Janus for the browser-quality benchmark: Debian's `janus` in its own network namespace.
+# Janus for the browser-quality benchmark and the load generator: Debian's `janus` in its own
+# network namespace.
 #
 #   janus.sh up DIR RELAY_IP   render the configs into DIR, (re)create the netns, start Janus,
 #                              wait until its Admin API answers; prints "janus up" at the end
+#   janus.sh net DIR           only (re)create the netns and its veth (the load generator runs
+#                              kham there, so both servers are measured on the same path)
 #   janus.sh down DIR          stop Janus and delete the netns (also fine if nothing runs)
+#
+# Environment (defaults are the browser benchmark's): KHAM_JANUS_NS (kham-janus),
+# KHAM_JANUS_HOST_IF / KHAM_JANUS_NS_IF (khj0 / khj1), KHAM_JANUS_NET (10.77.0: host side .1,
+# namespace side .2), KHAM_JANUS_PORT_FIRST / _LAST (20000 / 20019), KHAM_JANUS_CPU (unset: no
+# pinning; else Janus runs under `taskset -c CPU`, all its threads).
 #
 # Why a netns: Janus skips loopback interfaces when gathering ICE candidates, so on a machine
 # whose only route to the browsers is loopback it has nothing to offer. In the netns it has a
@@ -13,8 +21,10 @@
 set -euo pipefail
 
 NS=${KHAM_JANUS_NS:-kham-janus}
-HOST_IF=khj0 NS_IF=khj1
-HOST_IP=10.77.0.1 JANUS_IP=10.77.0.2
+HOST_IF=${KHAM_JANUS_HOST_IF:-khj0} NS_IF=${KHAM_JANUS_NS_IF:-khj1}
+NET=${KHAM_JANUS_NET:-10.77.0}
+HOST_IP=$NET.1 JANUS_IP=$NET.2
+CPU=${KHAM_JANUS_CPU:-}
 PORT_FIRST=${KHAM_JANUS_PORT_FIRST:-20000}
 PORT_LAST=${KHAM_JANUS_PORT_LAST:-20019}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,6 +48,29 @@ down() {
     ip netns delete "$NS"
   fi
   ip link delete "$HOST_IF" 2>/dev/null || true
+}
+
+# The netns and its veth (no Janus): what `up` and the load generator's kham runs need.
+net() {
+  ip netns add "$NS"
+  ip link add "$HOST_IF" type veth peer name "$NS_IF"
+  ip link set "$NS_IF" netns "$NS"
+  ip addr add "$HOST_IP/24" dev "$HOST_IF"
+  # Janus (libnice) sends from an interface-bound socket, for which Linux treats a destination
+  # without a route as on-link: it would ARP for the browser's host candidates (e.g. eth0's
+  # address) on the veth, the host would answer (arp_ignore=0 answers for any local address),
+  # and media would bypass the relay. Answer only for the veth's own address; the pages strip
+  # their candidates on it from their SDP (configs/janus.mjs).
+  sysctl -qw "net.ipv4.conf.$HOST_IF.arp_ignore=1"
+  ip link set "$HOST_IF" up
+  ip -n "$NS" addr add "$JANUS_IP/24" dev "$NS_IF"
+  ip -n "$NS" link set "$NS_IF" up
+  ip -n "$NS" link set lo up
+  # Janus picks its local IP once at start and skips interfaces without a carrier yet.
+  for _ in $(seq 50); do
+    ip -n "$NS" -br link show "$NS_IF" | grep -q LOWER_UP && break
+    sleep 0.1
+  done
 }
 
 up() {
@@ -64,28 +97,12 @@ up() {
   done
   echo "$secret" >"$dir/admin_secret"
 
-  ip netns add "$NS"
-  ip link add "$HOST_IF" type veth peer name "$NS_IF"
-  ip link set "$NS_IF" netns "$NS"
-  ip addr add "$HOST_IP/24" dev "$HOST_IF"
-  # Janus (libnice) sends from an interface-bound socket, for which Linux treats a destination
-  # without a route as on-link: it would ARP for the browser's host candidates (e.g. eth0's
-  # address) on the veth, the host would answer (arp_ignore=0 answers for any local address),
-  # and media would bypass the relay. Answer only for the veth's own address; the pages strip
-  # their candidates on it from their SDP (configs/janus.mjs).
-  sysctl -qw "net.ipv4.conf.$HOST_IF.arp_ignore=1"
-  ip link set "$HOST_IF" up
-  ip -n "$NS" addr add "$JANUS_IP/24" dev "$NS_IF"
-  ip -n "$NS" link set "$NS_IF" up
-  ip -n "$NS" link set lo up
-  # Janus picks its local IP once at start and skips interfaces without a carrier yet.
-  for _ in $(seq 50); do
-    ip -n "$NS" -br link show "$NS_IF" | grep -q LOWER_UP && break
-    sleep 0.1
-  done
+  net
 
   # setsid: Janus must not share the caller's process group (a Ctrl-C there is for the caller).
-  setsid ip netns exec "$NS" janus -C "$dir/janus.jcfg" -F "$dir" -o \
+  local pin=()
+  [[ -n $CPU ]] && pin=(taskset -c "$CPU")
+  setsid ip netns exec "$NS" "${pin[@]}" janus -C "$dir/janus.jcfg" -F "$dir" -o \
     >"$dir/janus.out" 2>&1 </dev/null &
   echo $! >"$dir/janus.pid"
   for _ in $(seq 100); do
@@ -105,6 +122,8 @@ up() {
 
 case ${1:-} in
   up) [[ $# == 3 ]] || die "usage: janus.sh up DIR RELAY_IP"; up "$2" "$3" ;;
+  net) [[ $# == 2 ]] || die "usage: janus.sh net DIR"; [[ $(id -u) == 0 ]] || die "needs root (ip netns)"
+    mkdir -p "$2"; down "$2"; net; echo "netns $NS up: $HOST_IP (host) <-> $JANUS_IP" ;;
   down) [[ $# == 2 ]] || die "usage: janus.sh down DIR"; down "$2" ;;
-  *) die "usage: janus.sh up DIR RELAY_IP | down DIR" ;;
+  *) die "usage: janus.sh up DIR RELAY_IP | net DIR | down DIR" ;;
 esac

@@ -80,9 +80,29 @@ struct Args {
     /// Pin nothing (the run is then marked invalid).
     #[arg(long)]
     no_pin: bool,
-    /// Address the clients' sockets bind to.
-    #[arg(long, default_value = "127.0.0.1")]
-    bind: IpAddr,
+    /// Address the clients' sockets bind to (default 127.0.0.1; with --target janus, --netns or
+    /// --compare the host side of the namespace's veth, 10.78.0.1).
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// Run kham in the Janus comparison's network namespace (`kham-load`, 10.78.0.2 over a
+    /// veth), the path Janus is measured on, instead of on loopback.
+    #[arg(long)]
+    netns: bool,
+    /// Run kham and then Janus at each of --sizes (the scenario, --seconds and pinning as
+    /// given, both in the namespace) and write compare.md, compare.json and compare.png into
+    /// --out, each run's load.json in its own folder.
+    #[arg(long, conflicts_with_all = ["url", "quick", "churn"])]
+    compare: bool,
+    /// With --compare: run nothing, rebuild compare.md, compare.json and compare.png in --out
+    /// from the load.json of its <target>-<scenario>-<size>/ folders.
+    #[arg(long, requires = "compare")]
+    rebuild: bool,
+    /// Sizes of the --compare runs.
+    #[arg(long, value_delimiter = ',', default_values_t = [5usize, 10, 20, 40])]
+    sizes: Vec<usize>,
+    /// Janus's start script (default: benches/browser/janus/janus.sh of this source tree).
+    #[arg(long)]
+    janus_script: Option<PathBuf>,
     /// Bit rates of the q, h and f layers in kbit/s.
     #[arg(long, value_delimiter = ',', default_values_t = [150u64, 500, 1500])]
     layers_kbps: Vec<u64>,
@@ -140,7 +160,15 @@ fn main() -> ExitCode {
         },
         warmup: Duration::from_secs(a.warmup),
         pin: (!a.no_pin).then_some((a.server_cpu, a.generator_cpu)),
-        bind: a.bind,
+        bind: a.bind.unwrap_or(
+            if a.netns || a.compare || matches!(a.target, TargetArg::Janus) {
+                kham_benches::load::janus::HOST_IP
+            } else {
+                IpAddr::from([127, 0, 0, 1])
+            },
+        ),
+        netns: a.netns,
+        janus_script: a.janus_script,
         shape,
         verbose: a.verbose,
         churn: a.churn,
@@ -155,6 +183,32 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if a.rebuild {
+        return match kham_benches::load::compare::rebuild(&opts.out) {
+            Ok(rows) => {
+                let t = kham_benches::load::compare::table(scenario.name(), &rows, &[]);
+                println!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("load: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if a.compare {
+        return match rt.block_on(kham_benches::load::compare::compare(opts, &a.sizes)) {
+            Ok(rows) => {
+                let t = kham_benches::load::compare::table(scenario.name(), &rows, &[]);
+                println!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("load: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match rt.block_on(run(opts)) {
         Ok(o) => {
             let j = &o.json;

@@ -94,6 +94,9 @@ pub struct Client {
     pub first_rtp: Option<Instant>,
     /// RTP packets this client wrote.
     pub sent_packets: u64,
+    /// The DTLS-SRTP profile of its session, once the ServerHello went past
+    /// ([`crate::load::srtp`]).
+    pub srtp_profile: Option<u16>,
 }
 
 impl Client {
@@ -106,18 +109,7 @@ impl Client {
         ws_open: Instant,
         now: Instant,
     ) -> Result<(Client, String), ClientError> {
-        let std_sock =
-            std::net::UdpSocket::bind(SocketAddr::new(bind, 0)).map_err(ClientError::Bind)?;
-        std_sock.set_nonblocking(true).map_err(ClientError::Bind)?;
-        let local = std_sock.local_addr().map_err(ClientError::Bind)?;
-        let socket = mio::net::UdpSocket::from_std(std_sock);
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .enable_opus(true, false)
-            .build(now);
-        if let Ok(c) = Candidate::host(local, "udp") {
-            rtc.add_local_candidate(c);
-        }
+        let (socket, local, mut rtc) = Self::endpoint(bind, now)?;
         let mut change = rtc.sdp_api();
         let mut mids = None;
         if publish {
@@ -167,9 +159,61 @@ impl Client {
                 ws_open,
                 first_rtp: None,
                 sent_packets: 0,
+                srtp_profile: None,
             },
             offer.to_sdp_string(),
         ))
+    }
+
+    /// A receive-only client whose media session the server offers (Janus's subscriber
+    /// flow: the server offers, the client answers); returns the client and its answer.
+    pub fn answering(
+        idx: usize,
+        bind: std::net::IpAddr,
+        offer: &str,
+        ws_open: Instant,
+        now: Instant,
+    ) -> Result<(Client, String), ClientError> {
+        let (socket, local, rtc) = Self::endpoint(bind, now)?;
+        let mut c = Client {
+            idx,
+            rtc,
+            socket,
+            local,
+            next: now,
+            dead: None,
+            connected: false,
+            pending: None,
+            publisher: None,
+            recv: RecvStats::default(),
+            ws_open,
+            first_rtp: None,
+            sent_packets: 0,
+            srtp_profile: None,
+        };
+        let answer = c.accept_offer(offer)?;
+        Ok((c, answer))
+    }
+
+    /// A non-blocking UDP socket on `bind` and an `Rtc` (RTP mode, Opus and VP8) with the
+    /// socket's address as its host candidate.
+    fn endpoint(
+        bind: std::net::IpAddr,
+        now: Instant,
+    ) -> Result<(mio::net::UdpSocket, SocketAddr, Rtc), ClientError> {
+        let std_sock =
+            std::net::UdpSocket::bind(SocketAddr::new(bind, 0)).map_err(ClientError::Bind)?;
+        std_sock.set_nonblocking(true).map_err(ClientError::Bind)?;
+        let local = std_sock.local_addr().map_err(ClientError::Bind)?;
+        let socket = mio::net::UdpSocket::from_std(std_sock);
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .enable_opus(true, false)
+            .build(now);
+        if let Ok(c) = Candidate::host(local, "udp") {
+            rtc.add_local_candidate(c);
+        }
+        Ok((socket, local, rtc))
     }
 
     /// Applies the server's answer to our offer.

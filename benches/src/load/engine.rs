@@ -14,6 +14,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::oneshot;
 
 use crate::load::client::{Client, ClientError, MediaShape};
+use crate::load::srtp;
 use crate::load::stats::Histogram;
 
 const WAKER: Token = Token(usize::MAX);
@@ -27,8 +28,19 @@ pub enum Cmd {
         ws_open: Instant,
         reply: oneshot::Sender<Result<String, ClientError>>,
     },
+    /// Make receive-only client `idx` from the server's offer (Janus's subscriber flow) and
+    /// reply with its answer.
+    CreateAnswering {
+        idx: usize,
+        sdp: String,
+        ws_open: Instant,
+        reply: oneshot::Sender<Result<String, ClientError>>,
+    },
     /// The server's answer to client `idx`'s offer.
     Answer { idx: usize, sdp: String },
+    /// RTP packets received by all clients so far (removed ones included), now: the
+    /// server-independent count of forwarded packets, read at the instant the server's CPU is.
+    Received(oneshot::Sender<u64>),
     /// A server offer to client `idx`: reply with the answer.
     Offer {
         idx: usize,
@@ -98,6 +110,9 @@ pub struct Final {
     pub rx_gaps: u64,
     pub unstamped: u64,
     pub tx_packets: u64,
+    /// Media sessions per negotiated DTLS-SRTP profile (IANA name; "unknown" when no
+    /// ServerHello was seen).
+    pub srtp_profiles: std::collections::BTreeMap<String, usize>,
 }
 
 /// The handle the signaling side holds.
@@ -298,6 +313,37 @@ impl Engine {
                 );
                 let _ = reply.send(r);
             }
+            Cmd::CreateAnswering {
+                idx,
+                sdp,
+                ws_open,
+                reply,
+            } => {
+                let r = Client::answering(idx, self.cfg.bind, &sdp, ws_open, now).and_then(
+                    |(mut client, answer)| {
+                        self.poll
+                            .registry()
+                            .register(&mut client.socket, Token(idx), Interest::READABLE)
+                            .map_err(ClientError::Bind)?;
+                        if self.clients.len() <= idx {
+                            self.clients.resize_with(idx + 1, || None);
+                        }
+                        self.clients[idx] = Some(client);
+                        Ok(answer)
+                    },
+                );
+                let _ = reply.send(r);
+                self.drain(idx, now);
+            }
+            Cmd::Received(reply) => {
+                let live: u64 = self
+                    .clients
+                    .iter()
+                    .flatten()
+                    .map(|c| c.recv.received())
+                    .sum();
+                let _ = reply.send(self.retired.rx_packets + live);
+            }
             Cmd::Answer { idx, sdp } => {
                 if let Some(Some(c)) = self.clients.get_mut(idx)
                     && let Err(e) = c.accept_answer(&sdp)
@@ -360,6 +406,9 @@ impl Engine {
             if c.dead.is_some() {
                 continue;
             }
+            if c.srtp_profile.is_none() {
+                c.srtp_profile = srtp::server_hello_profile(&self.buf[..n]);
+            }
             let Ok(contents) = DatagramRecv::try_from(&self.buf[..n]) else {
                 continue;
             };
@@ -392,6 +441,9 @@ impl Engine {
                     return;
                 }
                 Ok(Output::Transmit(t)) => {
+                    if c.srtp_profile.is_none() {
+                        c.srtp_profile = srtp::server_hello_profile(&t.contents);
+                    }
                     // A full send buffer drops the datagram, as the server does.
                     let _ = c.socket.send_to(&t.contents, t.destination);
                 }
@@ -456,9 +508,14 @@ impl Engine {
             rx_gaps: self.retired.rx_gaps,
             unstamped: self.retired.unstamped,
             tx_packets: self.retired.tx_packets,
+            srtp_profiles: std::collections::BTreeMap::new(),
         };
         for c in self.clients.iter().flatten() {
             f.clients += 1;
+            let profile = c
+                .srtp_profile
+                .map_or_else(|| "unknown".to_owned(), srtp::profile_name);
+            *f.srtp_profiles.entry(profile).or_default() += 1;
             if let Some(t) = c.first_rtp {
                 f.join_ms
                     .push(t.saturating_duration_since(c.ws_open).as_secs_f64() * 1000.0);

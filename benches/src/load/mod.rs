@@ -6,7 +6,9 @@
 //! figures and validity rules in [`report`].
 
 pub mod client;
+pub mod compare;
 pub mod engine;
+pub mod janus;
 pub mod media;
 pub mod plan;
 pub mod proc;
@@ -14,6 +16,7 @@ pub mod report;
 pub mod server;
 pub mod signal;
 pub mod soak;
+pub mod srtp;
 pub mod stats;
 
 use std::net::IpAddr;
@@ -60,6 +63,11 @@ pub struct Options {
     pub bind: IpAddr,
     pub shape: MediaShape,
     pub verbose: bool,
+    /// Run kham in the Janus comparison's network namespace (`janus.sh net`), the generator's
+    /// clients on the host side of its veth: the path Janus is measured on.
+    pub netns: bool,
+    /// `janus.sh` (default: this source tree's `benches/browser/janus/janus.sh`).
+    pub janus_script: Option<PathBuf>,
     /// The soak (consults only): every this many seconds the oldest consult leaves and a new
     /// one joins (`soak.rs`).
     pub churn: Option<u64>,
@@ -68,8 +76,10 @@ pub struct Options {
 /// Why a run could not be made at all (an invalid measurement is a result, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("--target janus is not implemented yet (kham only)")]
-    JanusUnimplemented,
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
+    #[error("janus: {0}")]
+    Janus(#[from] janus::JanusError),
     #[error("server: {0}")]
     Server(#[from] ServerError),
     #[error("media thread: {0}")]
@@ -91,19 +101,70 @@ pub struct Outcome {
     pub path: PathBuf,
 }
 
-fn sample(target: &Target, metrics_token: &str, engine: Option<Snapshot>) -> Sample {
-    let counters = server::http_get(target.http, "/metrics", Some(metrics_token))
+/// The server under test.
+enum Server {
+    Kham {
+        target: Target,
+        metrics_token: String,
+        /// Deleted after kham is stopped (fields drop in order).
+        _netns: Option<janus::Netns>,
+    },
+    Janus {
+        /// Started by this run (None: `--url`).
+        _janus: Option<janus::JanusServer>,
+        ws_url: String,
+        pid: Option<u32>,
+    },
+}
+
+impl Server {
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Server::Kham { target, .. } => target.pid(),
+            Server::Janus { pid, .. } => *pid,
+        }
+    }
+}
+
+/// RTP packets the generator's subscribers have received so far (None: no answer).
+async fn received(engine: &engine::EngineHandle) -> Option<u64> {
+    let (tx, rx) = oneshot::channel();
+    engine.send(Cmd::Received(tx)).ok()?;
+    tokio::time::timeout(Duration::from_secs(2), rx)
+        .await
+        .ok()?
         .ok()
-        .filter(|(s, _)| *s == 200)
-        .map(|(_, body)| server::parse_counters(&body));
+}
+
+async fn sample(
+    server: &Server,
+    engine: &engine::EngineHandle,
+    netns: bool,
+    snap: Option<Snapshot>,
+) -> Sample {
+    let counters = match server {
+        Server::Kham {
+            target,
+            metrics_token,
+            ..
+        } => server::http_get(target.http, "/metrics", Some(metrics_token))
+            .ok()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, body)| server::parse_counters(&body)),
+        Server::Janus { .. } => None,
+    };
+    let delivered = received(engine).await;
+    let pid = server.pid();
     Sample {
         at: Instant::now(),
-        server: target.pid().and_then(proc::proc_cpu),
+        server: pid.and_then(proc::proc_cpu),
         generator: proc::proc_cpu(std::process::id()),
         machine: proc::machine_cpu(),
         counters,
         udp_errors: proc::udp_buf_errors(),
-        engine,
+        server_udp_errors: pid.filter(|_| netns).and_then(proc::udp_buf_errors_of),
+        delivered,
+        engine: snap,
     }
 }
 
@@ -112,10 +173,12 @@ fn sample(target: &Target, metrics_token: &str, engine: Option<Snapshot>) -> Sam
 /// so a scrape at an arbitrary instant reads a value up to two seconds old; sampling the
 /// process CPU right after the counters change keeps both ends of an interval in the same
 /// phase of those ticks (within the 20 ms poll). Gives up after 2.5 s (counters that do not
-/// move: nothing is forwarded).
+/// move: nothing is forwarded). A server without counters (Janus) is sampled at once: its
+/// packets are counted by the generator at the same instant as its CPU.
 async fn sample_fresh(
-    target: &Target,
-    token: &str,
+    server: &Server,
+    engine: &engine::EngineHandle,
+    netns: bool,
     prev_out: Option<u64>,
     snaps: &mut tokio::sync::mpsc::UnboundedReceiver<Snapshot>,
     last: &mut Option<Snapshot>,
@@ -125,9 +188,12 @@ async fn sample_fresh(
         while let Ok(s) = snaps.try_recv() {
             *last = Some(s);
         }
-        let s = sample(target, token, last.clone());
+        let s = sample(server, engine, netns, last.clone()).await;
         let out = s.counters.map(|c| c.rtp_out);
-        if out.is_some() && out != prev_out || Instant::now() >= deadline {
+        if matches!(server, Server::Janus { .. })
+            || out.is_some() && out != prev_out
+            || Instant::now() >= deadline
+        {
             return s;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -136,8 +202,9 @@ async fn sample_fresh(
 
 /// Runs one load measurement and writes `out/load.json`.
 pub async fn run(o: Options) -> Result<Outcome, LoadError> {
-    if o.target == TargetKind::Janus {
-        return Err(LoadError::JanusUnimplemented);
+    let janus_target = o.target == TargetKind::Janus;
+    if janus_target && o.churn.is_some() {
+        return Err(LoadError::Unsupported("--churn with --target janus"));
     }
     let hz = proc::clock_ticks();
     let _ = proc::raise_nofile();
@@ -160,44 +227,76 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() % 1_000_000)
     );
+    let tag_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let seats = plan::seats(o.scenario, o.size, &tag);
     std::fs::create_dir_all(&o.out).map_err(|e| LoadError::Write(o.out.clone(), e))?;
-    let target = match &o.url {
-        Some(url) => Target::external(url, &o.api_key, &o.api_secret, o.server_pid)?,
-        None => {
-            let bin = server::find_binary(o.kham_bin.as_deref())?;
-            let opts = server::StartOptions {
-                bin,
-                cpu: o.pin.map(|(s, _)| s),
-                adaptation: o.adaptation,
-                max_participants: plan::room_size(o.scenario, o.size),
-                log: o.out.join("kham.log"),
-                max_rooms: seats.len().max(1000),
-                verbose: o.verbose,
-            };
-            tokio::task::spawn_blocking(move || server::start(&opts))
+    let script = o.janus_script.clone().unwrap_or_else(janus::default_script);
+    let server = if janus_target {
+        match &o.url {
+            Some(url) => Server::Janus {
+                _janus: None,
+                ws_url: url.clone(),
+                pid: o.server_pid,
+            },
+            None => {
+                let dir = o.out.join("janus");
+                let cpu = o.pin.map(|(s, _)| s);
+                let j = tokio::task::spawn_blocking(move || {
+                    janus::JanusServer::start(&script, &dir, cpu)
+                })
                 .await
-                .map_err(|_| LoadError::NoResults)??
-        }
-    };
-    let server_pinned = match (o.pin, target.pid()) {
-        (None, _) => Err("pinning off (--no-pin)".to_owned()),
-        (Some(_), None) => {
-            Err("server not started by this run (--url), no --server-pid".to_owned())
-        }
-        (Some((cpu, _)), Some(pid)) => {
-            if proc::pinned_to(pid, cpu) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "server threads allowed on {:?}, not CPU {cpu} alone",
-                    proc::allowed_cpus(pid)
-                ))
+                .map_err(|_| LoadError::NoResults)??;
+                Server::Janus {
+                    ws_url: j.ws_url.clone(),
+                    pid: Some(j.pid),
+                    _janus: Some(j),
+                }
             }
         }
+    } else {
+        let (target, netns) = match &o.url {
+            Some(url) => (
+                Target::external(url, &o.api_key, &o.api_secret, o.server_pid)?,
+                None,
+            ),
+            None => {
+                let netns = if o.netns {
+                    let dir = o.out.join("netns");
+                    Some(
+                        tokio::task::spawn_blocking(move || janus::Netns::create(&script, &dir))
+                            .await
+                            .map_err(|_| LoadError::NoResults)??,
+                    )
+                } else {
+                    None
+                };
+                let bin = server::find_binary(o.kham_bin.as_deref())?;
+                let opts = server::StartOptions {
+                    bin,
+                    cpu: o.pin.map(|(s, _)| s),
+                    adaptation: o.adaptation,
+                    max_participants: plan::room_size(o.scenario, o.size),
+                    log: o.out.join("kham.log"),
+                    max_rooms: seats.len().max(1000),
+                    verbose: o.verbose,
+                    netns: o.netns.then_some((janus::NETNS, janus::SERVER_IP)),
+                };
+                let t = tokio::task::spawn_blocking(move || server::start(&opts))
+                    .await
+                    .map_err(|_| LoadError::NoResults)??;
+                (t, netns)
+            }
+        };
+        let metrics_token = target.admin_token()?;
+        Server::Kham {
+            target,
+            metrics_token,
+            _netns: netns,
+        }
     };
-    let metrics_token = target.admin_token()?;
-
+    let server_netns = server.pid().and_then(proc::other_netns).unwrap_or(false);
     let (snap_tx, mut snap_rx) = tokio::sync::mpsc::unbounded_channel();
     let (engine, media_thread) = engine::start(
         EngineConfig {
@@ -218,13 +317,21 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         Duration::ZERO
     };
     let mut tasks = Vec::new();
+    // Janus: numeric room ids, and per seat the feeds of the others in its room.
+    let mut rooms: Vec<&str> = Vec::new();
+    for s in &seats {
+        if !rooms.contains(&s.room.as_str()) {
+            rooms.push(&s.room);
+        }
+    }
+    let room_base = janus::room_base(tag_secs);
+    let room_id =
+        |name: &str| room_base + rooms.iter().position(|r| *r == name).unwrap_or(0) as u64;
+    if let Server::Janus { ws_url, .. } = &server {
+        let ids: Vec<u64> = (0..rooms.len() as u64).map(|i| room_base + i).collect();
+        janus::create_rooms(ws_url, &ids, plan::room_size(o.scenario, o.size)).await?;
+    }
     for (idx, s) in seats.iter().enumerate() {
-        let token = target.token(&s.room, &s.identity, s.role)?;
-        let j = signal::Joiner {
-            idx,
-            url: target.ws_url(&s.room, &token),
-            publish: s.publish,
-        };
         let (tx, rx) = oneshot::channel();
         joins.push(rx);
         let leave = if churn_every.is_some() {
@@ -237,12 +344,48 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         } else {
             leave_rx.clone()
         };
-        tasks.push(tokio::spawn(signal::participant(
-            j,
-            engine.clone(),
-            leave,
-            tx,
-        )));
+        match &server {
+            Server::Kham { target, .. } => {
+                let token = target.token(&s.room, &s.identity, s.role)?;
+                let j = signal::Joiner {
+                    idx,
+                    url: target.ws_url(&s.room, &token),
+                    publish: s.publish,
+                };
+                tasks.push(tokio::spawn(signal::participant(
+                    j,
+                    engine.clone(),
+                    leave,
+                    tx,
+                )));
+            }
+            Server::Janus { ws_url, .. } => {
+                let feeds = if s.receives {
+                    seats
+                        .iter()
+                        .enumerate()
+                        .filter(|(k, p)| *k != idx && p.publish && p.room == s.room)
+                        .map(|(k, _)| janus::feed_id(k))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let j = janus::JanusSeat {
+                    idx,
+                    sub_idx: seats.len() + idx,
+                    url: ws_url.clone(),
+                    room: room_id(&s.room),
+                    publish: s.publish,
+                    feeds,
+                };
+                tasks.push(tokio::spawn(janus::participant(
+                    j,
+                    engine.clone(),
+                    leave,
+                    tx,
+                )));
+            }
+        }
         if !gap.is_zero() {
             tokio::time::sleep(gap).await;
         }
@@ -282,10 +425,19 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
     while let Ok(s) = snap_rx.try_recv() {
         last = Some(s);
     }
-    let now_out = sample(&target, &metrics_token, None)
+    let now_out = sample(&server, &engine, server_netns, None)
+        .await
         .counters
         .map(|c| c.rtp_out);
-    let first = sample_fresh(&target, &metrics_token, now_out, &mut snap_rx, &mut last).await;
+    let first = sample_fresh(
+        &server,
+        &engine,
+        server_netns,
+        now_out,
+        &mut snap_rx,
+        &mut last,
+    )
+    .await;
     engine.send(Cmd::Measure(true))?;
     let mut prev = first.clone();
     let mut seconds = Vec::new();
@@ -299,15 +451,24 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
     let mut soak_samples = Vec::new();
     let t0 = Instant::now();
     for k in 0..o.seconds {
-        if let (Some(c), Some(every)) = (churn.as_mut(), churn_every)
+        if let (Some(c), Some(every), Server::Kham { target, .. }) =
+            (churn.as_mut(), churn_every, &server)
             && (k + 1) % every.max(1) == 0
         {
-            c.rotate(&target, &engine, &mut tasks)?;
+            c.rotate(target, &engine, &mut tasks)?;
         }
         // Wait most of the second, then for the counters' next publication.
         tokio::time::sleep(Duration::from_millis(800)).await;
         let prev_out = prev.counters.map(|c| c.rtp_out);
-        let s = sample_fresh(&target, &metrics_token, prev_out, &mut snap_rx, &mut last).await;
+        let s = sample_fresh(
+            &server,
+            &engine,
+            server_netns,
+            prev_out,
+            &mut snap_rx,
+            &mut last,
+        )
+        .await;
         let i = report::interval(&prev, &s, hz);
         let t = t0.elapsed().as_secs_f64();
         println!("{}", report::line(t, &i, last.as_ref()));
@@ -315,7 +476,7 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         if churn.is_some() {
             soak_samples.push(soak::SoakSample::new(
                 t,
-                target.pid().and_then(proc::rss_mb),
+                server.pid().and_then(proc::rss_mb),
                 i.forwarded_pps,
                 s.counters,
             ));
@@ -323,7 +484,25 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         prev = s;
     }
     let window = report::interval(&first, &prev, hz);
-    let pss_mb = target.pid().and_then(proc::pss_mb);
+    let pss_mb = server.pid().and_then(proc::pss_mb);
+    // Checked at the end of the window: every thread the server started by then (Janus makes
+    // one per handle as participants join) must be on its CPU.
+    let server_pinned = match (o.pin, server.pid()) {
+        (None, _) => Err("pinning off (--no-pin)".to_owned()),
+        (Some(_), None) => {
+            Err("server not started by this run (--url), no --server-pid".to_owned())
+        }
+        (Some((cpu, _)), Some(pid)) => {
+            if proc::pinned_to(pid, cpu) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "server threads allowed on {:?}, not CPU {cpu} alone",
+                    proc::allowed_cpus(pid)
+                ))
+            }
+        }
+    };
     engine.send(Cmd::Measure(false))?;
     engine.send(Cmd::StopMedia)?;
     // What is in flight arrives (or is lost) before the accounting.
@@ -343,8 +522,16 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         scenario: o.scenario.name(),
         size: o.size,
         seconds: o.seconds,
-        target: "kham",
-        adaptation: o.adaptation,
+        target: if janus_target { "janus" } else { "kham" },
+        server_netns,
+        video_received: if janus_target {
+            "Janus VideoRoom substream 2 (f) temporal 2 of each publisher, and its audio"
+        } else if o.adaptation {
+            "the layer kham chooses (media.adaptation = true), and audio"
+        } else {
+            "the top layer (f, media.adaptation = false) of each publisher, and its audio"
+        },
+        adaptation: o.adaptation && !janus_target,
         participants: seats.len(),
         receivers,
         joins_signaled,
@@ -376,7 +563,7 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
             })).collect::<Vec<_>>(),
         });
     }
-    drop(target);
+    drop(server);
     std::fs::create_dir_all(&o.out).map_err(|e| LoadError::Write(o.out.clone(), e))?;
     let path = o.out.join("load.json");
     std::fs::write(&path, serde_json::to_string_pretty(&json)?)

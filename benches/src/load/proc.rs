@@ -88,7 +88,23 @@ pub fn pss_mb(pid: u32) -> Option<f64> {
 
 /// `Udp: RcvbufErrors` and `SndbufErrors` of this network namespace.
 pub fn udp_buf_errors() -> Option<(u64, u64)> {
-    let s = fs::read_to_string("/proc/net/snmp").ok()?;
+    snmp_udp_errors("/proc/net/snmp")
+}
+
+/// The same counters in the network namespace of process `pid`.
+pub fn udp_buf_errors_of(pid: u32) -> Option<(u64, u64)> {
+    snmp_udp_errors(&format!("/proc/{pid}/net/snmp"))
+}
+
+/// Whether process `pid` lives in another network namespace than this one (None: unknown).
+pub fn other_netns(pid: u32) -> Option<bool> {
+    let mine = fs::read_link("/proc/self/ns/net").ok()?;
+    let theirs = fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+    Some(mine != theirs)
+}
+
+fn snmp_udp_errors(path: &str) -> Option<(u64, u64)> {
+    let s = fs::read_to_string(path).ok()?;
     let mut udp = s.lines().filter(|l| l.starts_with("Udp:"));
     let names: Vec<&str> = udp.next()?.split_whitespace().collect();
     let values: Vec<&str> = udp.next()?.split_whitespace().collect();
@@ -159,6 +175,8 @@ mod tests {
         let m = machine_cpu().unwrap();
         assert!(m.total >= m.busy && !m.per_cpu.is_empty());
         assert!(udp_buf_errors().is_some());
+        assert!(udp_buf_errors_of(me).is_some());
+        assert_eq!(other_netns(me), Some(false));
         assert!(!allowed_cpus(me).unwrap().is_empty());
         assert!(clock_ticks() > 0);
     }

@@ -17,6 +17,11 @@ pub struct Sample {
     pub machine: Option<MachineCpu>,
     pub counters: Option<ServerCounters>,
     pub udp_errors: Option<(u64, u64)>,
+    /// The same in the server's network namespace, when it runs in another one.
+    pub server_udp_errors: Option<(u64, u64)>,
+    /// RTP packets the generator's subscribers had received at this instant (the engine's
+    /// count, asked for right before the CPU times were read).
+    pub delivered: Option<u64>,
     pub engine: Option<Snapshot>,
 }
 
@@ -31,16 +36,28 @@ pub struct Interval {
     pub other_pct: f64,
     /// How busy each CPU was (everything on it), %.
     pub per_cpu_busy_pct: Vec<f64>,
+    /// Packets the server says it sent (kham's `kham_rtp_packets_total{direction="out"}`);
+    /// for a server without such counters (Janus), the packets the subscribers received.
     pub forwarded: u64,
     pub forwarded_pps: f64,
+    /// Whether `forwarded` came from the server's own counters.
+    pub forwarded_from_counters: bool,
     pub us_per_packet_user: Option<f64>,
     pub us_per_packet_sys: Option<f64>,
+    /// RTP packets the generator's subscribers received: the same measure for every server.
+    pub delivered: u64,
+    pub delivered_pps: f64,
+    pub us_per_delivered_user: Option<f64>,
+    pub us_per_delivered_sys: Option<f64>,
     pub rx_pps: f64,
     pub rx_gaps: u64,
     pub kham_drops: u64,
     pub kernel_drops: u64,
     pub rcvbuf_errors: u64,
     pub sndbuf_errors: u64,
+    /// UDP buffer drops in the server's namespace (when it runs in another one).
+    pub server_rcvbuf_errors: u64,
+    pub server_sndbuf_errors: u64,
 }
 
 fn d(a: u64, b: u64) -> u64 {
@@ -77,16 +94,36 @@ pub fn interval(a: &Sample, b: &Sample, hz: u64) -> Interval {
             .map(|(p, q)| d(p.0, q.0) as f64 / d(p.1, q.1).max(1) as f64 * 100.0)
             .collect();
     }
+    let server_cpu = a.server.is_some() && b.server.is_some();
+    // (user, system) µs of server CPU per packet of `n`.
+    let per_packet = |n: u64| {
+        (n > 0 && server_cpu).then(|| {
+            let per = 1e6 * tick / n as f64;
+            (su as f64 * per, ss as f64 * per)
+        })
+    };
+    if let (Some(x), Some(y)) = (a.delivered, b.delivered) {
+        i.delivered = d(x, y);
+        i.delivered_pps = i.delivered as f64 / secs;
+        let p = per_packet(i.delivered);
+        i.us_per_delivered_user = p.map(|p| p.0);
+        i.us_per_delivered_sys = p.map(|p| p.1);
+    }
     if let (Some(x), Some(y)) = (a.counters, b.counters) {
         i.forwarded = d(x.rtp_out, y.rtp_out);
-        i.forwarded_pps = i.forwarded as f64 / secs;
+        i.forwarded_from_counters = true;
         i.kham_drops = d(x.send_buffer_full, y.send_buffer_full) + d(x.unroutable, y.unroutable);
         i.kernel_drops = d(x.kernel_drops, y.kernel_drops);
-        if i.forwarded > 0 && a.server.is_some() && b.server.is_some() {
-            let per = 1e6 * tick / i.forwarded as f64;
-            i.us_per_packet_user = Some(su as f64 * per);
-            i.us_per_packet_sys = Some(ss as f64 * per);
-        }
+    } else {
+        i.forwarded = i.delivered;
+    }
+    i.forwarded_pps = i.forwarded as f64 / secs;
+    let p = per_packet(i.forwarded);
+    i.us_per_packet_user = p.map(|p| p.0);
+    i.us_per_packet_sys = p.map(|p| p.1);
+    if let (Some(x), Some(y)) = (a.server_udp_errors, b.server_udp_errors) {
+        i.server_rcvbuf_errors = d(x.0, y.0);
+        i.server_sndbuf_errors = d(x.1, y.1);
     }
     if let (Some(x), Some(y)) = (a.udp_errors, b.udp_errors) {
         i.rcvbuf_errors = d(x.0, y.0);
@@ -107,10 +144,11 @@ pub fn line(t: f64, i: &Interval, s: Option<&Snapshot>) -> String {
     };
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
     format!(
-        "t={t:5.1}s fwd={:8.0}pps srv_cpu={:5.1}%u+{:4.1}%s us/pkt={us} gen={:5.1}% other={:5.1}% cpus={:?} \
+        "t={t:5.1}s fwd={:8.0}pps dlv={:8.0}pps srv_cpu={:5.1}%u+{:4.1}%s us/pkt={us} gen={:5.1}% other={:5.1}% cpus={:?} \
          rx={:8.0}pps gaps={} drops(kham={} kernel={} rcvbuf={} sndbuf={}) delay p50={} p99={} ms \
          gen_busy_max={:.1}ms recv={}/{}",
         i.forwarded_pps,
+        i.delivered_pps,
         i.server_user_pct,
         i.server_sys_pct,
         i.generator_pct,
@@ -149,6 +187,11 @@ pub struct RunFacts {
     pub size: usize,
     pub seconds: u64,
     pub target: &'static str,
+    /// The server runs in another network namespace than the generator (its UDP drops are
+    /// read there; every drop in the generator's namespace is then outside the server).
+    pub server_netns: bool,
+    /// What each subscriber receives of a publisher's video (for the comparison's record).
+    pub video_received: &'static str,
     pub adaptation: bool,
     pub participants: usize,
     /// Participants that should receive media.
@@ -202,11 +245,15 @@ pub fn build(
     }
     // /proc/net/snmp counts every socket of the namespace: drops beyond the server's own were
     // the generator's sockets (or another process's), not the server's doing.
-    let outside = window.rcvbuf_errors.saturating_sub(window.kernel_drops);
+    let outside = if facts.server_netns {
+        window.rcvbuf_errors
+    } else {
+        window.rcvbuf_errors.saturating_sub(window.kernel_drops)
+    };
     if outside > 0 {
         reasons.push(format!(
-            "{outside} UDP receive-buffer drops outside kham's sockets (the generator's, or \
-             another process's)"
+            "{outside} UDP receive-buffer drops outside the server's sockets (the generator's, \
+             or another process's)"
         ));
     }
     // Video layers are accounted against the publisher's counters only without adaptation:
@@ -278,11 +325,19 @@ pub fn build(
         (Some(u), Some(s)) => Some(u + s),
         _ => None,
     };
+    let delivered_total = match (window.us_per_delivered_user, window.us_per_delivered_sys) {
+        (Some(u), Some(s)) => Some(u + s),
+        _ => None,
+    };
     let capacity = json!({
         "cpu_us_per_packet": us_total,
         "cpu_us_per_packet_user": window.us_per_packet_user,
         "cpu_us_per_packet_sys": window.us_per_packet_sys,
         "forwarded_pps": window.forwarded_pps,
+        "cpu_us_per_delivered_packet": delivered_total,
+        "cpu_us_per_delivered_packet_user": window.us_per_delivered_user,
+        "cpu_us_per_delivered_packet_sys": window.us_per_delivered_sys,
+        "delivered_pps": window.delivered_pps,
         "server_cpu_pct": window.server_user_pct + window.server_sys_pct,
     });
     let reasons_out = reasons.clone();
@@ -307,6 +362,17 @@ pub fn build(
         "cpu_us_per_packet_user": figure("cpu_us_per_packet_user"),
         "cpu_us_per_packet_sys": figure("cpu_us_per_packet_sys"),
         "forwarded_pps": figure("forwarded_pps"),
+        "cpu_us_per_delivered_packet": figure("cpu_us_per_delivered_packet"),
+        "cpu_us_per_delivered_packet_user": figure("cpu_us_per_delivered_packet_user"),
+        "cpu_us_per_delivered_packet_sys": figure("cpu_us_per_delivered_packet_sys"),
+        "delivered_pps": figure("delivered_pps"),
+        "forwarded_source": if window.forwarded_from_counters { "server counters" } else { "packets the subscribers received" },
+        "delivered_over_forwarded": (window.forwarded > 0).then(|| window.delivered as f64 / window.forwarded as f64),
+        "server_netns": facts.server_netns,
+        "video_received": facts.video_received,
+        "srtp_profiles": fin.srtp_profiles,
+        "server_udp_rcvbuf_errors": window.server_rcvbuf_errors,
+        "server_udp_sndbuf_errors": window.server_sndbuf_errors,
         "unvalidated": if valid { Value::Null } else { capacity },
         "subscriber_rx_pps": window.rx_pps,
         "server_cpu_user_pct": window.server_user_pct,
@@ -358,6 +424,9 @@ pub fn second_json(t: f64, i: &Interval, s: Option<&Snapshot>) -> Value {
         "server_cpu_sys_pct": i.server_sys_pct,
         "us_per_packet_user": i.us_per_packet_user,
         "us_per_packet_sys": i.us_per_packet_sys,
+        "delivered_pps": i.delivered_pps,
+        "us_per_delivered_user": i.us_per_delivered_user,
+        "us_per_delivered_sys": i.us_per_delivered_sys,
         "generator_cpu_pct": i.generator_pct,
         "other_load_pct": i.other_pct,
         "per_cpu_busy_pct": i.per_cpu_busy_pct,

@@ -168,24 +168,33 @@ pub struct StartOptions {
     /// Print the server's log (else it goes to `log`).
     pub verbose: bool,
     pub log: PathBuf,
+    /// Run the server in this network namespace on this address (the Janus comparison's path:
+    /// `janus.sh net`), instead of on loopback.
+    pub netns: Option<(&'static str, std::net::IpAddr)>,
 }
 
 /// Starts `kham serve --dev` on free ports with one media shard and public `/metrics`.
 pub fn start(o: &StartOptions) -> Result<Target, ServerError> {
-    let tcp = std::net::TcpListener::bind("127.0.0.1:0")
+    let mut tcp = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(ServerError::Port)?;
     let udp = std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map_err(ServerError::Port)?;
-    let mut cmd = match o.cpu {
-        Some(cpu) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(cpu.to_string()).arg(&o.bin);
-            c
-        }
-        None => Command::new(&o.bin),
-    };
+    let mut media_bind = "127.0.0.1".to_owned();
+    // `ip netns exec` and `taskset` exec the next program: the child's pid is kham's.
+    let mut argv: Vec<std::ffi::OsString> = Vec::new();
+    if let Some((ns, ip)) = o.netns {
+        argv.extend(["ip", "netns", "exec", ns].map(Into::into));
+        tcp.set_ip(ip);
+        media_bind = ip.to_string();
+    }
+    if let Some(cpu) = o.cpu {
+        argv.extend(["taskset".into(), "-c".into(), cpu.to_string().into()]);
+    }
+    argv.push(o.bin.clone().into_os_string());
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
     let (out, err) = if o.verbose {
         (Stdio::inherit(), Stdio::inherit())
     } else {
@@ -198,7 +207,7 @@ pub fn start(o: &StartOptions) -> Result<Target, ServerError> {
     };
     cmd.args(["serve", "--dev"])
         .env("KHAM_HTTP__LISTEN", tcp.to_string())
-        .env("KHAM_MEDIA__BIND", "127.0.0.1")
+        .env("KHAM_MEDIA__BIND", media_bind)
         .env("KHAM_MEDIA__UDP_PORT", udp.port().to_string())
         .env("KHAM_MEDIA__SHARDS", "1")
         .env("KHAM_MEDIA__ICE_TCP", "false")
