@@ -46,6 +46,28 @@ export function freeUdpPort() {
   });
 }
 
+/** Whether TCP `port` can be listened on at 127.0.0.1 right now. */
+function tcpFree(port) {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port free on 127.0.0.1 for UDP and TCP alike: kham's media socket, and its ICE-TCP listener
+ * on the same number (`media.ice_tcp`). A UDP port alone was once taken on TCP (CI: "binding
+ * ICE-TCP ...: Address already in use", four tests of one file lost).
+ */
+export async function freeMediaPort() {
+  for (let i = 0; i < 50; i++) {
+    const port = await freeUdpPort();
+    if (await tcpFree(port)) return port;
+  }
+  throw new Error('no port free on both UDP and TCP in 50 tries');
+}
+
 /**
  * Starts `kham serve --dev` with `extraEnv` on free ports and waits for /healthz.
  * `host`: the address kham listens on (HTTP and media), 127.0.0.1 by default; `httpPort`: its
@@ -56,7 +78,7 @@ export async function startKham({ extraEnv = {}, https = false, host = '127.0.0.
   const bin = findBinary();
   if (!bin) throw new Error('no kham binary: build it (cargo build -p kham-server) or set KHAM_BIN');
   httpPort ||= await freeTcpPort();
-  const udpPort = await freeUdpPort();
+  const udpPort = await freeMediaPort();
   const baseUrl = `${https ? 'https' : 'http'}://${host}:${httpPort}`;
   const env = {
     ...process.env,
