@@ -22,7 +22,7 @@ export const INITIAL_WINDOW = 8 * 1024;
 export const MAX_CHUNK = 16 * 1024;
 const MIN_CHUNK = 1024;
 /** The queueing delay (round trip above the base) the window aims at, ms. */
-export const TARGET_MS = 100;
+export const TARGET_MS = 150;
 /** How far one round moves the window towards the size it computed (damping). */
 const GAIN = 0.5;
 /** The base is the lowest round trip of the last one to two such periods, ms (a route that
