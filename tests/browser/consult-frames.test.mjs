@@ -16,6 +16,9 @@ import {
   encodeStart, encodeChunk, encodeEnd, encodeAck, decodeImageFrame, ImageReceiver, sha256Hex, MAX_IMAGE_BYTES,
   sendImage, STALL_MS,
 } from '../../web-client/sdk/images.js';
+import {
+  DelayWindow, MAX_WINDOW, MIN_WINDOW, INITIAL_WINDOW, MAX_CHUNK, TARGET_MS,
+} from '../../web-client/sdk/image-window.js';
 
 /** What the server makes of a client frame from `source` (crates/sfu/src/vitals.rs). */
 function forward(source, frame) {
@@ -99,7 +102,7 @@ test('image frames round-trip; the receiver reassembles, acknowledges and bounds
     const done = events.find((e) => e[0] === 'done');
     assert.ok(done, 'complete');
     assert.equal(await sha256Hex(done[2]), await sha256Hex(data), 'the same bytes');
-    assert.deepEqual(sent.map((a) => a.received), [0, 32_768, 40_000], 'acknowledged at the start, every 32 KiB and at the end');
+    assert.deepEqual(sent.map((a) => a.received), [0, 16_384, 32_768, 40_000], 'acknowledged at the start and after every chunk');
     // A chunk out of place breaks the transfer; a start past the limit is refused.
     r.handle('p-s', encodeStart(10, 100, 'image/png'));
     r.handle('p-s', encodeChunk(10, 50, new Uint8Array(10)));
@@ -154,9 +157,10 @@ test('a sender keeps at most its window unacknowledged, split with others\' tran
     for (const fn of acks) fn('p-d', { id: frames[0].id, sender: 'p-s', received: 0 });
     await new Promise((r) => setTimeout(r, 1900));
     const chunked = frames.filter((f) => f.kind === 'chunk').reduce((n, f) => n + f.bytes.length, 0);
-    const window = Math.max(16 * 1024, (64 * 1024) / (1 + others));
+    // The first window (before any round trip was measured), split.
+    const window = Math.max(MIN_WINDOW, INITIAL_WINDOW / (1 + others));
     console.log(`others ${others}: ${chunked} bytes unacknowledged`);
-    assert.ok(chunked > 0 && chunked <= Math.ceil(window / 16_384) * 16_384, `within the window (${chunked} of ${window})`);
+    assert.ok(chunked > 0 && chunked <= window, `within the window (${chunked} of ${window})`);
     // Acknowledged: more goes.
     for (const fn of acks) fn('p-d', { id: frames[0].id, sender: 'p-s', received: chunked });
     await new Promise((r) => setTimeout(r, 300));
@@ -167,4 +171,110 @@ test('a sender keeps at most its window unacknowledged, split with others\' tran
     for (const fn of acks) fn('p-d', { id: frames[0].id, sender: 'p-s', received: more });
     await assert.rejects(sending, { name: 'ImageError', code: 'stalled' });
   }
+});
+
+test('a receiver that acknowledges only every 32 KiB (before per-chunk acknowledgements) does not stall a sender', async () => {
+  const frames = [];
+  const acks = new Set();
+  const link = { me: 'p-s', send: (f) => { frames.push(decodeImageFrame(f)); return true; }, buffered: () => 0 };
+  const sending = sendImage(link, new Uint8Array(100_000), 'image/bmp', () => {}, (fn) => { acks.add(fn); return () => acks.delete(fn); });
+  sending.catch(() => {});
+  await new Promise((r) => setTimeout(r, 50));
+  for (const fn of acks) fn('p-d', { id: frames[0].id, sender: 'p-s', received: 0 });
+  const chunked = () => frames.filter((f) => f.kind === 'chunk').reduce((n, f) => n + f.bytes.length, 0);
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal(chunked(), INITIAL_WINDOW, 'the first window, then nothing without an acknowledgement');
+  await new Promise((r) => setTimeout(r, 1600));
+  assert.ok(chunked() >= 32 * 1024 && chunked() <= 32 * 1024 + MAX_CHUNK, `after 3 s without one, enough for a 32 KiB acknowledgement (${chunked()})`);
+  for (const fn of acks) fn('p-d', { id: frames[0].id, sender: 'p-s', received: 32 * 1024 });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(chunked() > 32 * 1024 + 2048, 'and on once it came');
+  for (const fn of acks) fn('p-d', { id: frames[0].id, sender: 'p-s', received: 100_000 });
+  for (let i = 0; i < 50 && chunked() < 100_000; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    for (const fn of acks) fn('p-d', { id: frames[0].id, sender: 'p-s', received: chunked() });
+  }
+  assert.deepEqual(await sending, { id: frames[0].id, receivers: 1 });
+});
+
+test('the image window grows while round trips stay at the base and shrinks when they rise', () => {
+  const w = new DelayWindow();
+  let t = 0;
+  let sent = 0;
+  /** One round (the first chunk sent after the last round ended is acknowledged): each
+   * receiver's chunk round trip in ms; the window's size after it. */
+  const round = (/** @type {Record<string, number>} */ rtts, /** @type {DelayWindow} */ d = w) => {
+    const acked = sent + d.chunk();
+    for (const [who, rtt] of Object.entries(rtts)) d.sample(who, t, t + rtt);
+    t += Math.max(...Object.values(rtts));
+    sent = acked + d.bytes;
+    d.acked(acked, sent);
+    return d.bytes;
+  };
+  // Loopback: a few ms, from the first window to the largest in a few rounds, never past it.
+  const sizes = [0, 1, 2, 3, 4, 5].map(() => round({ a: 3 }));
+  assert.equal(sizes[0], 2 * INITIAL_WINDOW, 'at most doubled per round');
+  assert.equal(Math.max(...sizes), MAX_WINDOW, 'up to the largest window');
+  assert.equal(w.chunk(), MAX_CHUNK, 'whole chunks on a fast path');
+  // A queue far beyond the target: halved per round at most, down to the smallest window.
+  const down = [0, 1, 2, 3, 4, 5, 6, 7].map(() => round({ a: 3 + 1500 }));
+  assert.ok(down[0] >= MAX_WINDOW / 2 && down[0] < 0.6 * MAX_WINDOW, `at most halved per round (${down[0]})`);
+  assert.equal(Math.min(...down), MIN_WINDOW, 'down to the smallest window, not below');
+  assert.ok(w.chunk() <= MIN_WINDOW / 4, 'smaller chunks in a small window');
+  // The target queue: the window settles (no change when the round trip is base + target).
+  w.bytes = 20_000;
+  round({ a: 3 + TARGET_MS });
+  assert.ok(Math.abs(w.bytes - 20_000) < 100, `steady at the target (${w.bytes})`);
+  // Each receiver has its own base: a far one (300 ms) beside a near one is no queue.
+  const v = new DelayWindow();
+  for (let i = 0; i < 6; i++) round({ near: 3, far: 300 }, v);
+  assert.equal(v.bytes, MAX_WINDOW, 'a long path at its base does not shrink the window');
+});
+
+test('over a 200 kbit/s / 150 ms bottleneck the window keeps the queue near its target, the link busy', () => {
+  // Virtual time in ms: the sender's chunks and an audio packet every 60 ms share one FIFO
+  // draining at 25 kB/s, 150 ms from the receiver each way; the receiver acknowledges each
+  // chunk once its last byte arrived. A fixed 64 KiB window (before) against the DelayWindow.
+  const run = (/** @type {boolean} */ fixed) => {
+    const size = 1_048_576;
+    const w = new DelayWindow();
+    let sent = 0;
+    let acked = 0;
+    let busy = 0;
+    const sentAt = new Map();
+    /** @type {{t: number, off: number}[]} */
+    const acks = [];
+    /** @type {number[]} */
+    const audio = [];
+    for (let t = 0; t < 200_000; t++) {
+      while (acks.length && acks[0].t <= t) {
+        const a = /** @type {{t: number, off: number}} */ (acks.shift());
+        w.sample('d', sentAt.get(a.off), t);
+        acked = a.off;
+        w.acked(acked, sent);
+      }
+      if (acked === size) return { seconds: t / 1000, audio: audio.sort((x, y) => x - y) };
+      for (;;) {
+        const n = Math.min(fixed ? MAX_CHUNK : w.chunk(), size - sent);
+        if (n === 0 || sent - acked + n > (fixed ? MAX_WINDOW : w.bytes)) break;
+        busy = Math.max(busy, t) + ((n + 80 * Math.ceil(n / 1150)) / 25_000) * 1000;
+        sent += n;
+        sentAt.set(sent, t);
+        acks.push({ t: Math.ceil(busy + 300), off: sent });
+      }
+      if (t % 60 === 0) {
+        busy = Math.max(busy, t) + (190 / 25_000) * 1000;
+        audio.push(busy + 150 - t);
+      }
+    }
+    throw new Error('did not finish');
+  };
+  const before = run(true);
+  const after = run(false);
+  const p95 = (/** @type {{audio: number[]}} */ r) => r.audio[Math.floor(0.95 * r.audio.length)];
+  console.log(`modelled 1 MiB over 200 kbit/s / 150 ms: fixed 64 KiB ${before.seconds.toFixed(1)} s, audio p95 ${p95(before).toFixed(0)} ms; `
+    + `delay-based ${after.seconds.toFixed(1)} s, audio p95 ${p95(after).toFixed(0)} ms`);
+  assert.ok(p95(before) > 2000, 'the fixed window queues seconds in front of audio (the model holds)');
+  assert.ok(p95(after) < 150 + 2 * TARGET_MS + 200, `audio waits little behind the image (p95 ${p95(after).toFixed(0)} ms)`);
+  assert.ok(after.seconds < 1.05 * before.seconds, `the link stays busy (${after.seconds} s against ${before.seconds} s)`);
 });

@@ -1,7 +1,10 @@
 // Still images over the reliable `kham-image` data channel (crates/proto/PROTOCOL.md, "Images"):
-// chunked, full resolution, with end-to-end flow control (each receiver acknowledges what it has,
-// the sender keeps at most WINDOW bytes ahead of the slowest, split with the transfers from
-// others it sees in flight), so a thin subscriber link never overflows the server's send buffer. UI-free: the app shows progress and the picture.
+// chunked, full resolution, with end-to-end flow control (each receiver acknowledges every chunk,
+// the sender keeps at most a window of bytes ahead of the slowest, split with the transfers from
+// others it sees in flight), so a thin subscriber link never overflows the server's send buffer.
+// The window follows the delay the acknowledgements show (image-window.js), so a transfer does
+// not queue seconds of image in front of a thin receiver's audio. UI-free: the app shows
+// progress and the picture.
 //
 //   start [1][3][id: u32][size: u32][type length: u8][MIME type]
 //   chunk [1][4][id: u32][offset: u32][bytes]
@@ -10,18 +13,20 @@
 //
 // (Forwarded by the server with the author's id in front, as every vitals frame.)
 
+import { DelayWindow, MAX_WINDOW, MIN_WINDOW, MAX_CHUNK } from './image-window.js';
+
 export const KIND_IMAGE_START = 3;
 export const KIND_IMAGE_CHUNK = 4;
 export const KIND_IMAGE_END = 5;
 export const KIND_IMAGE_ACK = 6;
 /** Largest image accepted, bytes. */
 export const MAX_IMAGE_BYTES = 8 * 1024 * 1024;
-/** Bytes per chunk (one data-channel message). */
-export const CHUNK_BYTES = 16 * 1024;
-/** The sender keeps at most this much unacknowledged by the slowest receiver. */
-const WINDOW = 64 * 1024;
-/** A receiver acknowledges at least this often (bytes). */
-const ACK_EVERY = 32 * 1024;
+/** Largest chunk (one data-channel message); a thin link gets smaller ones (image-window.js). */
+export const CHUNK_BYTES = MAX_CHUNK;
+/** Receivers before per-chunk acknowledgements acknowledged every 32 KiB: a sender whose
+ * window is smaller and that hears nothing for ACK_STALL_MS lets that much out. */
+const OLD_ACK_EVERY = 32 * 1024;
+const ACK_STALL_MS = 3000;
 /** Receivers announce themselves (ack 0) within this long of the start. */
 const ANNOUNCE_MS = 1500;
 /** A transfer without progress for this long is given up, by the sender and by receivers. */
@@ -142,11 +147,33 @@ export async function sendImage(link, bytes, type, onProgress, onAck) {
   const id = (Math.random() * 0xffffffff) >>> 0;
   /** Received bytes per receiver. @type {Map<string, {received: number, at: number}>} */
   const receivers = new Map();
+  /** The window, sized by the acknowledgements' round trips (image-window.js). */
+  const win = new DelayWindow();
+  /** When each chunk went, by the offset its acknowledgement names (its end), until the
+   * slowest receiver has it. @type {Map<number, number>} */
+  const sentAt = new Map();
+  let sent = 0;
+  /** When the slowest receiver last moved (or the transfer started). */
+  let progressAt = Date.now();
+  const slowest = () => (receivers.size ? Math.min(...[...receivers.values()].map((r) => r.received)) : 0);
   let wake = () => {};
   const off = onAck((from, ack) => {
     if (ack.id !== id || ack.sender !== link.me) return;
     const r = receivers.get(from);
-    if (!r || ack.received > r.received) receivers.set(from, { received: ack.received, at: Date.now() });
+    if (!r || ack.received > r.received) {
+      const before = slowest();
+      const now = Date.now();
+      receivers.set(from, { received: ack.received, at: now });
+      const at = sentAt.get(ack.received);
+      if (at !== undefined) win.sample(from, at, now);
+      const acked = slowest();
+      if (acked > before) progressAt = now;
+      win.acked(acked, sent);
+      for (const end of sentAt.keys()) {
+        if (end > acked) break;
+        sentAt.delete(end);
+      }
+    }
     wake();
   });
   const sleep = (ms) => new Promise((r) => {
@@ -158,38 +185,52 @@ export async function sendImage(link, bytes, type, onProgress, onAck) {
   });
   try {
     if (!link.send(encodeStart(id, bytes.length, type))) throw new ImageError('no_receivers', 'the image channel is not open');
-    /** The window now: split with the transfers from others in flight here. */
-    const windowNow = () => Math.max(CHUNK_BYTES, WINDOW / (1 + (link.others ? link.others() : 0)));
-    const chunk = (/** @type {number} */ at) => {
-      const n = Math.min(CHUNK_BYTES, bytes.length - at);
-      if (!link.send(encodeChunk(id, at, bytes.subarray(at, at + n)))) throw new ImageError('stalled', 'the image channel closed');
-      return n;
+    // Transfers from others share the server's send buffer towards each receiver (and the
+    // receiver's link) with this one (crates/sfu/src/vitals.rs, SEND_BUFFER): the window is
+    // split between them.
+    const split = (/** @type {number} */ w) => Math.max(MIN_WINDOW, w / (1 + (link.others ? link.others() : 0)));
+    /** The next chunk's length if it may go now, else 0. While receivers announce themselves
+     * (`announcing`) at most one full window goes in all: one not heard from yet has none of it
+     * acknowledged. */
+    const next = (/** @type {boolean} */ announcing) => {
+      let w = split(win.bytes);
+      const n = Math.min(win.chunk(w), bytes.length - sent);
+      if (w < OLD_ACK_EVERY && Date.now() - progressAt > ACK_STALL_MS) w = OLD_ACK_EVERY + n;
+      const ok = n > 0 && sent - slowest() + n <= w && link.buffered() < MAX_WINDOW
+        && (!announcing || sent + n <= split(MAX_WINDOW));
+      return ok ? n : 0;
+    };
+    const chunk = (/** @type {number} */ n) => {
+      if (!link.send(encodeChunk(id, sent, bytes.subarray(sent, sent + n)))) throw new ImageError('stalled', 'the image channel closed');
+      sent += n;
+      sentAt.set(sent, Date.now());
     };
     // While receivers announce themselves, the first window already goes: every receiver that
     // has the start gets it in order after it (over 200 kbit/s / 150 ms, 1.5 s of link saved).
-    let sent = 0;
     const announced = Date.now() + ANNOUNCE_MS;
     while (Date.now() < announced) {
-      if (sent < bytes.length && sent < windowNow() && link.buffered() < WINDOW) {
-        sent += chunk(sent);
+      const n = next(true);
+      if (n > 0) {
+        chunk(n);
         onProgress(sent, 0, bytes.length);
         continue;
       }
-      await sleep(announced - Date.now());
+      await sleep(Math.min(200, announced - Date.now()));
     }
     if (receivers.size === 0) throw new ImageError('no_receivers', 'nobody in the call can receive images');
-    const slowest = () => Math.min(...[...receivers.values()].map((r) => r.received));
     while (sent < bytes.length || slowest() < bytes.length) {
       const now = Date.now();
       for (const [who, r] of receivers) {
         // A receiver that stopped answering (left, or its page closed) is given up.
-        if (now - r.at > STALL_MS) receivers.delete(who);
+        if (now - r.at > STALL_MS) {
+          receivers.delete(who);
+          win.forget(who);
+        }
       }
       if (receivers.size === 0) throw new ImageError('stalled', 'no receiver answers any more');
-      // Transfers from others share the server's send buffer towards each receiver with this
-      // one (crates/sfu/src/vitals.rs, SEND_BUFFER): the window is split between them.
-      if (sent < bytes.length && sent - slowest() < windowNow() && link.buffered() < WINDOW) {
-        sent += chunk(sent);
+      const n = next(false);
+      if (n > 0) {
+        chunk(n);
         onProgress(sent, slowest(), bytes.length);
         continue;
       }
@@ -221,7 +262,7 @@ export class ImageReceiver {
   constructor(link, on) {
     this.link = link;
     this.on = on;
-    /** @type {Map<string, {id: number, size: number, type: string, buf: Uint8Array<ArrayBuffer>, received: number, acked: number, at: number}>} */
+    /** @type {Map<string, {id: number, size: number, type: string, buf: Uint8Array<ArrayBuffer>, received: number, at: number}>} */
     this.transfers = new Map();
     this.timer = setInterval(() => this._expire(), 5000);
   }
@@ -238,7 +279,7 @@ export class ImageReceiver {
         this.on.failed(from, f.id, 'too_large');
         return;
       }
-      this.transfers.set(from, { id: f.id, size: f.size, type: f.type, buf: new Uint8Array(f.size), received: 0, acked: 0, at: Date.now() });
+      this.transfers.set(from, { id: f.id, size: f.size, type: f.type, buf: new Uint8Array(f.size), received: 0, at: Date.now() });
       this.link.send(encodeAck(f.id, from, 0));
       this.on.progress(from, f.id, 0, f.size);
       return;
@@ -254,10 +295,8 @@ export class ImageReceiver {
       t.buf.set(f.bytes, f.offset);
       t.received += f.bytes.length;
       t.at = Date.now();
-      if (t.received - t.acked >= ACK_EVERY || t.received === t.size) {
-        t.acked = t.received;
-        this.link.send(encodeAck(t.id, from, t.received));
-      }
+      // Every chunk: the sender times each one's round trip to size its window.
+      this.link.send(encodeAck(t.id, from, t.received));
       this.on.progress(from, t.id, t.received, t.size);
       return;
     }
