@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { launchChromium } from '../../tests/browser/browser.mjs';
-import { joinShaped, audioFrom, bmp } from './shaped.mjs';
+import { joinShaped, audioFrom, bmp } from '../../tests/browser/shaped.mjs';
 import { startKham } from '../../tests/browser/server.mjs';
 import { startAudioProbe, stopAudioProbe, summarise, formatSummary } from '../../tests/browser/audio-delay.mjs';
 

@@ -7,7 +7,7 @@
 //   cargo build -p kham-server && RUNS=2 KHAM_BIN=target/debug/kham node benches/browser/vitals-cost.mjs
 
 import { launchChromium } from '../../tests/browser/browser.mjs';
-import { joinShaped } from './shaped.mjs';
+import { joinShaped } from '../../tests/browser/shaped.mjs';
 import { startKham } from '../../tests/browser/server.mjs';
 
 const RUNS = Number(process.env.RUNS || 2);

@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { launchChromium, newPage, screenshot, takeCspViolations } from './browser.mjs';
 import { startKham } from './server.mjs';
+import { joinShaped, bmp } from './shaped.mjs';
 import { startAudioProbe, stopAudioProbe, summarise, formatSummary } from './audio-delay.mjs';
 
 /** @type {Awaited<ReturnType<typeof startKham>>} */
@@ -43,45 +44,14 @@ afterEach(() => {
   assert.deepEqual(takeCspViolations(), [], 'Content-Security-Policy violations');
 });
 
-/** A 24-bit BMP of `w` x `h` pixels of noise (a real picture format, incompressible). */
-function bmp(w, h) {
-  const row = Math.ceil((w * 3) / 4) * 4;
-  const size = 54 + row * h;
-  const b = Buffer.alloc(size);
-  b.write('BM', 0);
-  b.writeUInt32LE(size, 2);
-  b.writeUInt32LE(54, 10);
-  b.writeUInt32LE(40, 14);
-  b.writeInt32LE(w, 18);
-  b.writeInt32LE(h, 22);
-  b.writeUInt16LE(1, 26);
-  b.writeUInt16LE(24, 28);
-  b.writeUInt32LE(row * h, 34);
-  crypto.randomFillSync(b, 54);
-  return b;
-}
 
 /** Every picture sent, for the log check at the end. @type {Buffer[]} */
 const SENT = [];
 
 /** Joins `room` (ROOM by default); on a link shaped by Chromium's network emulation when `link`
  * ({downKbps, upKbps, latencyMs}) is given. */
-async function join(name, who, { room = ROOM, link = null } = {}) {
-  const page = await newPage(browser, { name });
-  await page.goto(await kham.joinLink({ room, ...who }));
-  await page.waitForSelector('[data-testid="join"]:not([disabled])');
-  if (link) {
-    const cdp = await page.context().newCDPSession(page);
-    await cdp.send('Network.enable');
-    await cdp.send('Network.emulateNetworkConditions', {
-      offline: false, latency: link.latencyMs, downloadThroughput: (link.downKbps * 1000) / 8,
-      uploadThroughput: (link.upKbps * 1000) / 8, packetLoss: 0, packetQueueLength: 0, packetReordering: false,
-    });
-  }
-  await page.click('[data-testid="join"]:not([disabled])');
-  await page.waitForSelector(visible('call'), { timeout: 30_000 });
-  return page;
-}
+const join = (name, who, { room = ROOM, link = null } = {}) =>
+  joinShaped(browser, kham, room, name, who, link);
 
 /** Records the highest progress percent seen on `page` (polled every 50 ms) until stopped. */
 function watchProgress(page, direction) {

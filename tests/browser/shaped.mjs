@@ -1,8 +1,9 @@
-// Helpers of the thin-link browser benches (image-thin.mjs, vitals-audio.mjs): a page joined on
+// Helpers of the thin-link browser tests and benches (images and vitals tests, image-thin.mjs,
+// vitals-audio.mjs, vitals-cost.mjs): a page joined on
 // a link shaped by Chromium's network emulation, and an incompressible picture.
 
 import crypto from 'node:crypto';
-import { newPage } from '../../tests/browser/browser.mjs';
+import { newPage } from './browser.mjs';
 
 /** Opens `kham`'s join link for `who` in `room` (with `query`), shapes it when `link` is given
  * ({downKbps, upKbps, latencyMs}), joins and waits for the call. */

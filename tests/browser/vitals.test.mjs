@@ -10,8 +10,9 @@
 
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchChromium, newPage, screenshot, takeCspViolations } from './browser.mjs';
+import { launchChromium, screenshot, takeCspViolations } from './browser.mjs';
 import { startKham } from './server.mjs';
+import { joinShaped } from './shaped.mjs';
 
 /** @type {Awaited<ReturnType<typeof startKham>>} */
 let kham;
@@ -38,22 +39,8 @@ afterEach(() => {
 });
 
 /** Opens a join link (with `query` appended), optionally on a shaped link, and joins. */
-async function join(name, who, { query = '', link = null } = {}) {
-  const page = await newPage(browser, { name });
-  await page.goto((await kham.joinLink({ room: ROOM, ...who })) + query);
-  await page.waitForSelector('[data-testid="join"]:not([disabled])');
-  if (link) {
-    const cdp = await page.context().newCDPSession(page);
-    await cdp.send('Network.enable');
-    await cdp.send('Network.emulateNetworkConditions', {
-      offline: false, latency: link.latencyMs, downloadThroughput: (link.downKbps * 1000) / 8,
-      uploadThroughput: (link.upKbps * 1000) / 8, packetLoss: 0, packetQueueLength: 0, packetReordering: false,
-    });
-  }
-  await page.click('[data-testid="join"]');
-  await page.waitForSelector(visible('call'), { timeout: 30_000 });
-  return page;
-}
+const join = (name, who, { query = '', link = null } = {}) =>
+  joinShaped(browser, kham, ROOM, name, who, link, query);
 
 /** The doctor's vitals figures for `id` now. */
 const figures = (page, id) => page.evaluate((id) => {
