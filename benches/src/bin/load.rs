@@ -183,21 +183,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if a.rebuild {
-        return match kham_benches::load::compare::rebuild(&opts.out) {
-            Ok(rows) => {
-                let t = kham_benches::load::compare::table(scenario.name(), &rows, &[]);
-                println!("{t}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("load: {e}");
-                ExitCode::FAILURE
-            }
+    if a.rebuild || a.compare {
+        let rows = if a.rebuild {
+            kham_benches::load::compare::rebuild(&opts.out)
+        } else {
+            rt.block_on(kham_benches::load::compare::compare(opts, &a.sizes))
         };
-    }
-    if a.compare {
-        return match rt.block_on(kham_benches::load::compare::compare(opts, &a.sizes)) {
+        return match rows {
             Ok(rows) => {
                 let t = kham_benches::load::compare::table(scenario.name(), &rows, &[]);
                 println!("{t}");

@@ -298,19 +298,8 @@ impl Engine {
                 ws_open,
                 reply,
             } => {
-                let r = Client::new(idx, self.cfg.bind, publish, ws_open, now).and_then(
-                    |(mut client, offer)| {
-                        self.poll
-                            .registry()
-                            .register(&mut client.socket, Token(idx), Interest::READABLE)
-                            .map_err(ClientError::Bind)?;
-                        if self.clients.len() <= idx {
-                            self.clients.resize_with(idx + 1, || None);
-                        }
-                        self.clients[idx] = Some(client);
-                        Ok(offer)
-                    },
-                );
+                let r = Client::new(idx, self.cfg.bind, publish, ws_open, now)
+                    .and_then(|(client, offer)| self.install(idx, client).map(|()| offer));
                 let _ = reply.send(r);
             }
             Cmd::CreateAnswering {
@@ -319,19 +308,8 @@ impl Engine {
                 ws_open,
                 reply,
             } => {
-                let r = Client::answering(idx, self.cfg.bind, &sdp, ws_open, now).and_then(
-                    |(mut client, answer)| {
-                        self.poll
-                            .registry()
-                            .register(&mut client.socket, Token(idx), Interest::READABLE)
-                            .map_err(ClientError::Bind)?;
-                        if self.clients.len() <= idx {
-                            self.clients.resize_with(idx + 1, || None);
-                        }
-                        self.clients[idx] = Some(client);
-                        Ok(answer)
-                    },
-                );
+                let r = Client::answering(idx, self.cfg.bind, &sdp, ws_open, now)
+                    .and_then(|(client, answer)| self.install(idx, client).map(|()| answer));
                 let _ = reply.send(r);
                 self.drain(idx, now);
             }
@@ -426,6 +404,19 @@ impl Engine {
             }
             self.drain(i, now);
         }
+    }
+
+    /// Registers a new client's socket with the poll and keeps it at slot `idx`.
+    fn install(&mut self, idx: usize, mut client: Client) -> Result<(), ClientError> {
+        self.poll
+            .registry()
+            .register(&mut client.socket, Token(idx), Interest::READABLE)
+            .map_err(ClientError::Bind)?;
+        if self.clients.len() <= idx {
+            self.clients.resize_with(idx + 1, || None);
+        }
+        self.clients[idx] = Some(client);
+        Ok(())
     }
 
     /// Polls client `i`'s `Rtc` until it only waits: sends its datagrams, handles its events.
