@@ -144,25 +144,10 @@ impl Client {
             }),
             declared: false,
         });
-        Ok((
-            Client {
-                idx,
-                rtc,
-                socket,
-                local,
-                next: now,
-                dead: None,
-                connected: false,
-                pending: Some(pending),
-                publisher,
-                recv: RecvStats::default(),
-                ws_open,
-                first_rtp: None,
-                sent_packets: 0,
-                srtp_profile: None,
-            },
-            offer.to_sdp_string(),
-        ))
+        let mut c = Client::fresh(idx, (socket, local, rtc), ws_open, now);
+        c.pending = Some(pending);
+        c.publisher = publisher;
+        Ok((c, offer.to_sdp_string()))
     }
 
     /// A receive-only client whose media session the server offers (Janus's subscriber
@@ -174,8 +159,19 @@ impl Client {
         ws_open: Instant,
         now: Instant,
     ) -> Result<(Client, String), ClientError> {
-        let (socket, local, rtc) = Self::endpoint(bind, now)?;
-        let mut c = Client {
+        let mut c = Client::fresh(idx, Self::endpoint(bind, now)?, ws_open, now);
+        let answer = c.accept_offer(offer)?;
+        Ok((c, answer))
+    }
+
+    /// A client on `endpoint` with nothing negotiated, published or received yet.
+    fn fresh(
+        idx: usize,
+        (socket, local, rtc): (mio::net::UdpSocket, SocketAddr, Rtc),
+        ws_open: Instant,
+        now: Instant,
+    ) -> Client {
+        Client {
             idx,
             rtc,
             socket,
@@ -190,9 +186,7 @@ impl Client {
             first_rtp: None,
             sent_packets: 0,
             srtp_profile: None,
-        };
-        let answer = c.accept_offer(offer)?;
-        Ok((c, answer))
+        }
     }
 
     /// A non-blocking UDP socket on `bind` and an `Rtc` (RTP mode, Opus and VP8) with the
