@@ -729,11 +729,7 @@ impl Allocator {
             let target = down_plan.layer_of(s.key);
             let mut new = s.layer.min(target);
             if new.is_none() && !pause_ok {
-                let floor = input
-                    .tracks
-                    .iter()
-                    .find(|t| t.key == s.key)
-                    .and_then(|t| lowest(t, input.audio_only));
+                let floor = lowest_of(input, s.key);
                 new = s.layer.min(floor);
             }
             if new != s.layer {
@@ -778,11 +774,7 @@ impl Allocator {
             if s.layer.is_some() || s.paused != Some(Reason::BandwidthDrop) {
                 continue;
             }
-            let floor = input
-                .tracks
-                .iter()
-                .find(|t| t.key == s.key)
-                .and_then(|t| lowest(t, input.audio_only));
+            let floor = lowest_of(input, s.key);
             if floor.is_some() {
                 s.switch_to(floor, Reason::ProbeConfirmed, &mut self.out.switches);
                 s.paused = None;
@@ -831,30 +823,25 @@ impl Allocator {
             .queue_paused_at
             .is_none_or(|at| estimate as f64 >= cfg.standing_resume * at as f64);
         let resume_ok = queue_ok && estimate >= resume_rate(&cfg, floor_bps);
-        let spatial_target: Vec<(u32, Option<Layer>)> =
-            self.tracks
-                .iter()
-                .map(|s| {
-                    let want = spatial_plan.layer_of(s.key);
-                    let new = match s.layer {
-                        // A paused video resumes on the lowest layer as soon as the floor fits.
-                        None if s.paused == Some(Reason::BandwidthDrop) && resume_ok => want
-                            .or_else(|| {
-                                input
-                                    .tracks
-                                    .iter()
-                                    .find(|t| t.key == s.key)
-                                    .and_then(|t| lowest(t, input.audio_only))
-                            }),
-                        None => None,
-                        Some(cur) => match want {
-                            Some(w) if w.spatial > cur.spatial && spatial_ok => Some(w),
-                            _ => Some(cur),
-                        },
-                    };
-                    (s.key, new.max(s.layer))
-                })
-                .collect();
+        let spatial_target: Vec<(u32, Option<Layer>)> = self
+            .tracks
+            .iter()
+            .map(|s| {
+                let want = spatial_plan.layer_of(s.key);
+                let new = match s.layer {
+                    // A paused video resumes on the lowest layer as soon as the floor fits.
+                    None if s.paused == Some(Reason::BandwidthDrop) && resume_ok => {
+                        want.or_else(|| lowest_of(input, s.key))
+                    }
+                    None => None,
+                    Some(cur) => match want {
+                        Some(w) if w.spatial > cur.spatial && spatial_ok => Some(w),
+                        _ => Some(cur),
+                    },
+                };
+                (s.key, new.max(s.layer))
+            })
+            .collect();
         let spatial_better = spatial_target
             .iter()
             .zip(&self.tracks)
@@ -1219,6 +1206,15 @@ fn unshaped_extra(input: &SubscriberInput<'_>) -> u64 {
 /// The lowest layer a track can send now, if it may send video at all.
 fn lowest(t: &TrackInput, audio_only: bool) -> Option<Layer> {
     allowed(t, audio_only).first().map(|&(l, _)| l)
+}
+
+/// The lowest layer track `key` of `input` may be forwarded on.
+fn lowest_of(input: &SubscriberInput<'_>, key: u32) -> Option<Layer> {
+    input
+        .tracks
+        .iter()
+        .find(|t| t.key == key)
+        .and_then(|t| lowest(t, input.audio_only))
 }
 
 /// The highest allowed temporal layer of spatial layer `spatial`.
