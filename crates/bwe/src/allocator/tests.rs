@@ -584,3 +584,22 @@ fn on_a_lossy_link_the_lowest_layer_is_not_paused_and_comes_back_at_once() {
     assert!(back <= 21_000 + 3_000, "resumed at {back} ms");
     assert_eq!(video(a.allocation()).layer.map(|l| l.spatial), Some(0));
 }
+
+#[test]
+fn a_restarted_estimator_may_probe_past_an_ideal_not_measured_yet() {
+    let c = Clock(Instant::now());
+    let mut t = tracks();
+    // Video has just started: its layers have no measured rate yet.
+    t[1].rates = LayerRates::default();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.estimator_restarted(c.at(0));
+    let out = a.update(c.at(0), &input(&t, 600_000));
+    // The initial probes (capped at 2x desired) can measure up to twice the guess...
+    assert!(out.probe.desired_bps >= 600_000, "{:?}", out.probe);
+    // ...and nothing is padded for it.
+    assert!(out.probe.min_bps < 100_000, "{:?}", out.probe);
+    // After the start window the ideal is what the tracks use again (audio alone here).
+    run(&mut a, &c, &t, 200, 5000, 600_000);
+    let out = a.update(c.at(5000), &input(&t, 600_000));
+    assert!(out.probe.desired_bps < 200_000, "{:?}", out.probe);
+}
