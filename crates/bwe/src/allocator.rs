@@ -791,7 +791,7 @@ impl Allocator {
         floor_bps: u64,
     ) {
         let cfg = self.config.clone();
-        if input.loss > cfg.max_loss_for_upgrade {
+        if input.loss > cfg.max_loss_for_upgrade || input.outage {
             self.pending = None;
             return;
         }
@@ -1022,7 +1022,8 @@ impl Allocator {
             .last_spatial_switch
             .is_some_and(|t| now.saturating_duration_since(t) < cfg.probe_quiet)
             || self.below_since.is_some()
-            || input.loss > cfg.max_loss_for_upgrade;
+            || input.loss > cfg.max_loss_for_upgrade
+            || input.outage;
         // A stalled estimate: pad within it (see `stall`); paused video pads on its own terms.
         // Not before the estimate is the link's rather than the start's guess (`UNSHAPED_AFTER`):
         // a guess that has not moved yet is not a stall, and padding to it could overrun a thin

@@ -78,5 +78,8 @@ pub struct SubscriberInput<'a> {
     /// bottleneck): the estimate is the loss-based controller's answer to that, not capacity.
     /// Video is then not paused for bandwidth while no overuse is seen (`Allocator::update`).
     pub lossy: bool,
+    /// Nothing comes back from the subscriber (an outage; kham-sfu's `gap.rs`): no upgrade and
+    /// no pulse, since nothing can confirm them.
+    pub outage: bool,
     pub tracks: &'a [TrackInput],
 }

@@ -191,6 +191,7 @@ fn input(tracks: &[TrackInput], est: Option<u64>) -> SubscriberInput<'_> {
         rtt: Some(Duration::from_millis(150)),
         audio_only: false,
         lossy: false,
+        outage: false,
         tracks,
     }
 }

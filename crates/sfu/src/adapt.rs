@@ -105,6 +105,8 @@ pub struct SubscriberAdapt {
     pub last_overuse: Option<Instant>,
     /// The subscriber chose audio only.
     pub audio_only: bool,
+    /// Silences of the subscriber's feedback: an outage is not congestion (`gap.rs`).
+    pub gap: crate::gap::FeedbackGap,
     /// Loss at [`LOSSY_ON`] or more lately (hysteresis as RED's), and since when it has been
     /// below [`RED_ON_LOSS`].
     pub lossy: bool,
@@ -170,6 +172,7 @@ impl SubscriberAdapt {
             inputs: Vec::new(),
             peak: None,
             known_since: None,
+            gap: Default::default(),
         }
     }
 
@@ -237,9 +240,11 @@ impl SubscriberAdapt {
     }
 
     /// The estimator was started again (with its initial guess): no RED for
-    /// [`RED_START_QUIET`].
+    /// [`RED_START_QUIET`]; a feedback gap open now does not give it back the estimate from
+    /// before (after an ICE restart the route may be another network).
     pub fn estimator_restarted(&mut self, now: Instant) {
         self.short_not_before = Some(self.allocator.estimator_restarted(now));
+        self.gap = Default::default();
         self.red = false;
         self.red_calm_since = None;
         self.red_not_before = Some(now + RED_START_QUIET);
@@ -350,7 +355,12 @@ pub(crate) fn allocate<'a>(
     image: ImageDemand,
     find: impl Fn(&kham_proto::ParticipantId, str0m::media::Mid) -> Option<&'a TrackIn>,
 ) -> u64 {
-    let (loss, rtt) = (sub.counters.loss_out(), sub.counters.rtt());
+    // The loss and round trip of an outage are not the link's either (`gap.rs`).
+    let (loss, rtt) = if sub.adapt.gap.is_open() {
+        (None, None)
+    } else {
+        (sub.counters.loss_out(), sub.counters.rtt())
+    };
     let audio_bps: u64 = sub
         .tracks_out
         .iter()
@@ -453,7 +463,17 @@ pub(crate) fn allocate<'a>(
             unshaped_bps: None,
         });
     }
-    let raw_and_overuse = sub.rtc.bwe().raw_estimate();
+    // After a gap in its feedback the estimator starts again from the estimate before it, and
+    // until then its readings are the gap's, not the link's (`gap.rs`).
+    if let Some(before) = adapt.gap.restart_due(now) {
+        tracing::debug!(subscriber = %sub.id, estimate = before, "feedback back after a gap: estimator restarted");
+        sub.rtc.bwe().reset(Bitrate::bps(before));
+    }
+    let raw_and_overuse = if adapt.gap.is_open() {
+        None
+    } else {
+        sub.rtc.bwe().raw_estimate()
+    };
     let raw = raw_and_overuse.map(|(e, _)| e.as_u64());
     // The unsmoothed estimate also in the start window after video started to flow (or the
     // estimator was started again): the smoothed one still shows the configured guess there,
@@ -478,6 +498,7 @@ pub(crate) fn allocate<'a>(
         rtt,
         audio_only,
         lossy: adapt.lossy_now,
+        outage: adapt.gap.is_open(),
         tracks: &adapt.inputs,
     };
     let alloc = adapt.allocator.update(now, &input);
@@ -739,6 +760,7 @@ mod tests {
             rtt: None,
             audio_only: false,
             lossy: false,
+            outage: false,
             tracks: &tracks,
         };
         a.estimate_bps = Some(130_000);

@@ -46,6 +46,7 @@ mod codec;
 mod dynacast;
 mod error;
 mod forward;
+mod gap;
 mod meter;
 mod notify;
 mod peer;

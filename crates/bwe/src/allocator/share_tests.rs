@@ -75,6 +75,7 @@ fn run(
             rtt: None,
             audio_only: false,
             lossy: false,
+            outage: false,
             tracks: t,
         };
         let out = a.update(t0 + Duration::from_millis(ms), &input);

@@ -48,6 +48,7 @@ fn input(t: &[TrackInput], est: u64) -> SubscriberInput<'_> {
         rtt: None,
         audio_only: false,
         lossy: false,
+        outage: false,
         tracks: t,
     }
 }
@@ -602,4 +603,25 @@ fn a_restarted_estimator_may_probe_past_an_ideal_not_measured_yet() {
     run(&mut a, &c, &t, 200, 5000, 600_000);
     let out = a.update(c.at(5000), &input(&t, 600_000));
     assert!(out.probe.desired_bps < 200_000, "{:?}", out.probe);
+}
+
+#[test]
+fn nothing_is_upgraded_or_pulsed_while_the_subscriber_is_silent() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    run(&mut a, &c, &t, 0, 2000, 300_000);
+    let before = video(a.allocation()).layer;
+    let silent = |est: u64| SubscriberInput {
+        outage: true,
+        ..input(&t, est)
+    };
+    for ms in (2000..12_000).step_by(200) {
+        let out = a.update(c.at(ms), &silent(3_000_000));
+        assert!(!out.probe.pulse, "no pulse at {ms} ms");
+    }
+    assert_eq!(video(a.allocation()).layer, before, "no upgrade");
+    // Feedback back: upgrades as usual.
+    run(&mut a, &c, &t, 12_000, 20_000, 3_000_000);
+    assert!(video(a.allocation()).layer > before);
 }
