@@ -111,6 +111,12 @@ struct Args {
     /// Show the server's log.
     #[arg(long)]
     verbose: bool,
+    /// Runs of the measurement, each with its own server (into DIR/run-I/); DIR/load.json is
+    /// the median run, valid only if every run is and they agree within 10 % on CPU per
+    /// forwarded packet and forwarded rate (CAPACITY.md §1.5). Default 2, or 1 with --quick,
+    /// --url or --churn (one run is then not checked for agreement).
+    #[arg(long, conflicts_with = "compare")]
+    runs: Option<usize>,
     /// The soak (with --scenario consults): every this many seconds the oldest consult leaves
     /// and a new one joins; load.json gains `soak` (RSS, state gauges and forwarded rate, first
     /// and last window after the warm-up). An hour: --size 20 --seconds 3600 --churn 5
@@ -201,7 +207,23 @@ fn main() -> ExitCode {
             }
         };
     }
-    match rt.block_on(run(opts)) {
+    let runs = a
+        .runs
+        .unwrap_or(if a.quick || opts.url.is_some() || a.churn.is_some() {
+            1
+        } else {
+            2
+        })
+        .max(1);
+    if runs == 1 {
+        println!("load: one run: agreement between runs not checked (--runs 2 or more)");
+    }
+    let outcome = if runs == 1 {
+        rt.block_on(run(opts))
+    } else {
+        rt.block_on(kham_benches::load::repeat::repeated(opts, runs))
+    };
+    match outcome {
         Ok(o) => {
             let j = &o.json;
             println!(

@@ -12,6 +12,7 @@ pub mod janus;
 pub mod media;
 pub mod plan;
 pub mod proc;
+pub mod repeat;
 pub mod report;
 pub mod server;
 pub mod signal;
