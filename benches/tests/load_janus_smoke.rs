@@ -28,6 +28,8 @@ fn janus_run_delivers_and_joins() -> Result<(), String> {
         "--warmup",
         "1",
         "--no-pin",
+        "--runs",
+        "1",
     ];
     let (j, text) = run_load("kham-load-janus-smoke", &args)?;
     check_delivery(&j, &text, 4.0)?;
