@@ -25,6 +25,8 @@ pub fn run(scenario: &Scenario, config: ConfigName) -> Result<Vec<RunResult>, St
         ..RoomConfig::default()
     };
     let seed = scenario.seed;
+    // str0m's own random draws (SSRCs, sequence numbers, ICE credentials) from the run's seed.
+    fastrand::seed(seed ^ 0x5eed);
     let mut w = World::new(room, seed, BIN);
     let strong = LinkSpec::fixed(20_000_000, scenario.publisher_up.delay * 2);
     w.add_publisher(

@@ -105,7 +105,10 @@ fn receive(d: &Datagram) -> Option<Receive<'_>> {
 
 impl World {
     pub fn new(config: RoomConfig, seed: u64, bin: Duration) -> World {
-        let start = Instant::now();
+        // Every run of a process starts at the same instant: str0m turns instants into
+        // wall-clock time (NTP, abs-send-time) from a process-wide origin.
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let start = *START.get_or_init(Instant::now);
         let config = RoomConfig {
             candidates: vec![SERVER.parse().expect("server address")],
             ..config

@@ -1,4 +1,15 @@
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+// Changed by kham (vendor/str0m/KHAM-PATCH.md): with the `deterministic-maps` feature (kham's
+// simulator only) a fixed hasher, so that iteration order (which stream is polled first) is the
+// same in every run; otherwise the standard randomly keyed one.
+#[cfg(not(feature = "deterministic-maps"))]
+use std::collections::HashMap;
+#[cfg(feature = "deterministic-maps")]
+type HashMap<K, V> = std::collections::HashMap<
+    K,
+    V,
+    std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
+>;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -215,7 +226,7 @@ impl Session {
             twcc_rx_register: TwccRecvRegister::new(100),
             twcc_rx_bytes: 0,
             twcc_tx_register: TwccSendRegister::new(1000),
-            max_rx_seq_lookup: HashMap::new(),
+            max_rx_seq_lookup: HashMap::default(),
             bwe,
             bwe_last_event: None,
             enable_twcc_feedback: false,

@@ -1,6 +1,17 @@
 //! Media (audio/video) related content.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+// Changed by kham (vendor/str0m/KHAM-PATCH.md): with the `deterministic-maps` feature (kham's
+// simulator only) a fixed hasher, so that iteration order (which stream is polled first) is the
+// same in every run; otherwise the standard randomly keyed one.
+#[cfg(not(feature = "deterministic-maps"))]
+use std::collections::HashMap;
+#[cfg(feature = "deterministic-maps")]
+type HashMap<K, V> = std::collections::HashMap<
+    K,
+    V,
+    std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
+>;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -733,8 +744,8 @@ impl Default for Media {
             simulcast: None,
             rids_rx: Rids::Any,
             rids_tx: Rids::None,
-            payloaders: HashMap::new(),
-            depayloaders: HashMap::new(),
+            payloaders: HashMap::default(),
+            depayloaders: HashMap::default(),
             to_payload: VecDeque::default(),
             last_tele_end: None,
             need_open_event: true,

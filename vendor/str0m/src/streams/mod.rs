@@ -1,4 +1,15 @@
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+// Changed by kham (vendor/str0m/KHAM-PATCH.md): with the `deterministic-maps` feature (kham's
+// simulator only) a fixed hasher, so that iteration order (which stream is polled first) is the
+// same in every run; otherwise the standard randomly keyed one.
+#[cfg(not(feature = "deterministic-maps"))]
+use std::collections::HashMap;
+#[cfg(feature = "deterministic-maps")]
+type HashMap<K, V> = std::collections::HashMap<
+    K,
+    V,
+    std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
+>;
 use std::fmt::{self};
 use std::sync::Arc;
 use std::time::Duration;
