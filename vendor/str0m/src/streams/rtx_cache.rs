@@ -14,9 +14,9 @@ const RTX_CACHE_QUANTIZE_SLOTS: usize = DATAGRAM_MAX_PACKET_SIZE / RTX_CACHE_SIZ
 // trip (`RtxCache::new_rtt_sized`): 3 x RTT from the receiver's reports, at least 1 s (1 s
 // until the first report gives an RTT), at most the configured age; libwebrtc's
 // RtpPacketHistory keeps max(1 s, 3 x RTT) too. Why: the 3 s history of every forwarded video
-// stream was most of an SFU's memory per subscriber: kham's load generator (loopback, 15 s runs)
-// solved 0.63 MB per subscriber with 3 s, 0.44 MB with this (target 0.5), and 0.67 -> 0.51-0.58
-// MB per published video. Padding keeps its 3 s history (`spare` below): shortening the whole
+// stream was most of an SFU's memory per subscriber: kham's load generator (loopback, 15 s runs,
+// idle machine) solved 0.64 MB per subscriber with 3 s, 0.50 MB with this (target 0.5), and 0.60
+// -> 0.21 MB per published video. Padding keeps its 3 s history (`spare` below): shortening the whole
 // cache to 1.5 s had lowered kham's mean height in the adaptation simulator on 10 of 13
 // scenarios; with this, no family moved beyond run-to-run spread (benches/README.md, "session 29").
 const NACK_AGE_MIN: Duration = Duration::from_secs(1);
