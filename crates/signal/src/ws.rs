@@ -201,11 +201,21 @@ fn admitted(app: &AppState, verified: Result<Claims, TokenError>) -> Result<Clai
 }
 
 /// Frames past our limit are read up to a hard cap so we can answer with close code 1009.
+///
+/// The read buffer starts at [`READ_BUFFER_BYTES`] instead of tungstenite's 128 KiB, which it
+/// allocates and zero-fills on the first read: 128 KiB per participant (heaptrack, `load
+/// --scenario fanout --size 98`: 14.7 MB in 112 connections), which took the memory per
+/// subscriber from 0.50 to 0.36 MB and per published video from 0.21 to 0.25 MB (idle machine,
+/// benches/README.md "session 29"). A longer message still grows the buffer to its length.
 fn limited(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
     upgrade
         .max_message_size(MAX_MESSAGE_BYTES * 16)
         .max_frame_size(MAX_MESSAGE_BYTES * 16)
+        .read_buffer_size(READ_BUFFER_BYTES)
 }
+
+/// One read of a signaling WebSocket: an offer or answer (a few KiB) in one or two reads.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 async fn session(
     socket: WebSocket,

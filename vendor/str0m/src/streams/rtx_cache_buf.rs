@@ -149,6 +149,12 @@ impl<T> EvictingBuffer<T> {
     }
 
     pub fn maybe_evict(&mut self, now: Instant) {
+        self.maybe_evict_with(now, |_, _, _| {});
+    }
+
+    /// Added by kham: as `maybe_evict`, handing every evicted entry (position, time, value) to
+    /// `evicted` instead of dropping it.
+    pub fn maybe_evict_with(&mut self, now: Instant, evicted: impl FnMut(u64, Instant, T)) {
         if self.is_inert() {
             return;
         }
@@ -159,10 +165,21 @@ impl<T> EvictingBuffer<T> {
         }
         self.last_timeout = now;
 
-        self.evict(now);
+        self.evict(now, evicted);
     }
 
-    fn evict(&mut self, now: Instant) {
+    /// Added by kham: change how long entries are kept (from the next eviction on).
+    pub fn set_max_age(&mut self, max_age: Duration) {
+        self.max_age = max_age;
+    }
+
+    /// Added by kham.
+    #[allow(unused)]
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    fn evict(&mut self, now: Instant, mut evicted: impl FnMut(u64, Instant, T)) {
         let Some(start_position) = self.next_evict else {
             // Before first element been pushed.
             return;
@@ -191,7 +208,9 @@ impl<T> EvictingBuffer<T> {
 
             if age > self.max_age {
                 // Evict.
-                self.buf[index] = None;
+                if let Some(entry) = self.buf[index].take() {
+                    evicted(entry.position, entry.timestamp, entry.value);
+                }
             } else {
                 // We assume entries are roughly in time order (some jumble is allowed).
                 // Once we reach an element we should not evict, stop.

@@ -379,7 +379,8 @@ impl StreamTx {
             resends: VecDeque::new(),
             padding: 0,
             blank_packet: RtpPacket::blank(),
-            rtx_cache: RtxCache::new(2000, DEFAULT_RTX_CACHE_DURATION),
+            // Changed by kham: NACK history by round trip, padding history 3 s (rtx_cache.rs).
+            rtx_cache: RtxCache::new_rtt_sized(2000, DEFAULT_RTX_CACHE_DURATION),
             rtx_ratio_cap: DEFAULT_RTX_RATIO_CAP,
             last_sender_report: already_happened(),
             pending_request_keyframe: None,
@@ -462,7 +463,9 @@ impl StreamTx {
         rtx_ratio_cap: Option<f32>,
     ) {
         // Dump old cache to avoid having to deal with resizing logic inside the cache impl.
-        self.rtx_cache = RtxCache::new(max_packets, max_age);
+        // Changed by kham: `max_age` bounds the NACK history, which otherwise follows the
+        // round trip (max(1 s, 3 x RTT)); padding still draws on `max_age` (rtx_cache.rs).
+        self.rtx_cache = RtxCache::new_rtt_sized(max_packets, max_age);
         if rtx_ratio_cap.is_some() {
             self.stats
                 .bytes_transmitted
@@ -1037,7 +1040,11 @@ impl StreamTx {
                     self.remote_acked_ssrc = true;
                 }
 
-                self.stats.update_with_rr(now, self.last_sent_seq_no, r)
+                self.stats.update_with_rr(now, self.last_sent_seq_no, r);
+                // Added by kham: the NACK history follows the round trip.
+                if let Some(rtt) = self.stats.rtt() {
+                    self.rtx_cache.set_rtt(rtt);
+                }
             }
             Nack(_, list) => {
                 self.stats.increase_nacks();
