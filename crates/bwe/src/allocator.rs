@@ -435,6 +435,14 @@ impl Allocator {
         now + self.config.start_window
     }
 
+    /// The subscriber's link came back after an outage (kham-sfu's `gap.rs`): a spatial step
+    /// down around it was the outage, not a failed upgrade, so no back-off holds the climb back.
+    pub fn outage_over(&mut self) {
+        self.spatial_blocked_until = None;
+        self.last_failure = None;
+        self.backoff = self.config.spatial_backoff;
+    }
+
     /// How long spatial upgrades are held back after the next failed one.
     pub fn backoff(&self) -> Duration {
         self.backoff

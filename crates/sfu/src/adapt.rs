@@ -465,9 +465,22 @@ pub(crate) fn allocate<'a>(
     }
     // After a gap in its feedback the estimator starts again from the estimate before it, and
     // until then its readings are the gap's, not the link's (`gap.rs`).
+    if adapt.gap.silent(now)
+        && let Some(e) = adapt.estimate_bps
+        && sub
+            .tracks_out
+            .iter()
+            .any(|t| t.kind == MediaKind::Video && t.forwarder.current().is_some())
+    {
+        tracing::debug!(subscriber = %sub.id, estimate = e, "feedback gap");
+        adapt.gap.open(now, e);
+    }
     if let Some(before) = adapt.gap.restart_due(now) {
         tracing::debug!(subscriber = %sub.id, estimate = before, "feedback back after a gap: estimator restarted");
         sub.rtc.bwe().reset(Bitrate::bps(before));
+        // A step down in the moments before the gap opened was the outage, not an upgrade
+        // that failed: no spatial back-off for it.
+        adapt.allocator.outage_over();
     }
     let raw_and_overuse = if adapt.gap.is_open() {
         None

@@ -61,6 +61,16 @@ impl FeedbackGap {
         }
     }
 
+    /// At `now`, with no datagram since: true when the silence has reached [`GAP`] and no gap
+    /// is open (the caller then opens one if video flows). Checked at every allocation, so a
+    /// gap opens half a second into an outage, not at the first report that ends its silence.
+    pub fn silent(&self, now: Instant) -> bool {
+        self.open.is_none()
+            && self
+                .heard_at
+                .is_some_and(|h| now.saturating_duration_since(h) >= GAP)
+    }
+
     /// Opens a gap at `now`; `estimate_bps` is the estimate from before it.
     pub fn open(&mut self, now: Instant, estimate_bps: u64) {
         self.open = Some(Open {
@@ -103,8 +113,11 @@ mod tests {
             assert!(!g.heard(at(ms)));
         }
         // A 2 s outage with a receiver report in the middle.
+        assert!(!g.silent(at(2000)));
+        assert!(g.silent(at(2420)), "half a second without a datagram");
         assert!(g.heard(at(2900)));
         g.open(at(2900), 900_000);
+        assert!(!g.silent(at(3600)), "open already");
         assert!(g.is_open());
         assert!(
             !g.heard(at(3900)),
