@@ -565,8 +565,18 @@ pub async fn run(o: Options) -> Result<Outcome, LoadError> {
         });
     }
     drop(server);
-    std::fs::create_dir_all(&o.out).map_err(|e| LoadError::Write(o.out.clone(), e))?;
-    let path = o.out.join("load.json");
+    write_outcome(&o.out, json, valid, reasons)
+}
+
+/// Writes `out/load.json` and returns the outcome it holds.
+pub(crate) fn write_outcome(
+    out: &std::path::Path,
+    json: Value,
+    valid: bool,
+    reasons: Vec<String>,
+) -> Result<Outcome, LoadError> {
+    std::fs::create_dir_all(out).map_err(|e| LoadError::Write(out.to_path_buf(), e))?;
+    let path = out.join("load.json");
     std::fs::write(&path, serde_json::to_string_pretty(&json)?)
         .map_err(|e| LoadError::Write(path.clone(), e))?;
     Ok(Outcome {

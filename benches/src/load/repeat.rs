@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::load::{LoadError, Options, Outcome, run};
+use crate::load::{LoadError, Options, Outcome, run, write_outcome};
 
 /// Runs disagreeing by more than this share (max - min over min) give no capacity figure.
 pub const AGREE: f64 = 0.10;
@@ -132,15 +132,7 @@ pub async fn repeated(o: Options, n: usize) -> Result<Outcome, LoadError> {
         runs.push(r.json);
     }
     let (json, valid, reasons) = combine(&runs);
-    let path = o.out.join("load.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json)?)
-        .map_err(|e| LoadError::Write(path.clone(), e))?;
-    Ok(Outcome {
-        json,
-        valid,
-        reasons,
-        path,
-    })
+    write_outcome(&o.out, json, valid, reasons)
 }
 
 #[cfg(test)]

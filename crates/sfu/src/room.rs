@@ -418,16 +418,7 @@ impl Room {
             .find(|p| p.rtc.accepts(&input))
             .ok_or(SfuError::NotOurs)?;
         peer.dirty = true;
-        if peer.adapt.gap.heard(*now)
-            && let Some(e) = peer.adapt.estimate_bps
-            && peer
-                .tracks_out
-                .iter()
-                .any(|t| t.kind == MediaKind::Video && t.forwarder.current().is_some())
-        {
-            tracing::debug!(peer = %peer.id, estimate = e, "feedback gap");
-            peer.adapt.gap.open(*now, e);
-        }
+        peer.adapt.gap.heard(*now);
         peer.rtc
             .handle_input(input)
             .map_err(|e| SfuError::Input(e.to_string()))
