@@ -107,6 +107,9 @@ pub struct SubscriberAdapt {
     pub audio_only: bool,
     /// Silences of the subscriber's feedback: an outage is not congestion (`gap.rs`).
     pub gap: crate::gap::FeedbackGap,
+    /// The playout delay its browser needs for NACK repairs to arrive in time
+    /// (`repair_delay.rs`).
+    pub repair: crate::repair_delay::RepairDelay,
     /// Loss at [`LOSSY_ON`] or more lately (hysteresis as RED's), and since when it has been
     /// below [`RED_ON_LOSS`].
     pub lossy: bool,
@@ -173,6 +176,7 @@ impl SubscriberAdapt {
             peak: None,
             known_since: None,
             gap: Default::default(),
+            repair: Default::default(),
         }
     }
 
@@ -369,6 +373,9 @@ pub(crate) fn allocate<'a>(
         .map(|t| rates_of(t).bps[0][0])
         .sum();
     sub.adapt.update_red(now, loss, rtt, audio_bps);
+    sub.adapt
+        .repair
+        .update(now, sub.counters.nacks_received(), rtt);
     // Images in flight are reserved from their first frame (`vitals::image_reservation`).
     let image_bps = crate::vitals::image_reservation(
         image.measured_bps,

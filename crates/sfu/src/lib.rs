@@ -53,6 +53,7 @@ mod peer;
 pub mod quality;
 mod reconnect;
 pub mod red;
+mod repair_delay;
 pub mod rfc4571;
 mod room;
 mod screen;

@@ -8,7 +8,7 @@ use kham_proto::{MediaKind as WireKind, ParticipantId, TrackInfo};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind};
 use str0m::net::TcpType;
-use str0m::rtp::Ssrc;
+use str0m::rtp::{Extension, Ssrc};
 use str0m::{Candidate, Rtc};
 
 use crate::adapt::{Adaptation, SubscriberAdapt};
@@ -117,6 +117,9 @@ impl Peer {
             .enable_vp8(true)
             .enable_h264(true)
             .set_stats_interval(Some(STATS_INTERVAL))
+            // The minimum playout delay a subscriber's browser needs for NACK repairs
+            // (`repair_delay.rs`); id 5 as Chromium offers it.
+            .set_extension(5, Extension::PlayoutDelay)
             // Room for several image windows beside the vital signs (`vitals::SEND_BUFFER`).
             .set_sctp_max_buffered_amount(crate::vitals::SEND_BUFFER)
             .build(now);

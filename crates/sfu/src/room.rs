@@ -16,6 +16,7 @@ use str0m::bwe::BweKind;
 use str0m::format::Codec as StrCodec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Receive, Transmit};
+use str0m::media::MediaTime;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 
@@ -802,9 +803,14 @@ impl Room {
                     let red = &mut out.red;
                     audio_payload(red, sub.adapt.red, pt_out, o.ts, payload, &mut shared)
                 };
+                let mut ext = ext.clone();
+                if is_video && let Some((min, max)) = sub.adapt.repair.extension() {
+                    ext.play_delay_min = Some(MediaTime::from_millis(min.as_millis() as u64));
+                    ext.play_delay_max = Some(MediaTime::from_millis(max.as_millis() as u64));
+                }
                 let mut write = RtpWrite::new(pt_write.into(), o.seq.into(), o.ts, now, data)
                     .marker(pkt.header.marker)
-                    .ext_vals(ext.clone())
+                    .ext_vals(ext)
                     .nackable(is_video);
                 if let (Some(pid), Some(d)) = (o.picture_id, vp8_desc) {
                     let mut b = d.patch().picture_id(pid);

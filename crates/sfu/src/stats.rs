@@ -238,6 +238,11 @@ impl PeerCounters {
         self.rtt
     }
 
+    /// NACKs this participant sent about what we send it, since it joined.
+    pub(crate) fn nacks_received(&self) -> u64 {
+        self.totals.nacks_received
+    }
+
     pub(crate) fn jitter(&self) -> Option<Duration> {
         self.jitter
     }
