@@ -11,7 +11,8 @@ use kham_sfu::str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use kham_sfu::str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use kham_sfu::str0m::media::{Direction, MediaKind, Mid};
 use kham_sfu::str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
-use kham_sfu::str0m::{Candidate, Event, Input, Output, Rtc};
+use kham_sfu::str0m::media::MediaTime;
+use kham_sfu::str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use kham_sfu::{Permissions, Room, RoomConfig, RoomEvent, RoomOutput};
 
 pub const SERVER: &str = "127.0.0.1:7882";
@@ -36,11 +37,21 @@ pub struct Client {
     /// Data channels open at this client, with their labels, and the data received on them.
     pub channels: Vec<(ChannelId, String)>,
     pub channel_data: Vec<(String, Vec<u8>)>,
+    /// The playout delay (min, max) the last received packet carried, if any.
+    pub play_delay: Option<(MediaTime, MediaTime)>,
+    /// Every `n`th datagram from the room to this client is lost (0: none).
+    pub drop_every: u32,
+    dropped_count: u32,
 }
 
 impl Client {
     pub fn new(id: &str, addr: &str, now: Instant) -> Client {
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        Client::with_config(id, addr, now, Rtc::builder().set_rtp_mode(true))
+    }
+
+    /// A client whose str0m is configured by `config` (RTP mode is the caller's choice).
+    pub fn with_config(id: &str, addr: &str, now: Instant, config: RtcConfig) -> Client {
+        let mut rtc = config.build(now);
         let addr: SocketAddr = addr.parse().unwrap();
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         Client {
@@ -54,6 +65,9 @@ impl Client {
             nat: None,
             channels: Vec::new(),
             channel_data: Vec::new(),
+            play_delay: None,
+            drop_every: 0,
+            dropped_count: 0,
         }
     }
 
@@ -248,6 +262,12 @@ impl World {
                     .iter_mut()
                     .find(|c| c.nat.unwrap_or(c.addr) == t.destination && c.online)
                 {
+                    if c.drop_every > 0 {
+                        c.dropped_count += 1;
+                        if c.dropped_count % c.drop_every == 0 {
+                            return;
+                        }
+                    }
                     let contents = DatagramRecv::try_from(&t.contents[..]).unwrap();
                     let r = Receive {
                         proto: Protocol::Udp,
@@ -326,6 +346,10 @@ impl World {
                         }
                         Output::Event(Event::RtpPacket(p)) => {
                             let c = &mut self.clients[i];
+                            let e = &p.header.ext_vals;
+                            if let (Some(min), Some(max)) = (e.play_delay_min, e.play_delay_max) {
+                                c.play_delay = Some((min, max));
+                            }
                             c.received.push((
                                 *p.header.ssrc,
                                 p.header.sequence_number,
