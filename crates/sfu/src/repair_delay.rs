@@ -95,11 +95,7 @@ impl RepairDelay {
             }
             _ => Duration::ZERO,
         };
-        let moved = if want > self.min {
-            want - self.min
-        } else {
-            self.min - want
-        };
+        let moved = want.abs_diff(self.min);
         if moved >= STEP || (want.is_zero() != self.min.is_zero()) {
             if want.is_zero() != self.min.is_zero() {
                 tracing::debug!(
@@ -123,8 +119,7 @@ impl RepairDelay {
     /// The (minimum, maximum) playout delay to write on the subscriber's video packets: none
     /// before the rule first applied, [`FLOOR`] as the minimum after it stopped applying.
     pub fn extension(&self) -> Option<(Duration, Duration)> {
-        self.applied
-            .then(|| (self.min.max(FLOOR), MAX_DELAY))
+        self.applied.then(|| (self.min.max(FLOOR), MAX_DELAY))
     }
 }
 

@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 use kham_proto::{ParticipantId, TrackInfo};
 use str0m::bwe::BweKind;
 use str0m::format::Codec as StrCodec;
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaKind, MediaTime, Mid};
 use str0m::net::{Receive, Transmit};
-use str0m::media::MediaTime;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 

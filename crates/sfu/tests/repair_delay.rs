@@ -84,8 +84,14 @@ fn a_lossy_subscriber_gets_a_playout_delay_for_its_repairs() {
     // A clean link: video flows, no NACK, nothing written.
     send_for(&mut w, Duration::from_secs(2), 4);
     let clean = w.clients[1].received.len();
-    assert!(clean >= 60, "video forwarded on the clean link: {clean} packets");
-    assert_eq!(w.clients[1].play_delay, None, "no playout delay without repairs");
+    assert!(
+        clean >= 60,
+        "video forwarded on the clean link: {clean} packets"
+    );
+    assert_eq!(
+        w.clients[1].play_delay, None,
+        "no playout delay without repairs"
+    );
 
     // Every 10th datagram to the subscriber lost: it asks for repairs, and the room tells its
     // browser to wait for them.

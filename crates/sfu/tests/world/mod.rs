@@ -9,9 +9,8 @@ use std::time::Instant;
 use kham_proto::ParticipantId;
 use kham_sfu::str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use kham_sfu::str0m::channel::{ChannelConfig, ChannelId, Reliability};
-use kham_sfu::str0m::media::{Direction, MediaKind, Mid};
+use kham_sfu::str0m::media::{Direction, MediaKind, MediaTime, Mid};
 use kham_sfu::str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
-use kham_sfu::str0m::media::MediaTime;
 use kham_sfu::str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use kham_sfu::{Permissions, Room, RoomConfig, RoomEvent, RoomOutput};
 
