@@ -21,11 +21,12 @@
 //! renderer, which drops frames to keep the queue short. A browser that does know
 //! the round trip already holds about as much, so the minimum changes nothing there either. The
 //! cost is latency: the audio is held as long as the video (lip sync), so on a lossy 300 ms
-//! link the call's delay grows by about a third of a second. A frozen picture is worse for an
+//! link the picture plays about a quarter of a second later than before (0.13 s later than a
+//! direct call protected by ULPFEC). A frozen picture is worse for an
 //! examination than a late one, and this is what the browser itself does when it can.
 //!
 //! Sans-IO: the time is a parameter; the room calls [`RepairDelay::update`] at every allocation
-//! and reads [`RepairDelay::min_delay`] when it writes a video packet.
+//! and reads [`RepairDelay::extension`] when it writes a video packet.
 
 use std::time::{Duration, Instant};
 
