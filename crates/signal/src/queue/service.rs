@@ -96,7 +96,17 @@ impl QueueService {
                 if woke.is_err() {
                     continue;
                 }
-                QueueService { inner }.refresh();
+                // A bug in one refresh must not leave every station and doctor without views
+                // for the rest of the process (this task is their only source): it is logged
+                // and the next change refreshes again, as the shard does for a room.
+                let refreshed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    QueueService { inner }.refresh()
+                }));
+                if refreshed.is_err() {
+                    tracing::error!(
+                        "queue: a view refresh panicked; views refresh on the next change"
+                    );
+                }
                 tokio::time::sleep(REFRESH_EVERY).await;
             }
         });

@@ -298,8 +298,12 @@ pub struct QueueState {
     doctors: HashMap<String, Doctor>,
     next_id: u64,
     next_seq: u64,
-    /// (when, specialty, wait ms) of served requests, for the last hour.
+    /// (when, specialty, wait ms) of served requests, for the last hour, in time order.
     served: VecDeque<(u64, String, u64)>,
+    /// The latest `now` applied. Callers read their clock before they take the store's lock,
+    /// so two operations can arrive out of order by a millisecond or so; the state's own clock
+    /// never goes back (the served history stays in order, durations never negative).
+    clock: u64,
 }
 
 impl QueueState {
@@ -317,6 +321,8 @@ impl QueueState {
 
     /// Applies one operation at `now`. An error changes nothing.
     pub fn apply(&mut self, op: Op, now: u64) -> Result<Vec<Effect>, QueueError> {
+        let now = now.max(self.clock);
+        self.clock = now;
         let mut fx = Vec::new();
         match op {
             Op::Enter(r) => self.enter(r, now, &mut fx)?,

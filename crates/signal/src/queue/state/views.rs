@@ -92,7 +92,7 @@ impl QueueState {
             .collect();
         match (times.first(), times.last()) {
             (Some(first), Some(last)) if times.len() >= 2 => {
-                ((last - first) / (times.len() as u64 - 1)).max(1000)
+                (last.saturating_sub(*first) / (times.len() as u64 - 1)).max(1000)
             }
             _ => self.settings.default_eta_per_place_ms,
         }
