@@ -275,6 +275,10 @@ pub struct Allocation {
     /// What the estimate leaves for video after audio, at `headroom`: the rate publishers are
     /// steered towards for this subscriber.
     pub video_budget_bps: u64,
+    /// The same at `up_headroom`: what the layers sent may cost for every temporal layer to be
+    /// forwarded (the rate a floor-shaped lowest encoding must fit in to arrive at full frame
+    /// rate).
+    pub video_up_budget_bps: u64,
     /// Audio's share of the estimate (RED included).
     pub audio_bps: u64,
     /// The bottleneck queue standing now: the round-trip time above its recent lowest
@@ -511,6 +515,7 @@ impl Allocator {
         let budget = |share: f64| ((low_down as f64 * share) as u64).saturating_sub(audio_bps);
         let down_plan = plan(input.tracks, input.audio_only, budget(cfg.headroom));
         self.out.video_budget_bps = budget(cfg.headroom);
+        self.out.video_up_budget_bps = budget(cfg.up_headroom);
         self.out.audio_bps = audio_bps;
 
         // 1. New tracks start on their lowest layer; limits (tile, visibility, audio-only,
@@ -1113,7 +1118,13 @@ impl Allocator {
             .filter_map(|s| {
                 let t = input.tracks.iter().find(|t| t.key == s.key)?;
                 let now = lowest(t, input.audio_only).and_then(|l| t.rates.get(l));
-                now.map(|bps| bps.max(s.floor.get()))
+                // What it cost lately, but never more than a cap told since (a lower floor):
+                // what it measures now still counts, so a publisher that ignores the cap is
+                // judged by what it sends.
+                let recent = t
+                    .lowest_cap_bps
+                    .map_or(s.floor.get(), |cap| s.floor.get().min(cap));
+                now.map(|bps| bps.max(recent))
             })
             .sum()
     }

@@ -43,6 +43,11 @@ pub struct TrackInput {
     /// encoder put it (the encoder follows the estimate, the ideal follows the encoder, and
     /// nothing asks for more).
     pub unshaped_bps: Option<u64>,
+    /// The bitrate cap the publisher was told for its lowest encoding (the video floor,
+    /// `kham-sfu` dynacast), `None` when it is not shaped. The lowest layer's cost is remembered
+    /// for seconds (a restarted layer measures low at first); a cap lowered since bounds that
+    /// memory, so the pause rule does not count what the layer cost before it was shaped to fit.
+    pub lowest_cap_bps: Option<u64>,
 }
 
 impl TrackInput {

@@ -151,6 +151,7 @@ mod tests {
             max_spatial: 2,
             visible: true,
             unshaped_bps: None,
+            lowest_cap_bps: None,
         }
     }
 

@@ -49,6 +49,7 @@ fn arb_track(key: u32) -> impl Strategy<Value = TrackInput> {
                 max_spatial,
                 visible,
                 unshaped_bps: None,
+                lowest_cap_bps: None,
             },
         )
 }
@@ -74,6 +75,7 @@ fn audio(key: u32) -> TrackInput {
         max_spatial: 0,
         visible: true,
         unshaped_bps: None,
+        lowest_cap_bps: None,
     }
 }
 

@@ -453,6 +453,7 @@ pub(crate) fn allocate<'a>(
             max_spatial,
             visible: out.visible,
             unshaped_bps: crate::dynacast::unshaped_bps(track, out.max_spatial),
+            lowest_cap_bps: crate::dynacast::lowest_cap_bps(track),
         });
     }
     if data_bps > 0 {
@@ -468,6 +469,7 @@ pub(crate) fn allocate<'a>(
             max_spatial: 0,
             visible: true,
             unshaped_bps: None,
+            lowest_cap_bps: None,
         });
     }
     // After a gap in its feedback the estimator starts again from the estimate before it, and
@@ -761,6 +763,7 @@ mod tests {
                 max_spatial: 0,
                 visible: true,
                 unshaped_bps: None,
+                lowest_cap_bps: None,
             },
             TrackInput {
                 key: 2,
@@ -770,6 +773,7 @@ mod tests {
                 max_spatial: 2,
                 visible: true,
                 unshaped_bps: None,
+                lowest_cap_bps: None,
             },
         ];
         let input = |e: u64| kham_bwe::SubscriberInput {

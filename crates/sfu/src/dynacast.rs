@@ -19,10 +19,11 @@
 //!   for it).
 //! - **A video floor that fits.** When a subscriber that shows the video is on the lowest layer
 //!   or paused for bandwidth, and its budget cannot carry the lowest layer as the publisher sends
-//!   it, the lowest encoding is shaped down to that budget (down to [`FLOOR_MIN_BPS`], Chrome's
-//!   own minimum for small encodings), with smaller pictures at the bottom (the frame rate is
-//!   lowered by the allocator, dropping temporal layers, which costs the publisher no keyframe), so
-//!   video pauses only when even that does not fit beside the audio. The floor is lowered after
+//!   it, the lowest encoding is shaped down to fit that budget with all of its temporal layers
+//!   ([`floor_fit`]; down to [`FLOOR_MIN_BPS`], Chrome's own minimum for small encodings), with
+//!   smaller pictures at the bottom (the allocator may still drop temporal layers, which costs
+//!   the publisher no keyframe), so video pauses only when even that does not fit beside the
+//!   audio. The floor is lowered after
 //!   [`FLOOR_LOWER_AFTER`] of need, raised as the weakest budget grows, and lifted after
 //!   [`FLOOR_LIFT_AFTER`] without need.
 //!
@@ -75,8 +76,11 @@ const FOLLOW_SHARE: f64 = 0.85;
 /// spatial headroom (`spatial_up_headroom` 0.75 of the estimate, the budget being 0.95 of it);
 /// once forwarded it grows to `FOLLOW_SHARE`.
 const ENTRY_SHARE: f64 = 0.7;
-/// Below this floor the lowest encoding also sends smaller pictures (scale 8: 90p)...
-const FLOOR_SMALL_BELOW: u64 = 50_000;
+/// Below this floor the lowest encoding also sends smaller pictures (scale 8: 90p)... (50
+/// kbit/s until 2026-12-06, when the floor moved from the budget at `headroom` to [`floor_fit`],
+/// about a fifth lower for the same link: 40 keeps 90p to about the same links, and a direct
+/// call's encoder keeps 180p down to 40-60 kbit/s.)
+const FLOOR_SMALL_BELOW: u64 = 40_000;
 /// ...until the floor is lifted or back above this: a change of scale re-initialises
 /// Chromium's VP8 simulcast encoder, a keyframe on every encoding (measured: see
 /// `KEYFRAME COSTS` below), so it must not follow every move of the weakest link.
@@ -150,6 +154,9 @@ struct Want {
     /// The highest such budget of the last few seconds (the layers to keep flowing), or
     /// `u64::MAX` while its estimate is too young to tell.
     peak_bps: u64,
+    /// What the lowest encoding may cost for this subscriber to receive all of its temporal
+    /// layers ([`floor_fit`]), `u64::MAX` while its estimate is unknown.
+    floor_bps: u64,
     /// On the lowest layer or paused for bandwidth: the floor matters to it.
     at_floor: bool,
     /// The spatial layer it receives now.
@@ -216,6 +223,11 @@ fn want_of(sub: &Peer, key: u32, max_spatial: u8) -> Want {
         max_spatial,
         budget_bps: if known {
             alloc.video_budget_bps.saturating_sub(others)
+        } else {
+            u64::MAX
+        },
+        floor_bps: if known {
+            floor_fit(alloc.video_up_budget_bps.saturating_sub(others))
         } else {
             u64::MAX
         },
@@ -432,13 +444,31 @@ pub fn unshaped_bps(track: &TrackIn, max_spatial: u8) -> Option<u64> {
     })
 }
 
+/// The cap the lowest encoding of a simulcast video was told (its floor), if any
+/// (`kham_bwe::TrackInput::lowest_cap_bps`).
+pub fn lowest_cap_bps(track: &TrackIn) -> Option<u64> {
+    if track.kind != MediaKind::Video || track.rids.len() < 2 {
+        return None;
+    }
+    let sent = track.dynacast.sent[0];
+    sent.active
+        .then_some(sent.max_bitrate)
+        .flatten()
+        .map(u64::from)
+}
+
 /// The lowest encoding's bitrate cap, with its hysteresis; `None` = the client's default.
 fn floor(now: Instant, d: &mut Dynacast, wants: &[Want]) -> Option<u64> {
     // What the weakest subscriber at the floor can carry.
     let wanted = wants
         .iter()
-        .filter(|w| w.at_floor && w.budget_bps != u64::MAX)
-        .map(|w| w.budget_bps.max(FLOOR_MIN_BPS))
+        // Only where the budget at `headroom` cannot carry the unshaped lowest layer (what
+        // decided it before `floor_fit`): a floor applied for a budget just above that, at the
+        // start of a call whose first estimates are low, stays for `FLOOR_LIFT_AFTER` after
+        // the estimate grew, and in the simulator (rtt-50ms, 4 seeds) cost the climb a third
+        // of its height.
+        .filter(|w| w.at_floor && w.budget_bps < default_floor_bps() && w.floor_bps != u64::MAX)
+        .map(|w| w.floor_bps.max(FLOOR_MIN_BPS))
         .min()
         .filter(|&b| d.floor.is_some_and(|f| b < f) || b < default_floor_bps());
     match wanted {
@@ -467,6 +497,18 @@ fn floor(now: Instant, d: &mut Dynacast, wants: &[Want]) -> Option<u64> {
         }
     }
     d.floor
+}
+
+/// The floor for a subscriber whose budget for temporal upgrades (`up_headroom`, less its other
+/// videos) is `up_budget_bps`: small enough that the allocator forwards every temporal layer of
+/// the shaped encoding even when the floor's hysteresis ([`CAP_CHANGE`]) leaves it above the
+/// budget. Until 2026-12-06 the floor followed the budget at `headroom`, which the temporal
+/// upgrade (at the lower `up_headroom`) never fitted: a subscriber at the floor received its
+/// base temporal layer only. On metro-7 in Chromium (65-110 kbit/s received) kham showed 90p at
+/// 3-6 fps where the direct call showed 180p at 13-15 fps with the same bits: a direct call's
+/// encoder at these rates keeps the frame rate and lowers the quality of each frame.
+fn floor_fit(up_budget_bps: u64) -> u64 {
+    (up_budget_bps as f64 / (1.0 + CAP_CHANGE)) as u64
 }
 
 /// What the lowest encoding sends when not shaped (the web client's 180p default).
@@ -519,6 +561,8 @@ mod tests {
         Want {
             max_spatial,
             budget_bps,
+            // The floor's own rules are tested on the budget; `floor_fit` apart.
+            floor_bps: budget_bps,
             peak_bps: budget_bps,
             at_floor,
             on_layer: Some(if at_floor { 0 } else { max_spatial }),
@@ -652,6 +696,42 @@ mod tests {
         let l = run(&mut t, t0 + Duration::from_secs(3), 2, &[on_middle, strong]).expect("message");
         assert_eq!(l[1].max_bitrate, None);
         assert_eq!(l[2].max_bitrate, None);
+    }
+
+    /// A link that thins slowly (5 % a second, inside the floor's hysteresis) and one that
+    /// wobbles: the floor, hysteresis included, never costs more than the subscriber's budget
+    /// for temporal upgrades, so the allocator can forward every temporal layer of it.
+    #[test]
+    fn the_floor_always_fits_the_temporal_upgrade_budget() {
+        let t0 = Instant::now();
+        let mut t = track();
+        let strong = want(2, 3_000_000, false);
+        let mut up_budget = 140_000.0_f64;
+        let mut floor = None;
+        for s in 0..40u64 {
+            up_budget *= if s < 25 {
+                0.95
+            } else if s % 2 == 0 {
+                1.12
+            } else {
+                0.9
+            };
+            let b = up_budget as u64;
+            let weak = Want {
+                floor_bps: floor_fit(b),
+                ..want(2, b, true)
+            };
+            if let Some(l) = run(&mut t, t0 + Duration::from_secs(s), 1, &[weak, strong]) {
+                floor = l[0].max_bitrate;
+            }
+            if let Some(f) = floor {
+                assert!(
+                    u64::from(f) <= b.max(FLOOR_MIN_BPS),
+                    "second {s}: floor {f} above the temporal budget {b}"
+                );
+            }
+        }
+        assert!(floor.is_some(), "the floor was applied");
     }
 
     #[test]

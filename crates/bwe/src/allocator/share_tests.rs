@@ -26,6 +26,7 @@ fn tracks() -> Vec<TrackInput> {
         max_spatial: 2,
         visible: true,
         unshaped_bps: None,
+        lowest_cap_bps: None,
     };
     vec![
         TrackInput {
@@ -36,6 +37,7 @@ fn tracks() -> Vec<TrackInput> {
             max_spatial: 0,
             visible: true,
             unshaped_bps: None,
+            lowest_cap_bps: None,
         },
         video(2, Kind::Video, camera),
         video(

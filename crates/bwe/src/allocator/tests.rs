@@ -26,6 +26,7 @@ fn tracks() -> Vec<TrackInput> {
             max_spatial: 0,
             visible: true,
             unshaped_bps: None,
+            lowest_cap_bps: None,
         },
         TrackInput {
             key: 2,
@@ -35,6 +36,7 @@ fn tracks() -> Vec<TrackInput> {
             max_spatial: 2,
             visible: true,
             unshaped_bps: None,
+            lowest_cap_bps: None,
         },
     ]
 }
@@ -624,4 +626,32 @@ fn nothing_is_upgraded_or_pulsed_while_the_subscriber_is_silent() {
     // Feedback back: upgrades as usual.
     run(&mut a, &c, &t, 12_000, 20_000, 3_000_000);
     assert!(video(a.allocation()).layer > before);
+}
+
+/// Video paused on a thin link while its lowest layer cost 60 kbit/s; the publisher is then
+/// told to shape it down to 24 (the video floor) and it measures 20. Once the estimate covers
+/// audio and the shaped layer with the resume margin, video comes back, though the 5-10 s
+/// memory of the lowest layer's cost still holds the old 60. Without the cap it waits for the
+/// memory to forget.
+#[test]
+fn a_floor_told_to_the_publisher_bounds_the_remembered_cost_of_the_lowest_layer() {
+    for (cap, resumed) in [(Some(24_000), true), (None, false)] {
+        let c = Clock(Instant::now());
+        let mut t = tracks();
+        let mut a = Allocator::new(AllocatorConfig::default());
+        run(&mut a, &c, &t, 0, 3000, 300_000);
+        run(&mut a, &c, &t, 3000, 9000, 50_000);
+        assert_eq!(video(a.allocation()).paused, Some(Reason::BandwidthDrop));
+        t[1].rates = LayerRates::from_bps([[20_000, 30_000, 40_000], [0; 3], [0; 3]]);
+        t[1].lowest_cap_bps = cap;
+        run(&mut a, &c, &t, 9000, 13_000, 95_000);
+        let v = video(a.allocation());
+        assert_eq!(
+            v.layer.is_some(),
+            resumed,
+            "cap {cap:?}: layer {:?} paused {:?}",
+            v.layer,
+            v.paused
+        );
+    }
 }
