@@ -5,10 +5,19 @@
 // text, still as a PACS image is, with a readout in a corner that changes each frame so the encoder keeps sending). A doctor receives both over a
 // constrained downlink (Chromium's WebRTC network emulation, as in weak-link.test.mjs).
 //
-// Asserted: the doctor's page shows the share in its large tile (`remote-share`), the share's
+// Asserted: the doctor's page shows the share in its large tile (`remote-share`), the station's
+// share encoding is capped below the doctor's link (the server's `publish_layers` for a single
+// encoding: the share follows its weakest viewer), the share's
 // inbound-rtp frame height stays at the full 720 over the whole measured window while the
-// camera is received smaller than on an unshaped observer's page of the same size (it dropped
-// layers: the allocator bought the share first). Every figure is printed.
+// camera, whose tile wants 720p, is received below it (it dropped layers: the allocator bought
+// the share first). Every figure is printed.
+//
+// Two pages, not three: until 2026-12-06 an unshaped observer joined as a control (its camera
+// printed, never asserted). Its decoding of a 720p camera and a 720p share starved the doctor's
+// page on a loaded 2-core machine (CI: the share's first frame 22 s late, 6 fps; locally, with
+// two busy loops beside the test, 6 of 12 runs failed with or without that session's
+// allocator change), and Chromium's link emulation runs on the page's own timers, so a starved
+// page is a different link.
 //
 // Env: KHAM_BIN, KHAM_CHROMIUM as in call.test.mjs.
 //   node --test screen-share.test.mjs
@@ -23,6 +32,8 @@ const LINK = { downKbps: Number(process.env.SHARE_LINK_KBPS || 300), upKbps: 500
 /** How long the allocator is given to settle, then how long the figures are sampled. */
 const SETTLE_MS = 20_000;
 const MEASURE_MS = 10_000;
+/** The share must be decoded on the doctor's page this long after its tile appeared. */
+const FIRST_SHARE_MS = 40_000;
 const SHARE_HEIGHT = 720;
 /**
  * A tall page: below the share, the camera's tile is large enough to want its 720p layer, so a
@@ -155,12 +166,10 @@ function sample(page, publisherId, ms) {
   }, { publisherId, ms });
 }
 
-test('a screen share beside the camera on a constrained subscriber keeps its resolution while the camera drops layers', { timeout: 90_000 }, async () => {
+test('a screen share beside the camera on a constrained subscriber keeps its resolution while the camera drops layers', { timeout: 120_000 }, async () => {
   const room = `share-${process.pid}-${Date.now().toString(36)}`;
   const station = await join('station', { room, identity: 'tram-tan-phu', name: 'Trạm y tế xã Tân Phú', role: 'station' });
   const doctor = await join('doctor', { room, identity: 'dr-an', name: 'BS. Nguyễn Văn An', role: 'doctor' }, LINK);
-  // The control: an observer on the unshaped loopback, same page size, gets the camera larger.
-  const free = await join('free', { room, identity: 'sv-free', name: 'Phòng khám tỉnh', role: 'observer' });
   try {
     await station.page.click('[data-testid="screen-share"]');
     await station.page.waitForSelector('[data-testid="screen-share"][aria-pressed="true"]');
@@ -175,14 +184,17 @@ test('a screen share beside the camera on a constrained subscriber keeps its res
     assert.equal(sent.encodings, 1, 'the share is one full-resolution encoding');
 
     await doctor.page.waitForSelector(`[data-testid="remote-share"][data-participant-id="${station.id}"]`, { timeout: 20_000 });
-    await free.page.waitForSelector(`[data-testid="remote-share"][data-participant-id="${station.id}"]`, { timeout: 20_000 });
+    // The allocator settles from the share's first decoded frame on the doctor's page (it is
+    // normally there within a second or two of its tile; how long it took is printed, and more
+    // than FIRST_SHARE_MS fails).
+    const tileAt = Date.now();
+    await doctor.page.waitForFunction(() => {
+      const v = /** @type {HTMLVideoElement|null} */ (document.querySelector('[data-testid="remote-share"] video'));
+      return !!v && v.videoHeight > 0 && (v.getVideoPlaybackQuality?.().totalVideoFrames ?? 0) > 0;
+    }, null, { timeout: FIRST_SHARE_MS, polling: 250 });
+    console.log(`screen-share: the doctor's first share frame ${Date.now() - tileAt} ms after its tile appeared`);
     await doctor.page.waitForTimeout(SETTLE_MS);
-    const [{ found, samples }, control] = await Promise.all([
-      sample(doctor.page, station.id, MEASURE_MS),
-      sample(free.page, station.id, MEASURE_MS),
-    ]);
-    const freeCamera = control.samples.map((s) => s.camera.height);
-    console.log(`screen-share: unshaped observer: share heights ${JSON.stringify(control.samples.map((s) => s.share.height))}, camera heights ${JSON.stringify(freeCamera)}`);
+    const { found, samples } = await sample(doctor.page, station.id, MEASURE_MS);
     const shareHeights = samples.map((s) => s.share.height);
     const cameraHeights = samples.map((s) => s.camera.height);
     const first = samples[0];
@@ -199,13 +211,19 @@ test('a screen share beside the camera on a constrained subscriber keeps its res
     console.log(`screen-share: doctor link ${LINK.downKbps} kbit/s down, ${LINK.latencyMs} ms`);
     console.log(`screen-share: share heights ${JSON.stringify(shareHeights)}, ${kbps('share')} kbit/s, fps ${last.share.fps}, frames +${last.share.frames - first.share.frames}`);
     console.log(`screen-share: camera heights ${JSON.stringify(cameraHeights)}, ${kbps('camera')} kbit/s, fps ${last.camera.fps}, frames +${last.camera.frames - first.camera.frames}`);
+    // The share is one encoding: the server caps it to its weakest viewer's link (the doctor's).
+    const shareCap = await station.page.evaluate(() => {
+      const pc = /** @type {any} */ (window).__kham.pc;
+      const s = pc.getSenders().find((/** @type {RTCRtpSender} */ x) => x.track && x.track.contentHint === 'detail');
+      return s ? s.getParameters().encodings[0].maxBitrate ?? null : null;
+    });
+    console.log(`screen-share: the station's share encoding maxBitrate ${shareCap}`);
+    assert.ok(shareCap !== null && shareCap < LINK.downKbps * 1000, `the share is capped below the doctor's ${LINK.downKbps} kbit/s: ${shareCap}`);
     assert.ok(found.share && found.camera, `share and camera receivers found: ${JSON.stringify(found)}`);
     assert.ok(last.share.frames > first.share.frames, 'the share is decoded during the window');
     assert.ok(shareHeights.every((h) => h === SHARE_HEIGHT), `the share keeps ${SHARE_HEIGHT}p: ${shareHeights}`);
     // The camera dropped layers on the weak link: below its 720p top in every sample, though
-    // its tile (PAGE_HEIGHT) wants 720p. The unshaped page's camera is printed for comparison,
-    // not asserted: on a shared 2-core machine it climbed above the weak page's within the
-    // window in six of eight runs (to 360p or 720p); in two it stayed at 90-180p.
+    // its tile (PAGE_HEIGHT) wants 720p.
     assert.ok(cameraHeights.every((h) => h > 0 && h < SHARE_HEIGHT), `the camera is below its 720p: ${cameraHeights}`);
 
     // Stopping: the station's button again; the doctor's share tile goes (the server reports
@@ -216,6 +234,6 @@ test('a screen share beside the camera on a constrained subscriber keeps its res
     await doctor.page.waitForSelector('[data-testid="remote-share"]', { state: 'hidden', timeout: 15_000 });
     console.log(`screen-share: share tile gone on the doctor's page ${Date.now() - stopAt} ms after stop`);
   } finally {
-    await Promise.all([station, doctor, free].map((p) => p.page.context().close()));
+    await Promise.all([station, doctor].map((p) => p.page.context().close()));
   }
 });

@@ -3,11 +3,12 @@
 // needed at all, and, for an encoding the server shapes, a bitrate, frame-rate and resolution
 // limit. They are applied with RTCRtpSender.setParameters (no renegotiation), so a weak uplink
 // carries only what is watched, the lowest encoding fits the weakest viewer, and the top one
-// follows the best viewer's link.
+// follows the best viewer's link. A single encoding (the screen share) only has its bitrate
+// capped, to its weakest viewer's link.
 
 /**
  * @typedef {object} LayerWish
- * @property {string} rid     simulcast encoding id (q, h or f)
+ * @property {string} rid     simulcast encoding id (q, h or f); "" for a single encoding
  * @property {boolean} active
  * @property {number} [max_bitrate]               bit/s; absent = this client's default
  * @property {number} [max_framerate]             frames/s; absent = no limit
@@ -78,7 +79,14 @@ export async function applyPublishLayers(pc, mid, layers, defaults = []) {
     changed = true;
   };
   for (const enc of encodings) {
-    const wish = enc.rid === undefined ? undefined : wanted.get(enc.rid);
+    if (enc.rid === undefined) {
+      // A single encoding (the screen share): the server names it "" and caps its bitrate to
+      // its weakest viewer; it is never stopped or scaled from here.
+      const wish = encodings.length === 1 ? wanted.get('') : undefined;
+      if (wish) set(enc, 'maxBitrate', positive(wish.max_bitrate));
+      continue;
+    }
+    const wish = wanted.get(enc.rid);
     if (!wish) continue;
     /** @type {EncodingDefaults} */
     const base = defaults.find((d) => d.rid === enc.rid) || { rid: enc.rid };

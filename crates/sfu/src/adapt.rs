@@ -237,6 +237,14 @@ impl SubscriberAdapt {
         self.allocator.allocation()
     }
 
+    /// What track `key`'s lowest layer measured at the last allocation.
+    pub(crate) fn lowest_layer_bps(&self, key: u32) -> Option<u64> {
+        self.inputs
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.rates.bps[0][0])
+    }
+
     /// The estimator (re)started a moment ago (the allocator's start window): its estimate is
     /// still mostly the initial guess (`vitals.rs` does not cut waveforms on it).
     pub(crate) fn estimate_young(&self, now: Instant) -> bool {

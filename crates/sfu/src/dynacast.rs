@@ -27,6 +27,9 @@
 //!   [`FLOOR_LOWER_AFTER`] of need, raised as the weakest budget grows, and lifted after
 //!   [`FLOOR_LIFT_AFTER`] without need.
 //!
+//! A video sent as one encoding (a screen share) has no layers to choose from: its one encoding
+//! follows the weakest subscriber showing it ([`single`]).
+//!
 //! A client that ignores these messages (or cannot apply them) keeps its own encodings: the
 //! allocator works from measured layer rates, so nothing depends on being obeyed.
 
@@ -40,6 +43,8 @@ use str0m::media::MediaKind;
 use crate::peer::Peer;
 use crate::room::RoomEvent;
 use crate::track::{MAX_LAYERS, TrackIn};
+
+mod single;
 
 /// An unneeded layer keeps flowing this long before the publisher is told to stop it.
 pub const PAUSE_AFTER: Duration = Duration::from_secs(3);
@@ -167,12 +172,17 @@ struct Want {
 pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<RoomEvent>) {
     for i in 0..peers.len() {
         for ti in 0..peers[i].tracks_in.len() {
-            let (publisher, mid, count) = {
+            let (publisher, mid, count, simulcast) = {
                 let t = &peers[i].tracks_in[ti];
-                if t.kind != MediaKind::Video || t.rids.len() < 2 {
+                if t.kind != MediaKind::Video {
                     continue;
                 }
-                (peers[i].id.clone(), t.mid, t.layer_count())
+                (
+                    peers[i].id.clone(),
+                    t.mid,
+                    t.layer_count(),
+                    t.rids.len() >= 2,
+                )
             };
             let wants: Vec<Want> = peers
                 .iter()
@@ -184,11 +194,16 @@ pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<Roo
                         .filter(|t| {
                             t.publisher == publisher && t.source_mid == mid && !t.gone && t.visible
                         })
-                        .map(move |t| want_of(p, t.key, t.max_spatial.min(count - 1)))
+                        .map(move |t| want_of(p, t.key, t.max_spatial.min(count - 1), simulcast))
                 })
                 .collect();
             let track = &mut peers[i].tracks_in[ti];
-            if let Some(layers) = decide(now, track, count, &wants) {
+            let layers = if simulcast {
+                decide(now, track, count, &wants)
+            } else {
+                single::decide(now, track, &wants)
+            };
+            if let Some(layers) = layers {
                 tracing::debug!(%publisher, %mid, ?layers, "dynacast");
                 events.push_back(RoomEvent::PublishLayers {
                     peer: publisher,
@@ -200,14 +215,21 @@ pub(crate) fn update(now: Instant, peers: &mut [Peer], events: &mut VecDeque<Roo
     }
 }
 
-fn want_of(sub: &Peer, key: u32, max_spatial: u8) -> Want {
+fn want_of(sub: &Peer, key: u32, max_spatial: u8, simulcast: bool) -> Want {
     let alloc = sub.adapt.allocation();
     let mine = alloc.decisions.iter().find(|d| d.key == key);
+    // What the subscriber's other videos take: what they get now; for a single encoding (a
+    // share, allocated first) only what their lowest layers cost, so that the share's bursts
+    // fit the link beside the cameras' lowest layers rather than beside whatever the cameras
+    // climbed to while the share was quiet.
     let others: u64 = alloc
         .decisions
         .iter()
         .filter(|d| d.key != key && d.kind != Kind::Audio)
-        .map(|d| d.bps)
+        .map(|d| match sub.adapt.lowest_layer_bps(d.key) {
+            Some(lowest) if !simulcast && d.layer.is_some() => d.bps.min(lowest),
+            _ => d.bps,
+        })
         .sum();
     let on_layer = mine.and_then(|d| d.layer).map(|l| l.spatial);
     let at_floor = match mine {
@@ -424,8 +446,11 @@ fn follow_cap(wants: &[Want], l: u8) -> u64 {
 /// direct call took 1.5-1.8 Mbit/s; with a 5 Mbit/s subscriber behind a publisher on 3G the
 /// estimate stayed at 444 kbit/s for 80 s with the 720p encoding stopped.
 pub fn unshaped_bps(track: &TrackIn, max_spatial: u8) -> Option<u64> {
-    if track.kind != MediaKind::Video || track.rids.len() < 2 {
+    if track.kind != MediaKind::Video {
         return None;
+    }
+    if track.rids.len() < 2 {
+        return single::unshaped_bps(track);
     }
     let count = usize::from(track.layer_count());
     let top = usize::from(max_spatial).min(count - 1);
@@ -444,10 +469,10 @@ pub fn unshaped_bps(track: &TrackIn, max_spatial: u8) -> Option<u64> {
     })
 }
 
-/// The cap the lowest encoding of a simulcast video was told (its floor), if any
-/// (`kham_bwe::TrackInput::lowest_cap_bps`).
+/// The cap the lowest encoding of a video was told (a simulcast video's floor, a single
+/// encoding's cap), if any (`kham_bwe::TrackInput::lowest_cap_bps`).
 pub fn lowest_cap_bps(track: &TrackIn) -> Option<u64> {
-    if track.kind != MediaKind::Video || track.rids.len() < 2 {
+    if track.kind != MediaKind::Video {
         return None;
     }
     let sent = track.dynacast.sent[0];
