@@ -8,9 +8,10 @@
 //! for the first 5-6 s after every keyframe before it settles near 100 kbit/s (measured on the
 //! test's 720p film, 2026-12-06). Behind a 300 kbit/s link that burst paused the share (and the
 //! camera with it), the lowest layer's remembered cost kept it paused, and the resume's keyframe
-//! started the burst again: the doctor's first share frame came 17-21 s after its tile, in
-//! every run (`tests/browser/screen-share.test.mjs`). Capped, the encoder spreads the same
-//! refinement over the link's rate, as a direct call's encoder would.
+//! started the burst again: shared as the doctor joined, the doctor's first share frame came
+//! 17-21 s after its tile in every run (`tests/browser/screen-share.test.mjs`, `SHARE_AT_JOIN=1`),
+//! 7-18 s capped. Capped, the encoder spreads the same refinement over the link's rate, as a
+//! direct call's encoder would.
 //!
 //! The cut is made at once (a lower `maxBitrate` costs no keyframe); a raise waits as the
 //! simulcast caps do ([`super::RAISE_AFTER`], [`super::RAISE_CHANGE`]). The encoding is never
