@@ -418,6 +418,44 @@ test('publish_layers switches the own simulcast encodings, in message order, and
   await page.context().close();
 });
 
+test('publish_layers caps a single encoding (the screen share) and returns it to the share default when the cap is left out', async () => {
+  const { page, errors } = await joinCall({ name: 'share-cap' });
+  // The SDK's own functions and defaults on a sender with one rid-less encoding, as the share's.
+  const after = (/** @type {unknown[]} */ layers) => page.evaluate(async (layers) => {
+    const { applyPublishLayers } = await import('/sdk/layers.js');
+    const { PUBLISH_DEFAULTS } = await import('/sdk/kham.js');
+    const { SHARE_ENCODING } = await import('/sdk/share.js');
+    const w = /** @type {any} */ (window);
+    if (!w.__sharePc) {
+      const canvas = document.createElement('canvas');
+      canvas.getContext('2d')?.fillRect(0, 0, 10, 10);
+      const track = canvas.captureStream(5).getVideoTracks()[0];
+      w.__sharePc = new RTCPeerConnection();
+      w.__sharePc.addTransceiver(track, { direction: 'sendonly', sendEncodings: [{ ...SHARE_ENCODING }] });
+      await w.__sharePc.setLocalDescription();
+    }
+    const pc = w.__sharePc;
+    const tr = pc.getTransceivers()[0];
+    const out = await applyPublishLayers(pc, tr.mid, layers, PUBLISH_DEFAULTS);
+    const enc = tr.sender.getParameters().encodings[0];
+    return { out, maxBitrate: enc.maxBitrate ?? null, active: enc.active !== false, scale: enc.scaleResolutionDownBy ?? null };
+  }, layers);
+  const capped = await after([{ rid: '', active: true, max_bitrate: 95_000 }]);
+  assert.equal(capped.maxBitrate, 95_000, 'the cap is applied to the only encoding');
+  assert.equal(capped.active, true);
+  // A wish to stop or scale it is not applied: only its bitrate is the server's.
+  const stopped = await after([{ rid: '', active: false, max_bitrate: 80_000, scale_resolution_down_by: 4 }]);
+  assert.deepEqual([stopped.maxBitrate, stopped.active, stopped.scale], [80_000, true, capped.scale]);
+  // Cap left out: back to the share's default, not uncapped.
+  const lifted = await after([{ rid: '', active: true }]);
+  assert.equal(lifted.maxBitrate, 1_200_000);
+  // Simulcast rids mean nothing to it.
+  const other = await after([{ rid: 'q', active: true, max_bitrate: 30_000 }]);
+  assert.equal(other.maxBitrate, 1_200_000);
+  assert.deepEqual(errors, []);
+  await page.context().close();
+});
+
 test('against a server without adaptive messages the client stops sending them and shows no error', async () => {
   mock.rejectTypes.add('video_view');
   mock.rejectTypes.add('audio_only');

@@ -11,7 +11,7 @@
 
 import { ViewReporter } from './views.js';
 import { applyAudioRate, applyPublishLayers, withPacketTime } from './layers.js';
-import { startShareSender, stopShareSender } from './share.js';
+import { SHARE_ENCODING, startShareSender, stopShareSender } from './share.js';
 import { decodeForwarded, KIND_WAVE, KIND_NUMERICS, MAX_FRAME } from './vitals-frame.js';
 
 /** Labels of the vital-sign data channels (crates/sfu/src/vitals.rs). */
@@ -59,6 +59,12 @@ export const SIMULCAST_ENCODINGS = Object.freeze([
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
   { rid: 'f', maxBitrate: 1_500_000 },
 ]);
+
+/**
+ * What an encoding returns to when `publish_layers` leaves a limit out: the simulcast ladder,
+ * and the screen share's single encoding (rid "").
+ */
+export const PUBLISH_DEFAULTS = Object.freeze([...SIMULCAST_ENCODINGS, { rid: '', maxBitrate: SHARE_ENCODING.maxBitrate }]);
 
 /** A ping every 5 s; a socket silent for 12 s is taken for dead and resumed on a new one. */
 const PING_INTERVAL_MS = 5_000;
@@ -514,7 +520,7 @@ export class KhamClient extends EventTarget {
       this._queueSenderJob('camera mute', async () => {
         const layers = this._publishLayers.get(mid) || SIMULCAST_ENCODINGS.map((e) => ({ rid: e.rid, active: true }));
         try {
-          await applyPublishLayers(pc, mid, this._withVideoMute(layers), SIMULCAST_ENCODINGS);
+          await applyPublishLayers(pc, mid, this._withVideoMute(layers), PUBLISH_DEFAULTS);
         } catch (err) {
           console.error('kham: could not apply the camera mute to the encodings', err);
         }
@@ -1351,7 +1357,7 @@ export class KhamClient extends EventTarget {
       let encodings = null;
       try {
         const wanted = Array.isArray(layers) ? this._withVideoMute(layers) : layers;
-        if (this.pc) encodings = await applyPublishLayers(this.pc, mid, wanted, SIMULCAST_ENCODINGS);
+        if (this.pc) encodings = await applyPublishLayers(this.pc, mid, wanted, PUBLISH_DEFAULTS);
         else console.warn('kham: publish_layers before media started; ignored');
       } catch (err) {
         console.error('kham: could not set the simulcast layers', err);

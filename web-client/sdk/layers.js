@@ -81,9 +81,11 @@ export async function applyPublishLayers(pc, mid, layers, defaults = []) {
   for (const enc of encodings) {
     if (enc.rid === undefined) {
       // A single encoding (the screen share): the server names it "" and caps its bitrate to
-      // its weakest viewer; it is never stopped or scaled from here.
+      // its weakest viewer (back to the default for "" when it leaves the cap out); it is never
+      // stopped or scaled from here.
       const wish = encodings.length === 1 ? wanted.get('') : undefined;
-      if (wish) set(enc, 'maxBitrate', positive(wish.max_bitrate));
+      const base = defaults.find((d) => d.rid === '');
+      if (wish) set(enc, 'maxBitrate', positive(wish.max_bitrate) ?? base?.maxBitrate);
       continue;
     }
     const wish = wanted.get(enc.rid);

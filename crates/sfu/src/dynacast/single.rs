@@ -48,14 +48,13 @@ pub(super) fn decide(
     let wanted = wanted_cap(track, wants);
     let d = &mut track.dynacast;
     let sent = d.sent[0].max_bitrate.map(u64::from);
-    // A raise waits RAISE_AFTER after any change (`raised_at` is kept as the last change
-    // here): a link that dips and recovers within seconds does not move the encoder twice.
-    let raise_due = d
-        .raised_at
-        .is_none_or(|t| now.saturating_duration_since(t) >= RAISE_AFTER);
-    let resend_due = d
-        .sent_at
-        .is_none_or(|t| now.saturating_duration_since(t) >= RESEND_AFTER);
+    // Sent only on a change, so `sent_at` is the last change. A raise waits RAISE_AFTER after
+    // it: a link that dips and recovers within seconds does not move the encoder twice.
+    let since = |wait| {
+        d.sent_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= wait)
+    };
+    let (raise_due, resend_due) = (since(RAISE_AFTER), since(RESEND_AFTER));
     let next = match (sent, wanted) {
         // Nobody showing it can say what it carries (no estimate yet, or no viewer): as it is.
         (_, None) if wants.iter().all(|w| w.floor_bps == u64::MAX) => sent,
@@ -70,7 +69,6 @@ pub(super) fn decide(
     }
     d.sent[0].max_bitrate = next.map(|b| b.min(u64::from(u32::MAX)) as u32);
     d.sent_at = Some(now);
-    d.raised_at = Some(now);
     Some(vec![LayerActive {
         // The encoding has no rid: the client applies "" to its only encoding.
         rid: String::new(),
