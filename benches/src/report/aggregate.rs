@@ -14,7 +14,7 @@ pub struct Figure {
 }
 
 /// Every figure, in table order.
-pub const FIGURES: [Figure; 15] = [
+pub const FIGURES: [Figure; 16] = [
     Figure {
         key: "frozen_time_pct",
         header: "frozen time %",
@@ -86,6 +86,12 @@ pub const FIGURES: [Figure; 15] = [
         header: "audio-only %",
         decimals: 1,
         get: |m| Some(m.audio_only_pct),
+    },
+    Figure {
+        key: "estimate_pct",
+        header: "estimate %",
+        decimals: 1,
+        get: |m| m.estimate_pct,
     },
     Figure {
         key: "mean_height",

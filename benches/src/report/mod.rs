@@ -106,6 +106,7 @@ pub(crate) mod fixture {
                         audio_loss_after_repair_pct: 0.04,
                         p95_audio_delay_ms: Some(180.0),
                         utilisation_pct: kham.then_some(87.3),
+                        estimate_pct: kham.then_some(91.0),
                         p95_queue_delay_ms: Some(123.4),
                         downswitch_s: kham.then_some(0.8),
                         recovery_s: None,

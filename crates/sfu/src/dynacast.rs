@@ -364,6 +364,8 @@ fn decide(
         }
     }
 
+    keep_increasing(&mut next, count, &track.sizes);
+
     let changed_state = next.iter().zip(&d.sent).take(count).any(|(a, b)| {
         a.active != b.active
             || a.max_framerate != b.max_framerate
@@ -410,6 +412,40 @@ fn decide(
             })
             .collect(),
     )
+}
+
+/// Caps each active encoding above the lowest below the next active one's cap (by
+/// [`CAP_CHANGE`]; never below its own minimum), after the raises were held back (the lowest
+/// is the floor's).
+///
+/// Why: libwebrtc's simulcast rate allocator orders encodings by `maxBitrate` and gives what
+/// is left to the last, so a middle encoding capped above the top one (its cut applied at
+/// once, the top one's raise held for [`RAISE_AFTER`]) sends more than the top one; the
+/// allocator's ladder keeps only layers that cost more than the one below, so the top layer
+/// vanished from it and its subscriber was sent down (`layer_gone`). Simulator, rtt-150ms
+/// (1 Mbit/s): 360p capped at 658 kbit/s and sent at 690 while 720p was held at 600, the
+/// subscriber back on 360p two seconds after each upgrade.
+fn keep_increasing(
+    next: &mut [EncodingLimits; MAX_LAYERS],
+    count: usize,
+    sizes: &[Option<(u16, u16)>],
+) {
+    let mut above: Option<u64> = None;
+    for l in (1..count.min(MAX_LAYERS)).rev() {
+        let size = sizes.get(l).copied().flatten();
+        let enc = &mut next[l];
+        if !enc.active {
+            continue;
+        }
+        if let Some(limit) = above {
+            let own = enc.max_bitrate.map_or(max_bps(size, l), u64::from);
+            let bound = ((limit as f64 / (1.0 + CAP_CHANGE)) as u64).max(min_bps(size, l));
+            if own > bound {
+                enc.max_bitrate = Some(bound as u32);
+            }
+        }
+        above = Some(enc.max_bitrate.map_or(max_bps(size, l), u64::from));
+    }
 }
 
 /// What encoding `l` (above the lowest) may use: the most that a subscriber receiving it (or a
@@ -721,6 +757,41 @@ mod tests {
         let l = run(&mut t, t0 + Duration::from_secs(3), 2, &[on_middle, strong]).expect("message");
         assert_eq!(l[1].max_bitrate, None);
         assert_eq!(l[2].max_bitrate, None);
+    }
+
+    #[test]
+    fn a_lower_encoding_is_never_capped_above_the_one_above_it() {
+        let t0 = Instant::now();
+        let mut t = track();
+        // On 360p with 800 kbit/s for video: 360p would follow at 680 k, while 720p, which
+        // nobody receives, is held at its minimum (600 k). Sent as such, the browser's simulcast
+        // allocator (ordered by maxBitrate) sends 360p above 720p, 720p drops out of the
+        // allocator's ladder and the subscriber can never move up into it.
+        let l = run(&mut t, t0, 3, &[want_on(1, 800_000)]).expect("message");
+        assert_eq!(l[2].max_bitrate, Some(600_000));
+        let h = l[1].max_bitrate.expect("360p capped");
+        assert!(
+            f64::from(h) * (1.0 + CAP_CHANGE) <= 600_000.0 + 1.0,
+            "360p at {h} below 720p's 600 k"
+        );
+        // Layer by layer: only active encodings above count, the lowest is the floor's, and no
+        // encoding is capped below its own minimum.
+        let capped = |b: Option<u32>| EncodingLimits {
+            active: true,
+            max_bitrate: b,
+            ..EncodingLimits::default()
+        };
+        let mut next = [capped(None), capped(None), capped(Some(400_000))];
+        keep_increasing(&mut next, 3, &[None; 3]);
+        assert_eq!(next[0].max_bitrate, None);
+        assert_eq!(next[1].max_bitrate, Some(347_826));
+        let mut next = [capped(None), capped(Some(658_000)), capped(Some(150_000))];
+        next[2].active = false;
+        keep_increasing(&mut next, 3, &[None; 3]);
+        assert_eq!(next[1].max_bitrate, Some(658_000), "720p is not sent");
+        let mut next = [capped(None), capped(None), capped(Some(160_000))];
+        keep_increasing(&mut next, 3, &[None; 3]);
+        assert_eq!(next[1].max_bitrate, Some(150_000), "360p's minimum");
     }
 
     /// A link that thins slowly (5 % a second, inside the floor's hysteresis) and one that

@@ -142,6 +142,7 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
     let top_kbps = (DEFAULT_MAX_BPS[2] as f64 + 32_000.0) / 1000.0;
     let per_sec = (1.0 / o.bin.as_secs_f64()).round() as usize;
     let mut util = Vec::new();
+    let mut found = Vec::new();
     for (k, chunk) in o.samples.chunks(per_sec.max(1)).enumerate() {
         let a = Duration::from_secs(k as u64);
         if k < 3 || chunk.len() < per_sec || o.in_outage(a, a + Duration::from_secs(1)) {
@@ -152,9 +153,16 @@ pub fn measure(o: &Observed<'_>, config: ConfigName) -> Metrics {
         let reference = cap.min(top_kbps);
         if reference > 1.0 {
             util.push((100.0 * got / reference).min(100.0));
+            let est: Vec<f64> = chunk.iter().filter_map(|s| s.estimate_kbps).collect();
+            if !est.is_empty() {
+                let e = est.iter().sum::<f64>() / est.len() as f64;
+                found.push((100.0 * e / reference).min(100.0));
+            }
         }
     }
-    m.utilisation_pct = (!util.is_empty()).then(|| util.iter().sum::<f64>() / util.len() as f64);
+    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    m.utilisation_pct = mean(&util);
+    m.estimate_pct = mean(&found);
 
     let mut q: Vec<f32> = o.queue_ms.to_vec();
     q.sort_by(|a, b| a.total_cmp(b));

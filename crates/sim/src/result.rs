@@ -48,6 +48,10 @@ pub struct Metrics {
     /// arrived past the playout deadline are in the loss figure instead).
     pub p95_audio_delay_ms: Option<f64>,
     pub utilisation_pct: Option<f64>,
+    /// The room's estimate towards the subscriber over the same reference as utilisation
+    /// (capped at 100 % per second): how much of the link the estimator found, where
+    /// utilisation is how much of it the viewer received. `None` without adaptation.
+    pub estimate_pct: Option<f64>,
     pub p95_queue_delay_ms: Option<f64>,
     pub downswitch_s: Option<f64>,
     pub recovery_s: Option<f64>,
