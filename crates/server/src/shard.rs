@@ -284,7 +284,9 @@ struct Shard {
     template: RoomConfig,
     rooms: HashMap<String, RoomEntry>,
     /// Remote address -> room, learned on the first datagram a room accepted.
-    by_addr: HashMap<SocketAddr, String>,
+    /// Shared names (`Arc<str>`): the fast path clones one per datagram, a reference count
+    /// rather than a heap allocation.
+    by_addr: HashMap<SocketAddr, Arc<str>>,
     /// When `by_addr` was last cleared for being full: for a while after that, datagrams other
     /// than STUN from unknown addresses still ask every room (a peer's known address may have
     /// been forgotten); otherwise they are dropped at once (see `datagram`).
@@ -461,7 +463,7 @@ impl Shard {
                     tcp.forget_room(&room);
                 }
                 self.rooms.remove(&room);
-                self.by_addr.retain(|_, r| *r != room);
+                self.by_addr.retain(|_, r| **r != *room);
             }
         }
     }
@@ -513,7 +515,7 @@ impl Shard {
             let fresh = self.new_room(entry.events, Instant::now());
             self.rooms.insert(room.to_owned(), fresh);
         }
-        self.by_addr.retain(|_, r| r != room);
+        self.by_addr.retain(|_, r| &**r != room);
     }
 
     fn datagram(&mut self, data: &[u8], source: SocketAddr) {
@@ -535,10 +537,11 @@ impl Shard {
         );
         // Fast path: the room this address was last seen in; slow path: ask every room (the
         // first STUN request of a peer names its ICE username).
-        let cached = self
-            .by_addr
-            .get(&source)
-            .filter(|id| self.rooms.get(*id).is_some_and(|e| e.room.accepts(&input)));
+        let cached = self.by_addr.get(&source).filter(|id| {
+            self.rooms
+                .get::<str>(id)
+                .is_some_and(|e| e.room.accepts(&input))
+        });
         let room_id = match cached {
             Some(id) => id.clone(),
             None => {
@@ -567,6 +570,7 @@ impl Shard {
                     self.by_addr.clear();
                     self.addr_cache_cleared = Some(now);
                 }
+                let id: Arc<str> = id.into();
                 self.by_addr.insert(source, id.clone());
                 id
             }

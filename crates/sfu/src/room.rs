@@ -719,7 +719,6 @@ impl Room {
             vp8,
         };
         let (source_mid, is_video) = (track.mid, track.kind == MediaKind::Video);
-        let publisher_id = publisher.id.clone();
         let ext = ExtensionValues {
             audio_level: pkt.header.ext_vals.audio_level,
             voice_activity: pkt.header.ext_vals.voice_activity,
@@ -734,6 +733,8 @@ impl Room {
         let mut switches = 0;
         let mut sent = 0;
         let (pubs, rest) = split_one(&mut self.peers, i);
+        // Borrowed, not cloned: a clone was a heap allocation per packet.
+        let publisher_id = &pubs.id;
         let track = &pubs.tracks_in[usize::from(ti)];
         for sub in rest {
             // Nothing is written before the subscriber's DTLS is up: str0m would queue it and
@@ -742,7 +743,7 @@ impl Room {
                 continue;
             }
             for out in sub.tracks_out.iter_mut() {
-                if out.publisher != publisher_id || out.source_mid != source_mid {
+                if out.publisher != *publisher_id || out.source_mid != source_mid {
                     continue;
                 }
                 let OutState::Open(mid) = out.state else {
