@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::media_stats::{
     Accumulator, Board, MediaBoards, RoomMedia, ShardCounters, ShardSnapshot,
 };
+use crate::send_batch::SendBatch;
 
 /// How often a shard publishes its figures.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
@@ -274,6 +275,8 @@ struct RoomEntry {
 
 struct Shard {
     socket: UdpSocket,
+    /// Datagrams the rooms produced in this wake-up, sent together at its end.
+    out: SendBatch,
     /// Destination given to str0m for every datagram: the first announced address.
     local: SocketAddr,
     announce: Vec<SocketAddr>,
@@ -334,6 +337,7 @@ impl Shard {
         let local = announce.first().copied().unwrap_or(bound);
         Shard {
             socket,
+            out: SendBatch::new(),
             local,
             announce,
             tcp,
@@ -388,7 +392,19 @@ impl Shard {
                 _ = tokio::time::sleep_until(next.into()) => self.timeouts(),
                 _ = publish.tick() => self.publish(),
             }
+            self.flush();
         }
+    }
+
+    /// Sends the datagrams of this wake-up (`send_batch.rs`).
+    fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let done = self.out.flush(&self.socket);
+        self.counters.udp_out += done.sent;
+        self.counters.udp_bytes_out += done.bytes;
+        self.counters.send_dropped += done.dropped;
     }
 
     fn command(&mut self, cmd: ShardCmd) {
@@ -606,6 +622,7 @@ impl Shard {
         };
         let counters = &mut self.counters;
         let tcp = &mut self.tcp;
+        let (out, socket) = (&mut self.out, &self.socket);
         let out = catch_unwind(AssertUnwindSafe(|| {
             loop {
                 match entry.room.poll_output() {
@@ -620,13 +637,12 @@ impl Shard {
                         }
                     }
                     RoomOutput::Transmit(t) => {
-                        match self.socket.try_send_to(&t.contents, t.destination) {
-                            Ok(n) => {
-                                counters.udp_out += 1;
-                                counters.udp_bytes_out += n as u64;
-                            }
-                            Err(_) => counters.send_dropped += 1,
-                        };
+                        if out.push(t) {
+                            let done = out.flush(socket);
+                            counters.udp_out += done.sent;
+                            counters.udp_bytes_out += done.bytes;
+                            counters.send_dropped += done.dropped;
+                        }
                     }
                     RoomOutput::Event(e) => {
                         let ev = match e {
