@@ -1,7 +1,8 @@
 //! Batched UDP sends: a shard collects the datagrams its rooms produce while it handles one
 //! wake-up (a batch of received datagrams, a pass over due timers) and hands them to the kernel
 //! in one `sendmmsg(2)` call per [`MAX_BATCH`] instead of one `sendto(2)` each (issue 15,
-//! "batched flush"). Off Linux, or where `sendmmsg` fails as unsupported, one `send_to` each.
+//! "batched flush"). Off Linux, one `send_to` each. A datagram the socket refuses (its send
+//! buffer full) is dropped and counted, as a failed `send_to` always was; the rest still go.
 //!
 //! Nothing is copied and nothing is allocated per datagram: the batch keeps str0m's
 //! `Transmit`s (their buffers) in a vector whose capacity is kept, and the system call's
@@ -23,6 +24,15 @@ pub struct Flushed {
     /// Refused by the socket (its send buffer full, or an error): dropped, as `try_send_to`'s
     /// failures always were.
     pub dropped: u64,
+}
+
+impl Flushed {
+    /// Adds this flush to the shard's counters.
+    pub fn count(self, c: &mut crate::media_stats::ShardCounters) {
+        c.udp_out += self.sent;
+        c.udp_bytes_out += self.bytes;
+        c.send_dropped += self.dropped;
+    }
 }
 
 #[derive(Default)]

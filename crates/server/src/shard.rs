@@ -402,9 +402,7 @@ impl Shard {
             return;
         }
         let done = self.out.flush(&self.socket);
-        self.counters.udp_out += done.sent;
-        self.counters.udp_bytes_out += done.bytes;
-        self.counters.send_dropped += done.dropped;
+        done.count(&mut self.counters);
     }
 
     fn command(&mut self, cmd: ShardCmd) {
@@ -638,10 +636,7 @@ impl Shard {
                     }
                     RoomOutput::Transmit(t) => {
                         if out.push(t) {
-                            let done = out.flush(socket);
-                            counters.udp_out += done.sent;
-                            counters.udp_bytes_out += done.bytes;
-                            counters.send_dropped += done.dropped;
+                            out.flush(socket).count(counters);
                         }
                     }
                     RoomOutput::Event(e) => {
