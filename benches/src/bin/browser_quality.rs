@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use kham_benches::browser::report::{self, ConfigResult, ScenarioResult};
-use kham_benches::browser::{clean, links, metrics, plot, run, scenarios};
+use kham_benches::browser::{clean, joins, links, metrics, plot, run, scenarios};
 
 /// In quick mode, received kbit/s must be within this fraction of the emulated capacity.
 const QUICK_TOLERANCE: f64 = 0.15;
@@ -61,7 +61,17 @@ struct Args {
     /// Link seed (every configuration's relay gets the same).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Only the first-frame measurement at 300 ms RTT: N joins of every configuration, seeds
+    /// --seed, --seed + 1, ... (`joins.rs`). A full run (no --scenario, --trace or --quick)
+    /// ends with FULL_RUN_JOINS of them.
+    #[arg(long, value_name = "N")]
+    joins: Option<u64>,
 }
+
+/// The joins a full run ends with (`--joins`).
+const FULL_RUN_JOINS: u64 = 6;
+/// Seconds per join: the first frame comes within a few, the rest is margin for a slow one.
+const JOIN_DURATION_S: u64 = 12;
 
 /// The repository (canonical: Chromium refuses a fake-camera path containing `..`).
 fn repo_root() -> PathBuf {
@@ -151,6 +161,10 @@ fn run_all(args: &Args) -> Result<bool, String> {
     };
     run::node_modules(&repo)?;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    if let Some(n) = args.joins {
+        run_joins(args, &tools, &configs, n, &work)?;
+        return Ok(true);
+    }
     eprintln!(
         "browser-quality: {} scenario(s) x {} s, configs {}",
         list.len(),
@@ -243,8 +257,43 @@ fn run_all(args: &Args) -> Result<bool, String> {
             invalid.join(", ")
         );
     }
+    let full_run = !args.quick && args.scenario.is_none() && args.traces.is_empty();
+    if full_run {
+        run_joins(args, &tools, &configs, FULL_RUN_JOINS, &work)?;
+    }
     let quick_ok = !args.quick || quick_check(&results, duration);
     Ok(invalid.is_empty() && quick_ok)
+}
+
+/// `--joins N` (and the end of a full run): the first frame at 300 ms RTT over N seeds, written
+/// to first-frame.md and first-frame.json.
+fn run_joins(
+    args: &Args,
+    tools: &run::Tools,
+    configs: &[String],
+    n: u64,
+    work: &Path,
+) -> Result<(), String> {
+    eprintln!("first frame at RTT 300 ms: {n} joins x {JOIN_DURATION_S} s");
+    let list = joins::run(
+        tools,
+        &scenarios::rtt_300ms(),
+        configs,
+        n,
+        args.seed,
+        JOIN_DURATION_S,
+        &work.join("joins"),
+    )?;
+    let d = JOIN_DURATION_S as f64;
+    let md = joins::markdown(&list, d);
+    print!("{md}");
+    let md_path = args.out.join("first-frame.md");
+    std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
+    let json_path = args.out.join("first-frame.json");
+    let json = serde_json::to_string_pretty(&joins::json(&list, d)).map_err(|e| e.to_string())?;
+    std::fs::write(&json_path, json).map_err(|e| format!("{}: {e}", json_path.display()))?;
+    eprintln!("wrote {} and {}", md_path.display(), json_path.display());
+    Ok(())
 }
 
 /// `--clean`: the ramp phases, the table and the targets; with --quick, the assertion.

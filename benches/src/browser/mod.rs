@@ -4,6 +4,7 @@
 //! the scenarios, runs the driver per scenario and turns its samples into figures.
 
 pub mod clean;
+pub mod joins;
 pub mod links;
 pub mod metrics;
 pub mod plot;
