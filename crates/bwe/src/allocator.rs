@@ -1264,6 +1264,15 @@ fn top_temporal(t: &TrackInput, audio_only: bool, spatial: u8) -> Option<Layer> 
 fn clamp(layer: Option<Layer>, t: &TrackInput, audio_only: bool) -> Option<Layer> {
     let layer = layer?;
     let ladder = allowed(t, audio_only);
+    // A layer that still flows, fluid, within the tile's limit stays: the ladder may leave it
+    // out for a moment (its measured rate crossed another layer's), which is the plan's
+    // business, not a reason for a switch that needs a keyframe.
+    let flowing = t.rates.get(layer).is_some()
+        && layer.spatial <= t.max_spatial
+        && (t.kind == Kind::Screen || t.rates.fluid_enough(layer));
+    if flowing && !ladder.is_empty() {
+        return Some(layer);
+    }
     ladder
         .iter()
         .rev()

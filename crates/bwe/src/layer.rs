@@ -60,7 +60,7 @@ impl LayerRates {
     /// Whether a layer is on the ladder at all: above the lowest resolution, only temporal
     /// layers with a fluid frame rate ([`MIN_UPPER_FPS`]), unless the whole spatial layer runs
     /// slower than that (a slide share) or its frame rates are unknown.
-    fn fluid_enough(&self, layer: Layer) -> bool {
+    pub(crate) fn fluid_enough(&self, layer: Layer) -> bool {
         let s = usize::from(layer.spatial);
         if s == 0 {
             return true;

@@ -655,3 +655,24 @@ fn a_floor_told_to_the_publisher_bounds_the_remembered_cost_of_the_lowest_layer(
         );
     }
 }
+
+#[test]
+fn a_flowing_layer_is_not_left_because_its_measured_rate_crossed_a_lower_one() {
+    let c = Clock(Instant::now());
+    let mut t = tracks();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    run(&mut a, &c, &t, 0, 40_000, 3_000_000);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
+    // After a keyframe the 720p encoder undershoots: 720p at 30 fps measures less than 360p at
+    // 30 fps (500 k) for a moment, and the ladder leaves 720p out. It still flows: no switch (a
+    // spatial one would need a keyframe, to be sent more bits).
+    t[1].rates.bps[2] = [300_000, 420_000, 480_000];
+    let out = a.update(c.at(40_000), &input(&t, 3_000_000));
+    assert_eq!(video(out).layer, Some(Layer::new(2, 2)));
+    assert!(out.switches.is_empty(), "{:?}", out.switches);
+    // A layer that stops flowing is left at once.
+    t[1].rates.bps[2] = [0; 3];
+    let out = a.update(c.at(40_200), &input(&t, 3_000_000));
+    assert_eq!(video(out).layer, Some(Layer::new(1, 2)));
+    assert_eq!(out.switches[0].reason, Reason::LayerGone);
+}
