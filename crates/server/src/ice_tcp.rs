@@ -31,8 +31,9 @@ pub struct Conn {
     pub peer: SocketAddr,
     pub reader: FrameReader,
     writer: FrameWriter,
-    /// The room its packets went to (learned from its first accepted packet).
-    pub room: Option<String>,
+    /// The room its packets went to (learned from its first accepted packet); shared with the
+    /// shard's room table, so reading it per packet is a reference count, not an allocation.
+    pub room: Option<std::sync::Arc<str>>,
     /// A valid STUN binding request came first; until then nothing else is taken.
     pub greeted: bool,
     pub last_rx: Instant,

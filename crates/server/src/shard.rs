@@ -285,7 +285,11 @@ struct Shard {
     tcp_announce: Vec<SocketAddr>,
     /// Settings of every new room (`new_room` adds the candidates).
     template: RoomConfig,
-    rooms: HashMap<String, RoomEntry>,
+    /// Rooms by name. Shared names (`Arc<str>`): the address cache, the TCP connections and the
+    /// timer pass hold them by reference count, without an allocation each.
+    rooms: HashMap<Arc<str>, RoomEntry>,
+    /// The timer pass's list of due rooms, kept between passes (its capacity is reused).
+    due: Vec<Arc<str>>,
     /// Remote address -> room, learned on the first datagram a room accepted.
     /// Shared names (`Arc<str>`): the fast path clones one per datagram, a reference count
     /// rather than a heap allocation.
@@ -344,6 +348,7 @@ impl Shard {
             tcp_announce,
             template,
             rooms: HashMap::new(),
+            due: Vec::new(),
             by_addr: HashMap::new(),
             addr_cache_cleared: None,
             counters: ShardCounters::default(),
@@ -410,7 +415,7 @@ impl Shard {
         match cmd {
             ShardCmd::OpenRoom { room, events } => {
                 let entry = self.new_room(events, now);
-                self.rooms.insert(room, entry);
+                self.rooms.insert(room.into(), entry);
             }
             ShardCmd::Offer {
                 room,
@@ -476,7 +481,7 @@ impl Shard {
                 if let Some(tcp) = self.tcp.as_mut() {
                     tcp.forget_room(&room);
                 }
-                self.rooms.remove(&room);
+                self.rooms.remove(room.as_str());
                 self.by_addr.retain(|_, r| **r != *room);
             }
         }
@@ -527,7 +532,7 @@ impl Shard {
             }
             // Keep the room open (empty) so later offers work.
             let fresh = self.new_room(entry.events, Instant::now());
-            self.rooms.insert(room.to_owned(), fresh);
+            self.rooms.insert(room.into(), fresh);
         }
         self.by_addr.retain(|_, r| &**r != room);
     }
@@ -584,7 +589,6 @@ impl Shard {
                     self.by_addr.clear();
                     self.addr_cache_cleared = Some(now);
                 }
-                let id: Arc<str> = id.into();
                 self.by_addr.insert(source, id.clone());
                 id
             }
@@ -598,19 +602,21 @@ impl Shard {
 
     fn timeouts(&mut self) {
         let now = Instant::now();
-        let due: Vec<String> = self
-            .rooms
-            .iter()
-            .filter(|(_, e)| e.next_timeout <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in due {
+        let mut due = std::mem::take(&mut self.due);
+        due.extend(
+            self.rooms
+                .iter()
+                .filter(|(_, e)| e.next_timeout <= now)
+                .map(|(id, _)| id.clone()),
+        );
+        for id in due.drain(..) {
             let _ = self.with_room(&id, |r| {
                 r.handle_timeout(now);
                 Ok(())
             });
             self.drain(&id);
         }
+        self.due = due;
     }
 
     /// Sends what the room has to send and forwards its events, until it reports a timeout.
@@ -776,7 +782,7 @@ impl Shard {
         if let Some(c) = self.tcp.as_mut().and_then(|t| t.conns.get_mut(i)) {
             c.greeted = true;
             c.last_rx = now;
-            if c.room.as_deref() != Some(room_id.as_str()) {
+            if c.room.as_deref() != Some(&*room_id) {
                 c.room = Some(room_id.clone());
             }
         }
@@ -799,7 +805,7 @@ impl Shard {
                 let media = RoomMedia {
                     peers: e.room.media_stats(),
                 };
-                (id.clone(), (media, st))
+                (id.to_string(), (media, st))
             })
             .collect();
         self.accumulator.fold(
