@@ -447,6 +447,17 @@ fn a_thin_link_found_at_the_start_pauses_video_within_a_moment() {
     assert_eq!(video(out).layer, None, "paused 0.4 s after the reading");
     assert_eq!(video(out).paused, Some(Reason::BandwidthDrop));
 
+    // A reading that the next ones take back, with the 3-second average lagging below the
+    // lowest layer (a clean link whose receiver was busy for a moment): not a thin link.
+    let mut d = Allocator::new(AllocatorConfig::default());
+    d.update(c.at(0), &input(&t, 600_000));
+    run(&mut d, &c, &t, 200, 600, 600_000);
+    d.update(c.at(600), &thin(320_000));
+    for ms in (800..3000).step_by(200) {
+        let out = d.update(c.at(ms), &with_raw_estimate(&t, 60_000, 300_000, false));
+        assert!(video(out).layer.is_some(), "{ms}");
+    }
+
     // The same reading later in the call is a dip without overuse (random loss): held.
     let mut b = Allocator::new(AllocatorConfig::default());
     run(&mut b, &c, &t, 0, 6000, 600_000);
