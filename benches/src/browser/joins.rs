@@ -17,6 +17,7 @@ use serde_json::json;
 use super::metrics::{self, Stages};
 use super::run::{self, Tools};
 use super::scenarios::BrowserScenario;
+use crate::report::aggregate::Spread;
 
 /// The target: kham's first frame within this many seconds of the direct call's.
 pub const TARGET_S: f64 = 0.5;
@@ -75,27 +76,13 @@ pub fn run(
     Ok(out)
 }
 
-/// Median of a sorted, non-empty list.
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
-/// Per configuration: its first frames sorted (a join without one counts as `duration_s`, the
-/// worst it can be), with how many joins had none.
-fn first_frames(joins: &[Join], config: &str, duration_s: f64) -> (Vec<f64>, usize) {
-    let mine: Vec<&Join> = joins.iter().filter(|j| j.config == config).collect();
-    let missing = mine.iter().filter(|j| j.first_frame_s.is_none()).count();
-    let mut v: Vec<f64> = mine
-        .iter()
-        .map(|j| j.first_frame_s.unwrap_or(duration_s))
-        .collect();
-    v.sort_by(f64::total_cmp);
-    (v, missing)
+/// Per configuration: the spread of its first frames (a join without one counts as
+/// `duration_s`, the worst it can be), with how many joins had none; `None` without joins.
+fn first_frames(joins: &[Join], config: &str, duration_s: f64) -> Option<(Spread, usize)> {
+    let mine = joins.iter().filter(|j| j.config == config);
+    let missing = mine.clone().filter(|j| j.first_frame_s.is_none()).count();
+    let spread = Spread::of(mine.map(|j| j.first_frame_s.unwrap_or(duration_s)))?;
+    Some((spread, missing))
 }
 
 /// The configurations in the order they first appear.
@@ -111,13 +98,9 @@ fn configs(joins: &[Join]) -> Vec<String> {
 
 /// kham's median first frame against the direct call's: `None` without both.
 pub fn verdict(joins: &[Join], duration_s: f64) -> Option<(f64, f64, bool)> {
-    let (k, _) = first_frames(joins, "kham", duration_s);
-    let (p, _) = first_frames(joins, "p2p", duration_s);
-    if k.is_empty() || p.is_empty() {
-        return None;
-    }
-    let (k, p) = (median(&k), median(&p));
-    Some((k, p, k <= p + TARGET_S))
+    let (k, _) = first_frames(joins, "kham", duration_s)?;
+    let (p, _) = first_frames(joins, "p2p", duration_s)?;
+    Some((k.median, p.median, k.median <= p.median + TARGET_S))
 }
 
 /// The table: per configuration the median, fastest and slowest first frame, the median DTLS
@@ -127,19 +110,17 @@ pub fn markdown(joins: &[Join], duration_s: f64) -> String {
         "| config | joins | first frame median | min | max | no frame | connected median | first RTP median | per seed |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for c in configs(joins) {
-        let (v, missing) = first_frames(joins, &c, duration_s);
+        let Some((v, missing)) = first_frames(joins, &c, duration_s) else {
+            continue;
+        };
         let stage_median = |get: fn(&Stages) -> Option<f64>| {
-            let mut s: Vec<f64> = joins
-                .iter()
-                .filter(|j| j.config == c)
-                .filter_map(|j| get(&j.stages))
-                .collect();
-            s.sort_by(f64::total_cmp);
-            if s.is_empty() {
-                "-".to_owned()
-            } else {
-                format!("{:.2}", median(&s))
-            }
+            Spread::of(
+                joins
+                    .iter()
+                    .filter(|j| j.config == c)
+                    .filter_map(|j| get(&j.stages)),
+            )
+            .map_or_else(|| "-".to_owned(), |s| format!("{:.2}", s.median))
         };
         let per_seed: Vec<String> = joins
             .iter()
@@ -151,10 +132,10 @@ pub fn markdown(joins: &[Join], duration_s: f64) -> String {
             .collect();
         md.push_str(&format!(
             "| {c} | {} | {:.2} | {:.2} | {:.2} | {missing} | {} | {} | {} |\n",
-            v.len(),
-            median(&v),
-            v[0],
-            v[v.len() - 1],
+            v.n,
+            v.median,
+            v.min,
+            v.max,
             stage_median(|s| s.connected),
             stage_median(|s| s.rtp),
             per_seed.join(" ")

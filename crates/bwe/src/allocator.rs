@@ -501,14 +501,14 @@ impl Allocator {
         let audio_bps = self.audio_reserve.update(now, audio_measured);
         self.remember_floors(now, input);
         // ...and in the first moments of video, when it says the lowest layers do not fit
-        // (`start_window`).
-        // The unsmoothed estimate alone, whichever way it differs from the smoothed one: in
-        // these moments the 3-second average mixes the configured guess with what the first
-        // probes found, and is no better when it is the lower one. On a clean link in Chromium
-        // (three browsers starting on two cores) a probe read 109 kbit/s, the unsmoothed
-        // estimate was back at 306 a few tenths later, the average still at 164, and the
-        // receive-only observer's second video was paused for 4 s under a "poor" badge.
-        let start_low = input.raw_estimate_bps.unwrap_or(low).max(1);
+        // (`start_window`). "It" is the unsmoothed estimate alone, whichever way it differs
+        // from the smoothed one: in these moments the 3-second average mixes the configured
+        // guess with what the first probes found, and is no better when it is the lower one.
+        // On a clean link in Chromium (three browsers starting on two cores) a probe read 109
+        // kbit/s, the unsmoothed estimate was back at 306 a few tenths later, the average still
+        // at 164, and the receive-only observer's second video was paused for 4 s under a
+        // "poor" badge.
+        let start_low = high_raw.unwrap_or(low).max(1);
         let start_thin = self
             .video_started
             .is_some_and(|t| now.saturating_duration_since(t) < cfg.start_window)
