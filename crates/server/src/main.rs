@@ -10,6 +10,7 @@ mod media_stats;
 mod metrics;
 mod monitor;
 mod observer;
+mod recv_batch;
 mod send_batch;
 mod serve;
 mod shard;

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::media_stats::{
     Accumulator, Board, MediaBoards, RoomMedia, ShardCounters, ShardSnapshot,
 };
+use crate::recv_batch::{self, RecvBatch};
 use crate::send_batch::SendBatch;
 
 /// How often a shard publishes its figures.
@@ -360,7 +361,7 @@ impl Shard {
     }
 
     async fn run(mut self, mut cmds: mpsc::Receiver<ShardCmd>) {
-        let mut buf = vec![0u8; 2048];
+        let mut rx = RecvBatch::new();
         let mut scratch = vec![0u8; kham_sfu::rfc4571::MAX_FRAME];
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -377,18 +378,9 @@ impl Shard {
                     Some(cmd) => self.command(cmd),
                     None => break,
                 },
-                r = self.socket.recv_from(&mut buf) => match r {
-                    Ok((n, source)) => {
-                        self.datagram(&buf[..n], source);
-                        // Then what is already queued, without waiting.
-                        for _ in 1..RECV_BATCH {
-                            match self.socket.try_recv_from(&mut buf) {
-                                Ok((n, source)) => self.datagram(&buf[..n], source),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "udp recv error"),
+                r = self.socket.readable() => match r {
+                    Ok(()) => self.receive(&mut rx),
+                    Err(e) => tracing::debug!(error = %e, "udp readiness error"),
                 },
                 ev = std::future::poll_fn(|cx| match self.tcp.as_mut() {
                     Some(t) => t.poll_event(cx),
@@ -398,6 +390,36 @@ impl Shard {
                 _ = publish.tick() => self.publish(),
             }
             self.flush();
+        }
+    }
+
+    /// Reads what the socket has queued, [`RECV_BATCH`] datagrams at most, a system call per
+    /// [`recv_batch::MAX_BATCH`] (`recv_batch.rs`), and hands each to its room.
+    fn receive(&mut self, rx: &mut RecvBatch) {
+        let mut read = 0;
+        while read < RECV_BATCH {
+            let n = match rx.recv(&self.socket) {
+                Ok(n) => n,
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        tracing::debug!(error = %e, "udp recv error");
+                    }
+                    break;
+                }
+            };
+            for d in rx.iter() {
+                match d {
+                    Some((data, source)) => self.datagram(data, source),
+                    None => {
+                        self.counters.udp_in += 1;
+                        self.counters.udp_dropped += 1;
+                    }
+                }
+            }
+            read += n;
+            if n < recv_batch::MAX_BATCH {
+                break;
+            }
         }
     }
 
