@@ -34,11 +34,15 @@ fn outage(secs: u64) -> Scenario {
 }
 
 fn loss(name: &str, model: LossModel) -> Scenario {
+    loss_at(name, 1_000_000, model)
+}
+
+fn loss_at(name: &str, bps: u64, model: LossModel) -> Scenario {
     Scenario::single(
         name,
         "loss",
         S(60),
-        LinkSpec::fixed(1_000_000, MS(150)).with_loss(model),
+        LinkSpec::fixed(bps, MS(150)).with_loss(model),
     )
 }
 
@@ -148,6 +152,15 @@ pub fn synthetic(quick: bool) -> Vec<Scenario> {
                 LossModel::bursty(f64::from(p) / 100.0, 3.0),
             ));
         }
+    }
+    if !quick {
+        // The browser test's weak link (tests/browser/weak-link.test.mjs): a rural 3G cell's
+        // few hundred kbit/s with random loss, where the lowest layer fits with room to spare.
+        v.push(loss_at(
+            "300k-random-3%",
+            300_000,
+            LossModel::Random { p: 0.03 },
+        ));
     }
     let rtts: &[u64] = if quick { &[300] } else { &[50, 150, 300, 600] };
     v.extend(rtts.iter().map(|&ms| rtt(ms)));

@@ -548,7 +548,12 @@ pub(crate) fn allocate<'a>(
                         .map(|f| now.saturating_duration_since(f).as_millis()),
                 ))
             });
-        tracing::debug!(subscriber = %sub.id, track = s.key, from = ?s.from, to = ?s.to, reason = s.reason.as_str(), ?queue, estimate = alloc.estimate_bps, ?raw, "layer switch");
+        let rates = adapt
+            .inputs
+            .iter()
+            .find(|i| i.key == s.key)
+            .map(|i| i.rates.bps);
+        tracing::debug!(subscriber = %sub.id, track = s.key, from = ?s.from, to = ?s.to, reason = s.reason.as_str(), ?queue, estimate = alloc.estimate_bps, ?raw, budget = alloc.video_budget_bps, audio = alloc.audio_bps, ?rates, "layer switch");
     }
     let mut shortfall = Shortfall::None;
     let mut paused = false;
