@@ -553,7 +553,7 @@ pub(crate) fn allocate<'a>(
             .iter()
             .find(|i| i.key == s.key)
             .map(|i| i.rates.bps);
-        tracing::debug!(subscriber = %sub.id, track = s.key, from = ?s.from, to = ?s.to, reason = s.reason.as_str(), ?queue, estimate = alloc.estimate_bps, ?raw, budget = alloc.video_budget_bps, audio = alloc.audio_bps, ?rates, "layer switch");
+        tracing::debug!(subscriber = %sub.id, track = s.key, from = ?s.from, to = ?s.to, reason = s.reason.as_str(), ?queue, estimate = alloc.estimate_bps, ?raw, budget = alloc.video_budget_bps, audio = alloc.audio_bps, ?rates, standing_queue = ?alloc.queue_excess, "layer switch");
     }
     let mut shortfall = Shortfall::None;
     let mut paused = false;
