@@ -197,16 +197,18 @@ impl SendSideBandwidthEstimator {
 
         // Feed records to probe estimator for analysis and process any new probe results
         let mut latest_probe_result = None;
-        for (config, bitrate) in self.probe_estimator.update(send_records.iter().copied()) {
+        for (_config, bitrate) in self.probe_estimator.update(send_records.iter().copied()) {
             latest_probe_result = Some(bitrate);
 
-            // Update link capacity estimator for every successful ALR probe, not just the latest.
+            // Update link capacity estimator for every successful probe, not just the latest.
             // The estimator internally takes the max of all probe results, building up knowledge
             // of proven link capacity. This differs from the delay controller, which only receives
             // the latest probe result (matching WebRTC's FetchAndResetLastEstimatedBitrate behavior).
-            if config.is_alr_probe() {
-                self.link_capacity_estimator.update_from_probe(bitrate, now);
-            }
+            // Changed by kham: every probe, not only ALR ones. The capacity caps the loss-based
+            // estimate while in ALR; fed by ALR probes alone, an allocation probe that proved more
+            // did not lift it and the estimate stayed at an old ALR probe's reading until that
+            // expired (60 s). See KHAM-PATCH.md.
+            self.link_capacity_estimator.update_from_probe(bitrate, now);
         }
 
         let mut acked_packets = vec![];
