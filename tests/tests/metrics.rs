@@ -107,6 +107,7 @@ async fn metrics_scrape_parses_and_follows_a_call() -> Result<()> {
         ("kham_plis_total", "direction", "received"),
         ("kham_plis_total", "direction", "sent"),
         ("kham_udp_dropped_total", "reason", "unroutable"),
+        ("kham_udp_dropped_total", "reason", "oversized"),
         ("kham_udp_dropped_total", "reason", "send_buffer_full"),
         (
             "kham_allocation_switches_total",

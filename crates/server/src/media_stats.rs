@@ -17,6 +17,8 @@ pub struct ShardCounters {
     pub udp_bytes_out: u64,
     /// Datagrams no room accepted, or that could not be parsed.
     pub udp_dropped: u64,
+    /// Datagrams larger than the receive buffer, dropped whole as they were cut short.
+    pub udp_oversized: u64,
     /// Datagrams the socket refused to send (buffer full).
     pub send_dropped: u64,
     pub rooms_panicked: u64,
@@ -48,6 +50,7 @@ impl ShardCounters {
         self.udp_bytes_in += o.udp_bytes_in;
         self.udp_bytes_out += o.udp_bytes_out;
         self.udp_dropped += o.udp_dropped;
+        self.udp_oversized += o.udp_oversized;
         self.send_dropped += o.send_dropped;
         self.rooms_panicked += o.rooms_panicked;
         self.ice_restarts += o.ice_restarts;

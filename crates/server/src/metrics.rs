@@ -230,10 +230,11 @@ impl Collector for NodeCollector {
         labelled_counter(
             &mut e,
             "kham_udp_dropped",
-            "UDP datagrams dropped: no room accepted them or they did not parse (unroutable), or the socket refused to send (send_buffer_full)",
+            "UDP datagrams dropped: no room accepted them or they did not parse (unroutable), larger than the receive buffer (oversized), or the socket refused to send (send_buffer_full)",
             "reason",
             &[
                 ("unroutable", c.udp_dropped),
+                ("oversized", c.udp_oversized),
                 ("send_buffer_full", c.send_dropped),
             ],
         )?;

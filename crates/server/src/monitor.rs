@@ -41,8 +41,7 @@ pub struct NodeLoad {
     pub pps_out: f64,
     pub kbps_in: f64,
     pub kbps_out: f64,
-    /// Datagrams dropped since start: unroutable or unparsable input, and sends the socket
-    /// refused.
+    /// Datagrams read and dropped since start: unroutable, unparsable or oversized input.
     pub udp_dropped: u64,
     pub udp_send_dropped: u64,
     /// Datagrams the kernel dropped at the media sockets because their receive buffer was full
@@ -346,7 +345,7 @@ impl Monitor {
                 cpu_percent: cpu.sample(now).map(round1),
                 cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 rooms: view.rooms.len(),
-                udp_dropped: counters.udp_dropped,
+                udp_dropped: counters.udp_dropped + counters.udp_oversized,
                 udp_send_dropped: counters.send_dropped,
                 udp_kernel_drops: kernel_drops,
                 uptime_s: started.elapsed().as_secs(),

@@ -352,7 +352,7 @@ fn health(
         let mut body = json!({
             "udp_in": c.udp_in,
             "udp_out": c.udp_out,
-            "udp_dropped": c.udp_dropped,
+            "udp_dropped": c.udp_dropped + c.udp_oversized,
             "udp_send_dropped": c.send_dropped,
             "udp_recv_buffer": buffers.recv_granted,
             "udp_send_buffer": buffers.send_granted,

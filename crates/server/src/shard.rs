@@ -412,7 +412,7 @@ impl Shard {
                     Some((data, source)) => self.datagram(data, source),
                     None => {
                         self.counters.udp_in += 1;
-                        self.counters.udp_dropped += 1;
+                        self.counters.udp_oversized += 1;
                     }
                 }
             }
