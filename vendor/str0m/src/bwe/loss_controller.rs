@@ -800,6 +800,13 @@ impl LossController {
             .unwrap_or(self.max_bitrate)
     }
 
+    /// Added by kham: every observation of a full window reported no loss.
+    pub fn loss_free_window(&self) -> bool {
+        self.observations
+            .iter()
+            .all(|o| o.is_initialized && o.num_lost_packets == 0)
+    }
+
     fn average_reported_loss_ratio(&self) -> f64 {
         let mut total = 0_f64;
         let mut lost = 0_f64;

@@ -354,12 +354,19 @@ impl SendSideBandwidthEstimator {
         let Some(estimate) = self.last_estimate() else {
             return;
         };
+        let cause = self.bandwidth_limited_cause();
         // Did it change?
         if self.last_updated_estimate == Some(estimate) {
+            // Changed by kham: an estimate held by the loss controller does not change when
+            // its window turns loss-free; the probe controller hears of that cause anyway (it
+            // ignores what did not change itself).
+            if self.loss_controller.loss_based_result().state == LossControllerState::Decreasing
+                && cause == BandwidthLimitedCause::LossLimitedBweIncreasing
+            {
+                self.probe_control.set_estimated_bitrate(estimate, cause);
+            }
             return;
         }
-
-        let cause = self.bandwidth_limited_cause();
 
         self.probe_control.set_estimated_bitrate(estimate, cause);
         self.alr_detector.set_estimated_bitrate(estimate);
@@ -376,6 +383,15 @@ impl SendSideBandwidthEstimator {
         match self.loss_controller.loss_based_result().state {
             LossControllerState::DelayBased => BandwidthLimitedCause::DelayBasedLimited,
             LossControllerState::Increasing => BandwidthLimitedCause::LossLimitedBweIncreasing,
+            // Changed by kham: once a whole observation window reported no loss, probing is
+            // allowed again (as while the loss-based estimate increases). Without a probe the
+            // estimate stayed at the link capacity cap of an application-limited sender (see
+            // `LossController::get_candidate_bandwidth_upper_bound`) until it left ALR: in
+            // Chromium on loopback, a start probe read 145 kbit/s on a CPU-starved receiver and
+            // the estimate held at 157 kbit/s for the rest of the call. See KHAM-PATCH.md.
+            LossControllerState::Decreasing if self.loss_controller.loss_free_window() => {
+                BandwidthLimitedCause::LossLimitedBweIncreasing
+            }
             LossControllerState::Decreasing => BandwidthLimitedCause::LossLimitedBwe,
         }
     }
