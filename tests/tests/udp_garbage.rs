@@ -151,11 +151,16 @@ async fn udp_garbage_is_dropped_and_counted() -> Result<()> {
     station
         .wait_media_from(&doctor.id(), MediaKind::Audio, 50, Duration::from_secs(10))
         .await?;
+    // Video within 20 s, not 10: in about one run in ten on two busy cores the estimator's
+    // start probes read low (60-340 kbit/s on loopback), the start rule pauses this client's
+    // single 340 kbit/s layer and video resumes about 5 s later (the test took 8.2-8.8 s then,
+    // against 3.2; past 10 s in a CI run, session 36). That start pause is the allocator's, and
+    // measured in the clean-link benchmark; what this test asserts is that garbage broke nothing.
     station
-        .wait_media_from(&doctor.id(), MediaKind::Video, 60, Duration::from_secs(10))
+        .wait_media_from(&doctor.id(), MediaKind::Video, 60, Duration::from_secs(20))
         .await?;
     doctor
-        .wait_media_from(&station.id(), MediaKind::Video, 60, Duration::from_secs(10))
+        .wait_media_from(&station.id(), MediaKind::Video, 60, Duration::from_secs(20))
         .await?;
     ensure!(server.is_alive());
     Ok(())
