@@ -18,7 +18,7 @@ pub enum Quality {
     Excellent,
     Good,
     Poor,
-    /// No media connection, or nothing arrived for several seconds.
+    /// The media connection went silent: nothing arrived for several seconds.
     Lost,
 }
 
@@ -109,9 +109,16 @@ fn grade<T: PartialOrd>(v: T, excellent: T, good: T) -> Quality {
     }
 }
 
-/// The verdict; `None` when connected but nothing has been measured yet.
+/// The verdict; `None` while nothing has been measured yet, including before the media
+/// connection is first up: a participant still connecting is not "lost". Judged so, the first
+/// verdict was taken in the moment between joining and ICE, and the tracker's hold on better
+/// verdicts kept "lost" on a clean link's newcomer for 3 s after its video was already shown
+/// (Chromium, `browser-quality --clean`, observer phase).
 pub fn score(i: QualityInput) -> Option<Quality> {
-    if !i.connected || i.silent {
+    if !i.connected {
+        return None;
+    }
+    if i.silent {
         return Some(Quality::Lost);
     }
     let by_shortfall = match i.shortfall {
@@ -149,16 +156,18 @@ mod tests {
     }
 
     #[test]
-    fn not_connected_or_silent_is_lost() {
+    fn silent_is_lost_but_still_connecting_has_no_verdict() {
         let mut i = QualityInput {
             connected: false,
+            silent: true,
             loss: Some(0.0),
             ..Default::default()
         };
-        assert_eq!(score(i), Some(Quality::Lost));
+        assert_eq!(score(i), None);
         i.connected = true;
-        i.silent = true;
         assert_eq!(score(i), Some(Quality::Lost));
+        i.silent = false;
+        assert_eq!(score(i), Some(Quality::Excellent));
     }
 
     #[test]
