@@ -687,3 +687,55 @@ fn a_flowing_layer_is_not_left_because_its_measured_rate_crossed_a_lower_one() {
     assert_eq!(video(out).layer, Some(Layer::new(1, 2)));
     assert_eq!(out.switches[0].reason, Reason::LayerGone);
 }
+
+#[test]
+fn an_outage_thins_the_video_to_a_fluid_base_and_gives_the_layer_back_after() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    run(&mut a, &c, &t, 0, 6000, 2_500_000);
+    let before = video(a.allocation()).layer;
+    assert_eq!(before, Some(Layer::new(2, 2)));
+    // The link goes silent: 720p at 15 fps (7 fps is not fluid above the lowest resolution),
+    // no keyframe needed, and held through the outage.
+    let silent = SubscriberInput {
+        outage: true,
+        ..input(&t, 2_500_000)
+    };
+    let out = a.update(c.at(6000), &silent);
+    assert_eq!(video(out).layer, Some(Layer::new(2, 1)));
+    assert_eq!(out.switches[0].reason, Reason::Outage);
+    run_with(&mut a, &c, 6200, 9000, &silent);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 1)));
+    // Back: the estimator was started again from the estimate before the gap, while the
+    // smoothed estimate still averages the gap's readings. The layer held before comes back
+    // at once and stays while the restarted estimator's readings are the link's.
+    a.outage_over(c.at(9000));
+    let back = SubscriberInput {
+        raw_estimate_bps: Some(2_500_000),
+        ..input(&t, 900_000)
+    };
+    let out = a.update(c.at(9000), &back);
+    assert_eq!(video(out).layer, before);
+    assert_eq!(out.switches[0].reason, Reason::Outage);
+    run_with(&mut a, &c, 9200, 11_000, &back);
+    assert_eq!(video(a.allocation()).layer, before);
+    // A link that came back thinner shows in those readings: stepped down on them.
+    let thinner = SubscriberInput {
+        raw_estimate_bps: Some(400_000),
+        ..input(&t, 900_000)
+    };
+    let out = a.update(c.at(11_000), &thinner);
+    assert!(
+        video(out).layer.is_some_and(|l| l.spatial < 2),
+        "{:?}",
+        video(out).layer
+    );
+}
+
+/// Runs updates every 200 ms over `[from, to)` with one input.
+fn run_with(a: &mut Allocator, c: &Clock, from: u64, to: u64, i: &SubscriberInput<'_>) {
+    for ms in (from..to).step_by(200) {
+        a.update(c.at(ms), i);
+    }
+}
