@@ -179,6 +179,25 @@ async fn metrics_scrape_parses_and_follows_a_call() -> Result<()> {
         .is_some_and(|v| v >= 1.0),
         "the allocator's first decisions are counted by reason"
     );
+    for reason in [
+        "bandwidth_drop",
+        "probe_confirmed",
+        "tile_size",
+        "hidden",
+        "audio_only_chosen",
+        "layer_gone",
+        "outage",
+    ] {
+        ensure!(
+            value(
+                &s,
+                "kham_allocation_switches_total",
+                Some(("reason", reason))
+            )
+            .is_some(),
+            "every allocator reason has its series ({reason}):\n{text}"
+        );
+    }
     ensure!(value(&s, "process_cpu_seconds_total", None).unwrap_or(0.0) > 0.0);
     ensure!(
         value(&s, "kham_media_sessions", Some(("path", "udp"))).is_some_and(|v| v >= 1.0),

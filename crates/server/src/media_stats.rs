@@ -35,7 +35,7 @@ pub struct ShardCounters {
     pub layer_switches: u64,
     pub keyframe_requests: u64,
     /// Allocator decisions by `kham_bwe::Reason::index`.
-    pub allocation_switches: [u64; 7],
+    pub allocation_switches: [u64; kham_sfu::kham_bwe::Reason::ALL.len()],
     /// Not a counter: connected participants now, by media path ([`PATHS`]).
     pub sessions_by_path: [u64; 3],
 }

@@ -127,7 +127,7 @@ pub struct RoomStats {
     pub keyframe_requests: u64,
     pub layer_switches: u64,
     /// Allocator decisions, by `kham_bwe::Reason::index`.
-    pub allocation_switches: [u64; 7],
+    pub allocation_switches: [u64; kham_bwe::Reason::ALL.len()],
 }
 
 /// One consultation's media: the participants' `Rtc`s and the forwarding between them.
