@@ -186,6 +186,7 @@ async fn metrics_scrape_parses_and_follows_a_call() -> Result<()> {
         "hidden",
         "audio_only_chosen",
         "layer_gone",
+        "outage",
     ] {
         ensure!(
             value(

@@ -497,7 +497,7 @@ pub(crate) fn allocate<'a>(
         sub.rtc.bwe().reset(Bitrate::bps(before));
         // A step down in the moments before the gap opened was the outage, not an upgrade
         // that failed: no spatial back-off for it.
-        adapt.allocator.outage_over();
+        adapt.allocator.outage_over(now);
     }
     let raw_and_overuse = if adapt.gap.is_open() {
         None

@@ -687,3 +687,97 @@ fn a_flowing_layer_is_not_left_because_its_measured_rate_crossed_a_lower_one() {
     assert_eq!(video(out).layer, Some(Layer::new(1, 2)));
     assert_eq!(out.switches[0].reason, Reason::LayerGone);
 }
+
+#[test]
+fn an_outage_thins_the_video_to_a_fluid_base_and_gives_the_layer_back_after() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = at_720p(&c, &t);
+    let before = Some(Layer::new(2, 2));
+    // The link goes silent: 720p at 15 fps (7 fps is not fluid above the lowest resolution),
+    // no keyframe needed, and held through the outage.
+    let silent = SubscriberInput {
+        outage: true,
+        ..input(&t, 2_500_000)
+    };
+    let out = a.update(c.at(6000), &silent);
+    assert_eq!(video(out).layer, Some(Layer::new(2, 1)));
+    assert_eq!(out.switches[0].reason, Reason::Outage);
+    run_with(&mut a, &c, 6200, 9000, &silent);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 1)));
+    // Back: the estimator was started again from the estimate before the gap, while the
+    // smoothed estimate still averages the gap's readings. The layer held before comes back
+    // at once and stays while the restarted estimator's readings are the link's.
+    a.outage_over(c.at(9000));
+    let back = SubscriberInput {
+        raw_estimate_bps: Some(2_500_000),
+        ..input(&t, 900_000)
+    };
+    let out = a.update(c.at(9000), &back);
+    assert_eq!(video(out).layer, before);
+    assert_eq!(out.switches[0].reason, Reason::Outage);
+    run_with(&mut a, &c, 9200, 11_000, &back);
+    assert_eq!(video(a.allocation()).layer, before);
+    // A link that came back thinner shows in those readings: stepped down on them.
+    let thinner = SubscriberInput {
+        raw_estimate_bps: Some(400_000),
+        ..input(&t, 900_000)
+    };
+    let out = a.update(c.at(11_000), &thinner);
+    assert!(
+        video(out).layer.is_some_and(|l| l.spatial < 2),
+        "{:?}",
+        video(out).layer
+    );
+}
+
+/// An allocator that climbed to 720p at full frame rate on a 2.5 Mbit/s link by 6 s.
+fn at_720p(c: &Clock, t: &[TrackInput]) -> Allocator {
+    let mut a = Allocator::new(AllocatorConfig::default());
+    run(&mut a, c, t, 0, 6000, 2_500_000);
+    assert_eq!(video(a.allocation()).layer, Some(Layer::new(2, 2)));
+    a
+}
+
+/// Runs updates every 200 ms over `[from, to)` with one input.
+fn run_with(a: &mut Allocator, c: &Clock, from: u64, to: u64, i: &SubscriberInput<'_>) {
+    for ms in (from..to).step_by(200) {
+        a.update(c.at(ms), i);
+    }
+}
+
+#[test]
+fn feedback_that_stops_on_a_saturated_link_is_not_treated_as_an_outage() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let mut a = at_720p(&c, &t);
+    let before = Some(Layer::new(2, 2));
+    // The delay-based detector saw overuse just before the feedback stopped: the silence is
+    // the saturated link's queue. No thinning, and nothing from before it is trusted after.
+    let overused = SubscriberInput {
+        overusing: true,
+        ..input(&t, 2_500_000)
+    };
+    a.update(c.at(5800), &overused);
+    let silent = SubscriberInput {
+        outage: true,
+        ..input(&t, 2_500_000)
+    };
+    let out = a.update(c.at(6000), &silent);
+    assert_eq!(video(out).layer, before);
+    assert!(out.switches.is_empty(), "{:?}", out.switches);
+    run_with(&mut a, &c, 6200, 9000, &silent);
+    a.outage_over(c.at(9000));
+    // Back: the restarted estimator's high reading is not read alone; the smoothed estimate
+    // (the link's, with the queue in it) says 720p does not fit and it steps down.
+    let back = SubscriberInput {
+        raw_estimate_bps: Some(2_500_000),
+        ..input(&t, 400_000)
+    };
+    run_with(&mut a, &c, 9000, 12_000, &back);
+    assert!(
+        video(a.allocation()).layer.is_some_and(|l| l.spatial < 2),
+        "{:?}",
+        video(a.allocation()).layer
+    );
+}
