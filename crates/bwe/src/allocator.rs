@@ -148,10 +148,12 @@ pub struct AllocatorConfig {
     /// estimate is the estimate (`Allocator::outage_over`)...
     pub after_outage: Duration,
     /// ...when the link went silent with no overuse this long before it (nor a standing queue
-    /// or loss above [`CLEAN_OUTAGE_LOSS`]). Behind a saturated 64 kbit/s link in Chromium
-    /// (`browser-quality --scenario thin-64k`) the feedback's silences were its queue, and the
-    /// unsmoothed estimate read after them kept video on a link it did not fit (frozen 2.8 ->
-    /// 31.7 % in one run, 14.7 % over three).
+    /// or loss above [`CLEAN_OUTAGE_LOSS`]); the thinning too. Feedback that stops behind a
+    /// saturated or lossy link is its queue or its losses, and the estimate from before it no
+    /// measure of what comes back: ungated, the thinning cost the simulator's lossy links
+    /// (`bursty-5%` 6.9 -> 10.1 % frozen, held-out 14.4 -> 15.3, 4 seeds; benches/README,
+    /// session 38). (Chromium behind 64 kbit/s looked worse with it ungated in session 37, but
+    /// that link's spread with the old code alone is 0-100 % frozen run to run.)
     pub clean_before_outage: Duration,
 }
 
@@ -477,7 +479,8 @@ impl Allocator {
     /// The subscriber's link came back after an outage (kham-sfu's `gap.rs`): a spatial step
     /// down around it was the outage, not a failed upgrade, so no back-off holds the climb back.
     pub fn outage_over(&mut self, now: Instant) {
-        self.outage_over_at = self.outage_clean.then_some(now);
+        // Read once: the next outage is judged again when it starts.
+        self.outage_over_at = std::mem::take(&mut self.outage_clean).then_some(now);
         self.spatial_blocked_until = None;
         self.last_failure = None;
         self.backoff = self.config.spatial_backoff;
