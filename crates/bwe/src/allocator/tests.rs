@@ -303,6 +303,13 @@ fn a_spatial_upgrade_undone_soon_blocks_the_next_for_a_growing_backoff() {
     run(&mut a, &c, &t, 15_600, 16_000, 100_000);
     assert!(video(a.allocation()).layer.map(|l| l.spatial) < Some(2));
     assert_eq!(a.backoff(), cfg.spatial_backoff * 2);
+    // A third stays at the cap (`max_spatial_backoff`).
+    run(&mut a, &c, &t, 16_000, 16_000 + 16_000 + 4000, 2_500_000);
+    assert_eq!(video(a.allocation()).layer.map(|l| l.spatial), Some(2));
+    run(&mut a, &c, &t, 36_000, 36_400, 100_000);
+    assert!(video(a.allocation()).layer.map(|l| l.spatial) < Some(2));
+    assert_eq!(a.backoff(), cfg.max_spatial_backoff);
+    assert_eq!(cfg.max_spatial_backoff, Duration::from_secs(16));
 }
 
 #[test]
