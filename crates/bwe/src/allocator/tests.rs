@@ -646,6 +646,52 @@ fn nothing_is_upgraded_or_pulsed_while_the_subscriber_is_silent() {
     assert!(video(a.allocation()).layer > before);
 }
 
+/// A resume that ends in a pause again within `failed_resume_window` doubles the margin the
+/// next one needs above audio and the lowest layer (up to `max_resume_margin_bps`), so a link
+/// that cannot carry video is not tried at the same estimate again and again.
+#[test]
+fn a_resume_that_fails_soon_raises_the_margin_of_the_next() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let cfg = AllocatorConfig::default();
+    let mut a = Allocator::new(cfg.clone());
+    let paused = |a: &Allocator| video(a.allocation()).layer.is_none();
+    // Audio 40 kbit/s and the lowest layer's base 60: the floor is 100, the first resume is at
+    // 110 (`resume_factor` and the 10 kbit/s margin agree there).
+    assert_eq!(cfg.resume_margin_bps, 10_000);
+    run(&mut a, &c, &t, 0, 3000, 1_000_000);
+    run(&mut a, &c, &t, 3000, 10_000, 90_000);
+    assert!(paused(&a), "paused below the floor");
+    run(&mut a, &c, &t, 10_000, 14_000, 112_000);
+    assert!(!paused(&a), "resumed at 112 kbit/s");
+    // It does not hold: paused again within the window...
+    run(&mut a, &c, &t, 14_000, 20_000, 90_000);
+    assert!(paused(&a), "paused again");
+    // ...and 112 no longer resumes it: the margin is 20 now.
+    run(&mut a, &c, &t, 20_000, 30_000, 112_000);
+    assert!(paused(&a), "resumed again at the same estimate");
+    run(&mut a, &c, &t, 30_000, 34_000, 122_000);
+    assert!(!paused(&a), "not resumed 22 kbit/s above the floor");
+    // Failing again and again, the margin stops at its maximum.
+    for round in 0..3u64 {
+        let t0 = 34_000 + round * 20_000;
+        run(&mut a, &c, &t, t0, t0 + 6000, 90_000);
+        assert!(paused(&a), "round {round}: paused");
+        run(
+            &mut a,
+            &c,
+            &t,
+            t0 + 6000,
+            t0 + 20_000,
+            100_000 + cfg.max_resume_margin_bps + 2000,
+        );
+        assert!(
+            !paused(&a),
+            "round {round}: not resumed above the largest margin"
+        );
+    }
+}
+
 /// Video paused on a thin link while its lowest layer cost 60 kbit/s; the publisher is then
 /// told to shape it down to 24 (the video floor) and it measures 20. Once the estimate covers
 /// audio and the shaped layer with the resume margin, video comes back, though the 5-10 s
