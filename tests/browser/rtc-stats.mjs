@@ -50,3 +50,23 @@ export function audioPacketsIn(page, ms = 2000, participantId = null) {
     return (await sample()) - a;
   }, { ms, participantId });
 }
+
+/**
+ * Audio received by two pages over the same 2 s windows, up to `tries` windows, until both reach
+ * `min` packets (50 a second are sent). The first window can start inside the call's opening
+ * transient (an estimate still probing, a relay's TCP stream catching up on a loaded machine), so
+ * a window short of `min` is retried, not taken as the verdict; every window is returned.
+ * @param {import('playwright-core').Page} a
+ * @param {import('playwright-core').Page} b
+ * @param {{ min?: number, tries?: number }} [opts]
+ */
+export async function audioBothWays(a, b, { min = 70, tries = 3 } = {}) {
+  /** @type {[number, number][]} */
+  const windows = [];
+  for (let i = 0; i < tries; i++) {
+    const w = /** @type {[number, number]} */ (await Promise.all([audioPacketsIn(a), audioPacketsIn(b)]));
+    windows.push(w);
+    if (w[0] >= min && w[1] >= min) return { ok: true, windows };
+  }
+  return { ok: false, windows };
+}
