@@ -12,6 +12,7 @@ pub mod clock;
 mod result;
 
 pub use result::{ConfigName, Metrics, RunResult, Sample};
+mod dtls;
 mod encoder;
 mod metrics;
 mod playout;

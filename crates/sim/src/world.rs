@@ -29,7 +29,8 @@ const OVERHEAD: usize = 28;
 /// (first byte 20-63, RFC 7983) rounded up to 256 bytes. The handshake's keys and signatures come
 /// from the crypto library's generator, a byte or two longer or shorter from run to run, and
 /// that shifted every later packet of the run by microseconds: results of one seed differed
-/// between runs (benches/README.md, "Run-to-run variation").
+/// between runs (benches/README.md, "Run-to-run variation"). (`crate::dtls` now also gives every
+/// endpoint one certificate and every handshake signature one length; the rounding stays.)
 fn wire_size(contents: &[u8]) -> usize {
     let n = contents.len();
     let n = if matches!(contents.first(), Some(20..=63)) {
@@ -120,10 +121,11 @@ fn receive(d: &Datagram) -> Option<Receive<'_>> {
 
 impl World {
     pub fn new(config: RoomConfig, seed: u64, bin: Duration) -> World {
-        // Every run of a process starts at the same instant: str0m turns instants into
-        // wall-clock time (NTP, abs-send-time) from a process-wide origin.
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        let start = *START.get_or_init(Instant::now);
+        // Every run starts at the same instant, one hour after str0m's wall-clock origin, which
+        // is a whole second (vendor/str0m/KHAM-PATCH.md): instants become the same NTP and
+        // abs-send-time values, rounded the same way, in every process.
+        let start = kham_sfu::str0m::time_origin() + Duration::from_secs(3600);
+        crate::dtls::install();
         let config = RoomConfig {
             candidates: vec![SERVER.parse().expect("server address")],
             ..config

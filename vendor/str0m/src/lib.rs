@@ -1115,6 +1115,13 @@ pub enum Output {
 
 pub use crate::pacer::PacerReason;
 
+/// Added by kham: the instant str0m's wall clock (NTP, abs-send-time) counts from, mapped to a
+/// whole second of system time. A simulator that starts its virtual clock a whole number of
+/// seconds after it gets the same wall-clock fractions in every process.
+pub fn time_origin() -> Instant {
+    util::already_happened()
+}
+
 /// The reason for the next [`Output::Timeout`].
 ///
 /// This enum is not considered stable API and may change in minor revisions.

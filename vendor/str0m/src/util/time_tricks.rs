@@ -38,6 +38,17 @@ static BEGINNING_OF_TIME: LazyLock<(Instant, SystemTime)> = LazyLock::new(|| {
 
     let beginning_of_time_sys = now_sys - since_beginning_of_time;
 
+    // Changed by kham: the wall-clock origin is moved back to a whole second (at most 1 s; the
+    // NTP and abs-send-time clocks are only ever compared with themselves). Its sub-second phase
+    // was the process's, so NTP and abs-send-time fractions (rounded to 1/65536 and 1/262144 s)
+    // rounded differently in every process, and kham's simulator, which starts its virtual
+    // clock a whole number of seconds after `time_origin()`, did not repeat a run.
+    let whole = beginning_of_time_sys
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| Duration::from_secs(d.as_secs()))
+        .unwrap_or_default();
+    let beginning_of_time_sys = SystemTime::UNIX_EPOCH + whole;
+
     // This pair represents our "beginning of time" for the same moment.
     (beginning_of_time, beginning_of_time_sys)
 });
