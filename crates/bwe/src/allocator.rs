@@ -1221,10 +1221,16 @@ impl Allocator {
         ) {
             min_bps = min_bps.max(paused_pad);
         }
+        // Pad to confirm: the link carries the upgrade's rate before the upgrade is made. Not
+        // a resume's: it waits for the estimate to cover the floor with its margin, and padding
+        // up to audio and the lowest layer on a link that audio nearly fills was a queue in
+        // front of the speech for the whole hold (simulator, `--family audio --seeds 8`, speech
+        // p95 delay at 32 / 48 / 64 / 96 kbit/s 451 / 406 / 382 / 386 -> 445 / 401 / 380 / 374
+        // ms, video paused at 64 kbit/s 50 -> 13 % of the call).
         if let Some(p) = &self.pending
             && p.spatial
+            && !p.resume
         {
-            // Pad to confirm: the link carries the upgrade's rate before the upgrade is made.
             min_bps = min_bps.max(audio_bps + p.video_bps);
         }
         // Pulses: while the estimate is short of the ideal, re-trigger an allocation probe

@@ -692,6 +692,42 @@ fn a_resume_that_fails_soon_raises_the_margin_of_the_next() {
     }
 }
 
+/// A resume waits out its hold without padding past what a paused video pads to (a share of
+/// the estimate): on a thin link padding up to audio and the lowest layer queued in front of
+/// the speech for the whole hold.
+#[test]
+fn a_resume_is_not_padded_to_during_its_hold() {
+    let c = Clock(Instant::now());
+    let t = tracks();
+    let cfg = AllocatorConfig::default();
+    let mut a = Allocator::new(cfg.clone());
+    run(&mut a, &c, &t, 0, 3000, 1_000_000);
+    run(&mut a, &c, &t, 3000, 10_000, 90_000);
+    assert!(
+        video(a.allocation()).layer.is_none(),
+        "paused below the floor"
+    );
+    // Audio 40 and the lowest layer 60: the resume is at 110, its padding would be 100.
+    let est = 112_000;
+    let mut held = 0;
+    let mut ms = 10_000;
+    while video(a.allocation()).layer.is_none() && ms < 20_000 {
+        a.update(c.at(ms), &input(&t, est));
+        if video(a.allocation()).layer.is_some() {
+            break;
+        }
+        let min = a.allocation().probe.min_bps;
+        assert!(
+            min as f64 <= est as f64 * cfg.paused_padding,
+            "padded to {min} at {ms} ms in the hold"
+        );
+        held += 1;
+        ms += 200;
+    }
+    assert!(video(a.allocation()).layer.is_some(), "resumed");
+    assert!(held > 3, "the resume had a hold ({held} updates)");
+}
+
 /// Video paused on a thin link while its lowest layer cost 60 kbit/s; the publisher is then
 /// told to shape it down to 24 (the video floor) and it measures 20. Once the estimate covers
 /// audio and the shaped layer with the resume margin, video comes back, though the 5-10 s
