@@ -181,6 +181,11 @@ struct LastRrtr {
     received_at: Instant,
 }
 
+/// Added by kham: bytes a packet takes on the link beyond its RTP header and payload (IPv4 20,
+/// UDP 8), counted by the pacer and the estimator (`poll_packet`). kham's layer meter counts the
+/// same (`crates/sfu/src/room.rs`).
+const WIRE_OVERHEAD: usize = 28;
+
 impl Session {
     pub fn new(config: &RtcConfig) -> Self {
         let mut id = SessionId::new();
@@ -1295,7 +1300,12 @@ impl Session {
             crate::log_stat!("PACKET_SENT", header.ssrc, payload_size, kind);
         }
 
-        self.pacer.register_send(now, payload_size.into(), midrid);
+        // Changed by kham: the pacer, the transport-wide feedback register and the estimator
+        // count what the packet takes on the link (RTP header, payload and the IPv4/UDP
+        // headers), as libwebrtc does with its send-side estimate including overhead, not the
+        // RTP payload alone. See KHAM-PATCH.md.
+        let wire_size = header.header_len + payload_size + WIRE_OVERHEAD;
+        self.pacer.register_send(now, wire_size.into(), midrid);
 
         if let Some(raw_packets) = &mut self.raw_packets {
             raw_packets.push_back(Box::new(RawPacket::RtpTx(header.clone(), buf.clone())));
@@ -1310,12 +1320,12 @@ impl Session {
                 TwccPacketId::new(twcc_seq)
             };
             self.twcc_tx_register
-                .register_seq(packet_id, now, payload_size);
+                .register_seq(packet_id, now, wire_size);
         }
 
         // Update BWE subsystem
         if let Some(bwe) = self.bwe.as_mut() {
-            bwe.on_media_sent(payload_size.into(), is_padding, now);
+            bwe.on_media_sent(wire_size.into(), is_padding, now);
         }
 
         if !is_padding && !header.ssrc.is_probe() {

@@ -657,24 +657,26 @@ fn a_resume_that_fails_soon_raises_the_margin_of_the_next() {
     let mut a = Allocator::new(cfg.clone());
     let paused = |a: &Allocator| video(a.allocation()).layer.is_none();
     // Audio 40 kbit/s and the lowest layer's base 60: the floor is 100, the first resume is at
-    // 110 (`resume_factor` and the 10 kbit/s margin agree there).
-    assert_eq!(cfg.resume_margin_bps, 10_000);
+    // 120 (the 20 kbit/s margin; `resume_factor` alone would say 110).
+    assert_eq!(cfg.resume_margin_bps, 20_000);
     run(&mut a, &c, &t, 0, 3000, 1_000_000);
     run(&mut a, &c, &t, 3000, 10_000, 90_000);
     assert!(paused(&a), "paused below the floor");
-    run(&mut a, &c, &t, 10_000, 14_000, 112_000);
-    assert!(!paused(&a), "resumed at 112 kbit/s");
+    run(&mut a, &c, &t, 10_000, 14_000, 115_000);
+    assert!(paused(&a), "resumed 15 kbit/s above the floor");
+    run(&mut a, &c, &t, 14_000, 18_000, 122_000);
+    assert!(!paused(&a), "resumed at 122 kbit/s");
     // It does not hold: paused again within the window...
-    run(&mut a, &c, &t, 14_000, 20_000, 90_000);
+    run(&mut a, &c, &t, 18_000, 24_000, 90_000);
     assert!(paused(&a), "paused again");
-    // ...and 112 no longer resumes it: the margin is 20 now.
-    run(&mut a, &c, &t, 20_000, 30_000, 112_000);
+    // ...and 122 no longer resumes it: the margin is 40 now.
+    run(&mut a, &c, &t, 24_000, 34_000, 122_000);
     assert!(paused(&a), "resumed again at the same estimate");
-    run(&mut a, &c, &t, 30_000, 34_000, 122_000);
-    assert!(!paused(&a), "not resumed 22 kbit/s above the floor");
+    run(&mut a, &c, &t, 34_000, 38_000, 142_000);
+    assert!(!paused(&a), "not resumed 42 kbit/s above the floor");
     // Failing again and again, the margin stops at its maximum.
     for round in 0..3u64 {
-        let t0 = 34_000 + round * 20_000;
+        let t0 = 38_000 + round * 20_000;
         run(&mut a, &c, &t, t0, t0 + 6000, 90_000);
         assert!(paused(&a), "round {round}: paused");
         run(
@@ -707,8 +709,8 @@ fn a_resume_is_not_padded_to_during_its_hold() {
         video(a.allocation()).layer.is_none(),
         "paused below the floor"
     );
-    // Audio 40 and the lowest layer 60: the resume is at 110, its padding would be 100.
-    let est = 112_000;
+    // Audio 40 and the lowest layer 60: the resume is at 120, its padding would be 100.
+    let est = 122_000;
     let mut held = 0;
     let mut ms = 10_000;
     while video(a.allocation()).layer.is_none() && ms < 20_000 {
