@@ -50,6 +50,7 @@ const figures = (page, id) => page.evaluate((id) => {
   return {
     hr: q('vitals-hr')?.textContent, hrAge: Number(q('vitals-hr')?.getAttribute('data-age-ms')),
     spo2: q('vitals-spo2')?.textContent, rr: q('vitals-rr')?.textContent, bp: q('vitals-bp')?.textContent,
+    bpAge: Number(q('vitals-bp')?.getAttribute('data-age-ms')),
     temp: q('vitals-temp')?.textContent, ecgSamples: Number(q('vitals-ecg')?.getAttribute('data-samples')),
     waveMissing: !q('vitals-wave-missing')?.hasAttribute('hidden'),
     ecg: s.ecg ? { samples: s.ecg.samples, lost: s.ecg.lost, latencies: s.ecg.latencies.slice() } : null,
@@ -133,6 +134,13 @@ test('an observer gets vitals only if its token grants health_data', async () =>
   const plain = await join('observer', { identity: 'sv', name: 'Sinh viên', role: 'observer' });
   const granted = await join('observer-granted', { identity: 'gv', name: 'Giảng viên', role: 'observer', extra: ['--health-data', 'true'] });
   await granted.waitForSelector(`[data-testid="vitals"][data-participant-id="${stationId}"] [data-testid="vitals-hr"]:not([data-missing])`, { timeout: 20_000 });
+  // It joined long after the station's cuff measured (once a minute in the simulator): the
+  // last blood pressure comes with its age in every numerics frame.
+  await granted.waitForSelector(`[data-testid="vitals"][data-participant-id="${stationId}"] [data-testid="vitals-bp"]:not([data-missing])`, { timeout: 3_000 });
+  const late = await figures(granted, stationId);
+  console.log(`late viewer: BP ${late.bp}, ${late.bpAge} ms old`);
+  assert.equal(late.bp, '128/82', 'the last blood pressure is shown to a viewer who joined after it was measured');
+  assert.ok(late.bpAge >= 5_000, `with its age (${late.bpAge} ms), not as a fresh reading`);
   await plain.waitForTimeout(2000);
   assert.equal(await plain.$$eval('[data-testid="vitals"]', (els) => els.length), 0, 'no vitals panel for the plain observer');
   const n = await plain.evaluate(() => Object.keys(/** @type {any} */ (window).__vitalsStats).length);

@@ -14,9 +14,20 @@ export function publishVitals(client, source, onError) {
   /** Index of the next sample, per signal (a gap at the receiver is a loss). @type {Record<string, number>} */
   const seq = {};
   let stopped = false;
+  /** The last blood pressure measured and when (sender's clock, ms). */
+  /** @type {{values: Record<string, number>, at: number}|null} */
+  let lastBp = null;
   const sink = {
     /** @param {number} t @param {Record<string, number>} values */
     numerics(t, values) {
+      // A cuff measures now and then (the simulator every minute): its last reading goes in
+      // every frame with its age (code bp_age), so a viewer who joins, or whose channel opens,
+      // after a measurement sees it with its age instead of a blank until the next one.
+      if (values.bp_sys !== undefined) {
+        lastBp = { values: { bp_sys: values.bp_sys, bp_dia: values.bp_dia, bp_mean: values.bp_mean }, at: t };
+      } else if (lastBp) {
+        values = { ...values, ...lastBp.values, bp_age: Math.max(0, (t - lastBp.at) / 1000) };
+      }
       client.sendVitals(encodeNumerics(t, values));
     },
     /** @param {'ecg'|'pleth'} signal @param {number} rate @param {number} t0 @param {Float32Array} samples */

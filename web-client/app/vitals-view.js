@@ -69,7 +69,13 @@ export function onVitalsFrame(participantId, frame, receivedAt) {
   const st = (stats[participantId] ||= { numerics: 0 });
   if (frame.kind === 'numerics') {
     st.numerics += 1;
-    for (const [k, v] of Object.entries(frame.values)) p.values[k] = { v, at: now };
+    // A repeated blood pressure comes with its age (seconds since the cuff measured).
+    const bpAge = frame.values.bp_age;
+    for (const [k, v] of Object.entries(frame.values)) {
+      if (k === 'bp_age') continue;
+      const at = k.startsWith('bp_') && bpAge !== undefined ? now - 1000 * bpAge : now;
+      p.values[k] = { v, at };
+    }
     return;
   }
   const w = (p.waves[frame.signal] ||= {
@@ -188,7 +194,7 @@ function drawTile(p, k, now) {
   }
   delete el.dataset.missing;
   const age = now - x.at;
-  el.dataset.ageMs = String(age);
+  el.dataset.ageMs = String(Math.round(age));
   let text;
   let range = '';
   if (k === 'bp') {

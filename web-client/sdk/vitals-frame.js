@@ -26,6 +26,10 @@ export const NUMERIC_CODES = Object.freeze({
   bp_dia: 5,
   bp_mean: 6,
   temp: 7, // body temperature, °C
+  // Seconds since the blood pressure in the same frame was measured: a cuff measures now and
+  // then, and its last reading is repeated in every frame with its age, so a viewer whose
+  // channel opened after the measurement sees it at once (not at the next one).
+  bp_age: 8,
 });
 const CODE_NAMES = Object.fromEntries(Object.entries(NUMERIC_CODES).map(([k, v]) => [v, k]));
 

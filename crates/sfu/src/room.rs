@@ -966,12 +966,18 @@ impl Room {
             // Waveforms are weighed against audio and vitals only: an image in flight does not
             // stop them.
             let reserved = sub.adapt.allocation().audio_bps.saturating_sub(image_bps);
-            let thin = sub.adapt.video_starved() && !sub.adapt.estimate_young(now);
+            let decisions = &sub.adapt.allocation().decisions;
+            let videos = decisions.iter().filter(|d| d.kind == kham_bwe::Kind::Video);
+            let link = crate::vitals::WaveLink {
+                thin: sub.adapt.video_starved() && !sub.adapt.estimate_young(now),
+                video_flows: videos.clone().next().is_none()
+                    || videos.clone().any(|d| d.layer.is_some()),
+            };
             if sub
                 .vitals
-                .update_wave(now, sub.adapt.estimate_bps, thin, reserved)
+                .update_wave(now, sub.adapt.estimate_bps, link, reserved)
             {
-                tracing::debug!(subscriber = %sub.id, estimate = ?sub.adapt.estimate_bps, reserved, vitals_bps, thin, on = sub.vitals.wave_ok(), "waveforms switched");
+                tracing::debug!(subscriber = %sub.id, estimate = ?sub.adapt.estimate_bps, reserved, vitals_bps, ?link, on = sub.vitals.wave_ok(), "waveforms switched");
             }
             for s in &sub.adapt.allocation().switches {
                 if let Some(n) = self.stats.allocation_switches.get_mut(s.reason.index()) {

@@ -188,12 +188,24 @@ pub struct PeerVitals {
     pub refused: u64,
     /// Its estimate has been below the reservation since then.
     below_since: Option<Instant>,
+    /// Its estimate has been 25 % above the reservation since then (waveforms off).
+    above_since: Option<Instant>,
     /// An image transfer of this publisher is in flight until then (`image_frame`).
     image_until: Option<Instant>,
 }
 
-/// How long a subscriber's estimate must stay below its reservation before waveforms stop.
+/// How long a subscriber's estimate must stay below its reservation before waveforms stop,
+/// and 25 % above it before they come back.
 pub const WAVE_OFF_AFTER: Duration = Duration::from_secs(2);
+
+/// What a subscriber's allocation says of its link, for the waveforms (`update_wave`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaveLink {
+    /// The allocator paused some video for bandwidth, outside the estimator's start window.
+    pub thin: bool,
+    /// Some video is forwarded to it, or it is sent no video at all (nothing to judge by).
+    pub video_flows: bool,
+}
 
 impl PeerVitals {
     /// A channel the participant opened; a label that is not ours is ignored.
@@ -312,34 +324,49 @@ impl PeerVitals {
     }
 
     /// Whether this subscriber is sent waveforms, from its link estimate (str0m's, smoothed over
-    /// 3 s), what the allocator reserved for it (audio plus all the vitals it receives) and
-    /// whether the link is known to be thin (`thin`: the allocator paused some video for
-    /// bandwidth, outside the estimator's start window). Vitals come before video, so while
-    /// video flows the waveforms do; and an estimate over a link carrying only audio and vitals
-    /// says little (str0m's stays near 1.5 times what is acknowledged). Off once the link has
-    /// been thin with the estimate below the reservation for [`WAVE_OFF_AFTER`]; on again when
-    /// the estimate is 25 % above it or the link is no longer thin. Numerics are always sent.
+    /// 3 s), what the allocator reserved for it (audio plus all the vitals it receives) and what
+    /// its allocation says of the link (`link`). Vitals come before video, so while video flows
+    /// the waveforms do; and an estimate over a link carrying only audio and vitals says little
+    /// (str0m's stays near 1.5 times what is acknowledged). Off once the link has been thin
+    /// with the estimate below the reservation for [`WAVE_OFF_AFTER`]; on again once video
+    /// flows, or once the estimate has stayed 25 % above the reservation for as long. A video
+    /// paused for another reason (its layer gone, an outage) proves nothing about the link:
+    /// with "on again when no longer thin" a viewer behind 60 kbit/s got a burst of waveform
+    /// 3 s after they stopped (CI, `vitals.test.mjs`). Numerics are always sent.
     /// True when it changed.
     pub fn update_wave(
         &mut self,
         now: Instant,
         estimate_bps: Option<u64>,
-        thin: bool,
+        link: WaveLink,
         reserved_bps: u64,
     ) -> bool {
-        let Some(link) = estimate_bps else {
+        let Some(estimate) = estimate_bps else {
             return false;
         };
         let was = self.wave_off;
-        if thin && link < reserved_bps {
-            let since = *self.below_since.get_or_insert(now);
-            if now.saturating_duration_since(since) >= WAVE_OFF_AFTER {
+        let held = |since: &mut Option<Instant>, cond: bool| {
+            if !cond {
+                *since = None;
+                return false;
+            }
+            let t = *since.get_or_insert(now);
+            now.saturating_duration_since(t) >= WAVE_OFF_AFTER
+        };
+        if !self.wave_off {
+            self.above_since = None;
+            if held(&mut self.below_since, link.thin && estimate < reserved_bps) {
                 self.wave_off = true;
             }
         } else {
             self.below_since = None;
-            if !thin || (link as f64) >= 1.25 * reserved_bps as f64 {
+            let roomy = held(
+                &mut self.above_since,
+                estimate as f64 >= 1.25 * reserved_bps as f64,
+            );
+            if link.video_flows || roomy {
                 self.wave_off = false;
+                self.above_since = None;
             }
         }
         was != self.wave_off
@@ -529,35 +556,75 @@ mod tests {
     fn waveforms_stop_below_the_reservation_and_resume_with_margin() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let thin = WaveLink {
+            thin: true,
+            video_flows: false,
+        };
+        let flowing = WaveLink {
+            thin: false,
+            video_flows: true,
+        };
         let mut v = PeerVitals::default();
         assert!(v.wave_ok());
-        assert!(!v.update_wave(at(0), None, true, 80_000));
+        assert!(!v.update_wave(at(0), None, thin, 80_000));
         assert!(v.wave_ok(), "no estimate yet: sent");
         // Below the reservation but video still flows (not thin): sent, however long.
-        assert!(!v.update_wave(at(0), Some(40_000), false, 80_000));
-        assert!(!v.update_wave(at(3000), Some(40_000), false, 80_000));
+        assert!(!v.update_wave(at(0), Some(40_000), flowing, 80_000));
+        assert!(!v.update_wave(at(3000), Some(40_000), flowing, 80_000));
         assert!(v.wave_ok());
         // Thin for less than WAVE_OFF_AFTER changes nothing.
-        assert!(!v.update_wave(at(3000), Some(40_000), true, 80_000));
-        assert!(!v.update_wave(at(4500), Some(70_000), true, 80_000));
-        assert!(!v.update_wave(at(4700), Some(85_000), true, 80_000));
+        assert!(!v.update_wave(at(3000), Some(40_000), thin, 80_000));
+        assert!(!v.update_wave(at(4500), Some(70_000), thin, 80_000));
+        assert!(!v.update_wave(at(4700), Some(85_000), thin, 80_000));
         assert!(v.wave_ok());
         // Thin and below for 2 s: off.
-        assert!(!v.update_wave(at(5000), Some(70_000), true, 80_000));
+        assert!(!v.update_wave(at(5000), Some(70_000), thin, 80_000));
         assert!(
-            v.update_wave(at(7000), Some(70_000), true, 80_000),
+            v.update_wave(at(7000), Some(70_000), thin, 80_000),
             "a change"
         );
         assert!(!v.wave_ok());
-        assert!(!v.update_wave(at(7200), Some(90_000), true, 80_000));
+        assert!(!v.update_wave(at(7200), Some(90_000), thin, 80_000));
         assert!(!v.wave_ok(), "not yet 25 % above");
-        assert!(v.update_wave(at(7400), Some(100_000), true, 80_000));
+        // 25 % above, but not yet for 2 s: still off.
+        assert!(!v.update_wave(at(7400), Some(100_000), thin, 80_000));
+        assert!(!v.update_wave(at(8400), Some(100_000), thin, 80_000));
+        assert!(!v.wave_ok(), "a moment above is not room");
+        // A dip starts the wait again.
+        assert!(!v.update_wave(at(8600), Some(90_000), thin, 80_000));
+        assert!(!v.update_wave(at(9000), Some(100_000), thin, 80_000));
+        assert!(!v.update_wave(at(10_900), Some(100_000), thin, 80_000));
+        assert!(v.update_wave(at(11_000), Some(100_000), thin, 80_000));
         assert!(v.wave_ok());
-        // Off again, then video resumes (no longer thin): on.
-        v.update_wave(at(8000), Some(50_000), true, 80_000);
-        assert!(v.update_wave(at(10_000), Some(50_000), true, 80_000));
+        // Off again, then video resumes: on at once.
+        v.update_wave(at(12_000), Some(50_000), thin, 80_000);
+        assert!(v.update_wave(at(14_000), Some(50_000), thin, 80_000));
         assert!(!v.wave_ok());
-        assert!(v.update_wave(at(10_200), Some(50_000), false, 80_000));
+        assert!(v.update_wave(at(14_200), Some(50_000), flowing, 80_000));
         assert!(v.wave_ok());
+    }
+
+    #[test]
+    fn a_video_paused_for_another_reason_does_not_bring_waveforms_back() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let thin = WaveLink {
+            thin: true,
+            video_flows: false,
+        };
+        let mut v = PeerVitals::default();
+        v.update_wave(at(0), Some(50_000), thin, 80_000);
+        assert!(v.update_wave(at(2000), Some(50_000), thin, 80_000));
+        assert!(!v.wave_ok());
+        // The paused video's layer stopped at the publisher (no longer paused for bandwidth,
+        // so not thin), and nothing flows: the link is no better than it was.
+        let gone = WaveLink {
+            thin: false,
+            video_flows: false,
+        };
+        for i in 0..20 {
+            assert!(!v.update_wave(at(2000 + 500 * i), Some(60_000), gone, 80_000));
+        }
+        assert!(!v.wave_ok());
     }
 }
