@@ -36,6 +36,14 @@ export function startAudioProbe(page, id) {
             samples: r.totalSamplesReceived, concealed: r.concealedSamples,
           });
         }
+        // The participant's camera: its playout delay is the audio's too when it is longer
+        // (lip sync), e.g. once kham asks for time for repairs (crates/sfu/src/repair_delay.rs).
+        if (r.type === 'inbound-rtp' && r.kind === 'video' && c.participantForMid(r.mid) === id
+          && (r.jitterBufferEmittedCount || 0) >= (s.vEmitted || 0)) {
+          Object.assign(s, {
+            vDelay: r.jitterBufferDelay, vMin: r.jitterBufferMinimumDelay, vEmitted: r.jitterBufferEmittedCount, vNack: r.nackCount,
+          });
+        }
         if (r.type === 'transport' && byId[r.selectedCandidatePairId]) {
           const p = byId[r.selectedCandidatePairId];
           Object.assign(s, { rtt: p.currentRoundTripTime, rttTotal: p.totalRoundTripTime, rttCount: p.responsesReceived });
@@ -105,6 +113,10 @@ export function summarise(samples, phases) {
       const b = xs[i];
       if (b.jbEmitted > a.jbEmitted) jb.push((1000 * (b.jbDelay - a.jbDelay)) / (b.jbEmitted - a.jbEmitted));
     }
+    const withV = xs.filter((s) => s.vEmitted !== undefined);
+    const v0 = withV[0];
+    const v1 = withV[withV.length - 1];
+    const vFrames = v0 && v1 ? v1.vEmitted - v0.vEmitted : 0;
     const withRtt = xs.filter((s) => s.rttCount !== undefined);
     const r0 = withRtt[0];
     const r1 = withRtt[withRtt.length - 1];
@@ -118,6 +130,9 @@ export function summarise(samples, phases) {
       jitterBufferMax: jb.length ? Math.max(...jb) : NaN,
       stunRtt: r0 && r1 && r1.rttCount > r0.rttCount ? (1000 * (r1.rttTotal - r0.rttTotal)) / (r1.rttCount - r0.rttCount) : NaN,
       stunRttMax: withRtt.length ? 1000 * Math.max(...withRtt.map((s) => s.rtt || 0)) : NaN,
+      videoJitterBuffer: vFrames > 0 ? (1000 * (v1.vDelay - v0.vDelay)) / vFrames : NaN,
+      videoMinimum: vFrames > 0 && v1.vMin !== undefined ? (1000 * (v1.vMin - v0.vMin)) / vFrames : NaN,
+      videoNacks: v0 && v1 && v1.vNack !== undefined ? v1.vNack - v0.vNack : NaN,
       concealed: first && lastS && lastS.samples > first.samples
         ? (100 * (lastS.concealed - first.concealed)) / (lastS.samples - first.samples) : NaN,
     };
@@ -130,5 +145,6 @@ export function formatSummary(sum) {
   const f = (/** @type {number} */ x) => (Number.isFinite(x) ? x.toFixed(0) : '-');
   return Object.entries(sum).map(([n, s]) => `  ${n.padEnd(7)} (${s.seconds.toFixed(1)} s): audio playout delay above before p50 ${f(s.playoutP50)} p95 ${f(s.playoutP95)} `
     + `max ${f(s.playoutMax)} ms; jitter buffer ${f(s.jitterBuffer)} ms (max of 1 s ${f(s.jitterBufferMax)}); `
-    + `STUN round trip ${f(s.stunRtt)} ms (max ${f(s.stunRttMax)}); concealed ${Number.isFinite(s.concealed) ? s.concealed.toFixed(2) : '-'} %`).join('\n');
+    + `STUN round trip ${f(s.stunRtt)} ms (max ${f(s.stunRttMax)}); concealed ${Number.isFinite(s.concealed) ? s.concealed.toFixed(2) : '-'} %; `
+    + `video jitter buffer ${f(s.videoJitterBuffer)} ms (minimum ${f(s.videoMinimum)}), ${f(s.videoNacks)} NACKs`).join('\n');
 }
