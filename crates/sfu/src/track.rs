@@ -66,7 +66,11 @@ pub enum LogOnce {
 /// to a layer that does send keyframes, and the publisher is logged once.
 pub const KEYFRAME_STARVED: Duration = Duration::from_secs(3);
 /// A layer silent this long has paused (and a keyframe request made meanwhile was unanswerable).
+/// Also how long a layer may be silent while one below it keeps flowing before its subscribers
+/// are moved down ([`TrackIn::effective_layer`]).
 pub const LAYER_GAP: Duration = Duration::from_millis(500);
+/// A layer with a packet this recent is flowing now (15 fps: a frame every 67 ms).
+pub const LAYER_LIVE: Duration = Duration::from_millis(200);
 
 /// For this long after a track's first packet, a layer it declared but has not sent yet is
 /// waited for rather than replaced by a higher one: a browser starts its simulcast encodings
@@ -133,6 +137,17 @@ impl TrackIn {
         let continuous = self.seen[l].is_some_and(|t| now.saturating_duration_since(t) < LAYER_GAP);
         if !continuous {
             self.keyframe_awaited[l] = None;
+        }
+        if let Some(last) = self.seen[l]
+            && self.kind == MediaKind::Video
+            && now.saturating_duration_since(last) >= LAYER_GAP
+        {
+            tracing::debug!(
+                mid = %self.mid,
+                layer,
+                gap_ms = now.saturating_duration_since(last).as_millis() as u64,
+                "video layer resumes after a gap"
+            );
         }
         match self.seen[l] {
             Some(last) if now.saturating_duration_since(last) >= LAYER_RESTART_GAP => {
@@ -230,12 +245,25 @@ impl TrackIn {
     /// below it that is flowing, else the lowest flowing layer above it, else `desired` itself.
     /// Layers whose keyframes do not come are avoided while another layer flows; a declared layer
     /// at or below `desired` that has not sent yet is waited for during [`LAYER_START_WAIT`].
+    ///
+    /// A layer silent for [`LAYER_GAP`] while one below it flows now ([`LAYER_LIVE`]) has
+    /// stopped at the publisher, not on the way: one camera's encodings are captured together
+    /// and leave through one pacer and one uplink, so packets of the lower one still arriving
+    /// rule the path out. A browser on a weak uplink stops its top encoding (or drops its
+    /// frames) for a moment as its own estimate dips; waiting [`LAYER_TIMEOUT`] for it left its
+    /// subscribers on a frozen picture for 2 s each time (browser-quality
+    /// weak-publisher-uplink, 2026-12-07: three freezes of 1-2 s on 720p or 360p with the next
+    /// layer down flowing).
     pub fn effective_layer(&self, desired: u8, now: Instant) -> u8 {
-        let flowing = |l: usize| {
-            self.seen[l].is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT)
-        };
+        let silent_for = |l: usize| self.seen[l].map(|t| now.saturating_duration_since(t));
+        let flowing = |l: usize| silent_for(l).is_some_and(|d| d < LAYER_TIMEOUT);
         let healthy = (0..MAX_LAYERS).any(|l| flowing(l) && !self.starved(l, now));
-        let alive = |l: usize| flowing(l) && !(healthy && self.starved(l, now));
+        let stalled = |l: usize| {
+            silent_for(l).is_some_and(|d| d >= LAYER_GAP)
+                && (0..l)
+                    .any(|k| silent_for(k).is_some_and(|d| d < LAYER_LIVE) && !self.starved(k, now))
+        };
+        let alive = |l: usize| flowing(l) && !stalled(l) && !(healthy && self.starved(l, now));
         let top = usize::from(desired).min(MAX_LAYERS - 1);
         if let Some(l) = (0..=top).rev().find(|&l| alive(l)) {
             return l as u8;
@@ -412,6 +440,44 @@ mod tests {
         // The whole track stopped (a camera off) and came back: no flap either.
         send(&mut t, 45_000, 46_000, 2);
         assert!(t.settled(2, at(46_000)));
+    }
+
+    #[test]
+    fn a_layer_silent_while_the_one_below_flows_is_left_at_once() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut t = simulcast();
+        for ms in (0..3000).step_by(66) {
+            for l in 0..3 {
+                t.on_packet(l, at(ms));
+            }
+        }
+        // 720p stops at 3 s; 360p and 180p go on.
+        for ms in (3000..4000).step_by(66) {
+            t.on_packet(0, at(ms));
+            t.on_packet(1, at(ms));
+        }
+        assert_eq!(
+            t.effective_layer(2, at(3300)),
+            2,
+            "a few frames late: not yet"
+        );
+        assert_eq!(
+            t.effective_layer(2, at(3600)),
+            1,
+            "silent 0.6 s, 360p flowing"
+        );
+        // Back: forwarded again at once (the allocator decides whether to keep it).
+        t.on_packet(2, at(4000));
+        assert_eq!(t.effective_layer(2, at(4010)), 2);
+        // Everything silent (the uplink itself, an outage): no layer is left for another.
+        assert_eq!(t.effective_layer(2, at(4700)), 2);
+        // 360p stops too while 180p flows: down to 180p.
+        for ms in (4000..5000).step_by(66) {
+            t.on_packet(0, at(ms));
+        }
+        assert_eq!(t.effective_layer(2, at(4990)), 0);
+        assert_eq!(t.effective_layer(1, at(4990)), 0);
     }
 
     #[test]
