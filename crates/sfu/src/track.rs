@@ -263,9 +263,19 @@ impl TrackIn {
                 && (0..l)
                     .any(|k| silent_for(k).is_some_and(|d| d < LAYER_LIVE) && !self.starved(k, now))
         };
-        let alive = |l: usize| flowing(l) && !stalled(l) && !(healthy && self.starved(l, now));
+        // A layer the publisher restarted on its own is not forwarded before it has settled
+        // while a settled one below it flows: the allocator does not offer it then
+        // (`adapt.rs`), but after a gap of 1-2 s it has not taken it back yet either, and
+        // forwarding the restart's keyframe meant a switch up and, at the allocator's next
+        // pass, one back down with a keyframe of the layer below.
+        let usable = |l: usize| flowing(l) && !stalled(l) && !(healthy && self.starved(l, now));
+        let alive = |l: usize| usable(l) && self.settled(l, now);
         let top = usize::from(desired).min(MAX_LAYERS - 1);
-        if let Some(l) = (0..=top).rev().find(|&l| alive(l)) {
+        if let Some(l) = (0..=top)
+            .rev()
+            .find(|&l| alive(l))
+            .or_else(|| (0..=top).rev().find(|&l| usable(l)))
+        {
             return l as u8;
         }
         let starting = self
@@ -276,7 +286,7 @@ impl TrackIn {
             return desired;
         }
         (top + 1..MAX_LAYERS)
-            .find(|&l| alive(l))
+            .find(|&l| usable(l))
             .map_or(desired, |l| l as u8)
     }
 }
@@ -447,16 +457,16 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut t = simulcast();
-        for ms in (0..3000).step_by(66) {
-            for l in 0..3 {
-                t.on_packet(l, at(ms));
+        let send = |t: &mut TrackIn, from: u64, to: u64, layers: &[u8]| {
+            for ms in (from..to).step_by(66) {
+                for &l in layers {
+                    t.on_packet(l, at(ms));
+                }
             }
-        }
+        };
+        send(&mut t, 0, 3000, &[0, 1, 2]);
         // 720p stops at 3 s; 360p and 180p go on.
-        for ms in (3000..4000).step_by(66) {
-            t.on_packet(0, at(ms));
-            t.on_packet(1, at(ms));
-        }
+        send(&mut t, 3000, 3900, &[0, 1]);
         assert_eq!(
             t.effective_layer(2, at(3300)),
             2,
@@ -467,17 +477,28 @@ mod tests {
             1,
             "silent 0.6 s, 360p flowing"
         );
-        // Back: forwarded again at once (the allocator decides whether to keep it).
-        t.on_packet(2, at(4000));
-        assert_eq!(t.effective_layer(2, at(4010)), 2);
+        // Back within a second (its encoder dropped frames, not a restart): forwarded again.
+        t.on_packet(2, at(3900));
+        assert_eq!(t.effective_layer(2, at(3910)), 2);
         // Everything silent (the uplink itself, an outage): no layer is left for another.
-        assert_eq!(t.effective_layer(2, at(4700)), 2);
+        assert_eq!(t.effective_layer(2, at(4600)), 2);
         // 360p stops too while 180p flows: down to 180p.
-        for ms in (4000..5000).step_by(66) {
-            t.on_packet(0, at(ms));
-        }
+        send(&mut t, 4000, 5000, &[0]);
         assert_eq!(t.effective_layer(2, at(4990)), 0);
         assert_eq!(t.effective_layer(1, at(4990)), 0);
+        // Both restart after more than a second: not forwarded until they have settled.
+        send(&mut t, 5000, 5100, &[0, 1, 2]);
+        assert_eq!(t.effective_layer(2, at(5100)), 0);
+        send(
+            &mut t,
+            5100,
+            5000 + FIRST_SETTLE.as_millis() as u64 + 100,
+            &[0, 1, 2],
+        );
+        assert_eq!(
+            t.effective_layer(2, at(5000 + FIRST_SETTLE.as_millis() as u64 + 100)),
+            2
+        );
     }
 
     #[test]
