@@ -265,7 +265,8 @@ impl TrackIn {
         };
         // A layer the publisher restarted on its own is not forwarded before it has settled
         // while a settled one below it flows: the allocator does not offer it then
-        // (`adapt.rs`), but after a gap of 1-2 s it has not taken it back yet either, and
+        // (`adapt.rs`), but after a gap just over a second (the meter calls a layer gone after
+        // two silent half-second windows) it may not have taken it back yet either, and
         // forwarding the restart's keyframe meant a switch up and, at the allocator's next
         // pass, one back down with a keyframe of the layer below.
         let usable = |l: usize| flowing(l) && !stalled(l) && !(healthy && self.starved(l, now));
