@@ -52,21 +52,41 @@ export function audioPacketsIn(page, ms = 2000, participantId = null) {
 }
 
 /**
- * Audio received by two pages over the same 2 s windows, up to `tries` windows, until both reach
- * `min` packets (50 a second are sent). The first window can start inside the call's opening
- * transient (an estimate still probing, a relay's TCP stream catching up on a loaded machine), so
- * a window short of `min` is retried, not taken as the verdict; every window is returned.
+ * Measures 2 s windows with `measure` (packets per page, 50 a second are sent), up to `tries`
+ * windows, until every page reaches `min`. The first window can start inside the call's opening
+ * transient (an estimate still probing, a relay's TCP stream catching up on a loaded machine, a
+ * new participant's track just added), so a window short of `min` is retried, not taken as the
+ * verdict; every window is returned.
+ * @param {() => Promise<number[]>} measure
+ * @param {{ min?: number, tries?: number }} opts
+ */
+async function audioWindows(measure, { min = 70, tries = 3 }) {
+  /** @type {number[][]} */
+  const windows = [];
+  for (let i = 0; i < tries; i++) {
+    const w = await measure();
+    windows.push(w);
+    if (w.every((n) => n >= min)) return { ok: true, windows };
+  }
+  return { ok: false, windows };
+}
+
+/**
+ * Audio received by two pages over the same 2 s windows (`audioWindows`).
  * @param {import('playwright-core').Page} a
  * @param {import('playwright-core').Page} b
  * @param {{ min?: number, tries?: number }} [opts]
  */
-export async function audioBothWays(a, b, { min = 70, tries = 3 } = {}) {
-  /** @type {[number, number][]} */
-  const windows = [];
-  for (let i = 0; i < tries; i++) {
-    const w = /** @type {[number, number]} */ (await Promise.all([audioPacketsIn(a), audioPacketsIn(b)]));
-    windows.push(w);
-    if (w[0] >= min && w[1] >= min) return { ok: true, windows };
-  }
-  return { ok: false, windows };
+export function audioBothWays(a, b, opts = {}) {
+  return audioWindows(() => Promise.all([audioPacketsIn(a), audioPacketsIn(b)]), opts);
+}
+
+/**
+ * Audio `page` received from participant `id` over 2 s windows (`audioWindows`).
+ * @param {import('playwright-core').Page} page
+ * @param {string} id
+ * @param {{ min?: number, tries?: number }} [opts]
+ */
+export function audioFrom(page, id, opts = {}) {
+  return audioWindows(async () => [await audioPacketsIn(page, 2000, id)], opts);
 }

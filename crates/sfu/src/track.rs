@@ -490,16 +490,9 @@ mod tests {
         // Both restart after more than a second: not forwarded until they have settled.
         send(&mut t, 5000, 5100, &[0, 1, 2]);
         assert_eq!(t.effective_layer(2, at(5100)), 0);
-        send(
-            &mut t,
-            5100,
-            5000 + FIRST_SETTLE.as_millis() as u64 + 100,
-            &[0, 1, 2],
-        );
-        assert_eq!(
-            t.effective_layer(2, at(5000 + FIRST_SETTLE.as_millis() as u64 + 100)),
-            2
-        );
+        let settled_at = 5000 + FIRST_SETTLE.as_millis() as u64 + 100;
+        send(&mut t, 5100, settled_at, &[0, 1, 2]);
+        assert_eq!(t.effective_layer(2, at(settled_at)), 2);
     }
 
     #[test]
